@@ -1,0 +1,94 @@
+"""Every error Firstline raises on purpose, in one tree.
+
+    FirstlineError                 base: a message a person can act on
+    ├── ConfigurationError         a setting is unknown, of the wrong type, or points nowhere
+    ├── InputError                 a message or request that cannot be answered as given
+    ├── DataFileError              a YAML data file is malformed; carries every problem found
+    │   ├── PlaybookError          ... a playbook file
+    │   └── RuleError              ... a rule file
+    ├── KnowledgeError             the model or the vector index cannot be used
+    ├── RemediationError           an action could not be run on its target
+    └── StoreError                 the event store cannot be opened or written
+
+Only the outer layers (CLI, web) turn these into output; nothing below them prints.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class FirstlineError(Exception):
+    """A failure with a message meant for the person running Firstline."""
+
+
+class ConfigurationError(FirstlineError):
+    """A setting is unknown, has the wrong type, or points at something missing."""
+
+    def __init__(self, message: str, *, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
+
+
+class InputError(FirstlineError):
+    """A user's input cannot be answered as given (empty, too long, not text)."""
+
+    def __init__(self, message: str, *, code: str = "invalid_input") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem in a data file, located as precisely as the file allows."""
+
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class DataFileError(FirstlineError):
+    """One or more data files are invalid; every problem is reported, not just the first."""
+
+    kind = "data file"
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = list(problems)
+        count = len(self.problems)
+        lines = "\n".join(f"  {p}" for p in self.problems)
+        noun = "problem" if count == 1 else "problems"
+        super().__init__(f"{count} {self.kind} {noun}:\n{lines}")
+
+
+class PlaybookError(DataFileError):
+    """A playbook file is invalid."""
+
+    kind = "playbook"
+
+
+class RuleError(DataFileError):
+    """A rule file is invalid."""
+
+    kind = "rule"
+
+
+class KnowledgeError(FirstlineError):
+    """The embedding model or the vector index cannot be used."""
+
+
+class RemediationError(FirstlineError):
+    """An action could not be run on its target."""
+
+    def __init__(self, message: str, *, action: str, target: str) -> None:
+        super().__init__(message)
+        self.action = action
+        self.target = target
+
+
+class StoreError(FirstlineError):
+    """The event store cannot be opened or written."""

@@ -1,0 +1,158 @@
+"""Every setting in one frozen, typed object, from defaults < firstline.toml < FIRSTLINE_* variables < arguments.
+
+Run `firstline settings` to see each key with its value, default and help.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from core.errors import ConfigurationError
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+ENV_PREFIX = "FIRSTLINE_"
+CONFIG_ENV = "FIRSTLINE_CONFIG"
+DEFAULT_CONFIG_FILE = Path("firstline.toml")
+
+
+class Settings(BaseModel):
+    """Firstline's configuration. Defaults give the embedded setup: everything under one data folder."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+
+    data_dir: Path = Field(Path("var"), description="Folder for the DuckDB file, the faiss index and learned rules.")
+    playbooks_dir: Path = Field(PROJECT_ROOT / "data" / "playbooks", description="Folder of playbook YAML files.")
+    rules_dir: Path = Field(PROJECT_ROOT / "rules" / "builtin", description="Folder of rule YAML files.")
+    replies_file: Path = Field(PROJECT_ROOT / "data" / "replies.yaml", description="The voice: reply templates.")
+    infrastructure_file: Path = Field(
+        PROJECT_ROOT / "data" / "infrastructure.yaml", description="Services, dependencies and metric limits."
+    )
+    model_path: str = Field("", description="Sentence-transformers model folder; empty means the bundled MiniLM.")
+    host: str = Field("127.0.0.1", description="Address the web server listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the web server listens on (0 picks a free one).")
+    threads: int = Field(8, ge=1, le=256, description="Worker threads of the web server.")
+    dry_run: bool = Field(False, description="Plan remediations and record them, but run none.")
+    answer_precision: float = Field(
+        0.95, gt=0.5, lt=1.0, description="Precision the answer band is calibrated to reach on held-out examples."
+    )
+    max_message_chars: int = Field(4000, ge=10, le=100_000, description="Longest message accepted, in characters.")
+    embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts encoded per batch when building the index.")
+    secret_key: str = Field("", description="Key that signs session cookies; empty means one kept in the data dir.")
+    simulation_seed: int = Field(7, description="Seed of the simulated infrastructure.")
+    simulation_faults: tuple[str, ...] = Field(
+        (), description="Faults the simulated infrastructure starts with, e.g. [\"slow_queries\"]."
+    )
+    remediation_cooldown_s: float = Field(
+        120.0, ge=0, description="Seconds before the same action may run again on the same target."
+    )
+
+    @property
+    def database_path(self) -> Path:
+        return self.data_dir / "firstline.duckdb"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "cache"
+
+
+def describe() -> list[dict[str, Any]]:
+    """Each setting with its environment variable, default and help, for docs and `firstline settings`."""
+    rows = []
+    for name, field in Settings.model_fields.items():
+        rows.append(
+            {
+                "key": name,
+                "env": ENV_PREFIX + name.upper(),
+                "default": field.default,
+                "help": field.description or "",
+            }
+        )
+    return rows
+
+
+def load_settings(
+    config_file: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+    **overrides: Any,
+) -> Settings:
+    """Build the settings; unknown keys and wrong types stop here with the key, the value and a hint."""
+    environ = os.environ if environ is None else environ
+    values: dict[str, tuple[Any, str]] = {}
+    for key, value in _from_toml(config_file, environ).items():
+        values[key] = (value, "config file")
+    for key, value in _from_env(environ).items():
+        values[key] = (value, f"environment variable {ENV_PREFIX}{key.upper()}")
+    for key, value in overrides.items():
+        if value is not None:
+            values[key] = (value, "command line")
+    for key, (_, source) in values.items():
+        if key not in Settings.model_fields:
+            raise ConfigurationError(f"unknown setting {key!r} (from {source}){_suggest(key)}", key=key)
+    try:
+        return Settings.model_validate({key: value for key, (value, _) in values.items()})
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = str(first["loc"][0]) if first["loc"] else "?"
+        source = values.get(key, (None, "default"))[1]
+        raise ConfigurationError(
+            f"setting {key!r} (from {source}): {first['msg']}; got {first.get('input')!r}. "
+            "Run `firstline settings` to see every key with its type and default.",
+            key=key,
+        ) from None
+
+
+def _from_toml(config_file: Path | None, environ: Mapping[str, str]) -> dict[str, Any]:
+    explicit = config_file or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
+    path = explicit or DEFAULT_CONFIG_FILE
+    if not path.exists():
+        if explicit:
+            raise ConfigurationError(f"config file {path} does not exist", key=CONFIG_ENV)
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+        raise ConfigurationError(f"config file {path} is not valid TOML: {error}") from None
+    return data.get("firstline", data)
+
+
+def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:
+    values: dict[str, Any] = {}
+    for name, raw in environ.items():
+        if not name.startswith(ENV_PREFIX) or name == CONFIG_ENV:
+            continue
+        key = name[len(ENV_PREFIX) :].lower()
+        field = Settings.model_fields.get(key)
+        if field is not None and field.annotation == tuple[str, ...]:
+            values[key] = _json_list(name, raw)
+        else:
+            values[key] = raw
+    return values
+
+
+def _json_list(name: str, raw: str) -> list[Any]:
+    if not raw.strip():
+        return []
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = [part.strip() for part in raw.split(",") if part.strip()]
+    if not isinstance(value, list):
+        raise ConfigurationError(f"{name} must be a JSON list or a comma-separated list; got {raw!r}")
+    return value
+
+
+def _suggest(key: str) -> str:
+    close = difflib.get_close_matches(key, Settings.model_fields, n=1)
+    return f"; did you mean {close[0]!r}?" if close else "; run `firstline settings` to list the keys"

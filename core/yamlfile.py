@@ -1,0 +1,108 @@
+"""Safe YAML loading that remembers where each value came from, and schema checks that report every problem."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import yaml
+
+from core.errors import Problem
+
+PathParts = Sequence[str | int]
+
+
+@dataclass(frozen=True)
+class Located:
+    """A parsed YAML document and the line of each value in it."""
+
+    file: str
+    data: Any
+    _root: yaml.Node | None
+
+    def line_of(self, path: PathParts) -> int | None:
+        """The 1-based line of the value at `path`, or of its nearest ancestor that exists."""
+        node = self._root
+        line = node.start_mark.line + 1 if node is not None else None
+        for part in path:
+            node = _child(node, part)
+            if node is None:
+                break
+            line = node.start_mark.line + 1
+        return line
+
+    def problem(self, path: PathParts, message: str) -> Problem:
+        return Problem(self.file, self.line_of(path), field_name(path), message)
+
+
+def _child(node: yaml.Node | None, part: str | int) -> yaml.Node | None:
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            if key.value == part:
+                return value
+    if isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+        return node.value[part]
+    return None
+
+
+def field_name(path: PathParts) -> str:
+    """Render a path as `remedies[0].action`."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def load_located(path: Path, display: str | None = None) -> tuple[list[Located], list[Problem]]:
+    """Load every document of a YAML file with safe_load semantics; syntax errors become problems."""
+    name = display or str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as error:
+        return [], [Problem(name, None, "", f"not UTF-8 text ({error.reason} at byte {error.start})")]
+    except OSError as error:
+        return [], [Problem(name, None, "", f"cannot be read: {error.strerror}")]
+    try:
+        roots = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        documents = list(yaml.safe_load_all(text))
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        line = mark.line + 1 if mark else None
+        return [], [Problem(name, line, "", f"YAML syntax: {error.problem or error.context}")]
+    except yaml.YAMLError as error:
+        return [], [Problem(name, None, "", f"YAML: {error}")]
+    return [Located(name, data, root) for data, root in zip(documents, roots, strict=True)], []
+
+
+def load_schema(path: Path) -> jsonschema.Draft202012Validator:
+    schema = json.loads(path.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def schema_problems(
+    validator: jsonschema.Draft202012Validator, doc: Located, prefix: PathParts = ()
+) -> list[Problem]:
+    """Every schema violation in `doc.data` (or the part of it at `prefix`), with file, line and field."""
+    data = doc.data
+    for part in prefix:
+        data = data[part]
+    errors: Iterable[jsonschema.ValidationError] = validator.iter_errors(data)
+    problems = []
+    for error in sorted(errors, key=lambda e: [str(p) for p in e.absolute_path]):
+        path = [*prefix, *error.absolute_path]
+        problems.append(doc.problem(path, _readable(error)))
+    return problems
+
+
+def _readable(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        allowed = sorted(error.schema.get("properties", {}))
+        return f"{error.message}; allowed keys: {', '.join(allowed)}"
+    if error.validator == "enum":
+        return f"{error.instance!r} is not one of: {', '.join(map(str, error.validator_value))}"
+    return error.message

@@ -1,0 +1,52 @@
+"""Reply templates kept as data, rendered with a fixed set of placeholders and varied per conversation."""
+
+from __future__ import annotations
+
+import hashlib
+import string
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import yaml
+
+from core.errors import ConfigurationError
+
+SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "dry_run", "recently_done", "unsure")
+PLACEHOLDERS = frozenset({"product", "title", "done", "options"})
+
+
+class Voice:
+    """Picks and fills reply templates; the same conversation and situation always get the same variant."""
+
+    def __init__(self, templates: Mapping[str, Sequence[str]], product: str) -> None:
+        self.templates = {key: tuple(value) for key, value in templates.items()}
+        self.product = product
+
+    def say(self, situation: str, seed: str, overrides: Sequence[str] = (), **values: str) -> str:
+        variants = tuple(overrides) or self.templates[situation]
+        digest = hashlib.sha256(f"{seed}:{situation}".encode()).digest()
+        template = variants[digest[0] % len(variants)]
+        filled = {"product": self.product, "title": "", "done": "", "options": "", **values}
+        return template.format_map(filled).strip()
+
+
+def load_voice(path: Path, product: str) -> Voice:
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as error:
+        raise ConfigurationError(f"cannot read the reply templates {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: expected a mapping of situation -> list of templates")
+    missing = [s for s in SITUATIONS if not data.get(s)]
+    if missing:
+        raise ConfigurationError(f"{path}: no templates for {', '.join(missing)}")
+    for situation, variants in data.items():
+        if situation not in SITUATIONS:
+            raise ConfigurationError(f"{path}: unknown situation {situation!r}; known: {', '.join(SITUATIONS)}")
+        variants = [variants] if isinstance(variants, str) else variants
+        for text in variants:
+            names = {n for _, n, _, _ in string.Formatter().parse(text) if n is not None}
+            if names - PLACEHOLDERS:
+                raise ConfigurationError(f"{path}: {situation}: unknown placeholder(s) {sorted(names - PLACEHOLDERS)}")
+        data[situation] = variants
+    return Voice(data, product)

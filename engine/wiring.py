@@ -1,0 +1,92 @@
+"""Builds a working assistant from settings: the one place that knows how the parts fit together."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.settings import Settings
+from engine.assistant import Assistant
+from engine.catalogue import action_targets
+from engine.remediation import Remediator
+from engine.ruleengine import RuleEngine
+from engine.simulation import SimulatedInfrastructure
+from engine.store import DuckDBStore
+from engine.topology import Topology, load_topology
+from engine.voice import load_voice
+from knowledge.base import BuildReport, KnowledgeBase, open_knowledge
+from knowledge.embedder import Embedder
+from knowledge.playbooks import Playbook, Vocabulary, load_playbooks
+from rules.loader import load_rules
+from rules.model import RuleBase
+
+
+def vocabulary(topology: Topology) -> Vocabulary:
+    return Vocabulary(actions=action_targets(topology), metrics=topology.signals())
+
+
+def load_pack(settings: Settings) -> tuple[Topology, dict[str, Playbook]]:
+    """The tenant's topology and its playbooks, checked against each other."""
+    topology = load_topology(settings.infrastructure_file)
+    return topology, load_playbooks(settings.playbooks_dir, vocabulary(topology))
+
+
+def load_rulebase(settings: Settings, topology: Topology) -> RuleBase:
+    return load_rules([settings.rules_dir], action_targets(topology))
+
+
+def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool = False,
+               progress: bool = False) -> tuple[KnowledgeBase, BuildReport]:
+    embedder = Embedder(settings.model_path, settings.cache_dir, settings.embed_batch_size)
+    return open_knowledge(playbooks, embedder, settings.index_dir, settings.answer_precision, force, progress)
+
+
+@dataclass
+class Parts:
+    """What `build` made, for callers that need more than the assistant (the web app, tests)."""
+
+    assistant: Assistant
+    store: DuckDBStore
+    infrastructure: SimulatedInfrastructure
+    build_report: BuildReport
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build(
+    settings: Settings,
+    progress: bool = False,
+    clock: Callable[[], float] = time.time,
+    knowledge: KnowledgeBase | None = None,
+) -> Parts:
+    """Load and check everything (data files first, so errors come before the slow model load), then wire.
+
+    A ready `knowledge` base may be passed in (tests share one); otherwise it is loaded or built.
+    """
+    topology, playbooks = load_pack(settings)
+    rulebase = load_rulebase(settings, topology)
+    voice = load_voice(settings.replies_file, topology.product)
+    infrastructure = SimulatedInfrastructure(topology, settings.simulation_seed, clock)
+    for fault in settings.simulation_faults:
+        infrastructure.inject(fault)
+    if knowledge is None:
+        knowledge, report = open_index(settings, playbooks, progress=progress)
+    else:
+        report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
+                             knowledge.calibration)
+    store = DuckDBStore(settings.database_path, clock)
+    remediator = Remediator(infrastructure, topology, store, settings.remediation_cooldown_s, clock)
+    assistant = Assistant(
+        knowledge=knowledge,
+        rules=RuleEngine(rulebase),
+        remediator=remediator,
+        topology=topology,
+        store=store,
+        voice=voice,
+        max_message_chars=settings.max_message_chars,
+        dry_run=settings.dry_run,
+        clock=clock,
+    )
+    return Parts(assistant, store, infrastructure, report)

@@ -1,0 +1,1 @@
+"""The `firstline` command: the outermost layer, which starts everything else."""

@@ -1,0 +1,235 @@
+"""The command line. Each command parses its arguments, calls one function below, and prints.
+
+Errors print as one line on stderr, `firstline: error: ...`, with exit status 2 for a wrong command line and 1
+for everything else; tracebacks go to the log file in the data folder, never to the terminal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import traceback
+from pathlib import Path
+
+import click
+
+from core.errors import DataFileError, FirstlineError, InputError
+from core.settings import Settings, describe, load_settings
+from engine.assistant import Answer, clean_message
+
+USER = "cli"
+
+
+class Context:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    def settings(self, **overrides: object) -> Settings:
+        if overrides:
+            return load_settings(self.config, **overrides)
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TOML settings file (default: ./firstline.toml if present, or $FIRSTLINE_CONFIG).")
+@click.version_option(package_name="firstline")
+@click.pass_context
+def cli(ctx: click.Context, config: Path | None) -> None:
+    """Firstline: technical support that diagnoses, fixes, escalates and learns."""
+    ctx.obj = Context(config)
+
+
+@cli.command()
+@click.argument("messages", nargs=-1)
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per message, one per line.")
+@click.option("--dry-run", is_flag=True, help="Plan remediations and record them, but run none.")
+@click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Read messages from a file, one per line (blank lines are skipped).")
+@click.pass_obj
+def ask(obj: Context, messages: tuple[str, ...], as_json: bool, dry_run: bool, file: Path | None) -> None:
+    """Answer each message on its own, as a fresh conversation."""
+    settings = obj.settings()
+    texts = _collect(messages, file, settings.max_message_chars)
+    from engine.wiring import build
+
+    parts = build(settings, progress=False)
+    try:
+        for text in texts:
+            answer = parts.assistant.answer(text, USER, channel="cli", dry_run=dry_run or None)
+            click.echo(json.dumps(answer.contract(), ensure_ascii=False) if as_json else _human(text, answer))
+    finally:
+        parts.close()
+
+
+def _collect(messages: tuple[str, ...], file: Path | None, max_chars: int) -> list[str]:
+    """Every message to answer, checked before anything slow is loaded; all problems reported at once."""
+    numbered: list[tuple[str, str]] = [(f"message {i}", m) for i, m in enumerate(messages, 1)]
+    if file is not None:
+        numbered += _read_lines(file)
+    if not numbered:
+        raise click.UsageError("give a message to answer, e.g. firstline ask \"I can't log in\", or --file PATH")
+    texts, problems = [], []
+    for where, text in numbered:
+        try:
+            texts.append(clean_message(text, max_chars))
+        except InputError as error:
+            problems.append(f"{where}: {error}")
+    if problems:
+        raise InputError("; ".join(problems))
+    return texts
+
+
+def _read_lines(file: Path) -> list[tuple[str, str]]:
+    try:
+        raw = file.read_bytes()
+    except FileNotFoundError:
+        raise click.UsageError(f"--file {file}: no such file") from None
+    except OSError as error:
+        raise click.UsageError(f"--file {file}: cannot be read ({error.strerror})") from None
+    lines = []
+    for number, line in enumerate(raw.split(b"\n"), 1):
+        try:
+            text = line.decode("utf-8").rstrip("\r")
+        except UnicodeDecodeError as error:
+            raise InputError(f"{file}:{number}: not UTF-8 text (byte {error.start}); save the file as UTF-8") \
+                from None
+        if text.strip():
+            lines.append((f"{file}:{number}", text))
+    if not lines:
+        raise InputError(f"{file}: no messages in it (one message per line)")
+    return lines
+
+
+def _human(text: str, answer: Answer) -> str:
+    head = f"{answer.decision} · {answer.category}"
+    if answer.playbook:
+        head += f" · {answer.playbook}"
+    lines = [f"> {text}", f"{head} (confidence {answer.confidence:.2f})"]
+    if answer.rules_fired:
+        lines.append(f"  rules: {', '.join(answer.rules_fired)}")
+    for action in answer.actions:
+        lines.append(f"  action: {action.name} on {action.target}: {action.status}")
+    lines += [answer.reply, ""]
+    return "\n".join(lines)
+
+
+@cli.command()
+@click.option("--host", default=None, help="Address to listen on (default 127.0.0.1).")
+@click.option("--port", type=click.IntRange(0, 65535), default=None, help="Port (default 8000; 0 picks a free one).")
+@click.pass_obj
+def serve(obj: Context, host: str | None, port: int | None) -> None:
+    """Serve the chat page and the JSON API."""
+    settings = obj.settings(host=host, port=port)
+    from web.server import run_server
+
+    run_server(settings)
+
+
+@cli.group()
+def index() -> None:
+    """Build or inspect the playbook index."""
+
+
+@index.command("build")
+@click.option("--force", is_flag=True, help="Rebuild even if the stored index is up to date.")
+@click.pass_obj
+def index_build(obj: Context, force: bool) -> None:
+    """Build the faiss index of playbook examples if it is missing or stale, and calibrate the bands."""
+    from engine.wiring import load_pack, open_index
+
+    settings = obj.settings()
+    _, playbooks = load_pack(settings)
+    _, report = open_index(settings, playbooks, force=force, progress=True)
+    from knowledge.calibration import CalibrationReport
+
+    state = "built" if report.built else "up to date"
+    click.echo(f"index {state}: {report.examples} examples of {report.playbooks} playbooks, "
+               f"{report.index_kind}, {report.seconds:.1f} s, in {settings.index_dir}")
+    for line in CalibrationReport(report.calibration).lines():
+        click.echo(f"  {line}")
+
+
+@cli.command()
+@click.pass_obj
+def check(obj: Context) -> None:
+    """Validate the playbooks, rules, infrastructure and reply files without loading the model."""
+    from engine.voice import load_voice
+    from engine.wiring import load_pack, load_rulebase
+
+    settings = obj.settings()
+    topology, playbooks = load_pack(settings)
+    rulebase = load_rulebase(settings, topology)
+    load_voice(settings.replies_file, topology.product)
+    click.echo(f"ok: {len(playbooks)} playbooks, {len(rulebase)} rules (version {rulebase.version}), "
+               f"{len(topology.services)} services")
+
+
+@cli.command("settings")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def settings_command(obj: Context, as_json: bool) -> None:
+    """Show every setting: its value, environment variable, default and meaning."""
+    current = obj.settings()
+    rows = [{**row, "value": getattr(current, row["key"])} for row in describe()]
+    if as_json:
+        click.echo(json.dumps(rows, default=str, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['key']} = {row['value']!s}\n    {row['env']}; default {row['default']!s}\n    {row['help']}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; turn every failure into one line on stderr and an exit status."""
+    try:
+        cli.main(args=argv, prog_name="firstline", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        return int(done.exit_code or 0)
+    except click.exceptions.Abort:
+        _fail("aborted")
+        return 130
+    except click.UsageError as error:
+        hint = f" (see 'firstline {error.ctx.command_path.split(' ', 1)[1]} --help')" \
+            if error.ctx and " " in error.ctx.command_path else " (see 'firstline --help')"
+        _fail(f"{error.format_message()}{hint}")
+        return 2
+    except click.ClickException as error:
+        _fail(error.format_message())
+        return error.exit_code
+    except DataFileError as error:
+        _fail(str(error))  # one line per problem: the file, line and field of each
+        return 1
+    except FirstlineError as error:
+        _fail(str(error))
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:
+        log = _log_exception()
+        _fail(f"internal error: {type(error).__name__}: {error} (details in {log})")
+        return 1
+    return 0
+
+
+def _fail(message: str) -> None:
+    click.echo(f"firstline: error: {message}", err=True)
+
+
+def _log_exception() -> Path:
+    try:
+        folder = load_settings().data_dir / "logs"
+    except FirstlineError:
+        folder = Path("var") / "logs"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "firstline.log"
+    logging.basicConfig(filename=path, level=logging.ERROR)
+    logging.getLogger("firstline").error("unhandled error\n%s", traceback.format_exc())
+    return path
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Thresholds for the three bands, fitted by leave-one-out over the playbook examples, never hand-picked.
+
+Each example is scored against the base with itself removed. In-scope examples should land on their own
+playbook; out-of-scope examples should land on an out-of-scope playbook or below the lower threshold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+from sklearn.linear_model import LogisticRegression
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """Where the bands start, how confident a score is, and how well this held on the examples."""
+
+    t_low: float  # best score under this: out of scope
+    t_high: float  # best score at or over this: answer; in between: clarify
+    slope: float  # logistic map from score to the probability the best playbook is right
+    intercept: float
+    target_precision: float
+    answer_precision: float  # measured on the left-out examples
+    answered_share: float
+    in_scope_kept: float
+    out_of_scope_rejected: float
+    examples: int
+    out_of_scope_examples: int
+
+    def confidence(self, score: float) -> float:
+        return float(1.0 / (1.0 + np.exp(-(self.slope * score + self.intercept))))
+
+    def as_dict(self) -> dict:
+        return {key: round(value, 4) if isinstance(value, float) else value for key, value in asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Leave-one-out outcome per example: best score, whether the best playbook is right, and the truth."""
+
+    score: np.ndarray  # best score over all playbooks
+    top_is_oos: np.ndarray  # the best playbook is an out-of-scope one
+    correct: np.ndarray  # the best playbook is the example's own (or any out-of-scope one, for those)
+    is_oos: np.ndarray  # the example itself is out of scope
+
+
+def fit(held_out: HeldOut, target_precision: float) -> Calibration:
+    """Choose t_low for balanced in/out accuracy, t_high as the lowest score reaching the target precision."""
+    score, top_oos, correct, is_oos = held_out.score, held_out.top_is_oos, held_out.correct, held_out.is_oos
+    n_in, n_oos = int((~is_oos).sum()), int(is_oos.sum())
+    cuts = _cut_points(score)
+
+    def kept(t: float) -> float:
+        return float(((~top_oos) & (score >= t))[~is_oos].mean()) if n_in else 0.0
+
+    def rejected(t: float) -> float:
+        return float((top_oos | (score < t))[is_oos].mean()) if n_oos else 1.0
+
+    balanced = [(kept(t) + rejected(t)) / 2 for t in cuts]
+    t_low = float(cuts[int(np.argmax(balanced))])
+
+    answered = ~top_oos
+    t_high = float(score.max() + 1e-6)  # nothing answered outright unless some cut reaches the target
+    for t in cuts[cuts >= t_low]:
+        chosen = answered & (score >= t)
+        if chosen.sum() >= max(3, 0.05 * n_in) and (correct & ~is_oos)[chosen].mean() >= target_precision:
+            t_high = float(t)
+            break
+    chosen = answered & (score >= t_high)
+    precision = float((correct & ~is_oos)[chosen].mean()) if chosen.any() else 0.0
+
+    model = LogisticRegression(C=10.0)
+    if len(set(correct.tolist())) == 2:
+        model.fit(score.reshape(-1, 1), correct.astype(int))
+        slope, intercept = float(model.coef_[0][0]), float(model.intercept_[0])
+    else:
+        slope, intercept = 0.0, 4.0 if correct.all() else -4.0
+    return Calibration(
+        t_low=t_low,
+        t_high=t_high,
+        slope=slope,
+        intercept=intercept,
+        target_precision=target_precision,
+        answer_precision=precision,
+        answered_share=float(chosen[~is_oos].mean()) if n_in else 0.0,
+        in_scope_kept=kept(t_low),
+        out_of_scope_rejected=rejected(t_low),
+        examples=n_in,
+        out_of_scope_examples=n_oos,
+    )
+
+
+def _cut_points(score: np.ndarray) -> np.ndarray:
+    """Midpoints between consecutive distinct scores, so a threshold never sits on an observed score."""
+    distinct = np.unique(score)
+    if len(distinct) < 2:
+        return distinct
+    return np.concatenate([[distinct[0] - 1e-6], (distinct[1:] + distinct[:-1]) / 2, [distinct[-1] + 1e-6]])
+
+
+@dataclass(frozen=True)
+class CalibrationReport:
+    calibration: Calibration
+
+    def lines(self) -> list[str]:
+        c = self.calibration
+        return [
+            f"bands: out of scope < {c.t_low:.3f} <= clarify < {c.t_high:.3f} <= answer",
+            f"left-out examples: {c.examples} in scope, {c.out_of_scope_examples} out of scope",
+            f"answer band: {c.answered_share:.1%} of in-scope examples at {c.answer_precision:.1%} precision "
+            f"(target {c.target_precision:.0%})",
+            f"in scope kept: {c.in_scope_kept:.1%}; out of scope rejected: {c.out_of_scope_rejected:.1%}",
+        ]

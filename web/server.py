@@ -1,0 +1,24 @@
+"""Serving the app with waitress: one process, many threads, as DuckDB's single writer requires."""
+
+from __future__ import annotations
+
+import click
+from waitress import create_server
+
+from core.settings import Settings
+from engine.wiring import build
+from web.app import create_app
+
+
+def run_server(settings: Settings) -> None:
+    parts = build(settings, progress=True)
+    try:
+        server = create_server(create_app(settings, parts), host=settings.host, port=settings.port,
+                               threads=settings.threads)
+        click.echo(f"Firstline is serving {parts.assistant.voice.product} support on "
+                   f"http://{settings.host}:{server.effective_port}/  (Ctrl+C to stop)")
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        parts.close()
