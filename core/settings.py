@@ -85,12 +85,17 @@ def describe() -> list[dict[str, Any]]:
 def load_settings(
     config_file: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    *,
+    default_file: Path | None = DEFAULT_CONFIG_FILE,
     **overrides: Any,
 ) -> Settings:
-    """Build the settings; unknown keys and wrong types stop here with the key, the value and a hint."""
+    """Build the settings; unknown keys and wrong types stop here with the key, the value and a hint.
+
+    `default_file` is read when present and no file is named; tests pass None to ignore a developer's own.
+    """
     environ = os.environ if environ is None else environ
     values: dict[str, tuple[Any, str]] = {}
-    for key, value in _from_toml(config_file, environ).items():
+    for key, value in _from_toml(config_file, environ, default_file).items():
         values[key] = (value, "config file")
     for key, value in _from_env(environ).items():
         values[key] = (value, f"environment variable {ENV_PREFIX}{key.upper()}")
@@ -113,9 +118,11 @@ def load_settings(
         ) from None
 
 
-def _from_toml(config_file: Path | None, environ: Mapping[str, str]) -> dict[str, Any]:
+def _from_toml(config_file: Path | None, environ: Mapping[str, str], default_file: Path | None) -> dict[str, Any]:
     explicit = config_file or (Path(environ[CONFIG_ENV]) if environ.get(CONFIG_ENV) else None)
-    path = explicit or DEFAULT_CONFIG_FILE
+    path = explicit or default_file
+    if path is None:
+        return {}
     if not path.exists():
         if explicit:
             raise ConfigurationError(f"config file {path} does not exist", key=CONFIG_ENV)
@@ -124,7 +131,10 @@ def _from_toml(config_file: Path | None, environ: Mapping[str, str]) -> dict[str
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
         raise ConfigurationError(f"config file {path} is not valid TOML: {error}") from None
-    return data.get("firstline", data)
+    section = data.get("firstline", data)
+    if not isinstance(section, dict):
+        raise ConfigurationError(f"config file {path}: [firstline] must be a table of settings")
+    return section
 
 
 def _from_env(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -74,7 +74,7 @@ class Remediator:
             detail = self.infrastructure.execute(request.action, request.target, dict(request.params))
         except RemediationError as error:
             return self._done(request, "failed", str(error), started)
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - an adapter failure is a failed action, never a crash
             return self._done(request, "failed", f"{type(error).__name__}: {error}", started)
         problem = self._verification_problem(request)
         if problem:

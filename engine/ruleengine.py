@@ -135,7 +135,7 @@ class RuleEngine:
             if payload:  # durable-rules crashes on an empty batch
                 self._host.assert_facts(version.name, payload)
                 session_exists = True
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - durable-rules raises bare Exceptions
             run.errors.append(f"rule engine: {_message(error)}")
         finally:
             if session_exists:
@@ -174,7 +174,7 @@ class RuleEngine:
             for fact in deferred:
                 run.asserted.append(fact)
                 closure.assert_fact(_encode(fact, sid))
-        except Exception as error:
+        except Exception as error:  # noqa: BLE001 - never let durable-rules swallow it silently
             run.errors.append(f"rule {rule_name}: {_message(error)}")
 
 

@@ -139,6 +139,7 @@ class DuckDBStore:
             ) from None
         self._write_lock = threading.Lock()
         self._local = threading.local()
+        self._cursors: list[duckdb.DuckDBPyConnection] = []
         self._cursor().execute(SCHEMA)
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
@@ -146,6 +147,8 @@ class DuckDBStore:
         if cursor is None:
             cursor = self._connection.cursor()
             self._local.cursor = cursor
+            with self._write_lock:
+                self._cursors.append(cursor)
         return cursor
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -238,4 +241,8 @@ class DuckDBStore:
         )]
 
     def close(self) -> None:
+        with self._write_lock:
+            for cursor in self._cursors:
+                cursor.close()
+            self._cursors.clear()
         self._connection.close()

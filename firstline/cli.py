@@ -208,7 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
-    except Exception as error:
+    except Exception as error:  # noqa: BLE001 - last line of defence: no traceback on the terminal
         log = _log_exception()
         _fail(f"internal error: {type(error).__name__}: {error} (details in {log})")
         return 1

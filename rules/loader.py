@@ -53,10 +53,14 @@ def load_rules(paths: list[Path], known_actions: Mapping[str, frozenset[str]] | 
             if doc.data is None:
                 continue
             errors = schema_problems(validator, doc)
-            if errors:
-                problems += errors
+            problems += errors
+            # A rule with a schema error is reported; the others are still checked for meaning.
+            broken = {_rule_index(doc, p.field) for p in errors}
+            if None in broken or not isinstance(doc.data.get("rules"), list):
                 continue
             for i, raw in enumerate(doc.data["rules"]):
+                if i in broken:
+                    continue
                 rule, errors = _parse_rule(doc, i, raw, known_actions)
                 if rule.name in seen:
                     other = seen[rule.name]
@@ -69,6 +73,12 @@ def load_rules(paths: list[Path], known_actions: Mapping[str, frozenset[str]] | 
     if problems:
         raise RuleError(problems)
     return RuleBase(tuple(rules), _version(rules))
+
+
+def _rule_index(doc: Located, field: str) -> int | None:
+    """The index of the rule a schema problem is in, or None if it is outside every rule."""
+    found = re.match(r"^rules\[(\d+)\]", field)
+    return int(found.group(1)) if found else None
 
 
 def _version(rules: list[Rule]) -> str:

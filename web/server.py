@@ -4,17 +4,23 @@ from __future__ import annotations
 
 import click
 from waitress import create_server
+from waitress.server import BaseWSGIServer
 
 from core.settings import Settings
-from engine.wiring import build
+from engine.wiring import Parts, build
 from web.app import create_app
+
+
+def make_server(settings: Settings, parts: Parts) -> BaseWSGIServer:
+    """A waitress server for `parts`, bound but not yet serving (port 0 binds a free port)."""
+    return create_server(create_app(settings, parts), host=settings.host, port=settings.port,
+                         threads=settings.threads)
 
 
 def run_server(settings: Settings) -> None:
     parts = build(settings, progress=True)
     try:
-        server = create_server(create_app(settings, parts), host=settings.host, port=settings.port,
-                               threads=settings.threads)
+        server = make_server(settings, parts)
         click.echo(f"Firstline is serving {parts.assistant.voice.product} support on "
                    f"http://{settings.host}:{server.effective_port}/  (Ctrl+C to stop)")
         server.run()

@@ -1,0 +1,91 @@
+from pathlib import Path
+
+import pytest
+
+from core.errors import ConfigurationError
+from core.settings import Settings, describe, load_settings
+
+
+def load(environ=None, **kwargs):
+    return load_settings(environ=environ or {}, default_file=None, **kwargs)
+
+
+def test_defaults_are_the_embedded_setup():
+    settings = load()
+    assert settings.data_dir == Path("var")
+    assert settings.database_path == Path("var/firstline.duckdb")
+    assert settings.index_dir == Path("var/index")
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
+    assert settings.playbooks_dir.is_dir() and settings.rules_dir.is_dir()
+    assert settings.simulation_faults == ()
+
+
+def test_environment_overrides_file_and_file_overrides_defaults(tmp_path):
+    config = tmp_path / "firstline.toml"
+    config.write_text('[firstline]\nport = 9000\nthreads = 3\n', encoding="utf-8")
+    settings = load({"FIRSTLINE_PORT": "9100"}, config_file=config)
+    assert settings.port == 9100
+    assert settings.threads == 3
+
+
+def test_config_file_named_in_the_environment(tmp_path):
+    config = tmp_path / "other.toml"
+    config.write_text('dry_run = true\n', encoding="utf-8")
+    assert load({"FIRSTLINE_CONFIG": str(config)}).dry_run is True
+
+
+def test_list_settings_from_the_environment():
+    assert load({"FIRSTLINE_SIMULATION_FAULTS": "slow_queries, memory_leak"}).simulation_faults == (
+        "slow_queries", "memory_leak")
+    assert load({"FIRSTLINE_SIMULATION_FAULTS": '["bad_deploy@api"]'}).simulation_faults == ("bad_deploy@api",)
+
+
+def test_unknown_key_is_refused_with_a_suggestion():
+    with pytest.raises(ConfigurationError, match=r"unknown setting 'prot'.*did you mean 'port'"):
+        load({"FIRSTLINE_PROT": "1"})
+
+
+def test_unknown_key_in_the_file_is_refused(tmp_path):
+    config = tmp_path / "firstline.toml"
+    config.write_text('dryrun = true\n', encoding="utf-8")
+    with pytest.raises(ConfigurationError, match=r"dryrun.*config file.*dry_run"):
+        load(config_file=config)
+
+
+def test_wrong_type_names_key_source_and_value():
+    with pytest.raises(ConfigurationError) as caught:
+        load({"FIRSTLINE_PORT": "eighty"})
+    message = str(caught.value)
+    assert "'port'" in message and "FIRSTLINE_PORT" in message and "'eighty'" in message
+
+
+def test_out_of_range_value_is_refused():
+    with pytest.raises(ConfigurationError, match="answer_precision"):
+        load(answer_precision=1.5)
+
+
+def test_missing_named_config_file_is_an_error(tmp_path):
+    with pytest.raises(ConfigurationError, match="does not exist"):
+        load(config_file=tmp_path / "nope.toml")
+
+
+def test_invalid_toml_is_an_error(tmp_path):
+    config = tmp_path / "firstline.toml"
+    config.write_text("port = = 1", encoding="utf-8")
+    with pytest.raises(ConfigurationError, match="not valid TOML"):
+        load(config_file=config)
+
+
+def test_settings_are_frozen():
+    settings = load()
+    with pytest.raises(ValueError, match="frozen"):
+        settings.port = 1
+
+
+def test_every_setting_is_described_and_in_the_readme():
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    rows = describe()
+    assert {row["key"] for row in rows} == set(Settings.model_fields)
+    for row in rows:
+        assert row["help"], f"{row['key']} has no help text"
+        assert row["env"] in readme, f"{row['env']} is not documented in the README"

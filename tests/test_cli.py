@@ -1,0 +1,85 @@
+"""The command line as a user runs it: a real process, one clear line per error, never a traceback."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import check_ask_contract
+
+
+def firstline(*args: str, data_dir: Path, stdin: str | None = None, extra_env: dict | None = None):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
+    env.update({"FIRSTLINE_DATA_DIR": str(data_dir), "HF_HUB_OFFLINE": "1", **(extra_env or {})})
+    return subprocess.run([sys.executable, "-m", "firstline", *args], capture_output=True, env=env, input=stdin,
+                          timeout=300, check=False)
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess, *fragments: str) -> str:
+    assert result.returncode != 0
+    err = result.stderr.decode()
+    assert "Traceback" not in err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    return lines[0]
+
+
+def test_help_lists_every_command_with_one_line(tmp_path):
+    result = firstline("--help", data_dir=tmp_path)
+    out = result.stdout.decode()
+    assert result.returncode == 0
+    for command in ("ask", "serve", "index", "check", "settings"):
+        assert f"  {command} " in out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments", "status"),
+    [
+        (["ask", ""], ["empty"], 1),
+        (["ask"], ["give a message"], 2),
+        (["ask", "x" * 102_400], ["102,400 characters", "limit is 4,000"], 1),
+        (["ask", "--bogus", "hi"], ["No such option", "--bogus"], 2),
+        (["ask", "--file", "/definitely/missing.txt"], ["--file", "no such file"], 2),
+        (["serve", "--port", "99999"], ["--port"], 2),
+        (["frobnicate"], ["No such command"], 2),
+    ],
+)
+def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(tmp_path, args, fragments, status):
+    result = firstline(*args, data_dir=tmp_path)
+    assert_one_line_error(result, "firstline: error:", *fragments)
+    assert result.returncode == status
+
+
+def test_bytes_that_are_not_utf8(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "firstline", "ask", b"caf\xe9 \xff broken".decode(
+        "utf-8", "surrogateescape")], capture_output=True, env={**os.environ, "FIRSTLINE_DATA_DIR": str(tmp_path)},
+        check=False)
+    assert_one_line_error(result, "not valid UTF-8")
+    bad_file = tmp_path / "messages.txt"
+    bad_file.write_bytes(b"the dashboard is slow\n\xff\xfe nope\n")
+    assert_one_line_error(firstline("ask", "--file", str(bad_file), data_dir=tmp_path), "messages.txt:2", "UTF-8")
+
+
+def test_bad_setting_is_one_line(tmp_path):
+    result = firstline("ask", "hello", data_dir=tmp_path, extra_env={"FIRSTLINE_PORTT": "1"})
+    assert_one_line_error(result, "unknown setting 'portt'", "did you mean 'port'")
+
+
+def test_ask_json_answers_each_line_of_a_file_with_one_model_load(session_settings, tmp_path):
+    messages = tmp_path / "messages.txt"
+    messages.write_text("The dashboard is loading really slowly\n\nCan we get a non-profit discount?\n"
+                        "what's the capital of Peru\n", encoding="utf-8")
+    result = firstline("ask", "--json", "--dry-run", "--file", str(messages), data_dir=session_settings.data_dir)
+    assert result.returncode == 0, result.stderr.decode()
+    lines = result.stdout.decode().splitlines()
+    answers = [json.loads(line) for line in lines]
+    assert [(a["decision"], a["category"]) for a in answers] == [
+        ("resolve", "performance"), ("escalate", "pricing"), ("decline", "out_of_scope")]
+    assert answers[0]["actions"][0]["status"] == "dry_run"
+    checked = check_ask_contract(result.stdout.decode())
+    assert checked.returncode == 0, checked.stdout

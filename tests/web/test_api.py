@@ -1,0 +1,83 @@
+import pytest
+
+from web import create_app
+
+
+@pytest.fixture
+def client(settings, parts):
+    app = create_app(settings, parts)
+    app.testing = True
+    return app.test_client()
+
+
+def test_chat_page_is_served(client):
+    page = client.get("/")
+    assert page.status_code == 200
+    assert b"Job Tracker Pro support" in page.data and b"chat.js" in page.data
+    with client.get("/static/chat.js") as script:
+        assert script.status_code == 200
+
+
+def test_post_a_message_and_read_the_conversation(client):
+    response = client.post("/api/v1/messages", json={"text": "The dashboard is loading really slowly"})
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["decision"] == "resolve" and body["reply"]
+    history = client.get(f"/api/v1/conversations/{body['conversation_id']}/messages").get_json()
+    assert [m["role"] for m in history["messages"]] == ["user", "assistant"]
+    follow = client.post("/api/v1/messages", json={"text": "thanks", "conversation_id": body["conversation_id"]})
+    assert follow.get_json()["conversation_id"] == body["conversation_id"]
+
+
+def test_another_user_cannot_read_or_write_a_conversation(client, settings, parts):
+    conversation = client.post("/api/v1/messages", json={"text": "I can't log in"}).get_json()["conversation_id"]
+    stranger = create_app(settings, parts).test_client()
+    response = stranger.get(f"/api/v1/conversations/{conversation}/messages")
+    assert response.status_code == 404
+    assert response.get_json() == {"error": {"code": "not_found", "message": "no such conversation"}}
+    assert stranger.post("/api/v1/messages", json={"text": "hi", "conversation_id": conversation}).status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "code"),
+    [
+        ({"data": "not json", "content_type": "text/plain"}, "invalid_body"),
+        ({"data": "{broken", "content_type": "application/json"}, "invalid_body"),
+        ({"json": ["a", "list"]}, "invalid_body"),
+        ({"json": {"txt": "typo"}}, "invalid_body"),
+        ({"json": {"text": ""}}, "empty_message"),
+        ({"json": {"text": "x" * 5000}}, "message_too_long"),
+        ({"json": {"text": "hi", "conversation_id": 5}}, "invalid_body"),
+    ],
+)
+def test_bad_requests_get_one_json_error_shape(client, kwargs, code):
+    response = client.post("/api/v1/messages", **kwargs)
+    assert response.status_code == 400
+    body = response.get_json()
+    assert set(body) == {"error"} and body["error"]["code"] == code and body["error"]["message"]
+
+
+def test_unknown_api_path_and_method_are_json_errors(client):
+    missing = client.get("/api/v1/nothing")
+    assert missing.status_code == 404 and missing.get_json()["error"]["code"] == "not_found"
+    wrong = client.get("/api/v1/messages")
+    assert wrong.status_code == 405 and "error" in wrong.get_json()
+
+
+def test_html_in_a_message_comes_back_as_text_not_markup(client):
+    body = client.post("/api/v1/messages", json={"text": "<script>alert(1)</script> dashboard slow"}).get_json()
+    history = client.get(f"/api/v1/conversations/{body['conversation_id']}/messages").get_json()
+    assert history["messages"][0]["text"] == "<script>alert(1)</script> dashboard slow"
+    with client.get("/static/chat.js") as script:
+        assert "innerHTML" not in script.data.decode()  # the page inserts text only
+
+
+def test_internal_errors_do_not_leak_tracebacks(client, parts, monkeypatch):
+    def broken(_text):
+        raise RuntimeError("secret internals")
+
+    monkeypatch.setattr(parts.assistant.knowledge, "match", broken)
+    response = client.post("/api/v1/messages", json={"text": "The dashboard is slow"})
+    assert response.status_code == 500
+    assert "secret internals" not in response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "internal_error"

@@ -1,0 +1,74 @@
+"""The real server on loopback: waitress threads, a cookie-carrying HTTP client, concurrent users."""
+
+import http.cookiejar
+import json
+import threading
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from tests.conftest import make_settings
+from web.server import make_server
+
+
+@pytest.fixture
+def base_url(tmp_path, knowledge):
+    from engine.wiring import build
+
+    settings = make_settings(tmp_path, port=0, threads=4, simulation_faults=["slow_queries"])
+    parts = build(settings, knowledge=knowledge)
+    server = make_server(settings, parts)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.effective_port}"
+    server.task_dispatcher.shutdown()
+    server.close()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    parts.close()
+
+
+def opener():
+    return urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+
+
+def post(client, url, body: bytes, content_type="application/json"):
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": content_type}, method="POST")
+    try:
+        with client.open(request, timeout=60) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+def test_a_user_chats_over_http_and_the_fix_is_real(base_url):
+    client = opener()
+    with client.open(base_url + "/", timeout=10) as page:
+        assert b"support" in page.read()
+    status, body = post(client, base_url + "/api/v1/messages", b'{"text": "The dashboard is loading really slowly"}')
+    assert status == 200
+    assert body["decision"] == "resolve" and body["actions"][0]["name"] == "kill_slow_queries"
+    assert body["actions"][0]["status"] == "succeeded"
+    url = f"{base_url}/api/v1/conversations/{body['conversation_id']}/messages"
+    with client.open(url, timeout=10) as response:
+        assert len(json.loads(response.read())["messages"]) == 2
+
+
+def test_not_utf8_body_is_a_clear_400(base_url):
+    status, body = post(opener(), base_url + "/api/v1/messages", b'{"text": "caf\xe9"}')
+    assert status == 400 and body["error"]["code"] == "invalid_body"
+
+
+def test_concurrent_users_each_get_their_own_answers(base_url):
+    def chat(text):
+        client = opener()
+        status, body = post(client, base_url + "/api/v1/messages", json.dumps({"text": text}).encode())
+        return status, body["decision"], body["conversation_id"]
+
+    texts = ["Can we get a non-profit discount?", "what's the capital of Peru"] * 4
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(chat, texts))
+    assert [r[:2] for r in results] == [(200, "escalate"), (200, "decline")] * 4
+    assert len({r[2] for r in results}) == len(texts)
