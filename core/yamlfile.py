@@ -78,6 +78,22 @@ def load_located(path: Path, display: str | None = None) -> tuple[list[Located],
     return [Located(name, data, root) for data, root in zip(documents, roots, strict=True)], []
 
 
+def yaml_files(directory: Path) -> list[Path]:
+    """Every YAML file under `directory`, in a stable order."""
+    return sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"} and p.is_file())
+
+
+def load_documents(files: Iterable[Path]) -> tuple[list[Located], list[Problem]]:
+    """The non-empty documents of all `files`, and every syntax problem found on the way."""
+    documents: list[Located] = []
+    problems: list[Problem] = []
+    for path in files:
+        found, errors = load_located(path)
+        documents += [doc for doc in found if doc.data is not None]
+        problems += errors
+    return documents, problems
+
+
 def load_schema(path: Path) -> jsonschema.Draft202012Validator:
     schema = json.loads(path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator.check_schema(schema)

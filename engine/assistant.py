@@ -86,6 +86,7 @@ class _Turn:
 
     conversation_id: str
     user_id: str
+    channel: str
     text: str
     match: Match
     playbook: Playbook | None
@@ -142,7 +143,7 @@ class Assistant:
 
         match = self.knowledge.match(text)
         best = self.knowledge.playbooks.get(match.best.playbook)
-        turn = _Turn(conversation_id, user_id, text, match, best)
+        turn = _Turn(conversation_id, user_id, channel, text, match, best)
         turn.facts = self._facts(turn)
         run = self.rules.run(turn.facts)
         answer = self._act(turn, run, dry_run)
@@ -194,7 +195,8 @@ class Assistant:
             "band": match.band.value, "confidence": round(match.confidence, 4), "score": match.best.score,
             "indicated_remedies": indicated,
         }))
-        facts.append(Fact("conversation", {"attempt": 1, "channel": "chat"}))
+        facts.append(Fact("conversation", {"attempt": self.store.user_turns(turn.conversation_id),
+                                           "channel": turn.channel}))
         return facts
 
     # -- actions and reply --------------------------------------------------------------------------

@@ -117,6 +117,8 @@ class EventStore(Protocol):
 
     def failed_recently(self, user_id: str, name: str, target: str, since: float) -> bool: ...
 
+    def user_turns(self, conversation_id: str) -> int: ...
+
     def messages(self, conversation_id: str, user_id: str) -> list[tuple[str, str, float]]: ...
 
     def close(self) -> None: ...
@@ -231,6 +233,12 @@ class DuckDBStore:
             (user_id, name, target, since),
         )
         return bool(rows[0][0])
+
+    def user_turns(self, conversation_id: str) -> int:
+        """How many messages the user has sent in this conversation, the current one included."""
+        rows = self.execute("SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'user'",
+                            (conversation_id,))
+        return int(rows[0][0])
 
     def messages(self, conversation_id: str, user_id: str) -> list[tuple[str, str, float]]:
         """(role, text, created_at) of one of the user's conversations, oldest first."""

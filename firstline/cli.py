@@ -17,6 +17,10 @@ import click
 from core.errors import DataFileError, FirstlineError, InputError
 from core.settings import Settings, describe, load_settings
 from engine.assistant import Answer, clean_message
+from engine.voice import load_voice
+from engine.wiring import build, load_pack, load_rulebase, open_index
+from knowledge.calibration import CalibrationReport
+from web.server import run_server
 
 USER = "cli"
 
@@ -55,8 +59,6 @@ def ask(obj: Context, messages: tuple[str, ...], as_json: bool, dry_run: bool, f
     """Answer each message on its own, as a fresh conversation."""
     settings = obj.settings()
     texts = _collect(messages, file, settings.max_message_chars)
-    from engine.wiring import build
-
     parts = build(settings, progress=False)
     try:
         for text in texts:
@@ -125,8 +127,6 @@ def _human(text: str, answer: Answer) -> str:
 def serve(obj: Context, host: str | None, port: int | None) -> None:
     """Serve the chat page and the JSON API."""
     settings = obj.settings(host=host, port=port)
-    from web.server import run_server
-
     run_server(settings)
 
 
@@ -140,13 +140,9 @@ def index() -> None:
 @click.pass_obj
 def index_build(obj: Context, force: bool) -> None:
     """Build the faiss index of playbook examples if it is missing or stale, and calibrate the bands."""
-    from engine.wiring import load_pack, open_index
-
     settings = obj.settings()
     _, playbooks = load_pack(settings)
     _, report = open_index(settings, playbooks, force=force, progress=True)
-    from knowledge.calibration import CalibrationReport
-
     state = "built" if report.built else "up to date"
     click.echo(f"index {state}: {report.examples} examples of {report.playbooks} playbooks, "
                f"{report.index_kind}, {report.seconds:.1f} s, in {settings.index_dir}")
@@ -154,13 +150,10 @@ def index_build(obj: Context, force: bool) -> None:
         click.echo(f"  {line}")
 
 
-@cli.command()
+@cli.command(short_help="Validate playbooks, rules and other data files.")
 @click.pass_obj
 def check(obj: Context) -> None:
-    """Validate the playbooks, rules, infrastructure and reply files without loading the model."""
-    from engine.voice import load_voice
-    from engine.wiring import load_pack, load_rulebase
-
+    """Validate playbooks, rules, infrastructure and replies (no model load)."""
     settings = obj.settings()
     topology, playbooks = load_pack(settings)
     rulebase = load_rulebase(settings, topology)
@@ -169,11 +162,11 @@ def check(obj: Context) -> None:
                f"{len(topology.services)} services")
 
 
-@cli.command("settings")
+@cli.command("settings", short_help="Show every setting, its value and default.")
 @click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
 @click.pass_obj
 def settings_command(obj: Context, as_json: bool) -> None:
-    """Show every setting: its value, environment variable, default and meaning."""
+    """Show every setting with its value, variable, default and meaning."""
     current = obj.settings()
     rows = [{**row, "value": getattr(current, row["key"])} for row in describe()]
     if as_json:

@@ -9,7 +9,6 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 import numpy as np
-from sklearn.linear_model import LogisticRegression
 
 
 @dataclass(frozen=True)
@@ -69,6 +68,9 @@ def fit(held_out: HeldOut, target_precision: float) -> Calibration:
             break
     chosen = answered & (score >= t_high)
     precision = float((correct & ~is_oos)[chosen].mean()) if chosen.any() else 0.0
+
+    # Imported here: scikit-learn costs a second at start-up and only index builds need it.
+    from sklearn.linear_model import LogisticRegression
 
     model = LogisticRegression(C=10.0)
     if len(set(correct.tolist())) == 2:

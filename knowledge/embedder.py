@@ -71,6 +71,7 @@ class Embedder:
                 # Offline by design; and torch is imported here, not at import time, so the CLI starts fast.
                 os.environ.setdefault("HF_HUB_OFFLINE", "1")
                 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the weights load in well under 1 s
                 from sentence_transformers import SentenceTransformer
 
                 try:

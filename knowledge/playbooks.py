@@ -14,7 +14,7 @@ from typing import Any
 
 from core.errors import PlaybookError, Problem
 from core.taxonomy import Kind, kind_of
-from core.yamlfile import Located, load_located, load_schema, schema_problems
+from core.yamlfile import Located, load_documents, load_schema, schema_problems, yaml_files
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "playbook.schema.json"
 REPLY_PLACEHOLDERS = frozenset({"done", "product", "title"})
@@ -83,28 +83,23 @@ def load_playbooks(directory: Path, vocabulary: Vocabulary | None = None) -> dic
     if not directory.is_dir():
         raise PlaybookError([Problem(str(directory), None, "", "playbook folder does not exist")])
     validator = load_schema(SCHEMA_PATH)
-    problems: list[Problem] = []
     playbooks: dict[str, Playbook] = {}
-    files = sorted(p for p in directory.rglob("*") if p.suffix in {".yaml", ".yml"})
+    files = yaml_files(directory)
+    documents, problems = load_documents(files)
     if not files:
         problems.append(Problem(str(directory), None, "", "no playbook files (*.yaml) found"))
-    for path in files:
-        documents, found = load_located(path)
-        problems += found
-        for doc in documents:
-            if doc.data is None:
-                continue
-            errors = schema_problems(validator, doc)
-            if errors:
-                problems += errors
-                continue
-            errors = _meaning_problems(doc, vocabulary)
-            playbook_id = doc.data["id"]
-            if playbook_id in playbooks:
-                errors.append(doc.problem(["id"], f"duplicate id, also in {playbooks[playbook_id].source}"))
+    for doc in documents:
+        errors = schema_problems(validator, doc)
+        if errors:
             problems += errors
-            if not errors:
-                playbooks[playbook_id] = _record(doc)
+            continue
+        errors = _meaning_problems(doc, vocabulary)
+        playbook_id = doc.data["id"]
+        if playbook_id in playbooks:
+            errors.append(doc.problem(["id"], f"duplicate id, also in {playbooks[playbook_id].source}"))
+        problems += errors
+        if not errors:
+            playbooks[playbook_id] = _record(doc)
     if problems:
         raise PlaybookError(problems)
     return playbooks

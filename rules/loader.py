@@ -14,7 +14,7 @@ from types import MappingProxyType
 from typing import Any
 
 from core.errors import Problem, RuleError
-from core.yamlfile import Located, load_located, load_schema, schema_problems
+from core.yamlfile import Located, load_documents, load_schema, schema_problems, yaml_files
 from rules.model import (
     ACTION_VERBS,
     ASSERTABLE,
@@ -35,47 +35,44 @@ REF = re.compile(r"^([a-z][a-z0-9_]*)\.([a-z][a-z0-9_]*)$")
 def load_rules(paths: list[Path], known_actions: Mapping[str, frozenset[str]] | None = None) -> RuleBase:
     """Load rule files (or every `*.yaml` in given folders); raise RuleError listing every problem."""
     files: list[Path] = []
-    problems: list[Problem] = []
+    missing: list[Problem] = []
     for path in paths:
         if path.is_dir():
-            files += sorted(p for p in path.rglob("*") if p.suffix in {".yaml", ".yml"})
+            files += yaml_files(path)
         elif path.exists():
             files.append(path)
         else:
-            problems.append(Problem(str(path), None, "", "no such file or folder"))
+            missing.append(Problem(str(path), None, "", "no such file or folder"))
     validator = load_schema(SCHEMA_PATH)
+    documents, problems = load_documents(files)
+    problems = missing + problems
     rules: list[Rule] = []
     seen: dict[str, Rule] = {}
-    for file in files:
-        documents, found = load_located(file)
-        problems += found
-        for doc in documents:
-            if doc.data is None:
+    for doc in documents:
+        errors = schema_problems(validator, doc)
+        problems += errors
+        # A rule with a schema error is reported; the others are still checked for meaning.
+        broken = {_rule_index(p.field) for p in errors}
+        if None in broken or not isinstance(doc.data.get("rules"), list):
+            continue
+        for i, raw in enumerate(doc.data["rules"]):
+            if i in broken:
                 continue
-            errors = schema_problems(validator, doc)
+            rule, errors = _parse_rule(doc, i, raw, known_actions)
+            if rule.name in seen:
+                other = seen[rule.name]
+                errors.append(doc.problem(["rules", i, "name"], f"duplicate rule name, also at "
+                                          f"{other.source}:{other.line}"))
             problems += errors
-            # A rule with a schema error is reported; the others are still checked for meaning.
-            broken = {_rule_index(doc, p.field) for p in errors}
-            if None in broken or not isinstance(doc.data.get("rules"), list):
-                continue
-            for i, raw in enumerate(doc.data["rules"]):
-                if i in broken:
-                    continue
-                rule, errors = _parse_rule(doc, i, raw, known_actions)
-                if rule.name in seen:
-                    other = seen[rule.name]
-                    errors.append(doc.problem(["rules", i, "name"], f"duplicate rule name, also at "
-                                              f"{other.source}:{other.line}"))
-                problems += errors
-                if not errors:
-                    seen[rule.name] = rule
-                    rules.append(rule)
+            if not errors:
+                seen[rule.name] = rule
+                rules.append(rule)
     if problems:
         raise RuleError(problems)
     return RuleBase(tuple(rules), _version(rules))
 
 
-def _rule_index(doc: Located, field: str) -> int | None:
+def _rule_index(field: str) -> int | None:
     """The index of the rule a schema problem is in, or None if it is outside every rule."""
     found = re.match(r"^rules\[(\d+)\]", field)
     return int(found.group(1)) if found else None

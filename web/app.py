@@ -25,8 +25,8 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=1024 * 1024,
-        JSON_SORT_KEYS=False,
     )
+    app.json.sort_keys = False  # keep the contract's key order
     app.extensions["firstline"] = parts
     app.register_error_handler(Exception, _error_response)
 

@@ -19,6 +19,7 @@ def make_server(settings: Settings, parts: Parts) -> BaseWSGIServer:
 
 def run_server(settings: Settings) -> None:
     parts = build(settings, progress=True)
+    parts.assistant.knowledge.embedder.encode_one("warm up")  # load the model now, not on the first user's turn
     try:
         server = make_server(settings, parts)
         click.echo(f"Firstline is serving {parts.assistant.voice.product} support on "

@@ -134,3 +134,12 @@ def test_answers_keep_the_published_contract(assistant):
         "what's the capital of Peru", "it's broken", "my sync is weird")]
     result = check_ask_contract("\n".join(lines) + "\n")
     assert result.returncode == 0, result.stdout
+
+
+def test_conversation_facts_count_the_users_turns(parts):
+    first = parts.assistant.answer("The dashboard is slow", "olga", channel="web")
+    parts.assistant.answer("still slow", "olga", conversation_id=first.conversation_id, channel="web")
+    payloads = [json.loads(p) for (p,) in rows(parts, "SELECT payload FROM facts WHERE type = 'conversation' "
+                                                      "ORDER BY decision_id")]
+    assert sorted(p["attempt"] for p in payloads) == [1, 2]
+    assert {p["channel"] for p in payloads} == {"web"}

@@ -40,7 +40,8 @@ def post(client, url, body: bytes, content_type="application/json"):
         with client.open(request, timeout=60) as response:
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
-        return error.code, json.loads(error.read())
+        with error:
+            return error.code, json.loads(error.read())
 
 
 def test_a_user_chats_over_http_and_the_fix_is_real(base_url):
