@@ -71,12 +71,16 @@ def build(
     infrastructure = SimulatedInfrastructure(topology, settings.simulation_seed, clock)
     for fault in settings.simulation_faults:
         infrastructure.inject(fault)
+    store = DuckDBStore(settings.database_path, clock)  # before the model: a locked file should fail fast
     if knowledge is None:
-        knowledge, report = open_index(settings, playbooks, progress=progress)
+        try:
+            knowledge, report = open_index(settings, playbooks, progress=progress)
+        except BaseException:
+            store.close()
+            raise
     else:
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
-    store = DuckDBStore(settings.database_path, clock)
     remediator = Remediator(infrastructure, topology, store, settings.remediation_cooldown_s, clock)
     assistant = Assistant(
         knowledge=knowledge,

@@ -2,6 +2,7 @@
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -83,3 +84,26 @@ def test_ask_json_answers_each_line_of_a_file_with_one_model_load(session_settin
     assert answers[0]["actions"][0]["status"] == "dry_run"
     checked = check_ask_contract(result.stdout.decode())
     assert checked.returncode == 0, checked.stdout
+
+
+def test_a_busy_port_is_one_clear_line(session_settings, knowledge):  # knowledge: the index is already built
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = firstline("serve", "--port", str(port), data_dir=session_settings.data_dir)
+    assert_one_line_error(result, f"cannot listen on 127.0.0.1:{port}", "--port")
+
+
+def test_a_database_held_by_another_process_is_one_clear_line(tmp_path):
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import duckdb, sys, time; c = duckdb.connect(sys.argv[1]); print('held', flush=True); "
+         "time.sleep(60)", str(tmp_path / "firstline.duckdb")], stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline() == b"held\n"
+        result = firstline("ask", "the dashboard is slow", data_dir=tmp_path)
+        assert_one_line_error(result, "firstline.duckdb", "Another Firstline process")
+    finally:
+        holder.kill()
+        holder.wait()
+        holder.stdout.close()
