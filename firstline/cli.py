@@ -20,6 +20,8 @@ from engine.assistant import Answer, clean_message
 from engine.voice import load_voice
 from engine.wiring import build, load_pack, load_rulebase, open_index
 from knowledge.calibration import CalibrationReport
+from knowledge.embedder import Embedder
+from knowledge.evaluation import Labelled, evaluate, evaluate_base, load_labelled, report_lines
 from web.server import run_server
 
 USER = "cli"
@@ -148,6 +150,57 @@ def index_build(obj: Context, force: bool) -> None:
                f"{report.index_kind}, {report.seconds:.1f} s, in {settings.index_dir}")
     for line in CalibrationReport(report.calibration).lines():
         click.echo(f"  {line}")
+
+
+@cli.command("eval", short_help="Measure matching on a labelled data set.")
+@click.argument("dataset", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--train", type=click.Path(dir_okay=False, path_type=Path),
+              help="Build a throwaway base from this labelled set instead of using the playbooks.")
+@click.option("--val", type=click.Path(dir_okay=False, path_type=Path),
+              help="Calibrate the bands on this set (default: the same file's val split, else leave-one-out).")
+@click.option("--test", type=click.Path(dir_okay=False, path_type=Path),
+              help="Score on this set (default: the same file's test split).")
+@click.option("--oos-label", default="oos", show_default=True, help="The label meaning out of scope.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
+@click.pass_obj
+def eval_command(obj: Context, dataset: Path | None, train: Path | None, val: Path | None, test: Path | None,
+                 oos_label: str, as_json: bool) -> None:
+    """Measure matching on a labelled set.
+
+    With DATASET only, score the playbook base on it (labels are playbook ids or categories). With --train,
+    build a throwaway base from it, calibrate on --val and score --test. Files: CSV or TSV with `text` and
+    `label` (or `category`) columns, CLINC150's JSON, or the NLU-Evaluation-Corpora JSON.
+    """
+    settings = obj.settings()
+    if train is None:
+        if dataset is None:
+            raise click.UsageError("give a labelled DATASET, or --train (with --val and --test)")
+        base, _ = open_index(settings, load_pack(settings)[1])
+        result = evaluate_base(base, _split(dataset, "test", oos_label, required=True), oos_label)
+    else:
+        test = test or dataset or (train if train.suffix.lower() == ".json" else None)
+        if test is None:
+            raise click.UsageError("give --test (a CSV or TSV holds one split)")
+        multi_split = train.suffix.lower() == ".json"
+        validation = _split(val, "val", oos_label) if val else (
+            load_labelled(train, "val", oos_label) if multi_split else None)
+        embedder = Embedder(settings.model_path, settings.cache_dir, settings.embed_batch_size)
+        result = evaluate(_split(train, "train", oos_label, required=True),
+                          _split(test, "test", oos_label, required=True), embedder, validation, oos_label,
+                          settings.answer_precision, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+    else:
+        click.echo("\n".join(report_lines(result)))
+
+
+def _split(path: Path, split: str, oos_label: str, required: bool = False) -> Labelled | None:
+    found = load_labelled(path, split, oos_label)
+    if found is None and path.suffix.lower() in (".csv", ".tsv"):
+        found = load_labelled(path, "test", oos_label)
+    if found is None and required:
+        raise InputError(f"{path} has no {split} split")
+    return found
 
 
 @cli.command(short_help="Validate playbooks, rules and other data files.")

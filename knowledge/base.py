@@ -1,11 +1,15 @@
-"""The playbook base: example vectors in faiss, centroids per playbook, calibrated bands, persisted together."""
+"""The playbook base: example vectors in faiss, centroids per playbook, calibrated bands, persisted together.
+
+Examples can be added (a confirmed resolution teaches a new phrasing) and removed (a user deletes their
+history) without rebuilding; the bands stay as calibrated until the next build.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -16,7 +20,7 @@ from core.errors import KnowledgeError
 from core.taxonomy import OUT_OF_SCOPE
 from knowledge.calibration import Calibration, HeldOut, fit
 from knowledge.embedder import Embedder
-from knowledge.index import VectorIndex
+from knowledge.index import APPROXIMATE_ABOVE, VectorIndex
 from knowledge.playbooks import Playbook
 
 # Bump when the scoring changes, so stored calibrations are refitted.
@@ -61,6 +65,12 @@ class BuildReport:
     calibration: Calibration
 
 
+@dataclass(frozen=True)
+class Example:
+    playbook: str
+    text: str
+
+
 class KnowledgeBase:
     """Matches text to playbooks. Build it once from the playbooks, then load it from disk."""
 
@@ -69,18 +79,32 @@ class KnowledgeBase:
         playbooks: Mapping[str, Playbook],
         embedder: Embedder,
         index: VectorIndex,
-        row_playbooks: list[str],
+        examples: Mapping[int, Example],
         calibration: Calibration,
     ) -> None:
         self.playbooks = dict(playbooks)
         self.embedder = embedder
         self.index = index
+        self.calibration = calibration
         self._order = sorted(self.playbooks)
         self._position = {pid: i for i, pid in enumerate(self._order)}
-        self._row_label = np.array([self._position[pid] for pid in row_playbooks], dtype="int64")
         self._is_oos = np.array([self.playbooks[p].category == OUT_OF_SCOPE for p in self._order])
-        self._centroids, self._sums, self._counts = _centroids(index, self._row_label, len(self._order))
-        self.calibration = calibration
+        self._examples = dict(examples)
+        unknown = sorted({e.playbook for e in self._examples.values()} - set(self._position))
+        if unknown:
+            raise KnowledgeError(f"the index holds examples of unknown playbooks {unknown}; rebuild it")
+        self._next_id = max(self._examples, default=-1) + 1
+        self._label_by_id = np.full(self._next_id, -1, dtype="int64")
+        for row_id, example in self._examples.items():
+            self._label_by_id[row_id] = self._position[example.playbook]
+        ids = np.array(sorted(self._examples), dtype="int64")
+        self._sums = np.zeros((len(self._order), index.dimension), dtype="float64")
+        self._counts = np.zeros(len(self._order), dtype="int64")
+        self._accumulate(ids, index.vectors(ids), +1)
+
+    @property
+    def examples(self) -> Mapping[int, Example]:
+        return self._examples
 
     # -- matching -----------------------------------------------------------------------------------
 
@@ -88,7 +112,9 @@ class KnowledgeBase:
         return self.match_vector(self.embedder.encode_one(text))
 
     def match_vector(self, vector: np.ndarray) -> Match:
-        scores = self._scores(vector.reshape(1, -1))[0]
+        return self.match_scores(self.scores(vector.reshape(1, -1))[0])
+
+    def match_scores(self, scores: np.ndarray) -> Match:
         ranking = np.argsort(-scores)
         top = int(ranking[0])
         candidates = tuple(
@@ -104,64 +130,117 @@ class KnowledgeBase:
         band = Band.ANSWER if score >= c.t_high else Band.CLARIFY
         return Match(candidates, band, c.confidence(score))
 
-    def _scores(self, queries: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    def scores(self, queries: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         """Score of every playbook per query: the mean of nearest-example and centroid similarity."""
+        centroids = self._centroids()
         k = min(NEIGHBOURS + int(exclude_self), len(self.index))
         sims, ids = self.index.search(queries, k)
         if exclude_self:
             sims, ids = sims[:, 1:], ids[:, 1:]  # the query itself is its own nearest row
         nearest = np.repeat(sims[:, -1:], len(self._order), axis=1)  # floor for playbooks beyond k
         rows = np.repeat(np.arange(len(queries)), ids.shape[1])
-        valid = ids.ravel() >= 0
-        np.maximum.at(nearest, (rows[valid], self._row_label[ids.ravel()[valid]]), sims.ravel()[valid])
-        centroid = queries @ self._centroids.T
-        return (nearest + centroid) / 2
+        flat_ids = ids.ravel()
+        valid = flat_ids >= 0
+        np.maximum.at(nearest, (rows[valid], self._label_by_id[flat_ids[valid]]), sims.ravel()[valid])
+        return (nearest + queries @ centroids.T) / 2
 
     def held_out(self) -> HeldOut:
-        """Leave-one-out scores of every example, for calibration."""
-        vectors = np.stack([self.index.reconstruct(i) for i in range(len(self._row_label))])
-        scores = self._scores(vectors, exclude_self=True)
-        rows = np.arange(len(vectors))
-        labels = self._row_label
-        # The example's own centroid must not contain the example.
+        """Leave-one-out outcome of every example (itself removed from the index and its centroid)."""
+        ids = np.array(sorted(self._examples), dtype="int64")
+        vectors = self.index.vectors(ids)
+        labels = self._label_by_id[ids]
+        scores = self.scores(vectors, exclude_self=True)
+        rows = np.arange(len(ids))
         own = self._sums[labels] - vectors
         norms = np.linalg.norm(own, axis=1)
         alone = self._counts[labels] <= 1
         own_sim = np.where(alone, 0.0, (own * vectors).sum(axis=1) / np.where(norms > 0, norms, 1))
-        own_nearest = 2 * scores[rows, labels] - (vectors @ self._centroids.T)[rows, labels]
+        own_nearest = 2 * scores[rows, labels] - (vectors @ self._centroids().T)[rows, labels]
         scores[rows, labels] = (own_nearest + own_sim) / 2
+        return self._outcome(scores, labels)
+
+    def scored(self, vectors: np.ndarray, playbooks: Sequence[str]) -> HeldOut:
+        """The outcome of labelled queries that are not in the base (a validation split)."""
+        labels = np.array([self._position[p] for p in playbooks], dtype="int64")
+        return self._outcome(self.scores(vectors), labels)
+
+    def _outcome(self, scores: np.ndarray, labels: np.ndarray) -> HeldOut:
         top = scores.argmax(axis=1)
         is_oos = self._is_oos[labels]
         top_is_oos = self._is_oos[top]
         correct = np.where(is_oos, top_is_oos, top == labels)
-        return HeldOut(scores[rows, top], top_is_oos, correct, is_oos)
+        return HeldOut(scores[np.arange(len(labels)), top], top_is_oos, correct, is_oos)
+
+    # -- learning -----------------------------------------------------------------------------------
+
+    def add_examples(self, playbook: str, texts: Sequence[str]) -> list[int]:
+        """Index new phrasings of a playbook at once; returns their ids."""
+        if playbook not in self._position:
+            raise KnowledgeError(f"unknown playbook {playbook!r}")
+        vectors = self.embedder.encode(list(texts))
+        ids = np.arange(self._next_id, self._next_id + len(texts), dtype="int64")
+        self.index.add(ids, vectors)
+        self._next_id += len(texts)
+        self._label_by_id = np.concatenate([self._label_by_id, np.full(len(texts), self._position[playbook])])
+        for row_id, text in zip(ids.tolist(), texts, strict=True):
+            self._examples[row_id] = Example(playbook, text)
+        self._accumulate(ids, vectors, +1)
+        return ids.tolist()
+
+    def remove_examples(self, ids: Sequence[int]) -> int:
+        """Forget examples by id; returns how many there were."""
+        present = np.array([i for i in ids if i in self._examples], dtype="int64")
+        if len(present) == 0:
+            return 0
+        self._accumulate(present, self.index.vectors(present), -1)
+        removed = self.index.remove(present)
+        for row_id in present.tolist():
+            del self._examples[row_id]
+            self._label_by_id[row_id] = -1
+        return removed
+
+    def _accumulate(self, ids: np.ndarray, vectors: np.ndarray, sign: int) -> None:
+        labels = self._label_by_id[ids]
+        np.add.at(self._sums, labels, sign * vectors.astype("float64"))
+        np.add.at(self._counts, labels, sign)
+
+    def _centroids(self) -> np.ndarray:
+        norms = np.linalg.norm(self._sums, axis=1, keepdims=True)
+        return (self._sums / np.where(norms > 0, norms, 1)).astype("float32")
 
     # -- building and persistence -------------------------------------------------------------------
 
     @classmethod
     def build(
-        cls, playbooks: Mapping[str, Playbook], embedder: Embedder, target_precision: float, progress: bool = False
+        cls,
+        playbooks: Mapping[str, Playbook],
+        embedder: Embedder,
+        target_precision: float,
+        progress: bool = False,
+        approximate_above: int = APPROXIMATE_ABOVE,
+        calibrate: bool = True,
     ) -> KnowledgeBase:
+        """Encode every example, index it, and (unless told not to) calibrate by leave-one-out."""
         if not playbooks:
             raise KnowledgeError("no playbooks to build the index from")
-        rows = [(p.id, text) for p in playbooks.values() for text in p.examples]
-        vectors = embedder.encode([text for _, text in rows], progress=progress)
-        index = VectorIndex(vectors.shape[1])
-        index.add(np.arange(len(rows)), vectors)
+        examples = {i: Example(p.id, text) for i, (p, text) in
+                    enumerate((p, text) for p in playbooks.values() for text in p.examples)}
+        vectors = embedder.encode([e.text for e in examples.values()], progress=progress)
+        index = VectorIndex.build(np.arange(len(examples)), vectors, approximate_above)
         provisional = Calibration(0.0, 1.0, 0.0, 0.0, target_precision, 0.0, 0.0, 0.0, 0.0, 0, 0)
-        base = cls(playbooks, embedder, index, [pid for pid, _ in rows], provisional)
-        base.calibration = fit(base.held_out(), target_precision)
+        base = cls(playbooks, embedder, index, examples, provisional)
+        if calibrate:
+            base.calibration = fit(base.held_out(), target_precision)
         return base
 
     def save(self, directory: Path, fingerprint: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.index.save(directory / "examples.faiss")
-        row_playbooks = [self._order[i] for i in self._row_label]
         meta = {
             "fingerprint": fingerprint,
             "model": self.embedder.model_id,
             "index_kind": self.index.kind,
-            "rows": row_playbooks,
+            "examples": [[i, e.playbook, e.text] for i, e in sorted(self._examples.items())],
             "calibration": self.calibration.as_dict(),
             "built_at": time.time(),
         }
@@ -179,8 +258,8 @@ class KnowledgeBase:
         if meta.get("fingerprint") != fingerprint or not (directory / "examples.faiss").exists():
             return None
         index = VectorIndex.load(directory / "examples.faiss")
-        calibration = Calibration(**meta["calibration"])
-        return cls(playbooks, embedder, index, meta["rows"], calibration)
+        examples = {int(i): Example(pid, text) for i, pid, text in meta["examples"]}
+        return cls(playbooks, embedder, index, examples, Calibration(**meta["calibration"]))
 
 
 def fingerprint(playbooks: Mapping[str, Playbook], model_id: str, target_precision: float) -> str:
@@ -217,12 +296,3 @@ def open_knowledge(
         calibration=base.calibration,
     )
     return base, report
-
-
-def _centroids(index: VectorIndex, labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    vectors = np.stack([index.reconstruct(i) for i in range(len(labels))])
-    sums = np.zeros((count, vectors.shape[1]), dtype="float32")
-    np.add.at(sums, labels, vectors)
-    counts = np.bincount(labels, minlength=count)
-    norms = np.linalg.norm(sums, axis=1, keepdims=True)
-    return sums / np.where(norms > 0, norms, 1), sums, counts

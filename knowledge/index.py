@@ -1,7 +1,14 @@
-"""The faiss index of example vectors: exact inner product on normalised vectors, persisted with its ids."""
+"""The faiss index of example vectors, searched by inner product on normalised vectors (cosine).
+
+Exact (`flat`) while the base is small; an inverted-file index (`ivf`) above a size, chosen automatically.
+IVF rather than HNSW because faiss's HNSW cannot remove vectors, and examples must be removable (a user
+deleting their history takes their learned examples with them). Rows have stable integer ids, so adding
+and removing examples never needs a rebuild.
+"""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import faiss
@@ -9,36 +16,91 @@ import numpy as np
 
 from core.errors import KnowledgeError
 
+APPROXIMATE_ABOVE = 50_000  # rows; below this exact search costs well under a millisecond
+
 
 class VectorIndex:
-    """Example vectors searchable by cosine similarity; rows are addressed by stable integer ids."""
+    """Example vectors searchable by cosine similarity, addressed by integer ids."""
 
-    kind = "flat-ip"
+    def __init__(self, raw: faiss.Index) -> None:
+        self._index = raw
 
-    def __init__(self, dimension: int) -> None:
-        self.dimension = dimension
-        self._index = faiss.IndexIDMap2(faiss.IndexFlatIP(dimension))
+    # -- construction -------------------------------------------------------------------------------
+
+    @classmethod
+    def exact(cls, dimension: int) -> VectorIndex:
+        return cls(faiss.IndexIDMap2(faiss.IndexFlatIP(dimension)))
+
+    @classmethod
+    def approximate(cls, training: np.ndarray, nlist: int | None = None, nprobe: int | None = None) -> VectorIndex:
+        """An IVF index whose cells are learned from `training` vectors (it holds none of them yet)."""
+        training = _as_matrix(training)
+        count, dimension = training.shape
+        nlist = nlist or max(16, int(4 * math.sqrt(count)))
+        quantizer = faiss.IndexFlatIP(dimension)
+        raw = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
+        raw.train(training)
+        raw.nprobe = nprobe or max(8, nlist // 32)
+        raw.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
+        quantizer.this.disown()  # the IVF index owns its quantizer from here
+        raw.own_fields = True
+        return cls(raw)
+
+    @classmethod
+    def build(cls, ids: np.ndarray, vectors: np.ndarray, approximate_above: int = APPROXIMATE_ABOVE) -> VectorIndex:
+        """Exact below `approximate_above` rows, approximate at or above it."""
+        vectors = _as_matrix(vectors)
+        index = cls.approximate(vectors) if len(vectors) >= approximate_above else cls.exact(vectors.shape[1])
+        index.add(ids, vectors)
+        return index
+
+    # -- what it is ---------------------------------------------------------------------------------
+
+    @property
+    def dimension(self) -> int:
+        return int(self._index.d)
+
+    @property
+    def kind(self) -> str:
+        raw = self._index
+        if isinstance(raw, faiss.IndexIVF):
+            return f"ivf{raw.nlist}-flat (nprobe {raw.nprobe})"
+        return "flat-ip"
+
+    @property
+    def is_exact(self) -> bool:
+        return not isinstance(self._index, faiss.IndexIVF)
 
     def __len__(self) -> int:
         return int(self._index.ntotal)
 
+    # -- changes ------------------------------------------------------------------------------------
+
     def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
-        vectors = np.ascontiguousarray(vectors, dtype="float32")
-        if vectors.ndim != 2 or vectors.shape[1] != self.dimension:
-            raise KnowledgeError(f"vectors of shape {vectors.shape} do not fit an index of dimension {self.dimension}")
+        vectors = _as_matrix(vectors)
+        if vectors.shape[1] != self.dimension:
+            raise KnowledgeError(f"vectors of dimension {vectors.shape[1]} do not fit an index of {self.dimension}")
         self._index.add_with_ids(vectors, np.asarray(ids, dtype="int64"))
 
     def remove(self, ids: np.ndarray) -> int:
+        """Remove rows by id; returns how many were there."""
         return int(self._index.remove_ids(np.asarray(ids, dtype="int64")))
+
+    # -- reading ------------------------------------------------------------------------------------
 
     def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
         """Scores and ids of the k nearest rows per query, best first (id -1 where there are fewer)."""
-        queries = np.ascontiguousarray(np.atleast_2d(queries), dtype="float32")
+        queries = _as_matrix(queries)
         k = max(1, min(k, len(self)))
         return self._index.search(queries, k)
 
     def reconstruct(self, row_id: int) -> np.ndarray:
         return self._index.reconstruct(int(row_id))
+
+    def vectors(self, ids: np.ndarray) -> np.ndarray:
+        if len(ids) == 0:
+            return np.zeros((0, self.dimension), dtype="float32")
+        return np.stack([self._index.reconstruct(int(i)) for i in ids])
 
     def save(self, path: Path) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -53,6 +115,13 @@ class VectorIndex:
         except RuntimeError as error:
             raise KnowledgeError(f"cannot read the faiss index {path}: {error}; rebuild it with "
                                  "`firstline index build --force`") from None
-        index = cls(raw.d)
-        index._index = raw
-        return index
+        if isinstance(raw, faiss.IndexIVF):
+            raw.set_direct_map_type(faiss.DirectMap.Hashtable)
+        return cls(raw)
+
+
+def _as_matrix(vectors: np.ndarray) -> np.ndarray:
+    matrix = np.ascontiguousarray(np.atleast_2d(vectors), dtype="float32")
+    if matrix.ndim != 2:
+        raise KnowledgeError(f"expected a matrix of vectors, got shape {matrix.shape}")
+    return matrix
