@@ -257,9 +257,12 @@ class KnowledgeBase:
             return None
         if meta.get("fingerprint") != fingerprint or not (directory / "examples.faiss").exists():
             return None
-        index = VectorIndex.load(directory / "examples.faiss")
-        examples = {int(i): Example(pid, text) for i, pid, text in meta["examples"]}
-        return cls(playbooks, embedder, index, examples, Calibration(**meta["calibration"]))
+        try:
+            examples = {int(i): Example(pid, text) for i, pid, text in meta["examples"]}
+            calibration = Calibration(**meta["calibration"])
+        except (KeyError, TypeError, ValueError):
+            return None  # written by another version: rebuild
+        return cls(playbooks, embedder, VectorIndex.load(directory / "examples.faiss"), examples, calibration)
 
 
 def fingerprint(playbooks: Mapping[str, Playbook], model_id: str, target_precision: float) -> str:

@@ -16,7 +16,9 @@ import numpy as np
 
 from core.errors import KnowledgeError
 
-APPROXIMATE_ABOVE = 50_000  # rows; below this exact search costs well under a millisecond
+APPROXIMATE_ABOVE = 50_000  # rows; below this exact search costs about a millisecond (bench/index_scale.py)
+TRAINING_PER_CELL = 64  # k-means sample size per inverted list
+DEFAULT_NPROBE = 16  # lists visited per query; bench/index_scale.py measures the recall it gives
 
 
 class VectorIndex:
@@ -36,11 +38,14 @@ class VectorIndex:
         """An IVF index whose cells are learned from `training` vectors (it holds none of them yet)."""
         training = _as_matrix(training)
         count, dimension = training.shape
-        nlist = nlist or max(16, int(4 * math.sqrt(count)))
+        nlist = nlist or max(16, int(2 * math.sqrt(count)))
+        if count > TRAINING_PER_CELL * nlist:  # k-means needs a sample, not every vector
+            rows = np.random.default_rng(0).choice(count, TRAINING_PER_CELL * nlist, replace=False)
+            training = training[np.sort(rows)]
         quantizer = faiss.IndexFlatIP(dimension)
         raw = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
         raw.train(training)
-        raw.nprobe = nprobe or max(8, nlist // 32)
+        raw.nprobe = nprobe or max(DEFAULT_NPROBE, nlist // 32)
         raw.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
         quantizer.this.disown()  # the IVF index owns its quantizer from here
         raw.own_fields = True

@@ -35,3 +35,11 @@ def test_a_saved_base_keeps_added_examples(tmp_path, knowledge):
     loaded = KnowledgeBase.load(tmp_path, pack(), knowledge.embedder, "key")
     assert loaded is not None and len(loaded.examples) == 11
     assert KnowledgeBase.load(tmp_path, pack(), knowledge.embedder, "other key") is None
+
+
+def test_an_index_written_by_another_version_is_rebuilt_not_a_crash(tmp_path, knowledge):
+    base = KnowledgeBase.build(pack(), knowledge.embedder, 0.9)
+    base.save(tmp_path, "key")
+    meta = tmp_path / "meta.json"
+    meta.write_text(meta.read_text(encoding="utf-8").replace('"examples"', '"rows"'), encoding="utf-8")
+    assert KnowledgeBase.load(tmp_path, pack(), knowledge.embedder, "key") is None
