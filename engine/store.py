@@ -161,12 +161,22 @@ class DuckDBStore:
             raise StoreError(f"query failed: {error}") from None
 
     def _write(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        """Run statements in one transaction; consecutive inserts into one table go as one batch."""
+        batches: list[tuple[str, list[Sequence[Any]]]] = []
+        for sql, params in statements:
+            if batches and batches[-1][0] == sql:
+                batches[-1][1].append(params)
+            else:
+                batches.append((sql, [params]))
         cursor = self._cursor()
         with self._write_lock:
             try:
                 cursor.execute("BEGIN TRANSACTION")
-                for sql, params in statements:
-                    cursor.execute(sql, params)
+                for sql, rows in batches:
+                    if len(rows) == 1:
+                        cursor.execute(sql, rows[0])
+                    else:
+                        cursor.executemany(sql, rows)
                 cursor.execute("COMMIT")
             except duckdb.Error as error:
                 cursor.execute("ROLLBACK")
