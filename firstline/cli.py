@@ -195,9 +195,7 @@ def eval_command(obj: Context, dataset: Path | None, train: Path | None, val: Pa
 
 
 def _split(path: Path, split: str, oos_label: str, required: bool = False) -> Labelled | None:
-    found = load_labelled(path, split, oos_label)
-    if found is None and path.suffix.lower() in (".csv", ".tsv"):
-        found = load_labelled(path, "test", oos_label)
+    found = load_labelled(path, split, oos_label)  # a CSV or TSV is one split, whatever is asked
     if found is None and required:
         raise InputError(f"{path} has no {split} split")
     return found

@@ -48,6 +48,9 @@ def test_help_lists_every_command_with_one_line(tmp_path):
         (["ask", "--file", "/definitely/missing.txt"], ["--file", "no such file"], 2),
         (["serve", "--port", "99999"], ["--port"], 2),
         (["frobnicate"], ["No such command"], 2),
+        (["eval"], ["give a labelled DATASET"], 2),
+        (["eval", "--train", "/definitely/missing.csv", "--test", "/definitely/missing.csv"], ["no such file"], 1),
+        (["eval", "--train", "train.csv"], ["give --test"], 2),
     ],
 )
 def test_bad_input_gets_one_clear_line_and_a_nonzero_exit(tmp_path, args, fragments, status):
@@ -107,3 +110,10 @@ def test_a_database_held_by_another_process_is_one_clear_line(tmp_path):
         holder.kill()
         holder.wait()
         holder.stdout.close()
+
+
+def test_eval_on_an_unknown_format_lists_the_accepted_ones(tmp_path):
+    data = tmp_path / "set.xml"
+    data.write_text("<rows/>", encoding="utf-8")
+    result = firstline("eval", "--train", str(data), "--test", str(data), data_dir=tmp_path)
+    assert_one_line_error(result, "unknown format; accepted: CSV", "CLINC150 JSON", "NLU-Evaluation-Corpora")
