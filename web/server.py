@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import click
 from waitress import create_server
 from waitress.server import BaseWSGIServer
@@ -37,3 +39,39 @@ def run_server(settings: Settings) -> None:
         pass
     finally:
         parts.close()
+
+
+class BackgroundServer:
+    """A waitress server polled on a thread until `stop()`, for tests and benchmarks.
+
+    Closing waitress's socket while its own loop sits in select() races (EBADF on that thread), so this loop
+    polls in short slices and the socket is closed only after the loop has ended.
+    """
+
+    POLL_S = 0.05
+
+    def __init__(self, server: BaseWSGIServer) -> None:
+        self.server = server
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="firstline-server", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.server.effective_host}:{self.server.effective_port}"
+
+    def start(self) -> BackgroundServer:
+        self._thread.start()
+        return self
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self.server.asyncore.loop(timeout=self.POLL_S, map=self.server._map, count=1)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.server.task_dispatcher.shutdown()
+        for channel in list(self.server._map.values()):  # open client connections, then the listener
+            if channel is not self.server:
+                channel.close()
+        self.server.close()

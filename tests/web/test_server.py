@@ -2,7 +2,6 @@
 
 import http.cookiejar
 import json
-import threading
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +9,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from tests.conftest import make_settings
-from web.server import make_server
+from web.server import BackgroundServer, make_server
 
 
 @pytest.fixture
@@ -19,14 +18,9 @@ def base_url(tmp_path, knowledge):
 
     settings = make_settings(tmp_path, port=0, threads=4, simulation_faults=["slow_queries"])
     parts = build(settings, knowledge=knowledge)
-    server = make_server(settings, parts)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.task_dispatcher.shutdown()
-    server.close()
-    thread.join(timeout=10)
-    assert not thread.is_alive()
+    server = BackgroundServer(make_server(settings, parts)).start()
+    yield f"http://127.0.0.1:{server.server.effective_port}"
+    server.stop()
     parts.close()
 
 
