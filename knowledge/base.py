@@ -130,9 +130,12 @@ class KnowledgeBase:
         band = Band.ANSWER if score >= c.t_high else Band.CLARIFY
         return Match(candidates, band, c.confidence(score))
 
-    def scores(self, queries: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+    def scores(self, queries: np.ndarray) -> np.ndarray:
         """Score of every playbook per query: the mean of nearest-example and centroid similarity."""
-        centroids = self._centroids()
+        return (self._nearest(queries) + queries @ self._centroids().T) / 2
+
+    def _nearest(self, queries: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+        """Similarity of each query to each playbook's nearest example, from a faiss search."""
         k = min(NEIGHBOURS + int(exclude_self), len(self.index))
         sims, ids = self.index.search(queries, k)
         if exclude_self:
@@ -142,21 +145,20 @@ class KnowledgeBase:
         flat_ids = ids.ravel()
         valid = flat_ids >= 0
         np.maximum.at(nearest, (rows[valid], self._label_by_id[flat_ids[valid]]), sims.ravel()[valid])
-        return (nearest + queries @ centroids.T) / 2
+        return nearest
 
     def held_out(self) -> HeldOut:
         """Leave-one-out outcome of every example (itself removed from the index and its centroid)."""
         ids = np.array(sorted(self._examples), dtype="int64")
         vectors = self.index.vectors(ids)
         labels = self._label_by_id[ids]
-        scores = self.scores(vectors, exclude_self=True)
         rows = np.arange(len(ids))
-        own = self._sums[labels] - vectors
+        centroid = vectors @ self._centroids().T
+        own = self._sums[labels] - vectors  # the example's own centroid without it
         norms = np.linalg.norm(own, axis=1)
         alone = self._counts[labels] <= 1
-        own_sim = np.where(alone, 0.0, (own * vectors).sum(axis=1) / np.where(norms > 0, norms, 1))
-        own_nearest = 2 * scores[rows, labels] - (vectors @ self._centroids().T)[rows, labels]
-        scores[rows, labels] = (own_nearest + own_sim) / 2
+        centroid[rows, labels] = np.where(alone, 0.0, (own * vectors).sum(axis=1) / np.where(norms > 0, norms, 1))
+        scores = (self._nearest(vectors, exclude_self=True) + centroid) / 2
         return self._outcome(scores, labels)
 
     def scored(self, vectors: np.ndarray, playbooks: Sequence[str]) -> HeldOut:
