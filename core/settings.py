@@ -11,7 +11,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -42,6 +42,18 @@ class Settings(BaseModel):
     dry_run: bool = Field(False, description="Plan remediations and record them, but run none.")
     answer_precision: float = Field(
         0.95, gt=0.5, lt=1.0, description="Precision the answer band is calibrated to reach on held-out examples."
+    )
+    scoring: Literal["similarity", "head", "nearest", "centroid", "knn"] = Field(
+        "similarity", description="How playbooks are scored: similarity (nearest example + centroid), head "
+        "(logistic regression on the embeddings), nearest, centroid or knn."
+    )
+    refusal_recall: float | None = Field(
+        None, gt=0, lt=1, description="When set, the out-of-scope threshold is the lowest that refuses this share "
+        "of held-out out-of-scope examples at 95% confidence; unset, it balances kept and refused."
+    )
+    fine_tune_epochs: int = Field(
+        0, ge=0, le=50, description="Epochs of fine-tuning the embedding model on the playbook examples at index "
+        "build; 0 uses the model as shipped."
     )
     max_message_chars: int = Field(4000, ge=10, le=100_000, description="Longest message accepted, in characters.")
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts encoded per batch when building the index.")

@@ -15,8 +15,9 @@ from engine.simulation import SimulatedInfrastructure
 from engine.store import DuckDBStore
 from engine.topology import Topology, load_topology
 from engine.voice import load_voice
-from knowledge.base import BuildReport, KnowledgeBase, open_knowledge
+from knowledge.base import BuildReport, KnowledgeBase, Scoring, open_knowledge
 from knowledge.embedder import Embedder
+from knowledge.finetune import Recipe, tuned_model
 from knowledge.playbooks import Playbook, Vocabulary, load_playbooks
 from rules.loader import load_rules
 from rules.model import RuleBase
@@ -39,7 +40,12 @@ def load_rulebase(settings: Settings, topology: Topology) -> RuleBase:
 def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool = False,
                progress: bool = False) -> tuple[KnowledgeBase, BuildReport]:
     embedder = Embedder(settings.model_path, settings.cache_dir, settings.embed_batch_size)
-    return open_knowledge(playbooks, embedder, settings.index_dir, settings.answer_precision, force, progress)
+    if settings.fine_tune_epochs:
+        model_path, _ = tuned_model(playbooks, embedder.model_path, settings.cache_dir / "models",
+                                    Recipe(epochs=settings.fine_tune_epochs))
+        embedder = embedder.with_model(model_path)
+    return open_knowledge(playbooks, embedder, settings.index_dir, settings.answer_precision, force, progress,
+                          Scoring(settings.scoring), settings.refusal_recall)
 
 
 @dataclass

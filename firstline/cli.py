@@ -19,9 +19,11 @@ from core.settings import Settings, describe, load_settings
 from engine.assistant import Answer, clean_message
 from engine.voice import load_voice
 from engine.wiring import build, load_pack, load_rulebase, open_index
+from knowledge.base import Scoring
 from knowledge.calibration import CalibrationReport
 from knowledge.embedder import Embedder
 from knowledge.evaluation import Labelled, evaluate, evaluate_base, load_labelled, report_lines
+from knowledge.finetune import Recipe
 from web.server import run_server
 
 USER = "cli"
@@ -148,6 +150,7 @@ def index_build(obj: Context, force: bool) -> None:
     state = "built" if report.built else "up to date"
     click.echo(f"index {state}: {report.examples} examples of {report.playbooks} playbooks, "
                f"{report.index_kind}, {report.seconds:.1f} s, in {settings.index_dir}")
+    click.echo(f"  model {report.model}, scoring {report.scoring}")
     for line in CalibrationReport(report.calibration).lines():
         click.echo(f"  {line}")
 
@@ -161,17 +164,25 @@ def index_build(obj: Context, force: bool) -> None:
 @click.option("--test", type=click.Path(dir_okay=False, path_type=Path),
               help="Score on this set (default: the same file's test split).")
 @click.option("--oos-label", default="oos", show_default=True, help="The label meaning out of scope.")
+@click.option("--scoring", type=click.Choice([s.value for s in Scoring]), default=None,
+              help="How playbooks are scored (default: the `scoring` setting).")
+@click.option("--refusal-recall", type=click.FloatRange(0, 1, min_open=True, max_open=True), default=None,
+              help="Set the out-of-scope threshold to refuse this share of held-out out-of-scope queries "
+                   "at 95%% confidence (default: the `refusal_recall` setting, else balanced).")
+@click.option("--fine-tune-epochs", type=click.IntRange(0, 50), default=None,
+              help="With --train: fine-tune the embedding model on train first (default: the setting).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of the table.")
 @click.pass_obj
 def eval_command(obj: Context, dataset: Path | None, train: Path | None, val: Path | None, test: Path | None,
-                 oos_label: str, as_json: bool) -> None:
+                 oos_label: str, scoring: str | None, refusal_recall: float | None, fine_tune_epochs: int | None,
+                 as_json: bool) -> None:
     """Measure matching on a labelled set.
 
     With DATASET only, score the playbook base on it (labels are playbook ids or categories). With --train,
     build a throwaway base from it, calibrate on --val and score --test. Files: CSV or TSV with `text` and
     `label` (or `category`) columns, CLINC150's JSON, or the NLU-Evaluation-Corpora JSON.
     """
-    settings = obj.settings()
+    settings = obj.settings(scoring=scoring, refusal_recall=refusal_recall, fine_tune_epochs=fine_tune_epochs)
     if train is None:
         if dataset is None:
             raise click.UsageError("give a labelled DATASET, or --train (with --val and --test)")
@@ -187,7 +198,9 @@ def eval_command(obj: Context, dataset: Path | None, train: Path | None, val: Pa
         embedder = Embedder(settings.model_path, settings.cache_dir, settings.embed_batch_size)
         result = evaluate(_split(train, "train", oos_label, required=True),
                           _split(test, "test", oos_label, required=True), embedder, validation, oos_label,
-                          settings.answer_precision, progress=not as_json)
+                          settings.answer_precision, progress=not as_json, scoring=Scoring(settings.scoring),
+                          refusal_recall=settings.refusal_recall,
+                          fine_tune=Recipe(epochs=settings.fine_tune_epochs) if settings.fine_tune_epochs else None)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     else:

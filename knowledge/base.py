@@ -20,13 +20,25 @@ from core.errors import KnowledgeError
 from core.taxonomy import OUT_OF_SCOPE
 from knowledge.calibration import Calibration, HeldOut, fit
 from knowledge.embedder import Embedder
+from knowledge.head import LinearHead, choose_c, energy_scores, fit_head, folds
 from knowledge.index import APPROXIMATE_ABOVE, VectorIndex
 from knowledge.playbooks import Playbook
 
-# Bump when the scoring changes, so stored calibrations are refitted.
-SCORING_VERSION = "nearest+centroid/1"
+# Bump when a scoring changes, so stored calibrations are refitted.
+SCORING_VERSION = "scoring/2"
 NEIGHBOURS = 64
+VOTERS = 10  # neighbours that vote in k-NN scoring
 TOP_CANDIDATES = 5
+
+
+class Scoring(StrEnum):
+    """How a playbook's score for a query is aggregated; `firstline eval --scoring` compares them."""
+
+    NEAREST = "nearest"  # similarity of the playbook's nearest example
+    CENTROID = "centroid"  # similarity of the playbook's mean example
+    KNN = "knn"  # similarity-weighted vote of the nearest examples
+    SIMILARITY = "similarity"  # mean of nearest and centroid: the default, every term updated at once
+    HEAD = "head"  # logistic-regression logits, refusing on their energy
 
 
 class Band(StrEnum):
@@ -63,6 +75,8 @@ class BuildReport:
     index_kind: str
     seconds: float
     calibration: Calibration
+    scoring: str = Scoring.SIMILARITY.value
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -81,8 +95,12 @@ class KnowledgeBase:
         index: VectorIndex,
         examples: Mapping[int, Example],
         calibration: Calibration,
+        scoring: Scoring = Scoring.SIMILARITY,
+        head: LinearHead | None = None,
     ) -> None:
         self.playbooks = dict(playbooks)
+        self.scoring = Scoring(scoring)
+        self.head = head
         self.embedder = embedder
         self.index = index
         self.calibration = calibration
@@ -131,8 +149,29 @@ class KnowledgeBase:
         return Match(candidates, band, c.confidence(score))
 
     def scores(self, queries: np.ndarray) -> np.ndarray:
-        """Score of every playbook per query: the mean of nearest-example and centroid similarity."""
-        return (self._nearest(queries) + queries @ self._centroids().T) / 2
+        """Score of every playbook per query, aggregated as `self.scoring` says."""
+        if self.scoring is Scoring.HEAD:
+            return energy_scores(self.head.logits(queries), ~self._is_oos)
+        if self.scoring is Scoring.KNN:
+            return self._votes(queries)
+        if self.scoring is Scoring.NEAREST:
+            return self._nearest(queries)
+        centroid = queries @ self._centroids().T
+        if self.scoring is Scoring.CENTROID:
+            return centroid
+        return (self._nearest(queries) + centroid) / 2
+
+    def _votes(self, queries: np.ndarray, exclude_self: bool = False) -> np.ndarray:
+        """Similarity-weighted vote of the VOTERS nearest examples, per playbook."""
+        sims, ids = self.index.search(queries, min(VOTERS + int(exclude_self), len(self.index)))
+        if exclude_self:
+            sims, ids = sims[:, 1:], ids[:, 1:]
+        votes = np.zeros((len(queries), len(self._order)), dtype="float64")
+        rows = np.repeat(np.arange(len(queries)), ids.shape[1])
+        flat_ids = ids.ravel()
+        valid = flat_ids >= 0
+        np.add.at(votes, (rows[valid], self._label_by_id[flat_ids[valid]]), sims.ravel()[valid])
+        return votes / max(ids.shape[1], 1)
 
     def _nearest(self, queries: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         """Similarity of each query to each playbook's nearest example, from a faiss search."""
@@ -148,23 +187,48 @@ class KnowledgeBase:
         return nearest
 
     def held_out(self) -> HeldOut:
-        """Leave-one-out outcome of every example (itself removed from the index and its centroid)."""
+        """Held-out outcome of every example: leave-one-out for similarity scorings (the example removed
+        from the index and its centroid), out-of-fold for the head (refitted without the fold)."""
         ids = np.array(sorted(self._examples), dtype="int64")
         vectors = self.index.vectors(ids)
         labels = self._label_by_id[ids]
+        if self.scoring is Scoring.HEAD:
+            scores = np.zeros((len(ids), len(self._order)), dtype="float64")
+            for train, held in folds(len(ids)):
+                head = fit_head(vectors[train], labels[train], len(self._order), self.head.c)
+                scores[held] = energy_scores(head.logits(vectors[held]), ~self._is_oos)
+            return self._outcome(scores, labels)
+        if self.scoring is Scoring.KNN:
+            return self._outcome(self._votes(vectors, exclude_self=True), labels)
         rows = np.arange(len(ids))
         centroid = vectors @ self._centroids().T
         own = self._sums[labels] - vectors  # the example's own centroid without it
         norms = np.linalg.norm(own, axis=1)
         alone = self._counts[labels] <= 1
         centroid[rows, labels] = np.where(alone, 0.0, (own * vectors).sum(axis=1) / np.where(norms > 0, norms, 1))
-        scores = (self._nearest(vectors, exclude_self=True) + centroid) / 2
-        return self._outcome(scores, labels)
+        if self.scoring is Scoring.CENTROID:
+            return self._outcome(centroid, labels)
+        nearest = self._nearest(vectors, exclude_self=True)
+        if self.scoring is Scoring.NEAREST:
+            return self._outcome(nearest, labels)
+        return self._outcome((nearest + centroid) / 2, labels)
 
     def scored(self, vectors: np.ndarray, playbooks: Sequence[str]) -> HeldOut:
         """The outcome of labelled queries that are not in the base (a validation split)."""
         labels = np.array([self._position[p] for p in playbooks], dtype="int64")
         return self._outcome(self.scores(vectors), labels)
+
+    def fit_head(self, validation: tuple[np.ndarray, Sequence[str]] | None = None, c: float | None = None) -> None:
+        """Fit the classifier head on every example, its regularisation chosen on `validation` (vectors and
+        playbook ids) or by cross-validation."""
+        ids = np.array(sorted(self._examples), dtype="int64")
+        vectors, labels = self.index.vectors(ids), self._label_by_id[ids]
+        if c is None:
+            held = None
+            if validation is not None:
+                held = (validation[0], np.array([self._position[p] for p in validation[1]], dtype="int64"))
+            c = choose_c(vectors, labels, len(self._order), held)
+        self.head = fit_head(vectors, labels, len(self._order), c)
 
     def _outcome(self, scores: np.ndarray, labels: np.ndarray) -> HeldOut:
         top = scores.argmax(axis=1)
@@ -187,6 +251,7 @@ class KnowledgeBase:
         for row_id, text in zip(ids.tolist(), texts, strict=True):
             self._examples[row_id] = Example(playbook, text)
         self._accumulate(ids, vectors, +1)
+        self._refresh_head()
         return ids.tolist()
 
     def remove_examples(self, ids: Sequence[int]) -> int:
@@ -199,7 +264,13 @@ class KnowledgeBase:
         for row_id in present.tolist():
             del self._examples[row_id]
             self._label_by_id[row_id] = -1
+        self._refresh_head()
         return removed
+
+    def _refresh_head(self) -> None:
+        """A removed example must leave the head too (a user's deleted history), and a new one should count."""
+        if self.head is not None:
+            self.fit_head(c=self.head.c)
 
     def _accumulate(self, ids: np.ndarray, vectors: np.ndarray, sign: int) -> None:
         labels = self._label_by_id[ids]
@@ -220,9 +291,12 @@ class KnowledgeBase:
         target_precision: float,
         progress: bool = False,
         approximate_above: int = APPROXIMATE_ABOVE,
-        calibrate: bool = True,
+        scoring: Scoring = Scoring.SIMILARITY,
+        refusal_recall: float | None = None,
+        validation: tuple[np.ndarray, Sequence[str]] | None = None,
     ) -> KnowledgeBase:
-        """Encode every example, index it, and (unless told not to) calibrate by leave-one-out."""
+        """Encode every example, index it, fit the head if the scoring has one, and calibrate the bands:
+        on `validation` (vectors and their playbook ids) when given, else on held-out examples."""
         if not playbooks:
             raise KnowledgeError("no playbooks to build the index from")
         examples = {i: Example(p.id, text) for i, (p, text) in
@@ -230,17 +304,26 @@ class KnowledgeBase:
         vectors = embedder.encode([e.text for e in examples.values()], progress=progress)
         index = VectorIndex.build(np.arange(len(examples)), vectors, approximate_above)
         provisional = Calibration(0.0, 1.0, 0.0, 0.0, target_precision, 0.0, 0.0, 0.0, 0.0, 0, 0)
-        base = cls(playbooks, embedder, index, examples, provisional)
-        if calibrate:
-            base.calibration = fit(base.held_out(), target_precision)
+        base = cls(playbooks, embedder, index, examples, provisional, scoring)
+        if base.scoring is Scoring.HEAD:
+            in_scope = None
+            if validation is not None:
+                keep = [i for i, p in enumerate(validation[1]) if not base._is_oos[base._position[p]]]
+                in_scope = (validation[0][keep], [validation[1][i] for i in keep])
+            base.fit_head(in_scope)
+        held = base.held_out() if validation is None else base.scored(*validation)
+        base.calibration = fit(held, target_precision, refusal_recall)
         return base
 
     def save(self, directory: Path, fingerprint: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.index.save(directory / "examples.faiss")
+        if self.head is not None:
+            self.head.save(directory / "head.npz")
         meta = {
             "fingerprint": fingerprint,
             "model": self.embedder.model_id,
+            "scoring": self.scoring.value,
             "index_kind": self.index.kind,
             "examples": [[i, e.playbook, e.text] for i, e in sorted(self._examples.items())],
             "calibration": self.calibration.as_dict(),
@@ -251,7 +334,8 @@ class KnowledgeBase:
         tmp.replace(directory / "meta.json")
 
     @classmethod
-    def load(cls, directory: Path, playbooks: Mapping[str, Playbook], embedder: Embedder, fingerprint: str):
+    def load(cls, directory: Path, playbooks: Mapping[str, Playbook], embedder: Embedder, fingerprint: str,
+             scoring: Scoring = Scoring.SIMILARITY):
         """The stored base if it was built from exactly these playbooks and model, else None."""
         try:
             meta = json.loads((directory / "meta.json").read_text(encoding="utf-8"))
@@ -264,12 +348,17 @@ class KnowledgeBase:
             calibration = Calibration(**meta["calibration"])
         except (KeyError, TypeError, ValueError):
             return None  # written by another version: rebuild
-        return cls(playbooks, embedder, VectorIndex.load(directory / "examples.faiss"), examples, calibration)
+        head = LinearHead.load(directory / "head.npz") if scoring is Scoring.HEAD else None
+        if scoring is Scoring.HEAD and head is None:
+            return None
+        return cls(playbooks, embedder, VectorIndex.load(directory / "examples.faiss"), examples, calibration,
+                   scoring, head)
 
 
-def fingerprint(playbooks: Mapping[str, Playbook], model_id: str, target_precision: float) -> str:
+def fingerprint(playbooks: Mapping[str, Playbook], model_id: str, target_precision: float,
+                scoring: Scoring = Scoring.SIMILARITY, refusal_recall: float | None = None) -> str:
     """Changes whenever anything the index or the calibration depends on changes."""
-    digest = hashlib.sha256(f"{SCORING_VERSION}|{model_id}|{target_precision}".encode())
+    digest = hashlib.sha256(f"{SCORING_VERSION}|{scoring}|{refusal_recall}|{model_id}|{target_precision}".encode())
     for pid in sorted(playbooks):
         p = playbooks[pid]
         digest.update(json.dumps([p.id, p.category, list(p.examples)]).encode())
@@ -283,14 +372,17 @@ def open_knowledge(
     target_precision: float,
     force: bool = False,
     progress: bool = False,
+    scoring: Scoring = Scoring.SIMILARITY,
+    refusal_recall: float | None = None,
 ) -> tuple[KnowledgeBase, BuildReport]:
     """Load the stored base, or build (and store) it when missing, stale or `force`d."""
     started = time.perf_counter()
-    key = fingerprint(playbooks, embedder.model_id, target_precision)
-    base = None if force else KnowledgeBase.load(directory, playbooks, embedder, key)
+    key = fingerprint(playbooks, embedder.model_id, target_precision, scoring, refusal_recall)
+    base = None if force else KnowledgeBase.load(directory, playbooks, embedder, key, scoring)
     built = base is None
     if base is None:
-        base = KnowledgeBase.build(playbooks, embedder, target_precision, progress=progress)
+        base = KnowledgeBase.build(playbooks, embedder, target_precision, progress=progress, scoring=scoring,
+                                   refusal_recall=refusal_recall)
         base.save(directory, key)
     report = BuildReport(
         built=built,
@@ -299,5 +391,7 @@ def open_knowledge(
         index_kind=base.index.kind,
         seconds=time.perf_counter() - started,
         calibration=base.calibration,
+        scoring=base.scoring.value,
+        model=embedder.model_id,
     )
     return base, report

@@ -26,6 +26,7 @@ class Calibration:
     out_of_scope_rejected: float
     examples: int
     out_of_scope_examples: int
+    rule: str = "balanced"  # how t_low was chosen
 
     def confidence(self, score: float) -> float:
         return float(1.0 / (1.0 + np.exp(-(self.slope * score + self.intercept))))
@@ -44,8 +45,14 @@ class HeldOut:
     is_oos: np.ndarray  # the example itself is out of scope
 
 
-def fit(held_out: HeldOut, target_precision: float) -> Calibration:
-    """Choose t_low for balanced in/out accuracy, t_high as the lowest score reaching the target precision."""
+def fit(held_out: HeldOut, target_precision: float, refusal_recall: float | None = None) -> Calibration:
+    """Choose t_low, then t_high as the lowest score reaching the target precision.
+
+    t_low balances in-scope kept and out-of-scope rejected; or, given `refusal_recall`, it is the lowest
+    threshold at which we are 95% sure (one-sided Clopper-Pearson bound) that at least that share of
+    out-of-scope queries is refused: held-out out-of-scope sets are small, and the bound keeps the chosen
+    threshold from resting on a lucky handful.
+    """
     score, top_oos, correct, is_oos = held_out.score, held_out.top_is_oos, held_out.correct, held_out.is_oos
     n_in, n_oos = int((~is_oos).sum()), int(is_oos.sum())
     cuts = _cut_points(score)
@@ -58,6 +65,13 @@ def fit(held_out: HeldOut, target_precision: float) -> Calibration:
 
     balanced = [(kept(t) + rejected(t)) / 2 for t in cuts]
     t_low = float(cuts[int(np.argmax(balanced))])
+    rule = "balanced"
+    if refusal_recall is not None:
+        reaching = [t for t in cuts if _recall_lower_bound(rejected(t), n_oos) >= refusal_recall]
+        if reaching:
+            t_low, rule = float(reaching[0]), f"out-of-scope recall >= {refusal_recall:.0%} at 95% confidence"
+        else:
+            rule = f"balanced (out-of-scope recall {refusal_recall:.0%} unreachable with {n_oos} examples)"
 
     answered = ~top_oos
     t_high = float(score.max() + 1e-6)  # nothing answered outright unless some cut reaches the target
@@ -90,7 +104,20 @@ def fit(held_out: HeldOut, target_precision: float) -> Calibration:
         out_of_scope_rejected=rejected(t_low),
         examples=n_in,
         out_of_scope_examples=n_oos,
+        rule=rule,
     )
+
+
+def _recall_lower_bound(recall: float, count: int, confidence: float = 0.95) -> float:
+    """One-sided Clopper-Pearson lower bound of a proportion observed as `recall` over `count` trials."""
+    if count == 0:
+        return 0.0
+    successes = round(recall * count)
+    if successes == 0:
+        return 0.0
+    from scipy.stats import beta
+
+    return float(beta.ppf(1 - confidence, successes, count - successes + 1))
 
 
 def _cut_points(score: np.ndarray) -> np.ndarray:
@@ -108,7 +135,7 @@ class CalibrationReport:
     def lines(self) -> list[str]:
         c = self.calibration
         return [
-            f"bands: out of scope < {c.t_low:.3f} <= clarify < {c.t_high:.3f} <= answer",
+            f"bands: out of scope < {c.t_low:.3f} <= clarify < {c.t_high:.3f} <= answer ({c.rule})",
             f"left-out examples: {c.examples} in scope, {c.out_of_scope_examples} out of scope",
             f"answer band: {c.answered_share:.1%} of in-scope examples at {c.answer_precision:.1%} precision "
             f"(target {c.target_precision:.0%})",

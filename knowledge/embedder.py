@@ -29,10 +29,15 @@ class Embedder:
             raise KnowledgeError(f"embedding model folder {self.model_path} does not exist; "
                                  "unset FIRSTLINE_MODEL_PATH to use the bundled all-MiniLM-L6-v2")
         self.batch_size = batch_size
+        self.cache_dir = cache_dir
         self.model_id = _model_id(Path(self.model_path))
         self._cache = EmbeddingCache(cache_dir / f"embeddings-{self.model_id}.npz") if cache_dir else None
         self._model = None
         self._lock = threading.Lock()
+
+    def with_model(self, model_path: str) -> Embedder:
+        """The same cache and batch size over another model (a fine-tuned one): the cache is keyed by model."""
+        return Embedder(model_path, self.cache_dir, self.batch_size)
 
     @property
     def dimension(self) -> int:

@@ -22,9 +22,9 @@ import numpy as np
 
 from core.errors import InputError
 from core.taxonomy import OUT_OF_SCOPE
-from knowledge.base import Band, KnowledgeBase, Match
-from knowledge.calibration import fit
+from knowledge.base import Band, KnowledgeBase, Match, Scoring
 from knowledge.embedder import Embedder
+from knowledge.finetune import Recipe, tuned_model
 from knowledge.playbooks import Playbook
 
 FORMATS = (
@@ -141,6 +141,9 @@ class EvalResult:
     latency_p95_ms: float
     index_kind: str
     build_s: float
+    scoring: str = Scoring.SIMILARITY.value
+    model: str = ""
+    fine_tune_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -155,21 +158,36 @@ def evaluate(
     oos_label: str = "oos",
     target_precision: float = 0.95,
     progress: bool = False,
+    scoring: Scoring = Scoring.SIMILARITY,
+    refusal_recall: float | None = None,
+    fine_tune: Recipe | None = None,
 ) -> EvalResult:
-    """Build a base from `train`, calibrate on `val` (or leave-one-out), and score `test`."""
+    """Build a base from `train` (fine-tuning the model on it first if asked), calibrate on `val` (or on
+    held-out train examples), and score `test`."""
     notes: list[str] = []
-    started = time.perf_counter()
     playbooks = _playbooks(train, oos_label)
-    base = KnowledgeBase.build(playbooks, embedder, target_precision, progress=progress, calibrate=val is None)
-    calibrated_on = "leave-one-out over train"
+    fine_tune_s = None
+    if fine_tune is not None:
+        if embedder.cache_dir is None:
+            raise InputError("fine-tuning needs a cache folder to keep the trained model in")
+        model_path, report = tuned_model(playbooks, embedder.model_path, embedder.cache_dir / "models", fine_tune,
+                                         purpose="eval", progress=_step_printer() if progress else None)
+        embedder = embedder.with_model(model_path)
+        fine_tune_s = report.seconds if report else None
+        notes.append(f"model fine-tuned for {fine_tune.epochs} epochs " +
+                     (f"in {report.seconds:.0f} s" if report else "earlier (reused from the cache)"))
+    started = time.perf_counter()
+    validation = None
+    calibrated_on = "held-out train examples" + (" (3 folds)" if scoring == Scoring.HEAD else " (leave-one-out)")
     if val is not None:
         known = [i for i, label in enumerate(val.labels) if label in playbooks]
         if len(known) < len(val):
             notes.append(f"{len(val) - len(known)} validation rows have labels absent from train; ignored")
-        vectors = embedder.encode([val.texts[i] for i in known], progress=progress)
-        held = base.scored(vectors, [val.labels[i] for i in known])
-        base.calibration = fit(held, target_precision)
+        validation = (embedder.encode([val.texts[i] for i in known], progress=progress),
+                      [val.labels[i] for i in known])
         calibrated_on = f"validation split ({len(known)} queries)"
+    base = KnowledgeBase.build(playbooks, embedder, target_precision, progress=progress, scoring=scoring,
+                               refusal_recall=refusal_recall, validation=validation)
     build_s = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -178,8 +196,20 @@ def evaluate(
     scores = base.scores(vectors)
     matches = [base.match_scores(row) for row in scores]
     latencies = _latencies(base, test.texts[:LATENCY_SAMPLE])
-    return _measure(train.source, val.source if val else None, test, base, matches, lambda m: m.best.playbook,
-                    oos_label, calibrated_on, encode_per_s, latencies, build_s, notes)
+    result = _measure(train.source, val.source if val else None, test, base, matches, lambda m: m.best.playbook,
+                      oos_label, calibrated_on, encode_per_s, latencies, build_s, notes)
+    result.fine_tune_s = fine_tune_s
+    return result
+
+
+def _step_printer() -> Callable[[int, int, float], None]:
+    """Fine-tuning progress on stderr, every 50 steps."""
+    import sys
+
+    def show(step: int, total: int, loss: float) -> None:
+        if step % 50 == 0 or step == total:
+            print(f"fine-tuning: step {step}/{total}, loss {loss:.3f}", file=sys.stderr, flush=True)
+    return show
 
 
 def evaluate_base(base: KnowledgeBase, test: Labelled, oos_label: str = "oos") -> EvalResult:
@@ -252,7 +282,8 @@ def _measure(train: str, val: str | None, test: Labelled, base: KnowledgeBase, m
         encode_per_s=encode_per_s,
         latency_p50_ms=statistics.median(latencies) if latencies else 0.0,
         latency_p95_ms=float(np.percentile(latencies, 95)) if latencies else 0.0,
-        index_kind=base.index.kind, build_s=build_s, notes=notes,
+        index_kind=base.index.kind, build_s=build_s, scoring=base.scoring.value, model=base.embedder.model_id,
+        notes=notes,
     )
 
 
@@ -282,7 +313,8 @@ def report_lines(result: EvalResult) -> list[str]:
         f"train  {r.train}: {r.train_examples} examples, {r.classes} classes "
         f"({r.index_kind}, built in {r.build_s:.1f} s)",
         f"test   {r.test}: {r.test_queries} queries; bands calibrated on {r.calibrated_on}",
-        f"bands  out of scope < {c['t_low']:.3f} <= clarify < {c['t_high']:.3f} <= answer",
+        f"bands  out of scope < {c['t_low']:.3f} <= clarify < {c['t_high']:.3f} <= answer ({c.get('rule')})",
+        f"model  {r.model}, scoring {r.scoring}",
         "",
         f"{'measure':<28}{'value':>10}",
         f"{'accuracy':<28}{pct(r.accuracy):>10}",

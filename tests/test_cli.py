@@ -117,3 +117,22 @@ def test_eval_on_an_unknown_format_lists_the_accepted_ones(tmp_path):
     data.write_text("<rows/>", encoding="utf-8")
     result = firstline("eval", "--train", str(data), "--test", str(data), data_dir=tmp_path)
     assert_one_line_error(result, "unknown format; accepted: CSV", "CLINC150 JSON", "NLU-Evaluation-Corpora")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (("--scoring", "vibes"), "'vibes' is not one of"),
+        (("--refusal-recall", "1.5"), "--refusal-recall"),
+        (("--fine-tune-epochs", "-1"), "--fine-tune-epochs"),
+    ],
+)
+def test_eval_options_are_checked_before_any_work(tmp_path, args, fragment):
+    result = firstline("eval", "data/eval/pack_holdout.csv", *args, data_dir=tmp_path)
+    assert result.returncode == 2
+    assert_one_line_error(result, fragment)
+
+
+def test_a_bad_scoring_setting_names_the_variable(tmp_path):
+    result = firstline("eval", "data/eval/pack_holdout.csv", data_dir=tmp_path, extra_env={"FIRSTLINE_SCORING": "x"})
+    assert_one_line_error(result, "FIRSTLINE_SCORING", "similarity")

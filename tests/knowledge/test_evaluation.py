@@ -3,6 +3,7 @@ import json
 import pytest
 
 from core.errors import InputError
+from knowledge.base import Scoring
 from knowledge.evaluation import evaluate, load_labelled, macro_f1
 from tests.conftest import shared_file
 
@@ -74,3 +75,13 @@ def test_braun_corpus_loads():
     train, test = load_labelled(path, "train", "oos"), load_labelled(path, "test", "oos")
     assert len(train) + len(test) == 89 and "oos" in train.labels
     assert load_labelled(path, "val", "oos") is None
+
+
+def test_evaluate_with_the_head_and_a_validation_split(tmp_path, knowledge):
+    train = load_labelled(write_csv(tmp_path / "train.csv", ROWS), "train", "oos")
+    val_rows = [("signing in fails", "login"), ("export button broken", "export"), ("sing me a song", "oos")]
+    val = load_labelled(write_csv(tmp_path / "val.csv", val_rows), "val", "oos")
+    test = load_labelled(write_csv(tmp_path / "test.csv", [("login page errors out", "login")]), "test", "oos")
+    result = evaluate(train, test, knowledge.embedder, val, scoring=Scoring.HEAD, refusal_recall=0.2)
+    assert result.scoring == "head" and result.calibrated_on.startswith("validation split (3")
+    assert result.calibration["rule"].startswith("balanced (out-of-scope recall 20% unreachable with 1")
