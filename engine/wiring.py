@@ -42,7 +42,7 @@ def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool =
     embedder = Embedder(settings.model_path, settings.cache_dir, settings.embed_batch_size)
     if settings.fine_tune_epochs:
         model_path, _ = tuned_model(playbooks, embedder.model_path, settings.cache_dir / "models",
-                                    Recipe(epochs=settings.fine_tune_epochs))
+                                    Recipe(epochs=settings.fine_tune_epochs), progress=progress)
         embedder = embedder.with_model(model_path)
     return open_knowledge(playbooks, embedder, settings.index_dir, settings.answer_precision, force, progress,
                           Scoring(settings.scoring), settings.refusal_recall)

@@ -73,10 +73,8 @@ class Embedder:
     def _load(self):
         with self._lock:
             if self._model is None:
-                # Offline by design; and torch is imported here, not at import time, so the CLI starts fast.
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")
-                os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-                os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # the weights load in well under 1 s
+                # torch is imported here, not at import time, so the CLI starts fast.
+                offline_and_quiet()
                 from sentence_transformers import SentenceTransformer
 
                 try:
@@ -84,6 +82,13 @@ class Embedder:
                 except (OSError, ValueError) as error:
                     raise KnowledgeError(f"cannot load the embedding model from {self.model_path}: {error}") from None
             return self._model
+
+
+def offline_and_quiet() -> None:
+    """Offline by design; and no progress bars for loading or saving weights, which take well under 1 s."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 
 def text_key(text: str) -> str:

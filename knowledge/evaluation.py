@@ -171,7 +171,7 @@ def evaluate(
         if embedder.cache_dir is None:
             raise InputError("fine-tuning needs a cache folder to keep the trained model in")
         model_path, report = tuned_model(playbooks, embedder.model_path, embedder.cache_dir / "models", fine_tune,
-                                         purpose="eval", progress=_step_printer() if progress else None)
+                                         purpose="eval", progress=progress)
         embedder = embedder.with_model(model_path)
         fine_tune_s = report.seconds if report else None
         notes.append(f"model fine-tuned for {fine_tune.epochs} epochs " +
@@ -201,15 +201,6 @@ def evaluate(
     result.fine_tune_s = fine_tune_s
     return result
 
-
-def _step_printer() -> Callable[[int, int, float], None]:
-    """Fine-tuning progress on stderr, every 50 steps."""
-    import sys
-
-    def show(step: int, total: int, loss: float) -> None:
-        if step % 50 == 0 or step == total:
-            print(f"fine-tuning: step {step}/{total}, loss {loss:.3f}", file=sys.stderr, flush=True)
-    return show
 
 
 def evaluate_base(base: KnowledgeBase, test: Labelled, oos_label: str = "oos") -> EvalResult:

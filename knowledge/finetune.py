@@ -20,14 +20,16 @@ import math
 import random
 import shutil
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from core.errors import KnowledgeError
 from core.taxonomy import OUT_OF_SCOPE
+from knowledge.embedder import offline_and_quiet
 from knowledge.playbooks import Playbook
 
 PROVENANCE = "firstline-fine-tune.json"
@@ -66,7 +68,7 @@ def fine_tune(
     out_of_scope: Sequence[str],
     model_dir: Path,
     recipe: Recipe = Recipe(),
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: bool = False,
 ) -> FineTuneReport:
     """Train a copy of the model at `model_path` on labelled in-scope `texts` plus `out_of_scope` negatives
     and save it to `model_dir` (written whole to a temporary folder, then renamed)."""
@@ -78,6 +80,7 @@ def fine_tune(
     if len(by_label) < 2:
         raise KnowledgeError("fine-tuning needs at least two in-scope playbooks")
 
+    offline_and_quiet()
     import torch
     from sentence_transformers import SentenceTransformer
 
@@ -100,6 +103,7 @@ def fine_tune(
 
     model.train()
     loss_value = math.nan
+    bar = tqdm(total=total, desc="fine-tuning", unit="step", disable=not progress)
     for step in range(total):
         with_oos = bool(out_of_scope) and step % steps_per_epoch < recipe.oos_batches_per_epoch
         batch, batch_labels = _batch(by_label, names, out_of_scope if with_oos else (), recipe.pairs_per_batch, rng)
@@ -110,8 +114,9 @@ def fine_tune(
         optimiser.step()
         schedule.step()
         loss_value = float(loss.detach())
-        if progress:
-            progress(step + 1, total, loss_value)
+        bar.update()
+        bar.set_postfix(loss=f"{loss_value:.3f}", refresh=False)
+    bar.close()
     model.eval()
     _save(model, model_dir, recipe, len(texts), len(out_of_scope))
     return FineTuneReport(model_dir, total, time.perf_counter() - started, loss_value)
@@ -146,7 +151,7 @@ def _batch(by_label: dict[str, list[str]], names: list[str], out_of_scope: Seque
 
 def _loss(model, head, texts: list[str], labels: list[int], recipe: Recipe, torch):
     functional = torch.nn.functional
-    features = model.tokenize(texts)
+    features = model.preprocess(texts)
     embeddings = functional.normalize(model(features)["sentence_embedding"], dim=-1)
     target = torch.tensor(labels)
     in_scope = target >= 0
@@ -192,7 +197,7 @@ def tuned_model(
     models_dir: Path,
     recipe: Recipe,
     purpose: str = "pack",
-    progress: Callable[[int, int, float], None] | None = None,
+    progress: bool = False,
 ) -> tuple[str, FineTuneReport | None]:
     """The folder of the model fine-tuned on these playbooks' examples, training it when it is missing.
 
