@@ -1,11 +1,20 @@
 """The only module that touches durable-rules.
 
-Design around its measured limits (shared notes): a registered ruleset cannot change, so each rule base
-version is registered under its own name and swapped in atomically; sessions are capped per ruleset, so
-each decision runs in its own short-lived session that is deleted at the end; exceptions in actions are
-swallowed by durable-rules, so our action catches and records them itself; every fact gets a unique id;
-and a batch containing one fact that no rule tests is refused whole (after which deleting its session
-crashes the process), so every fact type has a lowest-priority "accept" rule that does nothing.
+Designed around its measured limits (../shared/notes/durable-rules.md and docs/measurements.md):
+
+- A registered ruleset cannot change, so each rule base version is registered under its own names and
+  swapped in atomically; a session keeps the version it started on, and a retired version's rulesets are
+  deleted when its last session ends.
+- A ruleset of 512 rules hangs durable-rules, so a large rule base is split into shards by playbook
+  (`rules.shards`) and a decision runs in the one shard that holds its playbook.
+- Sessions are capped per ruleset, so each decision runs in its own short-lived session, deleted at the end.
+- Exceptions in actions are swallowed by durable-rules, so every action is caught and recorded here, and the
+  engine goes on with the next one.
+- A batch with one fact that no rule tests is refused whole (after which deleting its session crashes the
+  process), so every fact type has a lowest-priority "accept" rule that does nothing.
+- A negated pattern is decided when an activation is made and not withdrawn when a matching fact arrives
+  later, so `none` patterns are checked again just before a rule fires; and an activation made twice for the
+  same facts (after a late retraction) fires once.
 """
 
 from __future__ import annotations
@@ -13,57 +22,25 @@ from __future__ import annotations
 import itertools
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
+import durable_rules_engine
 from durable import engine as durable
 
-from rules.compiler import TYPE_FIELD, compile_rulebase
-from rules.loader import render
-from rules.model import FACT_FIELDS, Rule, RuleBase
+from engine.trace import Fact, Firing, Intent, Run, Skip
+from rules.compiler import TYPE_FIELD, compile_rules, split_alternative
+from rules.evaluate import blocker
+from rules.loader import fill, render
+from rules.model import Rule, RuleBase
+from rules.shards import ROUTE, SHARD_CAPACITY, ShardPlan, plan_shards
 
 ACCEPT_PREFIX = "__accept_"
 ACCEPT_PRIORITY = 1_000_000  # after every real rule (their pri is 0..1000)
 
-
-@dataclass(frozen=True)
-class Fact:
-    """A typed fact; the engine's own vocabulary, never a durable-rules object."""
-
-    type: str
-    fields: Mapping[str, Any]
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"type": self.type, **self.fields}
-
-
-@dataclass(frozen=True)
-class Intent:
-    """An action a rule asked for, with its arguments filled from the facts it matched."""
-
-    verb: str
-    args: Mapping[str, Any]
-    rule: str
-
-
-@dataclass(frozen=True)
-class Firing:
-    """One rule firing: the rule and the facts bound to each of its aliases."""
-
-    rule: str
-    bindings: Mapping[str, Mapping[str, Any]]
-
-
-@dataclass
-class Run:
-    """Everything that happened in one decision's session."""
-
-    ruleset_version: str
-    firings: list[Firing] = field(default_factory=list)
-    intents: list[Intent] = field(default_factory=list)
-    asserted: list[Fact] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
+__all__ = ["Fact", "Firing", "Intent", "RuleEngine", "Run", "Session", "Skip"]
 
 
 class _Host(durable.Host):
@@ -82,121 +59,240 @@ class _Host(durable.Host):
 
         return action
 
+    def unregister(self, name: str) -> None:
+        """Delete a ruleset. durable-rules has no public way (issue #157), so this reaches into the host."""
+        ruleset = self._ruleset_directory.pop(name, None)
+        if ruleset is None:
+            return
+        self._ruleset_list.remove(ruleset)
+        durable_rules_engine.delete_ruleset(ruleset._handle)
 
-@dataclass(frozen=True)
+
+@dataclass
 class _Version:
-    name: str
+    """One registered rule base: its durable-rules ruleset names (one per shard) and how decisions route."""
+
+    number: int
     rulebase: RuleBase
     rules: Mapping[str, Rule]
+    names: tuple[str, ...]
+    plan: ShardPlan
+    active: int = 0
+    retired: bool = False
 
 
 class RuleEngine:
     """Runs a rule base over a decision's facts and reports firings, intents and asserted facts."""
 
-    def __init__(self, rulebase: RuleBase) -> None:
-        self._runs: dict[str, tuple[Run, _Version]] = {}
-        self._runs_lock = threading.Lock()
-        self._swap_lock = threading.Lock()
+    def __init__(self, rulebase: RuleBase, shard_capacity: int = SHARD_CAPACITY) -> None:
+        self._sessions: dict[str, Session] = {}
+        self._lock = threading.Lock()  # guards _sessions, _current and the versions' counters
         self._serial = itertools.count(1)
+        self._capacity = shard_capacity
         self._host = _Host(self._on_fire)
         self._current = self._register(rulebase)
+        self.deleted_versions = 0
 
     @property
     def rulebase(self) -> RuleBase:
         return self._current.rulebase
 
+    @property
+    def shards(self) -> int:
+        return len(self._current.names)
+
+    def registered_rulesets(self) -> int:
+        """How many durable-rules rulesets exist: the current version's shards and any still draining."""
+        return len(self._host._ruleset_directory)
+
     def swap(self, rulebase: RuleBase) -> None:
-        """Make `rulebase` current; decisions already running finish on the version they started with."""
-        with self._swap_lock:
-            self._current = self._register(rulebase)
+        """Make `rulebase` current; sessions already open finish on the version they started with."""
+        new = self._register(rulebase)  # slow part outside the lock: decisions keep running meanwhile
+        with self._lock:
+            old, self._current = self._current, new
+            old.retired = True
+            drained = old.active == 0
+        if drained:
+            self._delete(old)
 
     def _register(self, rulebase: RuleBase) -> _Version:
-        name = f"firstline_{rulebase.version}_{next(self._serial)}"
-        definition = compile_rulebase(rulebase)
-        for fact_type in FACT_FIELDS:
-            definition[ACCEPT_PREFIX + fact_type] = {
-                "all": [{"fact": {TYPE_FIELD: fact_type}}], "run": ACCEPT_PREFIX, "pri": ACCEPT_PRIORITY}
-        self._host.register_rulesets({name: definition})
-        return _Version(name, rulebase, {rule.name: rule for rule in rulebase.rules})
+        number = next(self._serial)
+        accept = {ACCEPT_PREFIX + fact_type: {"all": [{"fact": {TYPE_FIELD: fact_type}}], "run": ACCEPT_PREFIX,
+                                              "pri": ACCEPT_PRIORITY} for fact_type in rulebase.vocabulary.facts}
+        plan = plan_shards(rulebase, self._capacity, reserved=len(accept))
+        names = []
+        for index, shard in enumerate(plan.shards):
+            name = f"firstline_{rulebase.version}_{number}_{index}"
+            self._host.register_rulesets({name: {**compile_rules(shard.rules), **accept}})
+            names.append(name)
+        return _Version(number, rulebase, {rule.name: rule for rule in rulebase.rules}, tuple(names), plan)
+
+    def _delete(self, version: _Version) -> None:
+        for name in version.names:
+            self._host.unregister(name)
+        self.deleted_versions += 1
+
+    @contextmanager
+    def session(self) -> Iterator[Session]:
+        """A decision's own session on the current version; facts added to it chain until nothing fires."""
+        with self._lock:
+            version = self._current
+            version.active += 1
+        session = Session(self, version, uuid.uuid4().hex)
+        with self._lock:
+            self._sessions[session.sid] = session
+        try:
+            yield session
+        finally:
+            self._close(session)
 
     def run(self, facts: Sequence[Fact]) -> Run:
-        """Assert `facts` in a fresh session, chain to quiescence, delete the session, return what fired."""
-        version = self._current  # pinned: a swap during this run does not affect it
-        sid = uuid.uuid4().hex
-        run = Run(version.rulebase.version)
-        with self._runs_lock:
-            self._runs[sid] = (run, version)
-        payload = [_encode(fact, sid) for fact in facts if fact.type in FACT_FIELDS]
-        unknown = sorted({fact.type for fact in facts if fact.type not in FACT_FIELDS})
+        """Assert `facts` in a fresh session, chain to quiescence, delete the session, return what happened."""
+        with self.session() as session:
+            session.add(facts)
+        return session.run
+
+    def _close(self, session: Session) -> None:
+        if session.shard_name is not None:
+            self._host.delete_state(session.shard_name, session.sid)
+        with self._lock:
+            self._sessions.pop(session.sid, None)
+            version = session.version
+            version.active -= 1
+            drained = version.retired and version.active == 0
+        if drained:
+            self._delete(version)
+
+    def _assert(self, session: Session, payload: list[dict[str, Any]]) -> None:
+        self._host.assert_facts(session.shard_name, payload)
+
+    def _on_fire(self, name: str, closure) -> None:
+        if name == ACCEPT_PREFIX:
+            return
+        with self._lock:
+            session = self._sessions.get(closure.s["sid"])
+        if session is not None:
+            session.fire(name, closure)
+
+
+class Session:
+    """One decision's facts in durable-rules, and the record (`run`) of everything that happened to them."""
+
+    def __init__(self, engine: RuleEngine, version: _Version, sid: str) -> None:
+        self.engine = engine
+        self.version = version
+        self.sid = sid
+        self.run = Run(version.rulebase.version)
+        self.shard_name: str | None = None
+        self._encoded: dict[str, dict[str, Any]] = {}  # fact id -> the dict durable-rules holds
+        self._fired: set[tuple[str, int, tuple[str, ...]]] = set()
+
+    def add(self, facts: Sequence[Fact], origin: str = "input") -> list[Intent]:
+        """Assert `facts`, let the rules chain until nothing more fires, and return the new intents."""
+        known = self.version.rulebase.vocabulary.facts
+        unknown = sorted({f.type for f in facts if f.type not in known})
         if unknown:
-            run.errors.append(f"facts of unknown type ignored: {', '.join(unknown)}")
-        session_exists = False
+            self.run.errors.append(f"facts of unknown type ignored: {', '.join(unknown)}")
+        facts = [f for f in facts if f.type in known]
+        if not facts:  # durable-rules crashes on an empty batch
+            return []
+        if self.shard_name is None:
+            self.run.shard = self._route(facts)
+            self.shard_name = self.version.names[self.run.shard]
+        before = len(self.run.intents)
+        payload = [self._register(fact, origin, None) for fact in facts]
         try:
-            if payload:  # durable-rules crashes on an empty batch
-                self._host.assert_facts(version.name, payload)
-                session_exists = True
+            self.engine._assert(self, payload)
         except Exception as error:  # noqa: BLE001 - durable-rules raises bare Exceptions
-            run.errors.append(f"rule engine: {_message(error)}")
-        finally:
-            if session_exists:
-                self._host.delete_state(version.name, sid)
-            with self._runs_lock:
-                self._runs.pop(sid, None)
-        return run
+            self.run.errors.append(f"rule engine: {_message(error)}")
+        return self.run.intents[before:]
 
-    def _on_fire(self, rule_name: str, closure) -> None:
-        if rule_name == ACCEPT_PREFIX:
+    def _route(self, facts: Sequence[Fact]) -> int:
+        kind, key = ROUTE
+        playbook = next((f.fields.get(key) for f in facts if f.type == kind), None)
+        return self.version.plan.shard_for(playbook)
+
+    def _register(self, fact: Fact, origin: str, by: int | None) -> dict[str, Any]:
+        fact_id = self.run.record(fact, origin, by)
+        # A unique id on every fact: without one durable-rules reports false duplicates (issue #376).
+        encoded = {**fact.fields, TYPE_FIELD: fact.type, "id": fact_id, "sid": self.sid}
+        self._encoded[fact_id] = encoded
+        return encoded
+
+    def fire(self, name: str, closure) -> None:
+        """A durable-rules activation of `name` (`RULE#N`): check it, then do the rule's actions in order."""
+        rule_name, index = split_alternative(name)
+        rule = self.version.rules[rule_name]
+        alternative = rule.alternatives[index]
+        bound = {}
+        for pattern in alternative:
+            content = None if pattern.negated else getattr(closure, pattern.alias)
+            if content is not None:
+                bound[pattern.alias] = str(content._d["id"])
+        if self._skipped(rule, index, alternative, bound):
             return
-        sid = closure.s["sid"]
-        with self._runs_lock:
-            entry = self._runs.get(sid)
-        if entry is None:
-            return
-        run, version = entry
-        rule = version.rules[rule_name]
-        try:
-            bindings = _bindings(rule, closure)
-            run.firings.append(Firing(rule.name, bindings))
-            deferred = []
-            for action in rule.actions:
-                if action.verb == "assert":
-                    fact_type, fields = next(iter(action.args.items()))
-                    values = {k: render(v, bindings) if isinstance(v, str) else v for k, v in fields.items()}
-                    deferred.append(Fact(fact_type, values))
-                elif action.verb == "retract":
-                    closure.retract_fact(dict(bindings[action.args["alias"]]))
-                else:
-                    args = {k: render(v, bindings) if isinstance(v, str) else v for k, v in action.args.items()}
-                    if action.verb == "remediate" and "from" in args:
-                        args = {"remedy": dict(bindings[action.args["from"]])}
-                    run.intents.append(Intent(action.verb, args, rule.name))
-            # Asserting inside an action can end the action early (durable-rules #350), so it goes last.
-            for fact in deferred:
-                run.asserted.append(fact)
-                closure.assert_fact(_encode(fact, sid))
-        except Exception as error:  # noqa: BLE001 - never let durable-rules swallow it silently
-            run.errors.append(f"rule {rule_name}: {_message(error)}")
+        firing = self.run.fire(rule.name, index, rule.salience, bound)
+        bindings = {alias: self.run.facts[fact_id].fields for alias, fact_id in bound.items()}
+        pending: list[Fact] = []
+        for action in rule.actions:
+            try:
+                self._act(action, bindings, bound, firing, closure, pending)
+            except Exception as error:  # noqa: BLE001 - an action that raises is a failed action; go on
+                self.run.fail(firing, action.verb, _message(error))
+        # Asserting inside an action can end the action early (durable-rules #350), so it goes last.
+        for fact in pending:
+            encoded = self._register(fact, "rule", firing.seq)
+            firing.asserted.append(encoded["id"])
+            try:
+                closure.assert_fact(encoded)
+            except Exception as error:  # noqa: BLE001 - the fact never entered the session
+                self.run.retracted[encoded["id"]] = firing.seq
+                self.run.fail(firing, "assert", _message(error))
+
+    def _skipped(self, rule: Rule, index: int, alternative, bound: dict[str, str]) -> bool:
+        key = (rule.name, index, tuple(sorted(bound.values())))
+        if key in self._fired:
+            self.run.skips.append(Skip(rule.name, index, dict(bound), "already fired on these facts"))
+            return True
+        self._fired.add(key)
+        live = self.run.live_facts()
+        given = {alias: self.run.view(fact_id) for alias, fact_id in bound.items()}
+        for pattern in alternative:
+            if pattern.negated:
+                found = blocker(pattern, live, given)
+                if found is not None:
+                    self.run.skips.append(Skip(rule.name, index, dict(bound),
+                                               f"`{pattern.describe()}` no longer holds: {found.id} arrived"))
+                    return True
+        return False
+
+    def _act(self, action, bindings, bound, firing: Firing, closure, pending: list[Fact]) -> None:
+        if action.verb == "assert":
+            fact_type, fields = next(iter(action.args.items()))
+            pending.append(Fact(fact_type, {k: fill(v, bindings) for k, v in fields.items()}))
+        elif action.verb == "retract":
+            fact_id = bound[action.args["alias"]]
+            if fact_id in self.run.retracted:
+                raise RuntimeError(f"{fact_id} was already retracted")
+            closure.retract_fact(dict(self._encoded[fact_id]))
+            self.run.retract(fact_id, firing)
+        else:
+            self.run.intend(Intent(action.verb, _arguments(action, bindings), firing.rule, firing.seq))
 
 
-def _encode(fact: Fact, sid: str) -> dict[str, Any]:
-    # A unique id on every fact: without one durable-rules reports false duplicates (issue #376).
-    return {**fact.fields, TYPE_FIELD: fact.type, "id": uuid.uuid4().hex, "sid": sid}
-
-
-def _bindings(rule: Rule, closure) -> dict[str, dict[str, Any]]:
-    bound = {}
-    for pattern in rule.patterns:
-        if pattern.negated:
-            continue
-        try:
-            content = getattr(closure, pattern.alias)
-        except (AttributeError, KeyError):
-            continue  # under `any`, only the alternative that matched is bound
-        if content is None:
-            continue
-        data = dict(content._d) if hasattr(content, "_d") else dict(content)
-        bound[pattern.alias] = {k: v for k, v in data.items() if k not in ("id", "sid", TYPE_FIELD)}
-    return bound
+def _arguments(action, bindings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    if action.verb == "remediate" and "from" in action.args:
+        source = bindings[action.args["from"]]
+        return {"name": source["action"], "target": source["target"], "params": {}, "from": action.args["from"]}
+    args: dict[str, Any] = {}
+    for key, value in action.args.items():
+        if isinstance(value, list):
+            args[key] = [render(v, bindings) if isinstance(v, str) else v for v in value]
+        elif isinstance(value, Mapping):
+            args[key] = {k: fill(v, bindings) for k, v in value.items()}
+        else:
+            args[key] = fill(value, bindings)
+    return args
 
 
 def _message(error: BaseException) -> str:

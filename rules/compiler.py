@@ -1,24 +1,53 @@
-"""Rule records -> durable-rules' JSON ruleset form. Pure data in, pure data out."""
+"""Rule records -> durable-rules' JSON ruleset form. Pure data in, pure data out.
+
+Each alternative of a rule becomes one durable-rules rule named `RULE#N` (durable-rules' own `any` fires once
+per partial match with odd bindings, so alternatives are kept apart). `run` carries the same name, so the
+engine knows which rule and alternative fired.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from rules.model import Pattern, Rule, RuleBase, Test
 
 TYPE_FIELD = "t"  # every fact carries its type here; no fact field may use this name
+ALTERNATIVE_MARK = "#"  # not allowed in rule names, so `RULE#N` cannot clash with a curator's name
 COMPARISONS = {"ne": "$neq", "lt": "$lt", "le": "$lte", "gt": "$gt", "ge": "$gte"}
 
 
 def compile_rulebase(rulebase: RuleBase) -> dict[str, dict[str, Any]]:
-    """The ruleset body: {rule_name: {"all"|"any": [...], "run": rule_name, "pri": n}}."""
-    return {rule.name: compile_rule(rule) for rule in rulebase.rules}
+    """The ruleset body: {"RULE#N": {"all": [...], "run": "RULE#N", "pri": n}} for every alternative."""
+    return compile_rules(rulebase.rules)
 
 
-def compile_rule(rule: Rule) -> dict[str, Any]:
-    clauses = [{_clause_name(p): _expression(p)} for p in rule.patterns]
+def compile_rules(rules: Iterable[Rule]) -> dict[str, dict[str, Any]]:
+    compiled: dict[str, dict[str, Any]] = {}
+    for rule in rules:
+        compiled.update(compile_rule(rule))
+    return compiled
+
+
+def compile_rule(rule: Rule) -> dict[str, dict[str, Any]]:
     # durable-rules runs lower `pri` first; salience is the familiar "higher fires first".
-    return {rule.mode: clauses, "run": rule.name, "pri": 1000 - rule.salience}
+    priority = 1000 - rule.salience
+    compiled = {}
+    for index, alternative in enumerate(rule.alternatives):
+        name = alternative_name(rule.name, index)
+        compiled[name] = {"all": [{_clause_name(p): _expression(p)} for p in alternative], "run": name,
+                          "pri": priority}
+    return compiled
+
+
+def alternative_name(rule: str, index: int) -> str:
+    return f"{rule}{ALTERNATIVE_MARK}{index}"
+
+
+def split_alternative(name: str) -> tuple[str, int]:
+    """`RULE#N` -> (RULE, N)."""
+    rule, _, index = name.rpartition(ALTERNATIVE_MARK)
+    return rule, int(index)
 
 
 def _clause_name(pattern: Pattern) -> str:
@@ -26,18 +55,15 @@ def _clause_name(pattern: Pattern) -> str:
 
 
 def _expression(pattern: Pattern) -> dict[str, Any]:
-    terms = [{TYPE_FIELD: pattern.fact_type}, *(_test(t) for t in pattern.tests)]
-    return {"$and": terms}
+    return {"$and": [{TYPE_FIELD: pattern.fact_type}, *(_test(t) for t in pattern.tests)]}
 
 
 def _test(test: Test) -> dict[str, Any]:
-    if test.ref is not None:
-        alias, field = test.ref
-        return {test.field: {alias: field}}
+    operand: Any = {test.ref[0]: test.ref[1]} if test.ref is not None else test.value
     if test.op == "eq":
-        return {test.field: test.value}
+        return {test.field: operand}
     if test.op in COMPARISONS:
-        return {COMPARISONS[test.op]: {test.field: test.value}}
+        return {COMPARISONS[test.op]: {test.field: operand}}
     if test.op == "in":
         options = [{test.field: v} for v in test.value]
         return options[0] if len(options) == 1 else {"$or": options}

@@ -19,8 +19,11 @@ def test_a_slow_dashboard_is_diagnosed_and_fixed_on_the_simulated_infrastructure
         assert (answer.decision, answer.category, answer.playbook) == ("resolve", "performance", "dashboard_slow")
         assert [(a.name, a.target, a.status) for a in answer.actions] == [
             ("kill_slow_queries", "database", "succeeded")]
-        assert "unhealthy_metric_becomes_a_hypothesis" in answer.rules_fired
-        assert answer.rules_fired[-1] == "targeted_remedy_for_a_hypothesis"
+        # Chained: a category rule names the cause, the cause selects the playbook's remedy, the remedy runs.
+        fired = list(answer.rules_fired)
+        chain = ["performance_slow_database_queries", "targeted_remedy_for_a_hypothesis", "run_a_proposed_remedy"]
+        assert [r for r in fired if r in chain] == chain
+        assert "unhealthy_metric_becomes_a_hypothesis" in fired  # the slow pages upstream are suspects too
         assert "runaway database queries" in answer.reply  # drawn from the playbook's remedy
         assert parts.infrastructure.faults() == []  # the fault is really gone
         # Every step is in DuckDB.
@@ -43,7 +46,7 @@ def test_healthy_telemetry_runs_the_safe_default(assistant):
     answer = assistant.answer("The dashboard is loading really slowly", "bob")
     assert answer.decision == "resolve"
     assert [(a.name, a.status) for a in answer.actions] == [("clear_user_cache", "succeeded")]
-    assert answer.rules_fired == ("default_remedy_when_telemetry_is_healthy",)
+    assert answer.rules_fired == ("default_remedy_when_telemetry_explains_nothing", "run_a_proposed_remedy")
 
 
 def test_business_requests_are_escalated_to_a_person(parts):

@@ -43,8 +43,7 @@ def metric(status: str) -> Fact:
 
 def remedy() -> Fact:
     return Fact("remedy", {"rank": 1, "action": "kill_slow_queries", "target": "database",
-                           "signal_service": "database", "signal_metric": "slow_queries", "default_rank": 0,
-                           "failed_recently": False})
+                           "signal_service": "database", "signal_metric": "slow_queries", "default_rank": 0})
 
 
 def test_forward_chaining_through_an_asserted_hypothesis(tmp_path):
@@ -53,8 +52,9 @@ def test_forward_chaining_through_an_asserted_hypothesis(tmp_path):
     assert [f.type for f in run.asserted] == ["hypothesis"]
     assert run.asserted[0].fields == {"name": "db_slow", "service": "database", "metric": "slow_queries"}
     (intent,) = run.intents
-    assert intent.verb == "remediate" and intent.args["remedy"]["action"] == "kill_slow_queries"
-    assert run.firings[1].bindings["hypothesis"]["name"] == "db_slow"
+    assert intent.verb == "remediate" and (intent.args["name"], intent.args["target"]) == (
+        "kill_slow_queries", "database")
+    assert run.facts[run.firings[1].facts["hypothesis"]].fields["name"] == "db_slow"
     assert not run.errors
 
 

@@ -1,0 +1,157 @@
+"""What happened in one decision's rule session: facts, firings in order, intents, skips and failures.
+
+This is the engine's own vocabulary (no durable-rules types), and the trace a decision carries: every fact
+asserted with where it came from, every rule fired in order with the facts that matched each of its
+patterns, what each firing asserted, retracted and asked for, and which activations were skipped and why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from rules import evaluate
+
+
+@dataclass(frozen=True)
+class Fact:
+    """A typed fact; the engine's own vocabulary, never a durable-rules object."""
+
+    type: str
+    fields: Mapping[str, Any]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"type": self.type, **self.fields}
+
+
+@dataclass(frozen=True)
+class Intent:
+    """An action a rule asked for, with its arguments filled from the facts it matched."""
+
+    verb: str
+    args: Mapping[str, Any]
+    rule: str
+    firing: int = 0  # seq of the firing that asked for it
+
+
+@dataclass
+class Firing:
+    """One rule firing: the rule, the alternative that held, and the fact bound to each alias."""
+
+    seq: int
+    rule: str
+    alternative: int
+    salience: int
+    facts: dict[str, str]  # alias -> fact id
+    asserted: list[str] = field(default_factory=list)
+    retracted: list[str] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Skip:
+    """An activation that did not fire, and why."""
+
+    rule: str
+    alternative: int
+    facts: Mapping[str, str]
+    reason: str
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A rule action that raised: recorded, and the engine went on."""
+
+    rule: str
+    firing: int
+    verb: str
+    error: str
+
+
+@dataclass(frozen=True)
+class TracedFact:
+    id: str
+    type: str
+    fields: Mapping[str, Any]
+    origin: str  # input | rule | outcome
+    by: int | None  # seq of the firing that asserted it
+
+
+@dataclass
+class Run:
+    """Everything that happened in one decision's session."""
+
+    ruleset_version: str
+    shard: int = 0
+    facts: dict[str, TracedFact] = field(default_factory=dict)
+    firings: list[Firing] = field(default_factory=list)
+    intents: list[Intent] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    failures: list[Failure] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    retracted: dict[str, int] = field(default_factory=dict)  # fact id -> seq of the firing that retracted it
+
+    def record(self, fact: Fact, origin: str, by: int | None) -> str:
+        fact_id = f"f{len(self.facts) + 1}"
+        self.facts[fact_id] = TracedFact(fact_id, fact.type, dict(fact.fields), origin, by)
+        return fact_id
+
+    def fire(self, rule: str, alternative: int, salience: int, facts: dict[str, str]) -> Firing:
+        firing = Firing(len(self.firings) + 1, rule, alternative, salience, facts)
+        self.firings.append(firing)
+        return firing
+
+    def intend(self, intent: Intent) -> None:
+        self.intents.append(intent)
+
+    def retract(self, fact_id: str, firing: Firing) -> None:
+        self.retracted[fact_id] = firing.seq
+        firing.retracted.append(fact_id)
+
+    def fail(self, firing: Firing, verb: str, error: str) -> None:
+        self.failures.append(Failure(firing.rule, firing.seq, verb, error))
+        firing.failures.append(f"{verb}: {error}")
+        self.errors.append(f"rule {firing.rule}: {verb} failed: {error}")
+
+    @property
+    def asserted(self) -> list[Fact]:
+        """Facts the rules asserted, in order."""
+        return [Fact(f.type, f.fields) for f in self.facts.values() if f.origin == "rule"]
+
+    def view(self, fact_id: str) -> evaluate.Fact:
+        fact = self.facts[fact_id]
+        return evaluate.Fact(fact.id, fact.type, fact.fields)
+
+    def live_facts(self) -> list[evaluate.Fact]:
+        """The facts in the session now: everything asserted and not retracted."""
+        return [evaluate.Fact(f.id, f.type, f.fields) for f in self.facts.values() if f.id not in self.retracted]
+
+    def fired(self, rule: str) -> bool:
+        return any(f.rule == rule for f in self.firings)
+
+    def trace(self) -> dict[str, Any]:
+        """The decision's trace as plain data (for JSON, the store and `--explain`)."""
+        return {
+            "ruleset_version": self.ruleset_version,
+            "shard": self.shard,
+            "facts": [{"id": f.id, "type": f.type, "fields": dict(f.fields), "origin": f.origin, "by": f.by,
+                       "retracted_by": self.retracted.get(f.id)} for f in self.facts.values()],
+            "fired": [{"seq": f.seq, "rule": f.rule, "alternative": f.alternative, "salience": f.salience,
+                       "facts": dict(f.facts), "asserted": list(f.asserted), "retracted": list(f.retracted),
+                       "intents": [_intent(i) for i in self.intents if i.firing == f.seq],
+                       "failures": list(f.failures)} for f in self.firings],
+            "skipped": [{"rule": s.rule, "alternative": s.alternative, "facts": dict(s.facts), "reason": s.reason}
+                        for s in self.skips],
+            "errors": list(self.errors),
+        }
+
+
+def _intent(intent: Intent) -> dict[str, Any]:
+    return {"verb": intent.verb, "args": dict(intent.args)}
+
+
+def facts_of(trace: Mapping[str, Any], live_only: bool = True) -> list[evaluate.Fact]:
+    """The facts of a stored trace, as the evaluator wants them (by default, those not retracted)."""
+    return [evaluate.Fact(f["id"], f["type"], f["fields"]) for f in trace["facts"]
+            if not (live_only and f.get("retracted_by"))]
