@@ -11,6 +11,7 @@ from typing import Any
 
 from core.errors import InputError
 from core.taxonomy import BUSINESS, OUT_OF_SCOPE, Kind
+from engine.explain import decision_trace, explain_rule
 from engine.facts import Asking, FactBuilder, outcome_fact
 from engine.remediation import Outcome, Remediator, RemedyRequest
 from engine.resolutions import ResolutionBook
@@ -18,11 +19,9 @@ from engine.ruleengine import Fact, Intent, RuleEngine, Run, Session
 from engine.rulesource import RuleSource
 from engine.store import ActionRow, DecisionRecord, EventStore
 from engine.topology import Topology
-from engine.trace import facts_of
 from engine.voice import Voice
 from knowledge.base import KnowledgeBase, Match
 from knowledge.playbooks import Playbook
-from rules import evaluate
 from rules.model import ENGINEERING
 
 ESCALATION_STATUS = "created"
@@ -189,29 +188,12 @@ class Assistant:
         return [{"role": role, "text": text, "at": at} for role, text, at in rows]
 
     def trace(self, decision_id: str, user_id: str | None = None, why_not: Sequence[str] = ()) -> dict[str, Any]:
-        """A stored decision's trace; with `why_not`, why each named rule did or did not fire on its facts.
-
-        `user_id` limits the lookup to that user's decisions (the web passes it; the CLI, run by the operator,
-        does not).
-        """
-        trace = self.store.trace(decision_id)
-        if trace is None or (user_id is not None and trace["user_id"] != user_id):
-            raise InputError(f"no decision {decision_id!r}", code="not_found")
-        if why_not:
-            trace["why_not"] = [self.why_not(trace, name) for name in why_not]
-        return trace
+        """A stored decision's trace (see `engine.explain`); the web passes `user_id` to keep users apart."""
+        return decision_trace(self.store, self.rules.rulebase, decision_id, user_id, why_not)
 
     def why_not(self, trace: Mapping[str, Any], rule_name: str) -> dict[str, Any]:
-        """Why `rule_name` did or did not fire, evaluated on the facts of `trace` (see `rules.evaluate`)."""
-        rule = self.rules.rulebase.get(rule_name)
-        if rule is None:
-            raise InputError(f"no rule named {rule_name!r}; `firstline rules list` shows them", code="not_found")
-        fired = any(f["rule"] == rule_name for f in trace["fired"])
-        report = evaluate.why_not(rule, facts_of(trace), fired).as_dict()
-        if trace["ruleset_version"] != self.rules.rulebase.version:
-            report["note"] = (f"the decision ran on rule version {trace['ruleset_version']}; this is the rule as it "
-                              f"is now (version {self.rules.rulebase.version})")
-        return report
+        """Why `rule_name` did or did not fire on the facts of `trace`."""
+        return explain_rule(trace, self.rules.rulebase, rule_name)
 
     # -- deciding -----------------------------------------------------------------------------------
 

@@ -12,9 +12,9 @@ Designed around its measured limits (../shared/notes/durable-rules.md and docs/m
   engine goes on with the next one.
 - A batch with one fact that no rule tests is refused whole (after which deleting its session crashes the
   process), so every fact type has a lowest-priority "accept" rule that does nothing.
-- A negated pattern is decided when an activation is made and not withdrawn when a matching fact arrives
-  later, so `none` patterns are checked again just before a rule fires; and an activation made twice for the
-  same facts (after a late retraction) fires once.
+- Its `$not` drops other rules' pending activations when it flips (see `rules.compiler`), so `none` patterns
+  are checked here, just before a rule fires; an activation they hold back goes back on durable-rules' agenda
+  when the fact that blocked it is retracted. An activation made twice for the same facts fires once.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import durable_rules_engine
 from durable import engine as durable
 
 from engine.trace import Fact, Firing, Intent, Run, Skip
-from rules.compiler import TYPE_FIELD, compile_rules, split_alternative
+from rules.compiler import REVIVE, REVIVE_FACT, TYPE_FIELD, alternative_name, compile_rules, split_alternative
 from rules.evaluate import blocker
 from rules.loader import fill, render
 from rules.model import Rule, RuleBase
@@ -118,7 +118,8 @@ class RuleEngine:
     def _register(self, rulebase: RuleBase) -> _Version:
         number = next(self._serial)
         accept = {ACCEPT_PREFIX + fact_type: {"all": [{"fact": {TYPE_FIELD: fact_type}}], "run": ACCEPT_PREFIX,
-                                              "pri": ACCEPT_PRIORITY} for fact_type in rulebase.vocabulary.facts}
+                                              "pri": ACCEPT_PRIORITY}
+                  for fact_type in (*rulebase.vocabulary.facts, REVIVE_FACT)}
         plan = plan_shards(rulebase, self._capacity, reserved=len(accept))
         names = []
         for index, shard in enumerate(plan.shards):
@@ -175,6 +176,16 @@ class RuleEngine:
             session.fire(name, closure)
 
 
+@dataclass
+class _Activation:
+    """A rule alternative with its bound facts, held back because a `none` pattern did not hold."""
+
+    rule: Rule
+    index: int
+    bound: dict[str, str]  # alias -> fact id
+    blocker: str  # the fact that matched the `none` pattern
+
+
 class Session:
     """One decision's facts in durable-rules, and the record (`run`) of everything that happened to them."""
 
@@ -186,6 +197,9 @@ class Session:
         self.shard_name: str | None = None
         self._encoded: dict[str, dict[str, Any]] = {}  # fact id -> the dict durable-rules holds
         self._fired: set[tuple[str, int, tuple[str, ...]]] = set()
+        self._blocked: list[_Activation] = []
+        self._revived: dict[str, _Activation] = {}
+        self._revivals = itertools.count(1)
 
     def add(self, facts: Sequence[Fact], origin: str = "input") -> list[Intent]:
         """Assert `facts`, let the rules chain until nothing more fires, and return the new intents."""
@@ -220,64 +234,97 @@ class Session:
         return encoded
 
     def fire(self, name: str, closure) -> None:
-        """A durable-rules activation of `name` (`RULE#N`): check it, then do the rule's actions in order."""
-        rule_name, index = split_alternative(name)
-        rule = self.version.rules[rule_name]
-        alternative = rule.alternatives[index]
-        bound = {}
-        for pattern in alternative:
-            content = None if pattern.negated else getattr(closure, pattern.alias)
-            if content is not None:
-                bound[pattern.alias] = str(content._d["id"])
-        if self._skipped(rule, index, alternative, bound):
-            return
-        firing = self.run.fire(rule.name, index, rule.salience, bound)
+        """A durable-rules activation of `name` (`RULE#N`, or a revival): check it, then do its actions."""
+        if name.startswith(REVIVE):
+            activation = self._revived.pop(str(closure.revive._d["key"]), None)
+            if activation is None or any(f in self.run.retracted for f in activation.bound.values()):
+                return  # a fact it needs was retracted meanwhile: the activation is gone, as in Rete
+        else:
+            rule_name, index = split_alternative(name)
+            rule = self.version.rules[rule_name]
+            bound = {p.alias: str(getattr(closure, p.alias)._d["id"]) for p in rule.alternatives[index]
+                     if not p.negated}
+            key = (rule.name, index, tuple(sorted(bound.values())))
+            if key in self._fired:  # refraction: one firing per rule and set of facts
+                self.run.skips.append(Skip(rule.name, index, dict(bound), "already fired on these facts"))
+                return
+            self._fired.add(key)
+            activation = _Activation(rule, index, bound, "")
+        if not self._blocked_now(activation):
+            self._execute(activation, closure)
+
+    def _blocked_now(self, activation: _Activation) -> bool:
+        """Check the `none` patterns against the facts now; hold the activation back if one fails."""
+        pattern, found = self._first_blocker(activation)
+        if found is None:
+            return False
+        activation.blocker = found.id
+        self._blocked.append(activation)
+        self.run.skips.append(Skip(activation.rule.name, activation.index, dict(activation.bound),
+                                   f"`{pattern.describe()}` does not hold: {found.id} matches it"))
+        return True
+
+    def _first_blocker(self, activation: _Activation):
+        live = self.run.live_facts()
+        given = {alias: self.run.view(fact_id) for alias, fact_id in activation.bound.items()}
+        for pattern in activation.rule.alternatives[activation.index]:
+            if pattern.negated:
+                found = blocker(pattern, live, given)
+                if found is not None:
+                    return pattern, found
+        return None, None
+
+    def _execute(self, activation: _Activation, closure) -> None:
+        rule, bound = activation.rule, activation.bound
+        firing = self.run.fire(rule.name, activation.index, rule.salience, dict(bound))
         bindings = {alias: self.run.facts[fact_id].fields for alias, fact_id in bound.items()}
-        pending: list[Fact] = []
+        pending: list[dict[str, Any]] = []
         for action in rule.actions:
             try:
                 self._act(action, bindings, bound, firing, closure, pending)
             except Exception as error:  # noqa: BLE001 - an action that raises is a failed action; go on
                 self.run.fail(firing, action.verb, _message(error))
         # Asserting inside an action can end the action early (durable-rules #350), so it goes last.
-        for fact in pending:
-            encoded = self._register(fact, "rule", firing.seq)
-            firing.asserted.append(encoded["id"])
+        for encoded in pending:
             try:
                 closure.assert_fact(encoded)
             except Exception as error:  # noqa: BLE001 - the fact never entered the session
-                self.run.retracted[encoded["id"]] = firing.seq
+                if encoded[TYPE_FIELD] != REVIVE_FACT:
+                    self.run.retracted[encoded["id"]] = firing.seq
                 self.run.fail(firing, "assert", _message(error))
 
-    def _skipped(self, rule: Rule, index: int, alternative, bound: dict[str, str]) -> bool:
-        key = (rule.name, index, tuple(sorted(bound.values())))
-        if key in self._fired:
-            self.run.skips.append(Skip(rule.name, index, dict(bound), "already fired on these facts"))
-            return True
-        self._fired.add(key)
-        live = self.run.live_facts()
-        given = {alias: self.run.view(fact_id) for alias, fact_id in bound.items()}
-        for pattern in alternative:
-            if pattern.negated:
-                found = blocker(pattern, live, given)
-                if found is not None:
-                    self.run.skips.append(Skip(rule.name, index, dict(bound),
-                                               f"`{pattern.describe()}` no longer holds: {found.id} arrived"))
-                    return True
-        return False
-
-    def _act(self, action, bindings, bound, firing: Firing, closure, pending: list[Fact]) -> None:
+    def _act(self, action, bindings, bound, firing: Firing, closure, pending: list[dict[str, Any]]) -> None:
         if action.verb == "assert":
             fact_type, fields = next(iter(action.args.items()))
-            pending.append(Fact(fact_type, {k: fill(v, bindings) for k, v in fields.items()}))
+            encoded = self._register(Fact(fact_type, {k: fill(v, bindings) for k, v in fields.items()}), "rule",
+                                     firing.seq)
+            firing.asserted.append(encoded["id"])
+            pending.append(encoded)
         elif action.verb == "retract":
             fact_id = bound[action.args["alias"]]
             if fact_id in self.run.retracted:
                 raise RuntimeError(f"{fact_id} was already retracted")
             closure.retract_fact(dict(self._encoded[fact_id]))
             self.run.retract(fact_id, firing)
+            pending += self._unblocked_by(fact_id)
         else:
             self.run.intend(Intent(action.verb, _arguments(action, bindings), firing.rule, firing.seq))
+
+    def _unblocked_by(self, fact_id: str) -> list[dict[str, Any]]:
+        """Activations held back by `fact_id` that now hold: facts that put them back on the agenda."""
+        revive = []
+        for activation in [a for a in self._blocked if a.blocker == fact_id]:
+            self._blocked.remove(activation)
+            _, found = self._first_blocker(activation)
+            if found is not None:
+                activation.blocker = found.id
+                self._blocked.append(activation)
+                continue
+            key = f"r{next(self._revivals)}"
+            self._revived[key] = activation
+            revive.append({TYPE_FIELD: REVIVE_FACT, "rule": alternative_name(activation.rule.name, activation.index),
+                           "key": key, "id": key, "sid": self.sid})
+        return revive
 
 
 def _arguments(action, bindings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

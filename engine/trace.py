@@ -7,6 +7,7 @@ patterns, what each firing asserted, retracted and asked for, and which activati
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -155,3 +156,31 @@ def facts_of(trace: Mapping[str, Any], live_only: bool = True) -> list[evaluate.
     """The facts of a stored trace, as the evaluator wants them (by default, those not retracted)."""
     return [evaluate.Fact(f["id"], f["type"], f["fields"]) for f in trace["facts"]
             if not (live_only and f.get("retracted_by"))]
+
+
+def trace_lines(trace: Mapping[str, Any]) -> list[str]:
+    """A trace as text: rules fired in order, with the facts each matched and what each did."""
+    facts = {f["id"]: f for f in trace["facts"]}
+    origins = {origin: sum(f["origin"] == origin for f in trace["facts"]) for origin in ("input", "rule", "outcome")}
+    head = f"trace: decision {trace.get('decision_id', '?')}, rules version {trace['ruleset_version']}"
+    out = [head, f"  facts: {origins['input']} input, {origins['rule']} asserted by rules, "
+                 f"{origins['outcome']} from remediation outcomes"]
+    for firing in trace["fired"]:
+        matched = ", ".join(f"{alias}={fid} {_brief(facts[fid])}" for alias, fid in firing["facts"].items())
+        out.append(f"  {firing['seq']}. {firing['rule']} (salience {firing['salience']}) on {matched}")
+        out += [f"       asserted {fid} {_brief(facts[fid])}" for fid in firing["asserted"]]
+        out += [f"       retracted {fid}" for fid in firing["retracted"]]
+        out += [f"       asks {i['verb']} {json.dumps(i['args'], default=str)}" for i in firing["intents"]]
+        out += [f"       FAILED {failure}" for failure in firing["failures"]]
+    for skip in trace["skipped"]:
+        out.append(f"  skipped {skip['rule']} on {', '.join(f'{a}={f}' for a, f in skip['facts'].items())}: "
+                   f"{skip['reason']}")
+    for report in trace.get("why_not", ()):
+        out += [f"  {line}" for line in report["text"]]
+    out += [f"  error: {error}" for error in trace["errors"]]
+    return out
+
+
+def _brief(fact: Mapping[str, Any]) -> str:
+    fields = ", ".join(f"{k}={v}" for k, v in list(fact["fields"].items())[:4])
+    return f"{fact['type']}({fields}{', ...' if len(fact['fields']) > 4 else ''})"

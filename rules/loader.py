@@ -253,8 +253,8 @@ class _RuleParser:
             found = REF.match(str(target))
             if op not in ("eq", "ne", *COMPARISONS) or not found:
                 return None, f"`ref` takes `alias.field` and works with eq, ne, lt, le, gt, ge; got {op}: {target!r}"
-            if op in COMPARISONS and not _fits(1, kinds):
-                return None, f"{op} compares numbers, and {name} is a {_type_name(kinds)}"
+            if op in COMPARISONS and not fits(1, kinds):
+                return None, f"{op} compares numbers, and {name} is a {type_name(kinds)}"
             return Test(name, op, None, (found.group(1), found.group(2))), None
         if op not in OPERATORS:
             return None, f"unknown operator {op!r}; use one of: {', '.join(OPERATORS)}, ref"
@@ -263,11 +263,11 @@ class _RuleParser:
         if op in ("in", "not_in") and (not isinstance(value, list) or not value):
             return None, f"{op} takes a non-empty list"
         values = value if op in ("in", "not_in") else [value]
-        wrong = [v for v in values if not _fits(v, kinds)]
+        wrong = [v for v in values if not fits(v, kinds)]
         if wrong:
-            return None, f"{wrong[0]!r} is not a {_type_name(kinds)}"
-        if op in COMPARISONS and not _fits(1, kinds):
-            return None, f"{op} compares numbers, and {name} is a {_type_name(kinds)}"
+            return None, f"{wrong[0]!r} is not a {type_name(kinds)}"
+        if op in COMPARISONS and not fits(1, kinds):
+            return None, f"{op} compares numbers, and {name} is a {type_name(kinds)}"
         domain = self.vocabulary.domains.get((fact_type, name))
         outside = [v for v in values if domain is not None and v not in domain]
         if outside:
@@ -292,8 +292,8 @@ class _RuleParser:
                 elif not _compatible(self.vocabulary.fields(other.fact_type)[name],
                                      self.vocabulary.fields(pattern.fact_type)[test.field]):
                     self.problem([*pattern.at, test.field], f"ref {alias}.{name} is a "
-                                 f"{_type_name(self.vocabulary.fields(other.fact_type)[name])} and "
-                                 f"{test.field} a {_type_name(self.vocabulary.fields(pattern.fact_type)[test.field])}")
+                                 f"{type_name(self.vocabulary.fields(other.fact_type)[name])} and "
+                                 f"{test.field} a {type_name(self.vocabulary.fields(pattern.fact_type)[test.field])}")
             if not pattern.negated:
                 if pattern.alias in bound:
                     self.problem(list(pattern.at), f"alias {pattern.alias!r} is already used in this rule; set `as:`")
@@ -403,11 +403,11 @@ class _RuleParser:
             pattern = bound.get(whole.group(1))
             source = self.vocabulary.fields(pattern.fact_type).get(whole.group(2)) if pattern else None
             if source is not None and not _compatible(source, kinds):
-                self.problem(at, f"{value} is a {_type_name(source)}, the field a {_type_name(kinds)}")
-        elif isinstance(value, str) and PLACEHOLDER.search(value) and not _fits("", kinds):
-            self.problem(at, f"a text template cannot fill a {_type_name(kinds)} field")
-        elif not isinstance(value, str) and not _fits(value, kinds):
-            self.problem(at, f"{value!r} is not a {_type_name(kinds)}")
+                self.problem(at, f"{value} is a {type_name(source)}, the field a {type_name(kinds)}")
+        elif isinstance(value, str) and PLACEHOLDER.search(value) and not fits("", kinds):
+            self.problem(at, f"a text template cannot fill a {type_name(kinds)} field")
+        elif not isinstance(value, str) and not fits(value, kinds):
+            self.problem(at, f"{value!r} is not a {type_name(kinds)}")
         if isinstance(value, str):
             self._template(value, bound, at)
 
@@ -421,7 +421,8 @@ class _RuleParser:
                 self.problem(at, f"{{{alias}.{name}}}: {pattern.fact_type} has no such field")
 
 
-def _fits(value: Any, kinds: Kinds) -> bool:
+def fits(value: Any, kinds: Kinds) -> bool:
+    """Is `value` of one of `kinds` (a bool is not a number)?"""
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
     if isinstance(value, bool) and bool not in kinds:
         return False
@@ -435,7 +436,7 @@ def _compatible(source: Kinds, target: Kinds) -> bool:
     return bool(set(source) & set(target)) or (bool(set(source) & numeric) and bool(set(target) & numeric))
 
 
-def _type_name(kinds: Kinds) -> str:
+def type_name(kinds: Kinds) -> str:
     kinds = kinds if isinstance(kinds, tuple) else (kinds,)
     return "number" if float in kinds else kinds[0].__name__
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from rules.compiler import compiled_size
 from rules.model import Rule, RuleBase
 
 ROUTE = ("match", "playbook")  # the fact type and field a decision is routed by
@@ -30,7 +31,7 @@ class Shard:
 
     @property
     def size(self) -> int:
-        return sum(len(rule.alternatives) for rule in self.rules)
+        return sum(compiled_size(rule) for rule in self.rules)
 
 
 @dataclass(frozen=True)
@@ -75,12 +76,12 @@ def plan_shards(rulebase: RuleBase, capacity: int = SHARD_CAPACITY, reserved: in
             core.append(rule)
         for playbook in sorted(routes or ()):
             by_playbook.setdefault(playbook, []).append(rule)
-    core_size = sum(len(r.alternatives) for r in core)
+    core_size = sum(compiled_size(r) for r in core)
     if core_size > room:
         raise ShardError(f"{core_size} compiled rules test no literal match.playbook, and one durable-rules "
                          f"ruleset holds {room}; give rules a `match: {{playbook: ...}}` pattern, or express "
                          "learned resolutions as `resolution` facts")
-    if core_size + sum(len(r.alternatives) for rules in by_playbook.values() for r in rules) <= room:
+    if core_size + sum(compiled_size(r) for rules in by_playbook.values() for r in rules) <= room:
         return ShardPlan((Shard(rulebase.rules, frozenset(by_playbook)),), {})
     return _pack(core, by_playbook, room - core_size)
 
@@ -90,13 +91,13 @@ def _pack(core: list[Rule], by_playbook: dict[str, list[Rule]], room: int) -> Sh
     groups: list[tuple[list[str], dict[str, Rule]]] = []
     for playbook in sorted(by_playbook, key=lambda p: (-len(by_playbook[p]), p)):
         rules = {r.name: r for r in by_playbook[playbook]}
-        need = sum(len(r.alternatives) for r in rules.values())
+        need = sum(compiled_size(r) for r in rules.values())
         if need > room:
             raise ShardError(f"playbook {playbook!r} has {need} compiled rules besides the core; a shard has room "
                              f"for {room}. Express its learned resolutions as `resolution` facts")
         for playbooks, held in groups:
-            extra = sum(len(r.alternatives) for name, r in rules.items() if name not in held)
-            if sum(len(r.alternatives) for r in held.values()) + extra <= room:
+            extra = sum(compiled_size(r) for name, r in rules.items() if name not in held)
+            if sum(compiled_size(r) for r in held.values()) + extra <= room:
                 playbooks.append(playbook)
                 held.update(rules)
                 break
