@@ -175,8 +175,9 @@ class Assistant:
         with self.rules.session() as session:
             session.add(turn.facts)
             answer = self._decide(turn, session, dry_run)
-        answer = replace(answer, decision_id=turn.decision_id, trace={"decision_id": turn.decision_id,
-                                                                      **session.run.trace()})
+        # Rules fire again when remediations report back, so what fired is read once the session is done.
+        answer = replace(answer, decision_id=turn.decision_id, rules_fired=tuple(f.rule for f in session.run.firings),
+                         trace={"decision_id": turn.decision_id, **session.run.trace()})
         self._record(turn, session.run, answer, message_id, dry_run, (time.perf_counter() - started) * 1000)
         return answer
 
@@ -204,7 +205,7 @@ class Assistant:
         business, engineering = self._escalations(run.intents, errors)
         verbs = {intent.verb for intent in run.intents}
         if business is not None:
-            return self._escalate(turn, business, errors, common)
+            return self._escalate(turn, run, business, errors, common)
         if engineering is not None and turn.technical:
             turn.handoff = engineering
             return self._handoff(turn, run, errors, common)
@@ -235,7 +236,7 @@ class Assistant:
             "conversation_id": turn.conversation_id,
             "candidates": tuple({"playbook": c.playbook, "category": c.category, "score": c.score}
                                 for c in turn.match.candidates),
-            "rules_fired": tuple(f.rule for f in run.firings),
+            "rules_fired": (),  # filled in when the session is done
             "band": turn.match.band.value,
             "confidence": turn.match.confidence,
         }
@@ -253,17 +254,18 @@ class Assistant:
                 errors.append(f"rule {intent.rule} escalated {category!r}, which is not a business category; ignored")
         return business, engineering
 
-    def _escalate(self, turn: _Turn, intent: Intent, errors: list[str], common: dict[str, Any]) -> Answer:
+    def _escalate(self, turn: _Turn, run: Run, intent: Intent, errors: list[str], common: dict[str, Any]) -> Answer:
         category = str(intent.args["category"])
         playbook = turn.playbook
         summary = self._summary(intent, turn)
         guidance = playbook.replies.get("guidance", ()) if playbook else ()
-        reply = self.voice.say("escalate", turn.conversation_id, guidance,
-                               title=playbook.title if playbook else category)
+        reply = self._reply(run) or self.voice.say("escalate", turn.conversation_id, guidance,
+                                                   title=playbook.title if playbook else category)
         return Answer(decision="escalate", category=category, playbook=turn.match.best.playbook,
                       escalation={"category": category, "summary": summary},
-                      actions=(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule),),
-                      reply=reply, errors=tuple(errors), **common)
+                      actions=(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule),
+                               *self._failed_rule_actions(run)),
+                      reply=reply, errors=self._errors(run, errors), **common)
 
     def _handoff(self, turn: _Turn, run: Run, errors: list[str], common: dict[str, Any]) -> Answer:
         """Rules handed a technical problem to engineering before trying anything (say, after N failures)."""

@@ -14,7 +14,7 @@ Designed around its measured limits (../shared/notes/durable-rules.md and docs/m
   process), so every fact type has a lowest-priority "accept" rule that does nothing.
 - Its `$not` drops other rules' pending activations when it flips (see `rules.compiler`), so `none` patterns
   are checked here, just before a rule fires; an activation they hold back goes back on durable-rules' agenda
-  when the fact that blocked it is retracted. An activation made twice for the same facts fires once.
+  when the fact that blocked it is retracted.
 """
 
 from __future__ import annotations
@@ -39,6 +39,7 @@ from rules.shards import ROUTE, SHARD_CAPACITY, ShardPlan, plan_shards
 
 ACCEPT_PREFIX = "__accept_"
 ACCEPT_PRIORITY = 1_000_000  # after every real rule (their pri is 0..1000)
+SESSION_FACT = "__session"  # a fact only the accept rules match, to repair a session durable-rules refused
 
 __all__ = ["Fact", "Firing", "Intent", "RuleEngine", "Run", "Session", "Skip"]
 
@@ -117,13 +118,14 @@ class RuleEngine:
 
     def _register(self, rulebase: RuleBase) -> _Version:
         number = next(self._serial)
-        accept = {ACCEPT_PREFIX + fact_type: {"all": [{"fact": {TYPE_FIELD: fact_type}}], "run": ACCEPT_PREFIX,
-                                              "pri": ACCEPT_PRIORITY}
-                  for fact_type in (*rulebase.vocabulary.facts, REVIVE_FACT)}
-        plan = plan_shards(rulebase, self._capacity, reserved=len(accept))
+        fact_types = (*rulebase.vocabulary.facts, REVIVE_FACT, SESSION_FACT)
+        plan = plan_shards(rulebase, self._capacity, reserved=len(fact_types))
         names = []
         for index, shard in enumerate(plan.shards):
             name = f"firstline_{rulebase.version}_{number}_{index}"
+            # Built afresh for each shard: durable-rules deletes `run` from the definitions it is given.
+            accept = {ACCEPT_PREFIX + t: {"all": [{"fact": {TYPE_FIELD: t}}], "run": ACCEPT_PREFIX,
+                                          "pri": ACCEPT_PRIORITY} for t in fact_types}
             self._host.register_rulesets({name: {**compile_rules(shard.rules), **accept}})
             names.append(name)
         return _Version(number, rulebase, {rule.name: rule for rule in rulebase.rules}, tuple(names), plan)
@@ -155,6 +157,11 @@ class RuleEngine:
 
     def _close(self, session: Session) -> None:
         if session.shard_name is not None:
+            # After a refused first batch durable-rules holds a broken state that still takes one of the 1024
+            # sessions, and deleting it aborts the process; one accepted fact repairs it, then it can go.
+            if not session.stored:
+                self._host.assert_facts(session.shard_name, [{TYPE_FIELD: SESSION_FACT, "id": SESSION_FACT,
+                                                              "sid": session.sid}])
             self._host.delete_state(session.shard_name, session.sid)
         with self._lock:
             self._sessions.pop(session.sid, None)
@@ -195,8 +202,8 @@ class Session:
         self.sid = sid
         self.run = Run(version.rulebase.version)
         self.shard_name: str | None = None
+        self.stored = False  # durable-rules holds state for this session (a batch was accepted)
         self._encoded: dict[str, dict[str, Any]] = {}  # fact id -> the dict durable-rules holds
-        self._fired: set[tuple[str, int, tuple[str, ...]]] = set()
         self._blocked: list[_Activation] = []
         self._revived: dict[str, _Activation] = {}
         self._revivals = itertools.count(1)
@@ -217,6 +224,7 @@ class Session:
         payload = [self._register(fact, origin, None) for fact in facts]
         try:
             self.engine._assert(self, payload)
+            self.stored = True
         except Exception as error:  # noqa: BLE001 - durable-rules raises bare Exceptions
             self.run.errors.append(f"rule engine: {_message(error)}")
         return self.run.intents[before:]
@@ -244,11 +252,6 @@ class Session:
             rule = self.version.rules[rule_name]
             bound = {p.alias: str(getattr(closure, p.alias)._d["id"]) for p in rule.alternatives[index]
                      if not p.negated}
-            key = (rule.name, index, tuple(sorted(bound.values())))
-            if key in self._fired:  # refraction: one firing per rule and set of facts
-                self.run.skips.append(Skip(rule.name, index, dict(bound), "already fired on these facts"))
-                return
-            self._fired.add(key)
             activation = _Activation(rule, index, bound, "")
         if not self._blocked_now(activation):
             self._execute(activation, closure)

@@ -28,7 +28,7 @@ class Fact:
     fields: Mapping[str, Any]
 
 
-def test_holds(test: Test, fields: Mapping[str, Any], bindings: Bindings) -> bool:
+def passes(test: Test, fields: Mapping[str, Any], bindings: Bindings) -> bool:
     """Does `fields` pass `test`, with refs read from the facts bound so far?"""
     if test.op == "exists":
         return (test.field in fields) == bool(test.value)
@@ -70,7 +70,7 @@ def _compare(op: str, actual: Any, expected: Any) -> bool:
 
 def first_failure(pattern: Pattern, fact: Fact, bindings: Bindings) -> Test | None:
     """The first test of `pattern` that `fact` fails, or None if the fact matches the pattern."""
-    return next((t for t in pattern.tests if not test_holds(t, fact.fields, bindings)), None)
+    return next((t for t in pattern.tests if not passes(t, fact.fields, bindings)), None)
 
 
 def blocker(pattern: Pattern, facts: Sequence[Fact], bindings: Bindings) -> Fact | None:

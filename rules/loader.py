@@ -79,6 +79,11 @@ def load_rules(
     problems += errors
     if not files and not problems:
         problems.append(Problem(", ".join(map(str, paths)), None, "", "no rule files (*.yaml) found"))
+    # An empty file is refused rather than read as "no rules": it is what a reload sees of a file that an
+    # editor is halfway through saving, and taking it would switch those rules off.
+    loaded = {doc.file for doc in documents} | {p.file for p in problems}
+    problems += [Problem(str(f), None, "", "the file is empty; a rule file starts with `rules:`")
+                 for f in files if str(f) not in loaded]
     rules = _rules_of(documents, checks, problems)
     if problems:
         raise RuleError(problems)
