@@ -249,7 +249,9 @@ def settings_command(obj: Context, as_json: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every failure into one line on stderr and an exit status."""
     try:
-        cli.main(args=argv, prog_name="firstline", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="firstline", standalone_mode=False)
+        if isinstance(status, int) and status:  # a command's ctx.exit(N) comes back as a return value
+            return status
     except click.exceptions.Exit as done:
         return int(done.exit_code or 0)
     except click.exceptions.Abort:

@@ -23,7 +23,7 @@ from rules.graph import analyse
 from rules.model import Rule, RuleBase
 from rules.testfile import load_cases
 
-PATHS = click.argument("paths", nargs=-1, type=click.Path(path_type=Path))
+PATHS = click.argument("paths", nargs=-1, type=click.Path(exists=True, path_type=Path))
 
 
 def _rulebase(obj: Context, paths: tuple[Path, ...] = ()) -> RuleBase:
@@ -134,8 +134,8 @@ def validate_command(obj: Context, paths: tuple[Path, ...]) -> None:
 
 
 @rules_group.command("test")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--rules", "rules_paths", multiple=True, type=click.Path(path_type=Path),
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--rules", "rules_paths", multiple=True, type=click.Path(exists=True, path_type=Path),
               help="Rule files or folders to test (default: the configured rules folder).")
 @click.pass_context
 def test_command(ctx: click.Context, paths: tuple[Path, ...], rules_paths: tuple[Path, ...]) -> None:
