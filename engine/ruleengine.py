@@ -11,7 +11,7 @@ Designed around its measured limits (../shared/notes/durable-rules.md and docs/m
 - Exceptions in actions are swallowed by durable-rules, so every action is caught and recorded here, and the
   engine goes on with the next one.
 - A batch with one fact that no rule tests is refused whole (after which deleting its session crashes the
-  process), so every fact type has a lowest-priority "accept" rule that does nothing.
+  process), so every fact type has an "accept" rule that tests it and never fires.
 - Its `$not` drops other rules' pending activations when it flips (see `rules.compiler`), so `none` patterns
   are checked here, just before a rule fires; an activation they hold back goes back on durable-rules' agenda
   when the fact that blocked it is retracted.
@@ -39,9 +39,32 @@ from rules.shards import ROUTE, SHARD_CAPACITY, ShardPlan, plan_shards
 
 ACCEPT_PREFIX = "__accept_"
 ACCEPT_PRIORITY = 1_000_000  # after every real rule (their pri is 0..1000)
-SESSION_FACT = "__session"  # a fact only the accept rules match, to repair a session durable-rules refused
+SESSION_FACT = "__session"  # one per session, so durable-rules stores its state (see accept_rules)
+NEVER_FACT = "__never"  # a fact type nobody asserts
 
 __all__ = ["Fact", "Firing", "Intent", "RuleEngine", "Run", "Session", "Skip"]
+
+
+def accept_rules(fact_types: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """One rule per fact type that tests it and never fires, so durable-rules accepts every batch; and one that
+    fires once per session, on its `__session` fact.
+
+    durable-rules refuses a whole batch that holds a fact no rule tests. A rule that only tests the type would
+    fire once per fact (measured: half of a decision's time went on those empty actions); joined with a fact
+    type nobody asserts, it tests the fact and never completes. But a session in which no action ever ran
+    aborts the process when it is deleted, so each session's first batch carries one `__session` fact whose
+    rule does fire. Built afresh each time: durable-rules deletes `run` from the definitions it is given.
+    """
+    rules = {ACCEPT_PREFIX + t: {"all": [{"fact": {TYPE_FIELD: t}}, {"never": {TYPE_FIELD: NEVER_FACT}}],
+                                 "run": ACCEPT_PREFIX, "pri": ACCEPT_PRIORITY} for t in fact_types}
+    rules[ACCEPT_PREFIX + SESSION_FACT] = {"all": [{"fact": {TYPE_FIELD: SESSION_FACT}}], "run": ACCEPT_PREFIX,
+                                           "pri": ACCEPT_PRIORITY}
+    return rules
+
+
+def session_fact(sid: str, name: str = SESSION_FACT) -> dict[str, Any]:
+    """The fact that makes durable-rules store a session's state (see `accept_rules`)."""
+    return {TYPE_FIELD: SESSION_FACT, "id": name, "sid": sid}
 
 
 class _Host(durable.Host):
@@ -118,15 +141,12 @@ class RuleEngine:
 
     def _register(self, rulebase: RuleBase) -> _Version:
         number = next(self._serial)
-        fact_types = (*rulebase.vocabulary.facts, REVIVE_FACT, SESSION_FACT)
-        plan = plan_shards(rulebase, self._capacity, reserved=len(fact_types))
+        fact_types = (*rulebase.vocabulary.facts, REVIVE_FACT)
+        plan = plan_shards(rulebase, self._capacity, reserved=len(fact_types) + 1)
         names = []
         for index, shard in enumerate(plan.shards):
             name = f"firstline_{rulebase.version}_{number}_{index}"
-            # Built afresh for each shard: durable-rules deletes `run` from the definitions it is given.
-            accept = {ACCEPT_PREFIX + t: {"all": [{"fact": {TYPE_FIELD: t}}], "run": ACCEPT_PREFIX,
-                                          "pri": ACCEPT_PRIORITY} for t in fact_types}
-            self._host.register_rulesets({name: {**compile_rules(shard.rules), **accept}})
+            self._host.register_rulesets({name: {**compile_rules(shard.rules), **accept_rules(fact_types)}})
             names.append(name)
         return _Version(number, rulebase, {rule.name: rule for rule in rulebase.rules}, tuple(names), plan)
 
@@ -160,8 +180,7 @@ class RuleEngine:
             # After a refused first batch durable-rules holds a broken state that still takes one of the 1024
             # sessions, and deleting it aborts the process; one accepted fact repairs it, then it can go.
             if not session.stored:
-                self._host.assert_facts(session.shard_name, [{TYPE_FIELD: SESSION_FACT, "id": SESSION_FACT,
-                                                              "sid": session.sid}])
+                self._host.assert_facts(session.shard_name, [session_fact(session.sid, "__repair")])
             self._host.delete_state(session.shard_name, session.sid)
         with self._lock:
             self._sessions.pop(session.sid, None)
@@ -222,6 +241,8 @@ class Session:
             self.shard_name = self.version.names[self.run.shard]
         before = len(self.run.intents)
         payload = [self._register(fact, origin, None) for fact in facts]
+        if not self.stored:
+            payload.insert(0, session_fact(self.sid))
         try:
             self.engine._assert(self, payload)
             self.stored = True
@@ -244,14 +265,14 @@ class Session:
     def fire(self, name: str, closure) -> None:
         """A durable-rules activation of `name` (`RULE#N`, or a revival): check it, then do its actions."""
         if name.startswith(REVIVE):
-            activation = self._revived.pop(str(closure.revive._d["key"]), None)
+            activation = self._revived.pop(str(_matched(closure)["revive"]["key"]), None)
             if activation is None or any(f in self.run.retracted for f in activation.bound.values()):
                 return  # a fact it needs was retracted meanwhile: the activation is gone, as in Rete
         else:
             rule_name, index = split_alternative(name)
             rule = self.version.rules[rule_name]
-            bound = {p.alias: str(getattr(closure, p.alias)._d["id"]) for p in rule.alternatives[index]
-                     if not p.negated}
+            matched = _matched(closure)
+            bound = {p.alias: str(matched[p.alias]["id"]) for p in rule.alternatives[index] if not p.negated}
             activation = _Activation(rule, index, bound, "")
         if not self._blocked_now(activation):
             self._execute(activation, closure)
@@ -268,13 +289,14 @@ class Session:
         return True
 
     def _first_blocker(self, activation: _Activation):
-        live = self.run.live_facts()
+        negated = [p for p in activation.rule.alternatives[activation.index] if p.negated]
+        if not negated:
+            return None, None
         given = {alias: self.run.view(fact_id) for alias, fact_id in activation.bound.items()}
-        for pattern in activation.rule.alternatives[activation.index]:
-            if pattern.negated:
-                found = blocker(pattern, live, given)
-                if found is not None:
-                    return pattern, found
+        for pattern in negated:
+            found = blocker(pattern, self.run.candidates(pattern, given), given)
+            if found is not None:
+                return pattern, found
         return None, None
 
     def _execute(self, activation: _Activation, closure) -> None:
@@ -293,7 +315,7 @@ class Session:
                 closure.assert_fact(encoded)
             except Exception as error:  # noqa: BLE001 - the fact never entered the session
                 if encoded[TYPE_FIELD] != REVIVE_FACT:
-                    self.run.retracted[encoded["id"]] = firing.seq
+                    self.run.drop(encoded["id"], firing.seq)
                 self.run.fail(firing, "assert", _message(error))
 
     def _act(self, action, bindings, bound, firing: Firing, closure, pending: list[dict[str, Any]]) -> None:
@@ -328,6 +350,12 @@ class Session:
             revive.append({TYPE_FIELD: REVIVE_FACT, "rule": alternative_name(activation.rule.name, activation.index),
                            "key": key, "id": key, "sid": self.sid})
         return revive
+
+
+def _matched(closure) -> Mapping[str, Mapping[str, Any]]:
+    """The facts an activation matched, by alias. Read from the closure's own dict: `getattr(closure, alias)`
+    would give durable-rules' attributes instead for aliases such as `s` (the session state) or `m`."""
+    return closure._m
 
 
 def _arguments(action, bindings: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rules import evaluate
+from rules.model import Pattern
 
 
 @dataclass(frozen=True)
@@ -92,10 +93,19 @@ class Run:
     failures: list[Failure] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     retracted: dict[str, int] = field(default_factory=dict)  # fact id -> seq of the firing that retracted it
+    _live: dict[str, dict[str, evaluate.Fact]] = field(default_factory=dict, repr=False)  # type -> id -> fact
+    # (type, field) -> value -> ids of live facts with it: `none` checks look facts up instead of scanning
+    _index: dict[tuple[str, str], dict[Any, set[str]]] = field(default_factory=dict, repr=False)
 
     def record(self, fact: Fact, origin: str, by: int | None) -> str:
         fact_id = f"f{len(self.facts) + 1}"
-        self.facts[fact_id] = TracedFact(fact_id, fact.type, dict(fact.fields), origin, by)
+        fields = dict(fact.fields)
+        self.facts[fact_id] = TracedFact(fact_id, fact.type, fields, origin, by)
+        view = evaluate.Fact(fact_id, fact.type, fields)
+        self._live.setdefault(fact.type, {})[fact_id] = view
+        for (kind, name), values in self._index.items():
+            if kind == fact.type and name in fields and _hashable(fields[name]):
+                values.setdefault(fields[name], set()).add(fact_id)
         return fact_id
 
     def fire(self, rule: str, alternative: int, salience: int, facts: dict[str, str]) -> Firing:
@@ -107,8 +117,18 @@ class Run:
         self.intents.append(intent)
 
     def retract(self, fact_id: str, firing: Firing) -> None:
-        self.retracted[fact_id] = firing.seq
+        self.drop(fact_id, firing.seq)
         firing.retracted.append(fact_id)
+
+    def drop(self, fact_id: str, seq: int) -> None:
+        """The fact left the session (retracted by firing `seq`, or refused when it was asserted)."""
+        self.retracted[fact_id] = seq
+        fact = self._live.get(self.facts[fact_id].type, {}).pop(fact_id, None)
+        if fact is None:
+            return
+        for (kind, name), values in self._index.items():
+            if kind == fact.type and name in fact.fields and _hashable(fact.fields[name]):
+                values.get(fact.fields[name], set()).discard(fact_id)
 
     def fail(self, firing: Firing, verb: str, error: str) -> None:
         self.failures.append(Failure(firing.rule, firing.seq, verb, error))
@@ -126,7 +146,35 @@ class Run:
 
     def live_facts(self) -> list[evaluate.Fact]:
         """The facts in the session now: everything asserted and not retracted."""
-        return [evaluate.Fact(f.id, f.type, f.fields) for f in self.facts.values() if f.id not in self.retracted]
+        return [fact for by_id in self._live.values() for fact in by_id.values()]
+
+    def candidates(self, pattern: Pattern, bindings: Mapping[str, evaluate.Fact]) -> list[evaluate.Fact]:
+        """Live facts that may match `pattern`: looked up by its first equality test, else all of its type."""
+        live = self._live.get(pattern.fact_type, {})
+        for test in pattern.tests:
+            if test.op != "eq":
+                continue
+            if test.ref is None:
+                value = test.value
+            elif test.ref[0] in bindings and test.ref[1] in bindings[test.ref[0]].fields:
+                value = bindings[test.ref[0]].fields[test.ref[1]]
+            else:
+                continue
+            if not _hashable(value):
+                continue
+            ids = self._indexed(pattern.fact_type, test.field).get(value, ())
+            return [live[i] for i in ids if i in live]
+        return list(live.values())
+
+    def _indexed(self, kind: str, name: str) -> dict[Any, set[str]]:
+        key = (kind, name)
+        if key not in self._index:
+            values: dict[Any, set[str]] = {}
+            for fact in self._live.get(kind, {}).values():
+                if name in fact.fields and _hashable(fact.fields[name]):
+                    values.setdefault(fact.fields[name], set()).add(fact.id)
+            self._index[key] = values
+        return self._index[key]
 
     def fired(self, rule: str) -> bool:
         return any(f.rule == rule for f in self.firings)
@@ -146,6 +194,10 @@ class Run:
                         for s in self.skips],
             "errors": list(self.errors),
         }
+
+
+def _hashable(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool)
 
 
 def _intent(intent: Intent) -> dict[str, Any]:

@@ -1,5 +1,6 @@
 import os
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -87,6 +88,7 @@ def test_decisions_keep_running_while_rules_are_edited(folder):
             run = source.engine.run([MATCH])
             if run.errors or len(run.firings) != 1 or run.firings[0].rule not in names:
                 problems.append(f"{[f.rule for f in run.firings]} {run.errors}")
+            time.sleep(0.001)  # busy, not starving the thread that edits the files
 
     threads = [threading.Thread(target=decide) for _ in range(4)]
     for thread in threads:
