@@ -81,14 +81,14 @@ class RuleSource:
         self._seen = current  # a broken file is reported once, not on every decision until it is fixed
         try:
             rulebase = self.load()
+            if rulebase.version != self.engine.rulebase.version:
+                self.engine.swap(rulebase)  # refused (RuleError) if it cannot be sharded
+                self.reloads += 1
+                log.info("rules reloaded: version %s, %d rules", rulebase.version, len(rulebase))
         except RuleError as error:
             self.last_error = error
             log.error("rule files changed but are invalid; still running version %s\n%s",
                       self.engine.rulebase.version, error)
             return False
         self.last_error = None
-        if rulebase.version != self.engine.rulebase.version:
-            self.engine.swap(rulebase)
-            self.reloads += 1
-            log.info("rules reloaded: version %s, %d rules", rulebase.version, len(rulebase))
         return True

@@ -159,8 +159,6 @@ class EventStore(Protocol):
 
     def last_action_at(self, name: str, target: str, statuses: Sequence[str]) -> float | None: ...
 
-    def failed_recently(self, user_id: str, name: str, target: str, since: float) -> bool: ...
-
     def user_turns(self, conversation_id: str) -> int: ...
 
     def past_actions(self, user_id: str, since: float, limit: int) -> list[PastAction]: ...
@@ -324,14 +322,6 @@ class DuckDBStore:
             (name, target, *statuses),
         )
         return rows[0][0] if rows and rows[0][0] is not None else None
-
-    def failed_recently(self, user_id: str, name: str, target: str, since: float) -> bool:
-        rows = self.execute(
-            "SELECT count(*) FROM actions WHERE user_id = ? AND name = ? AND target = ? AND status = 'failed' "
-            "AND finished_at >= ?",
-            (user_id, name, target, since),
-        )
-        return bool(rows[0][0])
 
     def user_turns(self, conversation_id: str) -> int:
         """How many messages the user has sent in this conversation, the current one included."""

@@ -144,10 +144,6 @@ class Run:
         fact = self.facts[fact_id]
         return evaluate.Fact(fact.id, fact.type, fact.fields)
 
-    def live_facts(self) -> list[evaluate.Fact]:
-        """The facts in the session now: everything asserted and not retracted."""
-        return [fact for by_id in self._live.values() for fact in by_id.values()]
-
     def candidates(self, pattern: Pattern, bindings: Mapping[str, evaluate.Fact]) -> list[evaluate.Fact]:
         """Live facts that may match `pattern`: looked up by its first equality test, else all of its type."""
         live = self._live.get(pattern.fact_type, {})
@@ -175,9 +171,6 @@ class Run:
                     values.setdefault(fact.fields[name], set()).add(fact.id)
             self._index[key] = values
         return self._index[key]
-
-    def fired(self, rule: str) -> bool:
-        return any(f.rule == rule for f in self.firings)
 
     def trace(self) -> dict[str, Any]:
         """The decision's trace as plain data (for JSON, the store and `--explain`)."""

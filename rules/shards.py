@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from core.errors import Problem, RuleError
 from rules.compiler import compiled_size
 from rules.model import Rule, RuleBase
 
@@ -43,8 +44,11 @@ class ShardPlan:
         return self.route.get(playbook, 0) if playbook is not None else 0
 
 
-class ShardError(ValueError):
+class ShardError(RuleError):
     """The rule base cannot be split so that every decision finds its rules in one shard."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__([Problem("rule base", None, "", message)])
 
 
 def routes_of(rule: Rule) -> frozenset[str] | None:

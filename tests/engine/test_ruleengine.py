@@ -326,3 +326,15 @@ def test_five_thousand_learned_rules_are_sharded_and_each_decision_finds_its_own
         assert not run.errors
         assert remediations == set(want), (playbook, signal)
         assert all(len(learned & names) == 1 for names in want.values())  # one per remediation, the rest redundant
+
+
+def test_aliases_may_be_any_name_even_ones_durable_rules_uses(tmp_path):
+    # durable-rules' closure has attributes `s` (the session state) and `m`; aliases must not reach them.
+    text = """
+rules:
+  - name: odd_aliases
+    when: {all: [{as: s, metric: {}}, {as: m, remedy: {signal_service: {ref: s.service}}}]}
+    then: [{reply: {template: "{s.service} {m.action}"}}]
+"""
+    run = engine_from(tmp_path, text).run([metric("unhealthy"), remedy()])
+    assert [i.args["template"] for i in run.intents] == ["database kill_slow_queries"]

@@ -103,3 +103,15 @@ def test_decisions_keep_running_while_rules_are_edited(folder):
     assert not problems, problems[:3]
     assert fired(source) == ["rule_19"]
     assert source.engine.registered_rulesets() == 1  # every old version was drained and deleted
+
+
+def test_a_rule_base_too_big_for_durable_rules_is_refused_and_the_old_one_kept(folder):
+    clock = Clock()
+    source = source_for(folder, clock)
+    many = "rules:\n" + "".join(f"  - {{name: rule_{i:03d}, when: {{all: [{{metric: {{value: {{gt: {i}}}}}}}]}}, "
+                                "then: [{decline: {}}]}\n" for i in range(420))
+    put(folder / "many.yaml", many)
+    clock.now += 1.5
+    assert not source.check()
+    assert "421 compiled rules test no literal match.playbook" in str(source.last_error)  # with first_rule
+    assert fired(source) == ["first_rule"]
