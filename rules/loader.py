@@ -96,7 +96,7 @@ def _rules_of(documents: list[Located], checks: Checks, problems: list[Problem])
     seen: dict[str, Rule] = {}
     for doc in documents:
         errors = schema_problems(validator, doc)
-        problems += errors
+        problems += [_named(doc, p) for p in errors]
         # A rule with a schema error is reported; the others are still checked for meaning.
         broken = {_rule_index(p.field) for p in errors}
         if None in broken or not isinstance(doc.data.get("rules"), list):
@@ -109,11 +109,24 @@ def _rules_of(documents: list[Located], checks: Checks, problems: list[Problem])
             if rule.name in seen:
                 other = seen[rule.name]
                 errors.append(doc.problem(["rules", i, "name"], f"duplicate rule name, also at {other.location}"))
-            problems += errors
+            problems += [_named(doc, p) for p in errors]
             if not errors:
                 seen[rule.name] = rule
                 rules.append(rule)
     return rules
+
+
+def _named(doc: Located, problem: Problem) -> Problem:
+    """`rules[3].when.all[0].weather` -> `rule slow_pages: when.all[0].weather`: curators know rules by name."""
+    index = _rule_index(problem.field)
+    rules = doc.data.get("rules") if isinstance(doc.data, dict) else None
+    if index is None or not isinstance(rules, list) or index >= len(rules) or not isinstance(rules[index], dict):
+        return problem
+    name = rules[index].get("name")
+    if not isinstance(name, str):
+        return problem
+    rest = problem.field[len(f"rules[{index}]"):].lstrip(".")
+    return Problem(problem.file, problem.line, f"rule {name}" + (f": {rest}" if rest else ""), problem.message)
 
 
 def _rule_index(field_name: str) -> int | None:

@@ -178,8 +178,9 @@ def test_a_broken_rule_file_names_file_line_and_field(tmp_path):
     err = result.stderr.decode()
     assert result.returncode == 1 and "Traceback" not in err
     assert err.startswith("firstline: error: 2 rule problems:")
-    assert f"{broken}:3: rules[0].when.all[0].match.colour: match has no field 'colour'" in err
-    assert f"{broken}:7: rules[1].then[0]: Additional properties are not allowed ('teleport' was unexpected)" in err
+    assert f"{broken}:3: rule broken_rule: when.all[0].match.colour: match has no field 'colour'" in err
+    assert f"{broken}:7: rule other_rule: then[0]: Additional properties are not allowed ('teleport' was unexpected)" \
+        in err
 
 
 @pytest.mark.parametrize(

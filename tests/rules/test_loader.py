@@ -133,11 +133,12 @@ rules:
         load_rules([path], ACTIONS)
     problems = [str(p) for p in caught.value.problems]
     text = "\n".join(problems)
-    assert f"{path}:6: rules[0].when.all[0].weather: unknown fact 'weather'" in text
-    assert f"{path}:7: rules[0].when.all[1].match.colour: match has no field 'colour'" in text
-    assert f"{path}:9: rules[0].then[0].remediate.name: unknown remediation 'reboot_universe'" in text
-    assert "{nothing.here} names no matched fact" in text
-    assert "rules[1].then[0]: Additional properties are not allowed ('teleport' was unexpected)" in text
+    # file, line, rule and field of each problem
+    assert f"{path}:6: rule bad_rule: when.all[0].weather: unknown fact 'weather'" in text
+    assert f"{path}:7: rule bad_rule: when.all[1].match.colour: match has no field 'colour'" in text
+    assert f"{path}:9: rule bad_rule: then[0].remediate.name: unknown remediation 'reboot_universe'" in text
+    assert f"{path}:10: rule bad_rule: then[1].escalate.summary: {{nothing.here}} names no matched fact" in text
+    assert "rule second_rule: then[0]: Additional properties are not allowed ('teleport' was unexpected)" in text
     assert all(p.startswith(f"{path}:") for p in problems)
 
 
