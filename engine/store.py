@@ -72,6 +72,19 @@ CREATE TABLE IF NOT EXISTS escalations (
 """
 
 
+# Rows of one table written as one INSERT: DuckDB's executemany costs about 0.4 ms a row (a decision's 60 facts
+# took 24 ms), one statement with many VALUES about 0.07 ms a row.
+ROWS_PER_INSERT = 200
+
+
+def _multi_row(sql: str, rows: list[Sequence[Any]]) -> tuple[str, list[Any]]:
+    """`INSERT ... VALUES (?, ?)` for one row -> the same statement for all `rows`, and their parameters."""
+    if len(rows) == 1:
+        return sql, list(rows[0])
+    head, _, values = sql.rpartition("VALUES ")
+    return head + "VALUES " + ", ".join([values] * len(rows)), [value for row in rows for value in row]
+
+
 @dataclass(frozen=True)
 class ActionRow:
     seq: int
@@ -221,10 +234,9 @@ class DuckDBStore:
             try:
                 cursor.execute("BEGIN TRANSACTION")
                 for sql, rows in batches:
-                    if len(rows) == 1:
-                        cursor.execute(sql, rows[0])
-                    else:
-                        cursor.executemany(sql, rows)
+                    for start in range(0, len(rows), ROWS_PER_INSERT):
+                        chunk = rows[start:start + ROWS_PER_INSERT]
+                        cursor.execute(*_multi_row(sql, chunk))
                 cursor.execute("COMMIT")
             except duckdb.Error as error:
                 cursor.execute("ROLLBACK")
