@@ -62,6 +62,9 @@ class Settings(BaseModel):
     simulation_faults: tuple[str, ...] = Field(
         (), description="Faults the simulated infrastructure starts with, e.g. [\"slow_queries\"]."
     )
+    rules_reload_s: float = Field(
+        2.0, ge=0, description="Seconds between checks for edited rule files while serving; 0 turns reloading off."
+    )
     remediation_cooldown_s: float = Field(
         120.0, ge=0, description="Seconds before the same action may run again on the same target."
     )

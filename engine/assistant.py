@@ -5,22 +5,29 @@ from __future__ import annotations
 import time
 import unicodedata
 import uuid
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from core.errors import InputError
 from core.taxonomy import BUSINESS, OUT_OF_SCOPE, Kind
+from engine.explain import decision_trace, explain_rule
+from engine.facts import Asking, FactBuilder, outcome_fact
 from engine.remediation import Outcome, Remediator, RemedyRequest
-from engine.ruleengine import Fact, Intent, RuleEngine, Run
+from engine.resolutions import ResolutionBook
+from engine.ruleengine import Fact, Intent, RuleEngine, Run, Session
+from engine.rulesource import RuleSource
 from engine.store import ActionRow, DecisionRecord, EventStore
 from engine.topology import Topology
 from engine.voice import Voice
 from knowledge.base import KnowledgeBase, Match
 from knowledge.playbooks import Playbook
+from rules.model import ENGINEERING
 
 ESCALATION_STATUS = "created"
-ENGINEERING = "engineering"
+
+
+MAX_ROUNDS = 3  # rule rounds after remediations report back: a follow-up fix, then a hand-off at most
 
 
 @dataclass(frozen=True)
@@ -29,6 +36,7 @@ class ActionResult:
     target: str
     status: str
     detail: str = ""
+    rule: str | None = None
 
 
 @dataclass(frozen=True)
@@ -47,9 +55,12 @@ class Answer:
     reply: str
     band: str
     errors: tuple[str, ...] = ()
+    decision_id: str = ""
+    trace: Mapping[str, Any] | None = None
 
-    def contract(self) -> dict[str, Any]:
-        return {
+    def contract(self, explain: bool = False) -> dict[str, Any]:
+        """The published `ask --json` object; with `explain`, also the decision's `trace`."""
+        body = {
             "decision": self.decision,
             "category": self.category,
             "playbook": self.playbook,
@@ -60,6 +71,9 @@ class Answer:
             "actions": [{"name": a.name, "target": a.target, "status": a.status} for a in self.actions],
             "reply": self.reply,
         }
+        if explain:
+            body["trace"] = dict(self.trace or {})
+        return body
 
 
 def clean_message(text: str, max_chars: int) -> str:
@@ -84,6 +98,7 @@ def clean_message(text: str, max_chars: int) -> str:
 class _Turn:
     """Working state of one decision while it is being made."""
 
+    decision_id: str
     conversation_id: str
     user_id: str
     channel: str
@@ -92,6 +107,11 @@ class _Turn:
     playbook: Playbook | None
     facts: list[Fact] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
+    handoff: Intent | None = None
+
+    @property
+    def technical(self) -> bool:
+        return self.playbook is not None and self.playbook.kind is Kind.TECHNICAL
 
 
 class Assistant:
@@ -109,6 +129,8 @@ class Assistant:
         dry_run: bool = False,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        resolutions: ResolutionBook | None = None,
+        rule_source: RuleSource | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.rules = rules
@@ -120,6 +142,9 @@ class Assistant:
         self.dry_run = dry_run
         self.clock = clock
         self.new_id = new_id
+        self.resolutions = resolutions or ResolutionBook()
+        self.rule_source = rule_source
+        self.facts = FactBuilder(remediator.infrastructure, topology, store, self.resolutions, clock)
 
     def answer(
         self,
@@ -140,14 +165,20 @@ class Assistant:
         message_id = self.new_id()
         # The user's message is written before any work, so a crash later loses nothing accepted.
         self.store.add_message(message_id, conversation_id, user_id, "user", text)
+        if self.rule_source is not None:
+            self.rule_source.check()  # rule files edited while serving take effect from this decision on
 
         match = self.knowledge.match(text)
         best = self.knowledge.playbooks.get(match.best.playbook)
-        turn = _Turn(conversation_id, user_id, channel, text, match, best)
-        turn.facts = self._facts(turn)
-        run = self.rules.run(turn.facts)
-        answer = self._act(turn, run, dry_run)
-        self._record(turn, run, answer, message_id, dry_run, (time.perf_counter() - started) * 1000)
+        turn = _Turn(self.new_id(), conversation_id, user_id, channel, text, match, best)
+        turn.facts = self.facts.build(Asking(user_id, conversation_id, channel, text), match, best)
+        with self.rules.session() as session:
+            session.add(turn.facts)
+            answer = self._decide(turn, session, dry_run)
+        # Rules fire again when remediations report back, so what fired is read once the session is done.
+        answer = replace(answer, decision_id=turn.decision_id, rules_fired=tuple(f.rule for f in session.run.firings),
+                         trace={"decision_id": turn.decision_id, **session.run.trace()})
+        self._record(turn, session.run, answer, message_id, dry_run, (time.perf_counter() - started) * 1000)
         return answer
 
     def history(self, conversation_id: str, user_id: str) -> list[dict[str, Any]]:
@@ -157,107 +188,158 @@ class Assistant:
         rows = self.store.messages(conversation_id, user_id)
         return [{"role": role, "text": text, "at": at} for role, text, at in rows]
 
-    # -- facts --------------------------------------------------------------------------------------
+    def trace(self, decision_id: str, user_id: str | None = None, why_not: Sequence[str] = ()) -> dict[str, Any]:
+        """A stored decision's trace (see `engine.explain`); the web passes `user_id` to keep users apart."""
+        return decision_trace(self.store, self.rules.rulebase, decision_id, user_id, why_not)
 
-    def _facts(self, turn: _Turn) -> list[Fact]:
-        match, playbook = turn.match, turn.playbook
-        telemetry = self.remediator.infrastructure.observe()
-        unhealthy: set[tuple[str, str]] = set()
-        facts = [Fact("message", {"text": turn.text, "length": len(turn.text)})]
-        for service, values in telemetry.items():
-            for metric, value in values.items():
-                bad = self.topology.is_unhealthy(service, metric, value)
-                if bad:
-                    unhealthy.add((service, metric))
-                limit = self.topology.services[service].limits[metric]
-                facts.append(Fact("metric", {"service": service, "name": metric, "value": value, "limit": limit,
-                                             "status": "unhealthy" if bad else "ok"}))
-            facts.append(Fact("service", {"name": service, "healthy": not any(s == service for s, _ in unhealthy)}))
-        remedies = playbook.remedies if playbook else ()
-        since = self.clock() - self.remediator.cooldown_s
-        defaults = 0
-        indicated = 0
-        for rank, remedy in enumerate(remedies, 1):
-            signal = remedy.indicated_by
-            failed = self.store.failed_recently(turn.user_id, remedy.action, remedy.target, since)
-            if signal is None:
-                defaults += 1
-            elif (signal.service, signal.metric) in unhealthy and not failed:
-                indicated += 1
-            facts.append(Fact("remedy", {
-                "rank": rank, "action": remedy.action, "target": remedy.target,
-                "signal_service": signal.service if signal else "", "signal_metric": signal.metric if signal else "",
-                "default_rank": defaults if signal is None else 0, "failed_recently": failed,
-            }))
-        facts.insert(1, Fact("match", {
-            "playbook": match.best.playbook, "title": playbook.title if playbook else "",
-            "category": match.best.category, "kind": playbook.kind.value if playbook else Kind.OUT_OF_SCOPE.value,
-            "band": match.band.value, "confidence": round(match.confidence, 4), "score": match.best.score,
-            "indicated_remedies": indicated,
-        }))
-        facts.append(Fact("conversation", {"attempt": self.store.user_turns(turn.conversation_id),
-                                           "channel": turn.channel}))
-        return facts
+    def why_not(self, trace: Mapping[str, Any], rule_name: str) -> dict[str, Any]:
+        """Why `rule_name` did or did not fire on the facts of `trace`."""
+        return explain_rule(trace, self.rules.rulebase, rule_name)
 
-    # -- actions and reply --------------------------------------------------------------------------
+    # -- deciding -----------------------------------------------------------------------------------
 
-    def _act(self, turn: _Turn, run: Run, dry_run: bool) -> Answer:
+    def _decide(self, turn: _Turn, session: Session, dry_run: bool) -> Answer:
+        run = session.run
+        errors: list[str] = []
+        common = self._common(turn, run)
+        business, engineering = self._escalations(run.intents, errors)
         verbs = {intent.verb for intent in run.intents}
-        errors = list(run.errors)
-        match, playbook = turn.match, turn.playbook
-        candidates = tuple({"playbook": c.playbook, "category": c.category, "score": c.score}
-                           for c in match.candidates)
-        common = {
-            "conversation_id": turn.conversation_id,
-            "candidates": candidates,
-            "rules_fired": tuple(f.rule for f in run.firings),
-            "band": match.band.value,
-            "confidence": match.confidence,
-        }
-        seed = turn.conversation_id
-        escalations = [i for i in run.intents if i.verb == "escalate"]
-        if escalations:
-            intent = escalations[0]
-            category = str(intent.args.get("category") or match.best.category)
-            if category in BUSINESS:
-                summary = self._summary(intent, turn)
-                guidance = playbook.replies.get("guidance", ()) if playbook else ()
-                reply = self.voice.say("escalate", seed, guidance, title=playbook.title if playbook else category)
-                return Answer(decision="escalate", category=category, playbook=match.best.playbook,
-                              escalation={"category": category, "summary": summary},
-                              actions=(ActionResult("escalate", category, ESCALATION_STATUS, summary),),
-                              reply=reply, errors=tuple(errors), **common)
-            errors.append(f"rule {intent.rule} escalated {category!r}, which is not a business category; ignored")
+        if business is not None:
+            return self._escalate(turn, run, business, errors, common)
+        if engineering is not None and turn.technical:
+            turn.handoff = engineering
+            return self._handoff(turn, run, errors, common)
         if "clarify" in verbs:
-            return Answer(decision="clarify", category=match.best.category, playbook=match.best.playbook,
-                          escalation=None, actions=(), reply=self._clarify(turn), errors=tuple(errors), **common)
+            intent = next(i for i in run.intents if i.verb == "clarify")
+            return Answer(decision="clarify", category=turn.match.best.category, playbook=turn.match.best.playbook,
+                          escalation=None, actions=self._failed_rule_actions(run),
+                          reply=self._reply(run) or self._clarify(turn, intent.args.get("candidates") or ()),
+                          errors=self._errors(run, errors), **common)
         if "decline" in verbs:
-            oos_playbook = match.best.playbook if match.best.category == OUT_OF_SCOPE else None
+            oos_playbook = turn.match.best.playbook if turn.match.best.category == OUT_OF_SCOPE else None
             return Answer(decision="decline", category=OUT_OF_SCOPE, playbook=oos_playbook, escalation=None,
-                          actions=(), reply=self.voice.say("decline", seed), errors=tuple(errors), **common)
-        remedies = [i for i in run.intents if i.verb == "remediate"]
-        if remedies and playbook is not None:
-            turn.outcomes = [self.remediator.run(self._request(i, playbook), dry_run) for i in remedies]
-            actions = [ActionResult(o.request.action, o.request.target, o.status, o.detail) for o in turn.outcomes]
-            if any(o.status == "failed" for o in turn.outcomes):
-                # The reply tells the user engineers have it, so that must be true: the hand-off is recorded.
-                actions.append(ActionResult("handoff", ENGINEERING, ESCALATION_STATUS, playbook.title))
-            return Answer(decision="resolve", category=playbook.category, playbook=playbook.id, escalation=None,
-                          actions=tuple(actions), reply=self._resolution_reply(turn), errors=tuple(errors),
-                          **common)
+                          actions=self._failed_rule_actions(run),
+                          reply=self._reply(run) or self.voice.say("decline", turn.conversation_id),
+                          errors=self._errors(run, errors), **common)
+        if "remediate" in verbs:
+            if turn.technical:
+                return self._remediate(turn, session, dry_run, errors, common)
+            errors.append("rules asked to remediate a request that is not a technical problem; ignored")
         # No rule decided anything: ask rather than guess.
-        return Answer(decision="clarify", category=match.best.category, playbook=None, escalation=None, actions=(),
-                      reply=self.voice.say("unsure", seed), errors=tuple(errors), **common)
+        return Answer(decision="clarify", category=turn.match.best.category, playbook=None, escalation=None,
+                      actions=self._failed_rule_actions(run),
+                      reply=self._reply(run) or self.voice.say("unsure", turn.conversation_id),
+                      errors=self._errors(run, errors), **common)
+
+    def _common(self, turn: _Turn, run: Run) -> dict[str, Any]:
+        return {
+            "conversation_id": turn.conversation_id,
+            "candidates": tuple({"playbook": c.playbook, "category": c.category, "score": c.score}
+                                for c in turn.match.candidates),
+            "rules_fired": (),  # filled in when the session is done
+            "band": turn.match.band.value,
+            "confidence": turn.match.confidence,
+        }
+
+    def _escalations(self, intents: Sequence[Intent], errors: list[str]) -> tuple[Intent | None, Intent | None]:
+        """The first escalation to a person (business) and the first hand-off to engineering, if any."""
+        business = engineering = None
+        for intent in (i for i in intents if i.verb == "escalate"):
+            category = str(intent.args.get("category"))
+            if category in BUSINESS:
+                business = business or intent
+            elif category == ENGINEERING:
+                engineering = engineering or intent
+            else:
+                errors.append(f"rule {intent.rule} escalated {category!r}, which is not a business category; ignored")
+        return business, engineering
+
+    def _escalate(self, turn: _Turn, run: Run, intent: Intent, errors: list[str], common: dict[str, Any]) -> Answer:
+        category = str(intent.args["category"])
+        playbook = turn.playbook
+        summary = self._summary(intent, turn)
+        guidance = playbook.replies.get("guidance", ()) if playbook else ()
+        reply = self._reply(run) or self.voice.say("escalate", turn.conversation_id, guidance,
+                                                   title=playbook.title if playbook else category)
+        return Answer(decision="escalate", category=category, playbook=turn.match.best.playbook,
+                      escalation={"category": category, "summary": summary},
+                      actions=(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule),
+                               *self._failed_rule_actions(run)),
+                      reply=reply, errors=self._errors(run, errors), **common)
+
+    def _handoff(self, turn: _Turn, run: Run, errors: list[str], common: dict[str, Any]) -> Answer:
+        """Rules handed a technical problem to engineering before trying anything (say, after N failures)."""
+        playbook = turn.playbook
+        assert playbook is not None and turn.handoff is not None
+        summary = str(turn.handoff.args.get("summary") or f"automated remedies did not fix: {playbook.id}")
+        actions = (ActionResult("handoff", ENGINEERING, ESCALATION_STATUS, summary, turn.handoff.rule),
+                   *self._failed_rule_actions(run))
+        reply = self._reply(run) or self.voice.say("handoff", turn.conversation_id, title=playbook.title)
+        return Answer(decision="resolve", category=playbook.category, playbook=playbook.id, escalation=None,
+                      actions=actions, reply=reply, errors=self._errors(run, errors), **common)
+
+    def _remediate(self, turn: _Turn, session: Session, dry_run: bool, errors: list[str],
+                   common: dict[str, Any]) -> Answer:
+        """Run what the rules asked for, tell the rules how it went, and run what they ask next."""
+        playbook = turn.playbook
+        assert playbook is not None
+        done: set[tuple[str, str]] = set()
+        pending = [i for i in session.run.intents if i.verb == "remediate"]
+        for _ in range(MAX_ROUNDS):
+            todo = []
+            for intent in pending:
+                key = (str(intent.args["name"]), str(intent.args["target"]))
+                if key not in done:
+                    done.add(key)
+                    todo.append(intent)
+            if not todo:
+                break
+            outcomes = [self._run_remedy(intent, playbook, dry_run) for intent in todo]
+            turn.outcomes += outcomes
+            follow = session.add([outcome_fact(o.request.action, o.request.target, o.status, o.request.rule or "")
+                                  for o in outcomes], origin="outcome")
+            pending = [i for i in follow if i.verb == "remediate"]
+        run = session.run
+        _, turn.handoff = self._escalations(run.intents, [])
+        actions = [ActionResult(o.request.action, o.request.target, o.status, o.detail, o.request.rule)
+                   for o in turn.outcomes]
+        if turn.handoff is not None:
+            summary = str(turn.handoff.args.get("summary") or f"automated remedies did not fix: {playbook.id}")
+            actions.append(ActionResult("handoff", ENGINEERING, ESCALATION_STATUS, summary, turn.handoff.rule))
+        actions += self._failed_rule_actions(run)
+        return Answer(decision="resolve", category=playbook.category, playbook=playbook.id, escalation=None,
+                      actions=tuple(actions), reply=self._reply(run) or self._resolution_reply(turn),
+                      errors=self._errors(run, errors), **common)
+
+    def _run_remedy(self, intent: Intent, playbook: Playbook, dry_run: bool) -> Outcome:
+        request = self._request(intent, playbook)
+        try:
+            return self.remediator.run(request, dry_run)
+        except Exception as error:  # noqa: BLE001 - a remedy that raises is a failed action; the decision goes on
+            now = self.clock()
+            return Outcome(request, "failed", f"{type(error).__name__}: {error}", now, now)
 
     def _request(self, intent: Intent, playbook: Playbook) -> RemedyRequest:
-        fact = intent.args.get("remedy")
-        if fact is not None:
-            remedy = playbook.remedies[int(fact["rank"]) - 1]
-            verify = (remedy.verify.service, remedy.verify.metric) if remedy.verify else None
-            return RemedyRequest(remedy.action, remedy.target, remedy.explain, remedy.params, verify, intent.rule)
-        action, target = str(intent.args["action"]), str(intent.args["target"])
-        return RemedyRequest(action, target, f"ran {action} on {target}", dict(intent.args.get("params") or {}),
-                             None, intent.rule)
+        """The remediation a rule asked for; the playbook's remedy for the same action and target, if it has one,
+        gives the explanation and the check."""
+        name, target = str(intent.args["name"]), str(intent.args["target"])
+        params = dict(intent.args.get("params") or {})
+        remedy = next((r for r in playbook.remedies if r.action == name and r.target == target), None)
+        if remedy is None:
+            return RemedyRequest(name, target, f"ran {name.replace('_', ' ')} on {target}", params, None, intent.rule)
+        verify = (remedy.verify.service, remedy.verify.metric) if remedy.verify else None
+        return RemedyRequest(name, target, remedy.explain, params or dict(remedy.params), verify, intent.rule)
+
+    def _failed_rule_actions(self, run: Run) -> tuple[ActionResult, ...]:
+        """Rule actions that raised (recorded, and the engine went on)."""
+        return tuple(ActionResult(f.verb, f.rule, "failed", f.error, f.rule) for f in run.failures)
+
+    def _errors(self, run: Run, errors: list[str]) -> tuple[str, ...]:
+        return (*run.errors, *errors)
+
+    def _reply(self, run: Run) -> str | None:
+        """The text of the first `reply` a rule asked for, if any: it replaces the voice's reply."""
+        return next((str(i.args["template"]) for i in run.intents if i.verb == "reply"), None)
 
     def _summary(self, intent: Intent, turn: _Turn) -> str:
         if intent.args.get("summary"):
@@ -268,9 +350,9 @@ class Assistant:
                 {"message": turn.text, "title": playbook.title, "product": self.voice.product})
         return f"{turn.match.best.category}: {turn.text}"
 
-    def _clarify(self, turn: _Turn) -> str:
-        seen: list[str] = []
-        for candidate in turn.match.candidates:
+    def _clarify(self, turn: _Turn, asked: Sequence[str]) -> str:
+        seen = [p for p in dict.fromkeys(asked) if p in self.knowledge.playbooks][:3]
+        for candidate in turn.match.candidates if not seen else ():
             if candidate.category == OUT_OF_SCOPE or candidate.playbook in seen:
                 continue
             if candidate.score < self.knowledge.calibration.t_low and seen:
@@ -292,41 +374,51 @@ class Assistant:
         if statuses == {"skipped"}:
             return self.voice.say("recently_done", seed, done=done, title=playbook.title)
         if "failed" in statuses:
-            return self.voice.say("unresolved", seed, playbook.replies.get("unresolved", ()), done=done,
-                                  title=playbook.title)
+            # Only say engineers have it when a rule really handed it to them.
+            if turn.handoff is not None:
+                return self.voice.say("unresolved", seed, playbook.replies.get("unresolved", ()), done=done,
+                                      title=playbook.title)
+            return self.voice.say("not_fixed", seed, done=done, title=playbook.title)
         done = _join([o.request.explain for o in outcomes if o.status == "succeeded"]) or done
         return self.voice.say("resolved", seed, playbook.replies.get("resolved", ()), done=done, title=playbook.title)
 
     # -- recording ----------------------------------------------------------------------------------
 
     def _record(self, turn: _Turn, run: Run, answer: Answer, message_id: str, dry_run: bool, ms: float) -> None:
-        facts = [(f.type, "input", dict(f.fields)) for f in turn.facts]
-        facts += [(f.type, "rule", dict(f.fields)) for f in run.asserted]
+        facts = [(f.type, f.origin, dict(f.fields)) for f in run.facts.values()]
         rows = [ActionRow(seq, o.request.action, o.request.target, dict(o.request.params), o.request.rule,
                           o.status, o.detail, o.started_at, o.finished_at) for seq, o in enumerate(turn.outcomes, 1)]
+        now = self.clock()
+        rows += [ActionRow(len(rows) + k, f.verb, f.rule, {}, f.rule, "failed", f.error, now, now)
+                 for k, f in enumerate(run.failures, 1)]
         escalation = answer.escalation
         handoff = None
-        if any(a.name == "handoff" for a in answer.actions):
+        found = next((a for a in answer.actions if a.name == "handoff"), None)
+        if found is not None:
             diagnostics = {
                 "message": turn.text,
                 "playbook": answer.playbook,
+                "rule": found.rule,
                 "actions": [{"name": o.request.action, "target": o.request.target, "status": o.status,
                              "detail": o.detail} for o in turn.outcomes],
                 "unhealthy": [f.fields for f in turn.facts if f.type == "metric" and f.fields["status"] != "ok"],
+                "hypotheses": [f.fields for f in run.asserted if f.type == "hypothesis"],
+                "earlier_actions": [f.fields for f in turn.facts if f.type == "action"],
             }
-            handoff = (ENGINEERING, f"automated remedies did not fix: {answer.playbook}", diagnostics)
+            handoff = (ENGINEERING, found.detail, diagnostics)
         self.store.record_decision(
             DecisionRecord(
-                id=self.new_id(), message_id=message_id, conversation_id=turn.conversation_id,
+                id=turn.decision_id, message_id=message_id, conversation_id=turn.conversation_id,
                 user_id=turn.user_id, decision=answer.decision, category=answer.category,
                 playbook=answer.playbook, band=answer.band, confidence=answer.confidence,
                 ruleset_version=run.ruleset_version, dry_run=dry_run, reply=answer.reply, latency_ms=ms,
                 created_at=self.clock(),
                 candidates=[(c.playbook, c.category, c.score) for c in turn.match.candidates],
-                facts=facts, rules_fired=[(f.rule, dict(f.bindings)) for f in run.firings], actions=rows,
+                facts=facts, rules_fired=[(f.rule, dict(f.facts)) for f in run.firings], actions=rows,
                 escalation=(escalation["category"], escalation["summary"]) if escalation else None,
                 handoff=handoff,
                 errors=answer.errors,
+                trace=dict(answer.trace or {}),
             ),
             self.new_id,
         )

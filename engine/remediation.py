@@ -18,6 +18,10 @@ class Infrastructure(Protocol):
 
     def observe(self) -> dict[str, dict[str, float]]: ...
 
+    def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
+        """Samples over the last `window_s` seconds, oldest first (a metrics store's range query)."""
+        ...
+
     def execute(self, action: str, target: str, params: Mapping[str, Any]) -> str: ...
 
 

@@ -93,12 +93,12 @@ class SimulatedInfrastructure:
         with self._lock:
             return [(f.name, f.service) for f in self._faults]
 
-    def observe(self) -> dict[str, dict[str, float]]:
-        """Every metric of every service now."""
-        now = self.clock()
+    def observe(self, at: float | None = None) -> dict[str, dict[str, float]]:
+        """Every metric of every service now, or at an earlier instant `at` (faults started later are absent)."""
+        now = self.clock() if at is None else at
         tick = int(now // 15)  # noise changes every 15 s, like a scrape interval
         with self._lock:
-            faults = list(self._faults)
+            faults = [f for f in self._faults if f.since <= now]
         telemetry = {}
         for name, service in self.topology.services.items():
             values = {}
@@ -108,6 +108,12 @@ class SimulatedInfrastructure:
         for fault in faults:
             self._apply(fault, telemetry, now)
         return {s: {m: round(v, 4) for m, v in values.items()} for s, values in telemetry.items()}
+
+    def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
+        """Samples over the last `window_s` seconds, every `step_s`, oldest first, ending now."""
+        now = self.clock()
+        count = max(1, int(window_s // step_s))
+        return [(now - i * step_s, self.observe(now - i * step_s)) for i in range(count, -1, -1)]
 
     def execute(self, action: str, target: str, params: Mapping[str, object]) -> str:
         """Run a remediation; returns what was done. Raises RemediationError when it cannot run."""

@@ -11,7 +11,8 @@ import yaml
 
 from core.errors import ConfigurationError
 
-SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "dry_run", "recently_done", "unsure")
+SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "not_fixed", "handoff", "dry_run",
+              "recently_done", "unsure")
 PLACEHOLDERS = frozenset({"product", "title", "done", "options"})
 
 

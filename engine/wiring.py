@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.settings import Settings
 from engine.assistant import Assistant
 from engine.catalogue import action_targets
 from engine.remediation import Remediator
+from engine.resolutions import ResolutionBook
 from engine.ruleengine import RuleEngine
+from engine.rulesource import RuleSource
 from engine.simulation import SimulatedInfrastructure
 from engine.store import DuckDBStore
 from engine.topology import Topology, load_topology
@@ -33,8 +36,11 @@ def load_pack(settings: Settings) -> tuple[Topology, dict[str, Playbook]]:
     return topology, load_playbooks(settings.playbooks_dir, vocabulary(topology))
 
 
-def load_rulebase(settings: Settings, topology: Topology) -> RuleBase:
-    return load_rules([settings.rules_dir], action_targets(topology))
+def load_rulebase(settings: Settings, topology: Topology, playbooks: Mapping[str, Playbook] | None = None,
+                  paths: list[Path] | None = None) -> RuleBase:
+    """The rule files (by default the configured folder), checked against the actions and playbooks."""
+    return load_rules(paths or [settings.rules_dir], action_targets(topology),
+                      known_playbooks=frozenset(playbooks) if playbooks is not None else None)
 
 
 def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool = False,
@@ -72,7 +78,7 @@ def build(
     A ready `knowledge` base may be passed in (tests share one); otherwise it is loaded or built.
     """
     topology, playbooks = load_pack(settings)
-    rulebase = load_rulebase(settings, topology)
+    rulebase = load_rulebase(settings, topology, playbooks)
     voice = load_voice(settings.replies_file, topology.product)
     infrastructure = SimulatedInfrastructure(topology, settings.simulation_seed, clock)
     for fault in settings.simulation_faults:
@@ -88,9 +94,12 @@ def build(
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
     remediator = Remediator(infrastructure, topology, store, settings.remediation_cooldown_s, clock)
+    engine = RuleEngine(rulebase)
+    rule_source = RuleSource([settings.rules_dir], lambda: load_rulebase(settings, topology, playbooks), engine,
+                             settings.rules_reload_s)
     assistant = Assistant(
         knowledge=knowledge,
-        rules=RuleEngine(rulebase),
+        rules=engine,
         remediator=remediator,
         topology=topology,
         store=store,
@@ -98,5 +107,7 @@ def build(
         max_message_chars=settings.max_message_chars,
         dry_run=settings.dry_run,
         clock=clock,
+        resolutions=ResolutionBook(store.resolutions()),
+        rule_source=rule_source,
     )
     return Parts(assistant, store, infrastructure, report)

@@ -6,40 +6,33 @@ for everything else; tracebacks go to the log file in the data folder, never to 
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import sys
 import traceback
+from collections.abc import Sequence
 from pathlib import Path
 
 import click
 
 from core.errors import DataFileError, FirstlineError, InputError
-from core.settings import Settings, describe, load_settings
+from core.settings import describe, load_settings
 from engine.assistant import Answer, clean_message
+from engine.trace import trace_lines
 from engine.voice import load_voice
 from engine.wiring import build, load_pack, load_rulebase, open_index
+from firstline.context import Context
+from firstline.curate import rules_group
 from knowledge.base import Scoring
 from knowledge.calibration import CalibrationReport
 from knowledge.embedder import Embedder
 from knowledge.evaluation import Labelled, evaluate, evaluate_base, load_labelled, report_lines
 from knowledge.finetune import Recipe
+from rules.model import RuleBase
 from web.server import run_server
 
 USER = "cli"
-
-
-class Context:
-    def __init__(self, config: Path | None) -> None:
-        self.config = config
-        self._settings: Settings | None = None
-
-    def settings(self, **overrides: object) -> Settings:
-        if overrides:
-            return load_settings(self.config, **overrides)
-        if self._settings is None:
-            self._settings = load_settings(self.config)
-        return self._settings
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -58,18 +51,41 @@ def cli(ctx: click.Context, config: Path | None) -> None:
 @click.option("--dry-run", is_flag=True, help="Plan remediations and record them, but run none.")
 @click.option("--file", "file", type=click.Path(dir_okay=False, path_type=Path),
               help="Read messages from a file, one per line (blank lines are skipped).")
+@click.option("--explain", is_flag=True, help="Add the trace: facts, rules fired in order, what each matched.")
+@click.option("--why-not", "why_not", multiple=True, metavar="RULE",
+              help="Also say why RULE did or did not fire (repeatable; implies --explain).")
 @click.pass_obj
-def ask(obj: Context, messages: tuple[str, ...], as_json: bool, dry_run: bool, file: Path | None) -> None:
+def ask(obj: Context, messages: tuple[str, ...], as_json: bool, dry_run: bool, file: Path | None, explain: bool,
+        why_not: tuple[str, ...]) -> None:
     """Answer each message on its own, as a fresh conversation."""
     settings = obj.settings()
     texts = _collect(messages, file, settings.max_message_chars)
+    explain = explain or bool(why_not)
+    if why_not:  # an unknown rule name is a usage error, found before the model loads
+        topology, playbooks = load_pack(settings)
+        _known_rules(load_rulebase(settings, topology, playbooks), why_not)
     parts = build(settings, progress=False)
     try:
         for text in texts:
             answer = parts.assistant.answer(text, USER, channel="cli", dry_run=dry_run or None)
-            click.echo(json.dumps(answer.contract(), ensure_ascii=False) if as_json else _human(text, answer))
+            trace = dict(answer.trace or {})
+            if why_not:
+                trace["why_not"] = [parts.assistant.why_not(trace, name) for name in why_not]
+            if as_json:
+                body = {**answer.contract(), **({"trace": trace} if explain else {})}
+                click.echo(json.dumps(body, ensure_ascii=False, default=str))
+            else:
+                click.echo(_human(text, answer) + ("\n".join(trace_lines(trace)) + "\n" if explain else ""))
     finally:
         parts.close()
+
+
+def _known_rules(rulebase: RuleBase, names: Sequence[str]) -> None:
+    unknown = [n for n in names if rulebase.get(n) is None]
+    if unknown:
+        close = difflib.get_close_matches(unknown[0], [r.name for r in rulebase.rules], n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else "; `firstline rules list` shows them"
+        raise click.UsageError(f"no rule named {unknown[0]!r}{hint}")
 
 
 def _collect(messages: tuple[str, ...], file: Path | None, max_chars: int) -> list[str]:
@@ -220,10 +236,13 @@ def check(obj: Context) -> None:
     """Validate playbooks, rules, infrastructure and replies (no model load)."""
     settings = obj.settings()
     topology, playbooks = load_pack(settings)
-    rulebase = load_rulebase(settings, topology)
+    rulebase = load_rulebase(settings, topology, playbooks)
     load_voice(settings.replies_file, topology.product)
     click.echo(f"ok: {len(playbooks)} playbooks, {len(rulebase)} rules (version {rulebase.version}), "
                f"{len(topology.services)} services")
+
+
+cli.add_command(rules_group)
 
 
 @cli.command("settings", short_help="Show every setting, its value and default.")
@@ -243,7 +262,9 @@ def settings_command(obj: Context, as_json: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; turn every failure into one line on stderr and an exit status."""
     try:
-        cli.main(args=argv, prog_name="firstline", standalone_mode=False)
+        status = cli.main(args=argv, prog_name="firstline", standalone_mode=False)
+        if isinstance(status, int) and status:  # a command's ctx.exit(N) comes back as a return value
+            return status
     except click.exceptions.Exit as done:
         return int(done.exit_code or 0)
     except click.exceptions.Abort:

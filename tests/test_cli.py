@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import check_ask_contract
+from tests.conftest import ROOT, check_ask_contract
 
 
 def firstline(*args: str, data_dir: Path, stdin: str | None = None, extra_env: dict | None = None):
@@ -34,7 +34,7 @@ def test_help_lists_every_command_with_one_line(tmp_path):
     result = firstline("--help", data_dir=tmp_path)
     out = result.stdout.decode()
     assert result.returncode == 0
-    for command in ("ask", "serve", "index", "check", "settings"):
+    for command in ("ask", "serve", "index", "check", "settings", "rules"):
         assert f"  {command} " in out
 
 
@@ -136,3 +136,84 @@ def test_eval_options_are_checked_before_any_work(tmp_path, args, fragment):
 def test_a_bad_scoring_setting_names_the_variable(tmp_path):
     result = firstline("eval", "data/eval/pack_holdout.csv", data_dir=tmp_path, extra_env={"FIRSTLINE_SCORING": "x"})
     assert_one_line_error(result, "FIRSTLINE_SCORING", "similarity")
+
+
+def test_ask_explain_adds_a_trace_and_keeps_the_contract(session_settings, knowledge):
+    result = firstline("ask", "--json", "--dry-run", "--explain", "--why-not", "business_request_goes_to_a_person",
+                       "The dashboard is loading really slowly", data_dir=session_settings.data_dir)
+    assert result.returncode == 0, result.stderr.decode()
+    answer = json.loads(result.stdout)
+    assert [f["rule"] for f in answer["trace"]["fired"]] == answer["rules_fired"]
+    assert answer["trace"]["why_not"][0]["fired"] is False
+    checked = check_ask_contract(result.stdout.decode())
+    assert checked.returncode == 0, checked.stdout
+    traced = firstline("rules", "trace", answer["trace"]["decision_id"], "--why-not", "run_a_proposed_remedy",
+                       data_dir=session_settings.data_dir)
+    assert traced.returncode == 0, traced.stderr.decode()
+    out = traced.stdout.decode()
+    assert "1. default_remedy_when_telemetry_explains_nothing (salience 300) on match=f1" in out
+    assert "run_a_proposed_remedy fired." in out
+
+
+def test_rules_list_show_validate_and_graph(tmp_path):
+    listed = firstline("rules", "list", "--json", data_dir=tmp_path)
+    assert listed.returncode == 0
+    names = {r["name"] for r in json.loads(listed.stdout)}
+    assert {"business_request_goes_to_a_person", "never_repeat_a_remedy_that_just_failed"} <= names
+    shown = firstline("rules", "show", "targeted_remedy_for_a_hypothesis", data_dir=tmp_path).stdout.decode()
+    assert "alternatives:\n  0: hypothesis (any) AND remedy (signal_service == hypothesis.service" in shown
+    assert "fed by: " in shown and "performance_slow_database_queries (hypothesis)" in shown
+    validated = firstline("rules", "validate", data_dir=tmp_path)
+    assert validated.returncode == 0 and validated.stdout.decode().startswith(f"ok: {len(names)} rules in 4 files")
+    dot = firstline("rules", "graph", "--format", "dot", data_dir=tmp_path).stdout.decode()
+    assert dot.startswith("digraph rules {") and '-> "run_a_proposed_remedy"' in dot
+    report = json.loads(firstline("rules", "graph", "--format", "json", data_dir=tmp_path).stdout)
+    assert report["cycles"] == [] and report["never_fire"] == [] and report["conflicts"]
+
+
+def test_rules_test_passes_the_shipped_tests_and_fails_a_wrong_one(tmp_path):
+    ok = firstline("rules", "test", str(ROOT / "rules" / "tests"), data_dir=tmp_path)
+    assert ok.returncode == 0, ok.stdout.decode()
+    assert ok.stdout.decode().rstrip().endswith("passed, 0 failed")
+    wrong = tmp_path / "wrong.yaml"
+    wrong.write_text("""tests:
+  - name: pricing is declined
+    facts: [{match: {playbook: x, category: pricing, kind: business, band: answer}}]
+    expect: {fired: [out_of_scope_is_declined]}
+""", encoding="utf-8")
+    failed = firstline("rules", "test", str(wrong), data_dir=tmp_path)
+    out = failed.stdout.decode()
+    assert failed.returncode == 1 and failed.stderr == b""
+    assert f"FAIL {wrong}:2 pricing is declined" in out and "1 cases: 0 passed, 1 failed" in out
+    assert "f1: band == 'out_of_scope' fails, the fact has 'answer'" in out
+
+
+def test_a_broken_rule_file_names_file_line_and_field(tmp_path):
+    broken = tmp_path / "broken.yaml"
+    broken.write_text("rules:\n  - name: broken_rule\n    when: {all: [{match: {colour: red}}]}\n"
+                      "    then: [{decline: {}}]\n  - name: other_rule\n    when: {all: [{match: {}}]}\n"
+                      "    then: [{teleport: {}}]\n", encoding="utf-8")
+    result = firstline("rules", "validate", str(broken), data_dir=tmp_path)
+    err = result.stderr.decode()
+    assert result.returncode == 1 and "Traceback" not in err
+    assert err.startswith("firstline: error: 2 rule problems:")
+    assert f"{broken}:3: rule broken_rule: when.all[0].match.colour: match has no field 'colour'" in err
+    assert f"{broken}:7: rule other_rule: then[0]: Additional properties are not allowed ('teleport' was unexpected)" \
+        in err
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments", "status"),
+    [
+        (["rules", "show", "no_such_rule"], ["no rule named 'no_such_rule'", "rules list"], 2),
+        (["rules", "test"], ["Missing argument 'PATHS...'"], 2),
+        (["rules", "test", "/definitely/missing"], ["/definitely/missing", "does not exist"], 2),
+        (["rules", "graph", "--format", "png"], ["'png' is not one of 'text', 'dot', 'json'"], 2),
+        (["rules", "trace", "nope"], ["no decisions yet"], 1),
+        (["ask", "--why-not", "no_such_rule", "hello"], ["no rule named 'no_such_rule'"], 2),
+    ],
+)
+def test_bad_rules_commands_get_one_clear_line(tmp_path, args, fragments, status):
+    result = firstline(*args, data_dir=tmp_path)
+    assert_one_line_error(result, "firstline: error:", *fragments)
+    assert result.returncode == status

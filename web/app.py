@@ -54,8 +54,18 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
             raise InputError("`text` is required and must be a string", code="invalid_body")
         if conversation_id is not None and not isinstance(conversation_id, str):
             raise InputError("`conversation_id` must be a string", code="invalid_body")
+        explain = body.get("explain", False)
+        if not isinstance(explain, bool):
+            raise InputError("`explain` must be true or false", code="invalid_body")
         answer = parts.assistant.answer(text, g.user_id, conversation_id, channel="web")
-        return jsonify({"conversation_id": answer.conversation_id, **answer.contract()})
+        return jsonify({"conversation_id": answer.conversation_id, "decision_id": answer.decision_id,
+                        **answer.contract(explain=explain)})
+
+    @app.get(f"{API}/decisions/<decision_id>/trace")
+    def decision_trace(decision_id: str):
+        # Only the user the decision answered may read its trace; anyone else gets the same 404 as for none.
+        why_not = request.args.getlist("why_not")
+        return jsonify(parts.assistant.trace(decision_id, g.user_id, why_not))
 
     @app.get(f"{API}/conversations/<conversation_id>/messages")
     def conversation_messages(conversation_id: str):

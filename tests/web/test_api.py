@@ -81,3 +81,22 @@ def test_internal_errors_do_not_leak_tracebacks(client, parts, monkeypatch):
     assert response.status_code == 500
     assert "secret internals" not in response.get_data(as_text=True)
     assert response.get_json()["error"]["code"] == "internal_error"
+
+
+def test_a_decision_can_carry_its_trace_and_be_explained_later(client, settings, parts):
+    plain = client.post("/api/v1/messages", json={"text": "Can we get a non-profit discount?"}).get_json()
+    assert "trace" not in plain and plain["decision_id"]
+    body = client.post("/api/v1/messages", json={"text": "Can we get a non-profit discount?", "explain": True})
+    trace = body.get_json()["trace"]
+    assert [f["rule"] for f in trace["fired"]] == ["business_request_goes_to_a_person"]
+    assert trace["fired"][0]["facts"] == {"match": "f1"}
+    later = client.get(f"/api/v1/decisions/{plain['decision_id']}/trace?why_not=unsure_match_asks_which")
+    assert later.status_code == 200
+    (report,) = later.get_json()["why_not"]
+    assert report["rule"] == "unsure_match_asks_which" and report["fired"] is False
+    stranger = create_app(settings, parts).test_client()
+    assert stranger.get(f"/api/v1/decisions/{plain['decision_id']}/trace").status_code == 404
+    unknown = client.get(f"/api/v1/decisions/{plain['decision_id']}/trace?why_not=no_such_rule")
+    assert unknown.status_code == 404 and "no rule named" in unknown.get_json()["error"]["message"]
+    bad = client.post("/api/v1/messages", json={"text": "hi", "explain": "yes"})
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_body"

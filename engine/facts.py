@@ -1,0 +1,134 @@
+"""The facts of one decision: what was matched, what the infrastructure shows, who asks, and what was tried.
+
+The order is deliberate. durable-rules refuses a fact that completes more than 64 activations at once
+(error 303), so the facts that many rules join on come first and the many per-playbook `resolution` facts
+come last: each of those then completes only its own activations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.taxonomy import Kind
+from engine.catalogue import ACTIONS
+from engine.remediation import Infrastructure
+from engine.resolutions import ResolutionBook
+from engine.store import EventStore, PastAction
+from engine.telemetry import STEP_S, WINDOW_S, trend
+from engine.topology import Topology
+from engine.trace import Fact
+from knowledge.base import Match
+from knowledge.playbooks import Playbook
+
+HISTORY_S = 24 * 3600.0  # earlier actions the rules can see
+HISTORY_LIMIT = 50
+
+
+@dataclass(frozen=True)
+class Asking:
+    """Who asks and where: the part of a turn the facts need besides the match."""
+
+    user_id: str
+    conversation_id: str
+    channel: str
+    text: str
+
+
+class FactBuilder:
+    """Turns a turn's match, the telemetry and the stored history into facts for the rules."""
+
+    def __init__(self, infrastructure: Infrastructure, topology: Topology, store: EventStore,
+                 resolutions: ResolutionBook, clock: Callable[[], float]) -> None:
+        self.infrastructure = infrastructure
+        self.topology = topology
+        self.store = store
+        self.resolutions = resolutions
+        self.clock = clock
+
+    def build(self, asking: Asking, match: Match, playbook: Playbook | None) -> list[Fact]:
+        now = self.clock()
+        history = [a for a in self.store.past_actions(asking.user_id, now - HISTORY_S, HISTORY_LIMIT)
+                   if a.name in ACTIONS]  # remediations only, not hand-offs or failed rule actions
+        facts = [_match_fact(match, playbook), Fact("message", {"text": asking.text, "length": len(asking.text)})]
+        facts += self._telemetry()
+        facts += _remedies(playbook)
+        facts.append(_conversation(asking, self.store.user_turns(asking.conversation_id), history))
+        account = self.store.account(asking.user_id)
+        if account is not None:
+            facts.append(Fact("account", {"plan": account.plan, "seats": account.seats, "role": account.role}))
+        facts += [_action(a, now, asking.conversation_id) for a in history]
+        facts += [Fact("candidate", {"playbook": c.playbook, "category": c.category, "score": c.score, "rank": i})
+                  for i, c in enumerate(match.candidates, 1)]
+        facts += self.resolutions.facts_for(playbook.id if playbook else None)
+        return facts
+
+    def _telemetry(self) -> list[Fact]:
+        samples = self.infrastructure.recent(WINDOW_S, STEP_S)
+        latest = samples[-1][1]
+        unhealthy: set[str] = set()
+        facts = []
+        for service, values in latest.items():
+            for metric, value in values.items():
+                limit = self.topology.services[service].limits[metric]
+                worse = self.topology.metrics[metric].worse
+                bad = self.topology.is_unhealthy(service, metric, value)
+                unhealthy |= {service} if bad else set()
+                series = [(t, v[service][metric]) for t, v in samples if metric in v.get(service, {})]
+                moving = trend(series, limit, worse, bad)
+                fields = {"service": service, "name": metric, "value": value, "limit": limit,
+                          "status": "unhealthy" if bad else "ok", "worse": worse, "trend": moving.direction,
+                          "slope_per_min": moving.slope_per_min}
+                if moving.time_to_limit_s is not None:
+                    fields["time_to_limit_s"] = moving.time_to_limit_s
+                facts.append(Fact("metric", fields))
+        for service in latest:
+            roots = self.topology.root_causes(service, unhealthy) if service in unhealthy else []
+            facts.append(Fact("service", {"name": service, "healthy": service not in unhealthy,
+                                          "root_cause": service in roots}))
+        return facts
+
+
+def _match_fact(match: Match, playbook: Playbook | None) -> Fact:
+    return Fact("match", {
+        "playbook": match.best.playbook, "title": playbook.title if playbook else "",
+        "category": match.best.category, "kind": playbook.kind.value if playbook else Kind.OUT_OF_SCOPE.value,
+        "band": match.band.value, "confidence": round(match.confidence, 4), "score": match.best.score,
+    })
+
+
+def _remedies(playbook: Playbook | None) -> list[Fact]:
+    facts = []
+    defaults = 0
+    for rank, remedy in enumerate(playbook.remedies if playbook else (), 1):
+        signal = remedy.indicated_by
+        defaults += signal is None
+        facts.append(Fact("remedy", {
+            "rank": rank, "action": remedy.action, "target": remedy.target,
+            "signal_service": signal.service if signal else "", "signal_metric": signal.metric if signal else "",
+            "default_rank": defaults if signal is None else 0,
+        }))
+    return facts
+
+
+def _conversation(asking: Asking, turns: int, history: Sequence[PastAction]) -> Fact:
+    here = [a for a in history if a.conversation_id == asking.conversation_id]
+    return Fact("conversation", {
+        "attempt": turns, "channel": asking.channel,
+        "failed_actions": sum(a.status == "failed" for a in here),
+        "succeeded_actions": sum(a.status == "succeeded" for a in here),
+    })
+
+
+def _action(action: PastAction, now: float, conversation_id: str) -> Fact:
+    return Fact("action", {
+        "name": action.name, "target": action.target, "status": action.status, "rule": action.rule,
+        "age_s": round(max(0.0, now - action.finished_at), 1),
+        "same_conversation": action.conversation_id == conversation_id, "current": False,
+    })
+
+
+def outcome_fact(name: str, target: str, status: str, rule: str) -> Fact:
+    """A remediation run in this decision, asserted back so rules can react to how it went."""
+    return Fact("action", {"name": name, "target": target, "status": status, "rule": rule, "age_s": 0.0,
+                           "same_conversation": True, "current": True})

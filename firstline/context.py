@@ -1,0 +1,20 @@
+"""What every command shares: the settings, read once and only when a command needs them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.settings import Settings, load_settings
+
+
+class Context:
+    def __init__(self, config: Path | None) -> None:
+        self.config = config
+        self._settings: Settings | None = None
+
+    def settings(self, **overrides: object) -> Settings:
+        if overrides:
+            return load_settings(self.config, **overrides)
+        if self._settings is None:
+            self._settings = load_settings(self.config)
+        return self._settings
