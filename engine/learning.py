@@ -1,0 +1,343 @@
+"""What the system learns from resolutions, kept in the store: remedy outcomes and learned rules.
+
+- Every confirmed outcome of a (playbook, remedy) counts once per conversation; a remedy's confidence is the
+  Beta(1 + successes, 1 + failures) posterior, and remedies are tried in the order of a Thompson sample from
+  it, so a new remedy still gets tried while the proven one usually goes first.
+- A resolution that was not the rules' first choice proposes a learned rule binding that symptom to that
+  fix, in the same YAML schema as hand-written rules. Its lifecycle: proposed -> shadow (evaluated on live
+  traffic and logged, never acted on) -> active (enough shadow cases agreed with what actually fixed the
+  problem, or a curator approved) -> retired (its success rate fell below a floor). Every version is kept
+  with its provenance, and any earlier version can be restored.
+- Poisoning guards: a rule is only proposed once several distinct users confirmed the same fix, each user's
+  confirmations per day are capped, and a user's text is only ever data (it never enters a rule).
+
+Decisions are functions of stored state plus the new input, so several processes can share one store.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import random
+import re
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from core.errors import InputError, Problem, RuleError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS remedy_outcomes (
+    playbook VARCHAR, action VARCHAR, target VARCHAR, conversation_id VARCHAR, user_id VARCHAR,
+    succeeded BOOLEAN, at_s DOUBLE, PRIMARY KEY (playbook, action, target, conversation_id));
+CREATE TABLE IF NOT EXISTS resolution_votes (
+    fix_key VARCHAR, conversation_id VARCHAR, user_id VARCHAR, playbook VARCHAR, service VARCHAR,
+    metric VARCHAR, action VARCHAR, target VARCHAR, at_s DOUBLE, PRIMARY KEY (fix_key, conversation_id));
+CREATE TABLE IF NOT EXISTS learned_rules (
+    name VARCHAR, version INTEGER, status VARCHAR, body VARCHAR, provenance VARCHAR, reason VARCHAR,
+    actor VARCHAR, at_s DOUBLE, PRIMARY KEY (name, version));
+CREATE TABLE IF NOT EXISTS shadow_cases (
+    name VARCHAR, conversation_id VARCHAR, agreed BOOLEAN, at_s DOUBLE, PRIMARY KEY (name, conversation_id));
+"""
+
+STATUSES = ("proposed", "shadow", "active", "retired", "rejected", "invalid")
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True)
+class Policy:
+    """The thresholds of the lifecycle; defaults are conservative, the settings may change them."""
+
+    min_users: int = 2  # distinct users who confirmed the same fix before a rule is proposed
+    per_user_per_day: int = 20  # confirmations of one user that count per day
+    shadow_cases: int = 5  # shadow cases needed before automatic promotion
+    shadow_precision: float = 0.8  # share of them that must agree with the actual fix
+    retire_below: float = 0.5  # success rate under which an active rule is retired...
+    retire_after: int = 5  # ...once it has been tried this many times
+
+
+@dataclass(frozen=True)
+class Fix:
+    """A confirmed resolution: for this playbook's problem (with this unhealthy signal, if any), this fixed it."""
+
+    playbook: str
+    action: str
+    target: str
+    service: str = ""
+    metric: str = ""
+
+    @property
+    def key(self) -> str:
+        return "|".join((self.playbook, self.service, self.metric, self.action, self.target))
+
+    @property
+    def rule_name(self) -> str:
+        slug = re.sub(r"[^a-z0-9]+", "_", f"{self.playbook}_{self.action}_{self.target}".lower()).strip("_")
+        return f"learned_{slug}_{hashlib.sha256(self.key.encode()).hexdigest()[:6]}"
+
+
+@dataclass(frozen=True)
+class LearnedRule:
+    name: str
+    version: int
+    status: str
+    body: dict[str, Any]
+    provenance: dict[str, Any]
+    reason: str
+    actor: str
+    at: float
+
+
+class Ledger:
+    """Remedy outcomes, resolution votes and learned rules in the event store's DuckDB."""
+
+    def __init__(self, store, policy: Policy = Policy(), clock: Callable[[], float] = time.time,
+                 validate: Callable[[dict[str, Any]], None] | None = None) -> None:
+        self.store = store
+        self.policy = policy
+        self.clock = clock
+        self.validate = validate  # raises RuleError when a rule body is not a valid rule
+        # DuckDB resolves concurrent inserts of one key optimistically (the loser gets an error, not a no-op),
+        # so this process's ledger writes go one at a time; with PostgreSQL, ON CONFLICT alone would do.
+        self._lock = threading.RLock()
+        for statement in filter(str.strip, SCHEMA.split(";")):
+            store.execute(statement)
+
+    # -- remedy outcomes ----------------------------------------------------------------------------
+
+    def record_outcome(self, playbook: str, action: str, target: str, conversation_id: str, user_id: str,
+                       succeeded: bool) -> bool:
+        """Count one outcome per conversation; a repeated or concurrent confirmation counts once. True if new."""
+        with self._lock:
+            rows = self.store.execute(
+            "INSERT INTO remedy_outcomes VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
+                (playbook, action, target, conversation_id, user_id, succeeded, self.clock()))
+        return bool(rows)
+
+    def posterior(self, playbook: str, action: str, target: str) -> tuple[float, float]:
+        """Beta(alpha, beta) over the remedy's success rate: a uniform prior plus what was seen."""
+        (successes, failures), = self.store.execute(
+            "SELECT count(*) FILTER (WHERE succeeded), count(*) FILTER (WHERE NOT succeeded) FROM remedy_outcomes "
+            "WHERE playbook = ? AND action = ? AND target = ?", (playbook, action, target))
+        return 1.0 + successes, 1.0 + failures
+
+    def confidence(self, playbook: str, action: str, target: str) -> float:
+        alpha, beta = self.posterior(playbook, action, target)
+        return alpha / (alpha + beta)
+
+    def order(self, playbook: str, remedies: Sequence[tuple[str, str]], seed: str) -> list[tuple[str, str]]:
+        """Remedies in the order of one Thompson sample each, seeded (say, by conversation) so that a
+        conversation sees one stable order; ties keep the playbook's order."""
+        rng = random.Random(f"{seed}|{playbook}")
+        draws = [rng.betavariate(*self.posterior(playbook, action, target)) for action, target in remedies]
+        ranked = sorted(range(len(remedies)), key=lambda i: (-draws[i], i))
+        return [remedies[i] for i in ranked]
+
+    # -- resolutions become rules -------------------------------------------------------------------
+
+    def record_resolution(self, fix: Fix, conversation_id: str, user_id: str) -> LearnedRule | None:
+        """A confirmed fix that was not the first choice; proposes a rule once enough distinct users agree.
+        Returns the rule when this resolution created it."""
+        with self._lock:
+            return self._vote(fix, conversation_id, user_id)
+
+    def _vote(self, fix: Fix, conversation_id: str, user_id: str) -> LearnedRule | None:
+        since = self.clock() - DAY_S
+        (today,), = self.store.execute(
+            "SELECT count(*) FROM resolution_votes WHERE user_id = ? AND at_s >= ?", (user_id, since))
+        if today >= self.policy.per_user_per_day:
+            return None  # past the user's daily allowance: recorded nowhere, so it cannot tip a vote
+        self.store.execute(
+            "INSERT INTO resolution_votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (fix.key, conversation_id, user_id, fix.playbook, fix.service, fix.metric, fix.action, fix.target,
+             self.clock()))
+        if self.latest(fix.rule_name) is not None:
+            return None
+        voters = self.store.execute(
+            "SELECT DISTINCT user_id FROM resolution_votes WHERE fix_key = ? ORDER BY user_id", (fix.key,))
+        if len(voters) < self.policy.min_users:
+            return None
+        conversations = [row[0] for row in self.store.execute(
+            "SELECT conversation_id FROM resolution_votes WHERE fix_key = ? ORDER BY at_s", (fix.key,))]
+        provenance = {"fix": fix.__dict__, "conversations": conversations, "users": len(voters)}
+        return self._new_version(fix.rule_name, rule_body(fix, len(conversations)), provenance, "proposed",
+                                 f"{len(voters)} users confirmed this fix", "learning")
+
+    def _new_version(self, name: str, body: dict[str, Any], provenance: dict[str, Any], status: str, reason: str,
+                     actor: str) -> LearnedRule:
+        with self._lock:
+            return self._insert_version(name, body, provenance, status, reason, actor)
+
+    def _insert_version(self, name: str, body: dict[str, Any], provenance: dict[str, Any], status: str,
+                        reason: str, actor: str) -> LearnedRule:
+        if self.validate is not None:
+            try:
+                self.validate(body)
+            except RuleError as error:
+                status, reason = "invalid", f"failed validation, never activated: {error}"
+        latest = self.latest(name)
+        version = (latest.version if latest else 0) + 1
+        self.store.execute("INSERT INTO learned_rules VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           (name, version, status, json.dumps(body), json.dumps(provenance), reason, actor,
+                            self.clock()))
+        return LearnedRule(name, version, status, body, provenance, reason, actor, self.clock())
+
+    # -- lifecycle ----------------------------------------------------------------------------------
+
+    def versions(self, name: str) -> list[LearnedRule]:
+        rows = self.store.execute("SELECT * FROM learned_rules WHERE name = ? ORDER BY version", (name,))
+        return [_learned(row) for row in rows]
+
+    def latest(self, name: str) -> LearnedRule | None:
+        versions = self.versions(name)
+        return versions[-1] if versions else None
+
+    def rules(self, status: str | None = None) -> list[LearnedRule]:
+        """The latest version of every learned rule, optionally only those with `status`."""
+        rows = self.store.execute(
+            "SELECT * FROM learned_rules QUALIFY version = max(version) OVER (PARTITION BY name) ORDER BY name")
+        found = [_learned(row) for row in rows]
+        return [r for r in found if status is None or r.status == status]
+
+    def set_status(self, name: str, status: str, actor: str, reason: str) -> LearnedRule:
+        """Approve (active), reject, retire or shadow a rule: a new version with the same body."""
+        if status not in STATUSES or status == "invalid":
+            raise InputError(f"unknown status {status!r}; use one of proposed, shadow, active, retired, rejected")
+        current = self._existing(name)
+        if current.status == "invalid" and status in ("shadow", "active"):
+            raise InputError(f"rule {name} failed validation and can never be activated: {current.reason}")
+        return self._new_version(name, current.body, current.provenance, status, reason, actor)
+
+    def revert(self, name: str, version: int, actor: str) -> LearnedRule:
+        """Make `version`'s body and status current again, as a new version."""
+        versions = self.versions(name)
+        target = next((v for v in versions if v.version == version), None)
+        if target is None:
+            known = ", ".join(str(v.version) for v in versions) or "none"
+            raise InputError(f"rule {name} has no version {version}; versions: {known}")
+        return self._new_version(name, target.body, target.provenance, target.status,
+                                 f"reverted to version {version}", actor)
+
+    def diff(self, name: str, old: int, new: int) -> str:
+        versions = {v.version: v for v in self.versions(name)}
+        missing = [v for v in (old, new) if v not in versions]
+        if missing:
+            raise InputError(f"rule {name} has no version {missing[0]}; versions: "
+                             f"{', '.join(map(str, sorted(versions))) or 'none'}")
+        before, after = (_rule_text(versions[v]) for v in (old, new))
+        return "".join(difflib.unified_diff(before, after, f"{name} v{old}", f"{name} v{new}"))
+
+    def record_shadow_case(self, name: str, conversation_id: str, agreed: bool) -> LearnedRule | None:
+        """A shadow rule's proposal against what actually fixed the problem; promotes it when enough agree.
+        Returns the new version when this case promoted it."""
+        with self._lock:
+            return self._shadow_case(name, conversation_id, agreed)
+
+    def _shadow_case(self, name: str, conversation_id: str, agreed: bool) -> LearnedRule | None:
+        self.store.execute("INSERT INTO shadow_cases VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           (name, conversation_id, agreed, self.clock()))
+        current = self._existing(name)
+        if current.status != "shadow":
+            return None
+        (cases, agreeing), = self.store.execute(
+            "SELECT count(*), count(*) FILTER (WHERE agreed) FROM shadow_cases WHERE name = ?", (name,))
+        if cases >= self.policy.shadow_cases and agreeing / cases >= self.policy.shadow_precision:
+            return self._new_version(name, current.body, current.provenance, "active",
+                                     f"{agreeing} of {cases} shadow cases agreed", "learning")
+        return None
+
+    def review_active(self, success_rate: Callable[[LearnedRule], tuple[int, int]]) -> list[LearnedRule]:
+        """Retire active rules whose (successes, tries) fall below the floor; returns those retired."""
+        retired = []
+        for rule in self.rules("active"):
+            successes, tries = success_rate(rule)
+            if tries >= self.policy.retire_after and successes / tries < self.policy.retire_below:
+                retired.append(self._new_version(rule.name, rule.body, rule.provenance, "retired",
+                                                 f"success rate {successes}/{tries} under the floor", "learning"))
+        return retired
+
+    def export(self, path: Path) -> int:
+        """Write the active learned rules as a rule file (atomically) for the rule source to load."""
+        active = [r.body for r in self.rules("active")]
+        document = {"ruleset": "learned_rules", "description": "Written by Firstline from confirmed resolutions; "
+                    "curate with `firstline learned`.", "rules": active}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        staging = path.with_suffix(".tmp")
+        staging.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        staging.replace(path)
+        return len(active)
+
+    def forget_user(self, user_id: str) -> int:
+        """Privacy: remove a user's outcomes and votes (rules they helped create keep only counts)."""
+        removed = 0
+        for table in ("remedy_outcomes", "resolution_votes"):
+            (count,), = self.store.execute(f"SELECT count(*) FROM {table} WHERE user_id = ?", (user_id,))
+            self.store.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
+            removed += count
+        return removed
+
+    def _existing(self, name: str) -> LearnedRule:
+        current = self.latest(name)
+        if current is None:
+            raise InputError(f"no learned rule named {name!r}; `firstline learned list` shows them")
+        return current
+
+
+def rule_body(fix: Fix, confirmations: int) -> dict[str, Any]:
+    """The rule, in the hand-written schema: this playbook (with this unhealthy signal) -> propose this fix."""
+    conditions: list[dict[str, Any]] = [{"match": {"playbook": fix.playbook, "band": "answer"}}]
+    if fix.service and fix.metric:
+        conditions.append({"metric": {"service": fix.service, "name": fix.metric, "status": "unhealthy"}})
+    conditions.append({"none": {"proposal": {"action": fix.action, "target": fix.target}}})
+    signal = f" while {fix.service} {fix.metric} was unhealthy" if fix.service and fix.metric else ""
+    return {
+        "name": fix.rule_name,
+        "description": f"Learned: {fix.action} on {fix.target} fixed {fix.playbook}{signal} "
+                       f"({confirmations} confirmed resolutions).",
+        "salience": 450,
+        "when": {"all": conditions},
+        "then": [{"assert": {"proposal": {"action": fix.action, "target": fix.target,
+                                          "reason": f"learned {fix.rule_name}"}}}],
+    }
+
+
+def _learned(row: tuple) -> LearnedRule:
+    name, version, status, body, provenance, reason, actor, at = row
+    return LearnedRule(name, version, status, json.loads(body), json.loads(provenance), reason, actor, at)
+
+
+def _rule_text(rule: LearnedRule) -> list[str]:
+    return yaml.safe_dump({"status": rule.status, **rule.body}, sort_keys=False).splitlines(keepends=True)
+
+
+def rule_validator(known_actions, known_playbooks: frozenset[str] | None = None) -> Callable[[dict[str, Any]], None]:
+    """Checks a learned rule body exactly as a hand-written rule file is checked (schema, names, actions)."""
+    import tempfile
+
+    from rules.loader import load_rules
+
+    def validate(body: dict[str, Any]) -> None:
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / "learned.yaml"
+            path.write_text(yaml.safe_dump({"ruleset": "learned_rules", "rules": [body]}), encoding="utf-8")
+            load_rules([path], known_actions, known_playbooks=known_playbooks)
+        # A proposal is only data to the loader; the remedy it names must exist and fit its target.
+        where = f"learned rule {body.get('name')}"
+        for step in body.get("then", ()):
+            proposal = step.get("assert", {}).get("proposal") if isinstance(step, dict) else None
+            if not proposal:
+                continue
+            action, target = proposal.get("action"), proposal.get("target")
+            if known_actions is not None and action not in known_actions:
+                raise RuleError([Problem(where, None, "then.assert.proposal.action", f"unknown action {action!r}")])
+            if known_actions is not None and target not in known_actions[action]:
+                raise RuleError([Problem(where, None, "then.assert.proposal.target",
+                                         f"{action} cannot run on {target!r}")])
+
+    return validate
