@@ -209,7 +209,7 @@ class Ledger:
         """Approve (active), reject, retire or shadow a rule: a new version with the same body."""
         if status not in STATUSES or status == "invalid":
             raise InputError(f"unknown status {status!r}; use one of proposed, shadow, active, retired, rejected")
-        current = self._existing(name)
+        current = self.existing(name)
         if current.status == "invalid" and status in ("shadow", "active"):
             raise InputError(f"rule {name} failed validation and can never be activated: {current.reason}")
         return self._new_version(name, current.body, current.provenance, status, reason, actor)
@@ -242,7 +242,7 @@ class Ledger:
     def _shadow_case(self, name: str, conversation_id: str, agreed: bool) -> LearnedRule | None:
         self.store.execute("INSERT INTO shadow_cases VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
                            (name, conversation_id, agreed, self.clock()))
-        current = self._existing(name)
+        current = self.existing(name)
         if current.status != "shadow":
             return None
         (cases, agreeing), = self.store.execute(
@@ -282,7 +282,7 @@ class Ledger:
             removed += count
         return removed
 
-    def _existing(self, name: str) -> LearnedRule:
+    def existing(self, name: str) -> LearnedRule:
         current = self.latest(name)
         if current is None:
             raise InputError(f"no learned rule named {name!r}; `firstline learned list` shows them")

@@ -1,0 +1,45 @@
+"""`firstline learned ...` as a curator runs it, against a ledger the system filled."""
+
+import json
+
+from core.settings import load_settings
+from engine.catalogue import action_targets
+from engine.learning import Fix, Ledger, rule_validator
+from engine.store import DuckDBStore
+from engine.wiring import load_pack
+from tests.test_cli import assert_one_line_error, firstline
+
+FIX = Fix("dashboard_slow", "kill_slow_queries", "database", "database", "slow_queries")
+
+
+def seed(data_dir) -> str:
+    settings = load_settings(environ={}, default_file=None, data_dir=data_dir)
+    topology, playbooks = load_pack(settings)
+    store = DuckDBStore(settings.database_path)
+    try:
+        ledger = Ledger(store, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
+        ledger.record_resolution(FIX, "conv-a", "alice")
+        return ledger.record_resolution(FIX, "conv-b", "bob").name
+    finally:
+        store.close()
+
+
+def test_a_curator_reviews_approves_diffs_and_reverts(tmp_path):
+    name = seed(tmp_path)
+    listed = json.loads(firstline("learned", "list", "--json", data_dir=tmp_path).stdout)
+    assert [(r["name"], r["status"]) for r in listed] == [(name, "proposed")]
+    shown = firstline("learned", "show", name, data_dir=tmp_path).stdout.decode()
+    assert "conv-a, conv-b" in shown and "kill_slow_queries on database" in shown
+    approved = firstline("learned", "approve", name, "--reason", "checked the traces", data_dir=tmp_path)
+    assert approved.returncode == 0 and "version 2 is active" in approved.stdout.decode()
+    diff = firstline("learned", "diff", name, "1", "2", data_dir=tmp_path).stdout.decode()
+    assert "-status: proposed" in diff and "+status: active" in diff
+    reverted = firstline("learned", "revert", name, "1", data_dir=tmp_path)
+    assert "version 3 restores version 1 (proposed)" in reverted.stdout.decode()
+
+
+def test_unknown_rules_and_versions_get_one_clear_line(tmp_path):
+    name = seed(tmp_path)
+    assert_one_line_error(firstline("learned", "show", "nope", data_dir=tmp_path), "no learned rule named 'nope'")
+    assert_one_line_error(firstline("learned", "revert", name, "7", data_dir=tmp_path),
+                          "has no version 7; versions: 1")
