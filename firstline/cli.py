@@ -20,6 +20,7 @@ from core.errors import DataFileError, FirstlineError, InputError
 from core.settings import describe, load_settings
 from engine.assistant import Answer, clean_message
 from engine.trace import trace_lines
+from engine.understanding import load_reply_examples
 from engine.voice import load_voice
 from engine.wiring import build, load_pack, load_rulebase, open_index
 from firstline.context import Context
@@ -238,6 +239,7 @@ def check(obj: Context) -> None:
     topology, playbooks = load_pack(settings)
     rulebase = load_rulebase(settings, topology, playbooks)
     load_voice(settings.replies_file, topology.product)
+    load_reply_examples(settings.reply_examples_file)
     click.echo(f"ok: {len(playbooks)} playbooks, {len(rulebase)} rules (version {rulebase.version}), "
                f"{len(topology.services)} services")
 
