@@ -75,7 +75,8 @@ def _identify() -> None:
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
-        identity = current_app.extensions["firstline"].tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
+        tokens = current_app.extensions["firstline"].tokens
+        identity = tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
         if identity is None:
             raise InputError("the API token is not valid (malformed, unknown or revoked); create one with "
                              "`firstline token create --user NAME`", code="unauthorized")
