@@ -3,6 +3,7 @@
     FirstlineError                 base: a message a person can act on
     ├── ConfigurationError         a setting is unknown, of the wrong type, or points nowhere
     ├── InputError                 a message or request that cannot be answered as given
+    │   └── RateLimitError         ... because the user sent too many messages too quickly
     ├── DataFileError              a YAML data file is malformed; carries every problem found
     │   ├── PlaybookError          ... a playbook file
     │   └── RuleError              ... a rule file
@@ -36,6 +37,14 @@ class InputError(FirstlineError):
     def __init__(self, message: str, *, code: str = "invalid_input") -> None:
         super().__init__(message)
         self.code = code
+
+
+class RateLimitError(InputError):
+    """Too many messages from one user in the window; `retry_after_s` says when the next is accepted."""
+
+    def __init__(self, message: str, *, retry_after_s: int) -> None:
+        super().__init__(message, code="rate_limited")
+        self.retry_after_s = retry_after_s
 
 
 @dataclass(frozen=True)

@@ -68,6 +68,22 @@ class Settings(BaseModel):
     remediation_cooldown_s: float = Field(
         120.0, ge=0, description="Seconds before the same action may run again on the same target."
     )
+    reply_examples_file: Path = Field(
+        PROJECT_ROOT / "data" / "reply_examples.yaml",
+        description="Example replies (yes, no, partly, correction, new problem) the dialogue reads replies by.",
+    )
+    clarify_gap: float = Field(
+        0.05, ge=0, le=1, description="In the clarify band, candidates within this score of the best are offered "
+        "as choices; a best candidate alone is confirmed with a yes-or-no question."
+    )
+    rate_limit_messages: int = Field(
+        30, ge=1, description="Messages one user may send per rate_limit_window_s; more get HTTP 429."
+    )
+    rate_limit_window_s: float = Field(60.0, gt=0, description="The window of the per-user rate limit, in seconds.")
+    learn_from_confirmations: bool = Field(
+        True, description="When a user confirms a fix worked, add their description of the problem to the index "
+        "(removed again when they delete their history)."
+    )
 
     @property
     def database_path(self) -> Path:

@@ -57,6 +57,7 @@ class Answer:
     errors: tuple[str, ...] = ()
     decision_id: str = ""
     trace: Mapping[str, Any] | None = None
+    offered: tuple[str, ...] = ()  # playbooks a clarify reply offered, for the dialogue to read the answer
 
     def contract(self, explain: bool = False) -> dict[str, Any]:
         """The published `ask --json` object; with `explain`, also the decision's `trace`."""
@@ -108,6 +109,7 @@ class _Turn:
     facts: list[Fact] = field(default_factory=list)
     outcomes: list[Outcome] = field(default_factory=list)
     handoff: Intent | None = None
+    progress: Callable[[str], None] | None = None
 
     @property
     def technical(self) -> bool:
@@ -131,6 +133,7 @@ class Assistant:
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         resolutions: ResolutionBook | None = None,
         rule_source: RuleSource | None = None,
+        clarify_gap: float = 0.05,
     ) -> None:
         self.knowledge = knowledge
         self.rules = rules
@@ -144,6 +147,7 @@ class Assistant:
         self.new_id = new_id
         self.resolutions = resolutions or ResolutionBook()
         self.rule_source = rule_source
+        self.clarify_gap = clarify_gap
         self.facts = FactBuilder(remediator.infrastructure, topology, store, self.resolutions, clock)
 
     def answer(
@@ -153,7 +157,12 @@ class Assistant:
         conversation_id: str | None = None,
         channel: str = "cli",
         dry_run: bool | None = None,
+        match: Match | None = None,
+        progress: Callable[[str], None] | None = None,
+        message_id: str | None = None,
     ) -> Answer:
+        """Decide on one message. The dialogue passes the `match` the user confirmed, a `progress` callback
+        told before each remedy runs, and the `message_id` of the message it already stored."""
         started = time.perf_counter()
         text = clean_message(text, self.max_message_chars)
         dry_run = self.dry_run if dry_run is None else dry_run
@@ -162,15 +171,16 @@ class Assistant:
             self.store.start_conversation(conversation_id, user_id, channel)
         elif self.store.conversation_owner(conversation_id) != user_id:
             raise InputError("no such conversation", code="not_found")
-        message_id = self.new_id()
-        # The user's message is written before any work, so a crash later loses nothing accepted.
-        self.store.add_message(message_id, conversation_id, user_id, "user", text)
+        if message_id is None:
+            message_id = self.new_id()
+            # The user's message is written before any work, so a crash later loses nothing accepted.
+            self.store.add_message(message_id, conversation_id, user_id, "user", text)
         if self.rule_source is not None:
             self.rule_source.check()  # rule files edited while serving take effect from this decision on
 
-        match = self.knowledge.match(text)
+        match = match or self.knowledge.match(text)
         best = self.knowledge.playbooks.get(match.best.playbook)
-        turn = _Turn(self.new_id(), conversation_id, user_id, channel, text, match, best)
+        turn = _Turn(self.new_id(), conversation_id, user_id, channel, text, match, best, progress=progress)
         turn.facts = self.facts.build(Asking(user_id, conversation_id, channel, text), match, best)
         with self.rules.session() as session:
             session.add(turn.facts)
@@ -211,10 +221,11 @@ class Assistant:
             return self._handoff(turn, run, errors, common)
         if "clarify" in verbs:
             intent = next(i for i in run.intents if i.verb == "clarify")
+            offered = self.offered(turn.match, intent.args.get("candidates") or ())
             return Answer(decision="clarify", category=turn.match.best.category, playbook=turn.match.best.playbook,
                           escalation=None, actions=self._failed_rule_actions(run),
-                          reply=self._reply(run) or self._clarify(turn, intent.args.get("candidates") or ()),
-                          errors=self._errors(run, errors), **common)
+                          reply=self._reply(run) or self._clarify(turn, offered),
+                          errors=self._errors(run, errors), offered=tuple(offered), **common)
         if "decline" in verbs:
             oos_playbook = turn.match.best.playbook if turn.match.best.category == OUT_OF_SCOPE else None
             return Answer(decision="decline", category=OUT_OF_SCOPE, playbook=oos_playbook, escalation=None,
@@ -294,7 +305,7 @@ class Assistant:
                     todo.append(intent)
             if not todo:
                 break
-            outcomes = [self._run_remedy(intent, playbook, dry_run) for intent in todo]
+            outcomes = [self._run_remedy(intent, playbook, dry_run, turn.progress) for intent in todo]
             turn.outcomes += outcomes
             follow = session.add([outcome_fact(o.request.action, o.request.target, o.status, o.request.rule or "")
                                   for o in outcomes], origin="outcome")
@@ -311,8 +322,11 @@ class Assistant:
                       actions=tuple(actions), reply=self._reply(run) or self._resolution_reply(turn),
                       errors=self._errors(run, errors), **common)
 
-    def _run_remedy(self, intent: Intent, playbook: Playbook, dry_run: bool) -> Outcome:
+    def _run_remedy(self, intent: Intent, playbook: Playbook, dry_run: bool,
+                    progress: Callable[[str], None] | None = None) -> Outcome:
         request = self._request(intent, playbook)
+        if progress is not None:
+            progress(f"Running {request.action.replace('_', ' ')} on {request.target}…")
         try:
             return self.remediator.run(request, dry_run)
         except Exception as error:  # noqa: BLE001 - a remedy that raises is a failed action; the decision goes on
@@ -350,18 +364,27 @@ class Assistant:
                 {"message": turn.text, "title": playbook.title, "product": self.voice.product})
         return f"{turn.match.best.category}: {turn.text}"
 
-    def _clarify(self, turn: _Turn, asked: Sequence[str]) -> str:
+    def offered(self, match: Match, asked: Sequence[str] = ()) -> list[str]:
+        """The playbooks a clarify question offers: those a rule named, else the best candidate and any
+        within `clarify_gap` of it (one alone is a yes-or-no confirmation)."""
         seen = [p for p in dict.fromkeys(asked) if p in self.knowledge.playbooks][:3]
-        for candidate in turn.match.candidates if not seen else ():
+        best = match.best.score
+        for candidate in match.candidates if not seen else ():
             if candidate.category == OUT_OF_SCOPE or candidate.playbook in seen:
                 continue
-            if candidate.score < self.knowledge.calibration.t_low and seen:
+            if seen and (candidate.score < self.knowledge.calibration.t_low
+                         or candidate.score < best - self.clarify_gap):
                 break
             seen.append(candidate.playbook)
             if len(seen) == 3:
                 break
+        return seen
+
+    def _clarify(self, turn: _Turn, seen: Sequence[str]) -> str:
         titles = [self.knowledge.playbooks[p].title.rstrip(".").lower() for p in seen]
-        options = titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " or " + titles[-1]
+        if len(titles) == 1:
+            return self.voice.say("confirm", turn.conversation_id, title=titles[0])
+        options = ", ".join(titles[:-1]) + " or " + titles[-1]
         return self.voice.say("clarify", turn.conversation_id, options=options)
 
     def _resolution_reply(self, turn: _Turn) -> str:

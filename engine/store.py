@@ -242,6 +242,10 @@ class DuckDBStore:
                 cursor.execute("ROLLBACK")
                 raise StoreError(f"could not write to {self.path}: {error}") from None
 
+    def transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        """Run statements in one transaction, for modules that keep tables of their own (`engine.chatstore`)."""
+        self._write(statements)
+
     def start_conversation(self, conversation_id: str, user_id: str, channel: str) -> None:
         self._write([("INSERT INTO conversations VALUES (?, ?, ?, ?)",
                       (conversation_id, user_id, channel, self.clock()))])

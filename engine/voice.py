@@ -12,8 +12,11 @@ import yaml
 from core.errors import ConfigurationError
 
 SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "not_fixed", "handoff", "dry_run",
-              "recently_done", "unsure")
-PLACEHOLDERS = frozenset({"product", "title", "done", "options"})
+              "recently_done", "unsure", "confirm",
+              # the conversation around a decision (engine/dialogue.py)
+              "greeting", "fixed", "retry", "partly", "try_other", "not_this", "reask_confirm", "reask_choice",
+              "reask_check", "new_problem", "rate", "reask_rating", "thanks_rating", "waiting", "decided")
+PLACEHOLDERS = frozenset({"product", "title", "done", "options", "decision"})
 
 
 class Voice:
@@ -27,7 +30,7 @@ class Voice:
         variants = tuple(overrides) or self.templates[situation]
         digest = hashlib.sha256(f"{seed}:{situation}".encode()).digest()
         template = variants[digest[0] % len(variants)]
-        filled = {"product": self.product, "title": "", "done": "", "options": "", **values}
+        filled = {"product": self.product, "title": "", "done": "", "options": "", "decision": "", **values}
         return template.format_map(filled).strip()
 
 

@@ -10,13 +10,17 @@ from pathlib import Path
 from core.settings import Settings
 from engine.assistant import Assistant
 from engine.catalogue import action_targets
+from engine.chatstore import ChatStore
+from engine.dialogue import Dialogue
 from engine.remediation import Remediator
 from engine.resolutions import ResolutionBook
 from engine.ruleengine import RuleEngine
 from engine.rulesource import RuleSource
 from engine.simulation import SimulatedInfrastructure
 from engine.store import DuckDBStore
+from engine.tokens import TokenBook
 from engine.topology import Topology, load_topology
+from engine.understanding import ReplyReader, load_reply_examples
 from engine.voice import load_voice
 from knowledge.base import BuildReport, KnowledgeBase, Scoring, open_knowledge
 from knowledge.embedder import Embedder
@@ -62,8 +66,11 @@ class Parts:
     store: DuckDBStore
     infrastructure: SimulatedInfrastructure
     build_report: BuildReport
+    dialogue: Dialogue
+    tokens: TokenBook
 
     def close(self) -> None:
+        self.dialogue.close()
         self.store.close()
 
 
@@ -80,6 +87,7 @@ def build(
     topology, playbooks = load_pack(settings)
     rulebase = load_rulebase(settings, topology, playbooks)
     voice = load_voice(settings.replies_file, topology.product)
+    reply_examples = load_reply_examples(settings.reply_examples_file)
     infrastructure = SimulatedInfrastructure(topology, settings.simulation_seed, clock)
     for fault in settings.simulation_faults:
         infrastructure.inject(fault)
@@ -109,5 +117,10 @@ def build(
         clock=clock,
         resolutions=ResolutionBook(store.resolutions()),
         rule_source=rule_source,
+        clarify_gap=settings.clarify_gap,
     )
-    return Parts(assistant, store, infrastructure, report)
+    chats = ChatStore(store)
+    dialogue = Dialogue(assistant, chats, ReplyReader(reply_examples, knowledge.embedder),
+                        settings.rate_limit_messages, settings.rate_limit_window_s,
+                        settings.learn_from_confirmations, clock)
+    return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(chats, clock))

@@ -19,7 +19,11 @@ import click
 from core.errors import DataFileError, FirstlineError, InputError
 from core.settings import describe, load_settings
 from engine.assistant import Answer, clean_message
+from engine.chatstore import ChatStore
+from engine.store import DuckDBStore
+from engine.tokens import Role, TokenBook
 from engine.trace import trace_lines
+from engine.understanding import load_reply_examples
 from engine.voice import load_voice
 from engine.wiring import build, load_pack, load_rulebase, open_index
 from firstline.context import Context
@@ -239,12 +243,49 @@ def check(obj: Context) -> None:
     topology, playbooks = load_pack(settings)
     rulebase = load_rulebase(settings, topology, playbooks)
     load_voice(settings.replies_file, topology.product)
+    load_reply_examples(settings.reply_examples_file)
     click.echo(f"ok: {len(playbooks)} playbooks, {len(rulebase)} rules (version {rulebase.version}), "
                f"{len(topology.services)} services")
 
 
 cli.add_command(rules_group)
 cli.add_command(learned_group)
+
+
+@cli.group()
+def token() -> None:
+    """API tokens for integrations (stop the server first: it holds the database)."""
+
+
+@token.command("create")
+@click.option("--user", "user", required=True, help="The user the token acts as.")
+@click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.USER.value, show_default=True,
+              help="decider: may also list business escalations and record their decisions.")
+@click.pass_obj
+def token_create(obj: Context, user: str, role: str) -> None:
+    """Create a token; it is printed once, and only a salted hash of it is stored."""
+    store = DuckDBStore(obj.settings().database_path)
+    try:
+        issued = TokenBook(ChatStore(store)).create(user, Role(role))
+    finally:
+        store.close()
+    click.echo(issued.token)
+    click.echo(f"token {issued.id} for {issued.user_id} ({issued.role}); send it as "
+               "`Authorization: Bearer TOKEN`. It is not shown again.", err=True)
+
+
+@token.command("revoke")
+@click.argument("token_id")
+@click.pass_obj
+def token_revoke(obj: Context, token_id: str) -> None:
+    """Revoke a token by its id (the part after `fl_`)."""
+    store = DuckDBStore(obj.settings().database_path)
+    try:
+        if not TokenBook(ChatStore(store)).revoke(token_id):
+            raise InputError(f"no token with id {token_id!r}")
+    finally:
+        store.close()
+    click.echo(f"revoked {token_id}")
 
 
 @cli.command("settings", short_help="Show every setting, its value and default.")

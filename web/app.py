@@ -6,15 +6,15 @@ import secrets
 import uuid
 from pathlib import Path
 
-from flask import Flask, g, jsonify, render_template, request, session
-from werkzeug.exceptions import HTTPException
+from flask import Flask, current_app, g, jsonify, render_template, request, session
 
-from core.errors import FirstlineError, InputError
+from core.errors import InputError
 from core.settings import Settings
+from engine.tokens import Role
 from engine.wiring import Parts
-
-API = "/api/v1"
-STATUS_BY_CODE = {"not_found": 404}
+from web.api import API, json_body, make_blueprint
+from web.errors import error_body, retry_after
+from web.openapi import document
 
 
 def create_app(settings: Settings, parts: Parts) -> Flask:
@@ -29,13 +29,8 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     app.json.sort_keys = False  # keep the contract's key order
     app.extensions["firstline"] = parts
     app.register_error_handler(Exception, _error_response)
-
-    @app.before_request
-    def identify() -> None:
-        if "user_id" not in session:
-            session["user_id"] = uuid.uuid4().hex
-            session.permanent = True
-        g.user_id = session["user_id"]
+    app.before_request(_identify)
+    app.register_blueprint(make_blueprint(settings.threads))
 
     @app.get("/")
     def chat_page():
@@ -45,9 +40,14 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     def health():
         return jsonify({"status": "ok", "ruleset_version": parts.assistant.rules.rulebase.version})
 
+    @app.get(f"{API}/openapi.json")
+    def openapi():
+        return jsonify(document())
+
     @app.post(f"{API}/messages")
     def post_message():
-        body = _json_body()
+        # One decision per call, in the `ask --json` shape, without the dialogue around it.
+        body = json_body()
         text = body.get("text")
         conversation_id = body.get("conversation_id")
         if not isinstance(text, str):
@@ -57,7 +57,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         explain = body.get("explain", False)
         if not isinstance(explain, bool):
             raise InputError("`explain` must be true or false", code="invalid_body")
-        answer = parts.assistant.answer(text, g.user_id, conversation_id, channel="web")
+        answer = parts.assistant.answer(text, g.user_id, conversation_id, channel=g.channel)
         return jsonify({"conversation_id": answer.conversation_id, "decision_id": answer.decision_id,
                         **answer.contract(explain=explain)})
 
@@ -67,41 +67,33 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         why_not = request.args.getlist("why_not")
         return jsonify(parts.assistant.trace(decision_id, g.user_id, why_not))
 
-    @app.get(f"{API}/conversations/<conversation_id>/messages")
-    def conversation_messages(conversation_id: str):
-        return jsonify({"conversation_id": conversation_id,
-                        "messages": parts.assistant.history(conversation_id, g.user_id)})
-
     return app
 
 
-def _json_body() -> dict:
-    if not request.is_json:
-        raise InputError("send a JSON body with Content-Type: application/json", code="invalid_body")
-    body = request.get_json(silent=True)
-    if not isinstance(body, dict):
-        raise InputError("the body must be a JSON object, e.g. {\"text\": \"I can't log in\"}", code="invalid_body")
-    return body
+def _identify() -> None:
+    """The caller: an API token's user (`Authorization: Bearer`), else the signed session cookie's."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        tokens = current_app.extensions["firstline"].tokens
+        identity = tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
+        if identity is None:
+            raise InputError("the API token is not valid (malformed, unknown or revoked); create one with "
+                             "`firstline token create --user NAME`", code="unauthorized")
+        g.user_id, g.role, g.channel = identity.user_id, identity.role, "api"
+        return
+    if "user_id" not in session:
+        session["user_id"] = uuid.uuid4().hex
+        session.permanent = True
+    g.user_id, g.role, g.channel = session["user_id"], Role.USER, "web"
 
 
 def _error_response(error: Exception):
     """Every error leaves as {"error": {"code", "message"}}; never a traceback."""
-    if isinstance(error, InputError):
-        status, code, message = STATUS_BY_CODE.get(error.code, 400), error.code, str(error)
-    elif isinstance(error, HTTPException):
-        status = error.code or 500
-        code = (error.name or "error").lower().replace(" ", "_")
-        message = error.description or error.name
-    elif isinstance(error, FirstlineError):
-        status, code, message = 500, "unavailable", str(error)
-    else:
-        status, code, message = 500, "internal_error", "something went wrong on our side; it has been logged"
-        from flask import current_app
-
-        current_app.logger.exception("unhandled error")
+    body, status = error_body(error)
     if not request.path.startswith(API) and status == 404:
-        return render_template("error.html", message=message), status
-    return jsonify({"error": {"code": code, "message": message}}), status
+        return render_template("error.html", message=body["error"]["message"]), status
+    return jsonify(body), status, retry_after(error)
 
 
 def _stored_secret(data_dir: Path) -> str:

@@ -1,0 +1,212 @@
+"""The conversation's own tables beside the event store: dialogue state, feedback, learned examples, API
+tokens and deciders' answers; and forgetting a user.
+
+They live in the same DuckDB file and go through `DuckDBStore.transaction`, so a turn's writes and a user's
+deletion are each one transaction.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from engine.store import DuckDBStore
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS conversation_state (
+    conversation_id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, payload JSON NOT NULL,
+    updated_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id VARCHAR PRIMARY KEY, conversation_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, rating INTEGER NOT NULL,
+    comment VARCHAR NOT NULL, created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS learned_examples (
+    id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, playbook VARCHAR NOT NULL,
+    text VARCHAR NOT NULL, created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, role VARCHAR NOT NULL, salt VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL, created_at DOUBLE NOT NULL, revoked BOOLEAN NOT NULL
+);
+CREATE TABLE IF NOT EXISTS escalation_decisions (
+    escalation_id VARCHAR PRIMARY KEY, decided_by VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
+    note VARCHAR NOT NULL, created_at DOUBLE NOT NULL
+);
+"""
+
+# Every table holding something of a user's, and how its rows are found: by user id, or through the
+# user's decisions or escalations. `forget` deletes from all of them; a test reads them all back.
+BY_USER = ("messages", "decisions", "actions", "escalations", "handoffs", "conversations", "conversation_state",
+           "feedback", "learned_examples")
+BY_DECISION = ("candidates", "facts", "rules_fired", "traces")
+
+
+@dataclass(frozen=True)
+class ConversationRow:
+    id: str
+    channel: str
+    started_at: float
+    last_at: float
+    stage: str
+    messages: int
+
+
+@dataclass(frozen=True)
+class EscalationRow:
+    id: str
+    decision_id: str
+    conversation_id: str
+    user_id: str
+    category: str
+    summary: str
+    status: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class TokenRow:
+    id: str
+    user_id: str
+    role: str
+    salt: str
+    hash: str
+    revoked: bool
+
+
+@dataclass(frozen=True)
+class LearnedRow:
+    id: str
+    user_id: str
+    playbook: str
+    text: str
+
+
+class ChatStore:
+    """Reads and writes the conversation's tables through the event store's connection."""
+
+    def __init__(self, store: DuckDBStore) -> None:
+        self.store = store
+        store.execute(SCHEMA)
+
+    # -- state --------------------------------------------------------------------------------------
+
+    def state(self, conversation_id: str) -> tuple[str, dict[str, Any]] | None:
+        rows = self.store.execute("SELECT stage, payload FROM conversation_state WHERE conversation_id = ?",
+                                  (conversation_id,))
+        return (rows[0][0], json.loads(rows[0][1])) if rows else None
+
+    def save_state_sql(self, conversation_id: str, user_id: str, stage: str, payload: dict[str, Any],
+                       now: float) -> tuple[str, Sequence[Any]]:
+        """The statement that saves a conversation's state, to go in the same transaction as its message."""
+        return ("INSERT OR REPLACE INTO conversation_state VALUES (?, ?, ?, ?, ?)",
+                (conversation_id, user_id, stage, json.dumps(payload), now))
+
+    @staticmethod
+    def message_sql(message_id: str, conversation_id: str, user_id: str, role: str, text: str,
+                    now: float) -> tuple[str, Sequence[Any]]:
+        return ("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", (message_id, conversation_id, user_id, role, text,
+                                                                   now))
+
+    def write(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        self.store.transaction(statements)
+
+    def conversations(self, user_id: str) -> list[ConversationRow]:
+        """The user's conversations, the most recently active first."""
+        rows = self.store.execute(
+            "SELECT c.id, c.channel, c.started_at, coalesce(max(m.created_at), c.started_at), "
+            "coalesce(any_value(s.stage), 'open'), count(m.id) FROM conversations c "
+            "LEFT JOIN messages m ON m.conversation_id = c.id LEFT JOIN conversation_state s "
+            "ON s.conversation_id = c.id WHERE c.user_id = ? GROUP BY c.id, c.channel, c.started_at "
+            "ORDER BY 4 DESC, c.id", (user_id,))
+        return [ConversationRow(*row) for row in rows]
+
+    def user_messages_since(self, user_id: str, since: float) -> tuple[int, float | None]:
+        """How many messages the user sent after `since`, and when the oldest of them was sent."""
+        rows = self.store.execute("SELECT count(*), min(created_at) FROM messages WHERE user_id = ? AND role = "
+                                  "'user' AND created_at > ?", (user_id, since))
+        return int(rows[0][0]), rows[0][1]
+
+    # -- feedback and learning ----------------------------------------------------------------------
+
+    @staticmethod
+    def feedback_sql(feedback_id: str, conversation_id: str, user_id: str, rating: int, comment: str,
+                     now: float) -> tuple[str, Sequence[Any]]:
+        return ("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
+                (feedback_id, conversation_id, user_id, rating, comment, now))
+
+    def learned(self) -> list[LearnedRow]:
+        return [LearnedRow(*row) for row in self.store.execute(
+            "SELECT id, user_id, playbook, text FROM learned_examples ORDER BY created_at, id")]
+
+    def add_learned(self, row: LearnedRow, conversation_id: str, now: float) -> None:
+        self.write([("INSERT INTO learned_examples VALUES (?, ?, ?, ?, ?, ?)",
+                     (row.id, row.user_id, conversation_id, row.playbook, row.text, now))])
+
+    # -- escalations --------------------------------------------------------------------------------
+
+    def escalation_of(self, decision_id: str) -> EscalationRow | None:
+        rows = self.store.execute("SELECT * FROM escalations WHERE decision_id = ?", (decision_id,))
+        return EscalationRow(*rows[0]) if rows else None
+
+    def escalation(self, escalation_id: str) -> EscalationRow | None:
+        rows = self.store.execute("SELECT * FROM escalations WHERE id = ?", (escalation_id,))
+        return EscalationRow(*rows[0]) if rows else None
+
+    def escalations(self, status: str | None = None) -> list[EscalationRow]:
+        if status is None:
+            rows = self.store.execute("SELECT * FROM escalations ORDER BY created_at, id")
+        else:
+            rows = self.store.execute("SELECT * FROM escalations WHERE status = ? ORDER BY created_at, id",
+                                      (status,))
+        return [EscalationRow(*row) for row in rows]
+
+    @staticmethod
+    def decision_sql(escalation_id: str, decided_by: str, outcome: str, note: str,
+                     now: float) -> list[tuple[str, Sequence[Any]]]:
+        return [("UPDATE escalations SET status = ? WHERE id = ?", (outcome, escalation_id)),
+                ("INSERT INTO escalation_decisions VALUES (?, ?, ?, ?, ?)",
+                 (escalation_id, decided_by, outcome, note, now))]
+
+    # -- tokens -------------------------------------------------------------------------------------
+
+    def add_token(self, row: TokenRow, now: float) -> None:
+        self.write([("INSERT INTO api_tokens VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     (row.id, row.user_id, row.role, row.salt, row.hash, now, False))])
+
+    def token(self, token_id: str) -> TokenRow | None:
+        rows = self.store.execute("SELECT id, user_id, role, salt, hash, revoked FROM api_tokens WHERE id = ?",
+                                  (token_id,))
+        return TokenRow(*rows[0]) if rows else None
+
+    def tokens(self) -> list[TokenRow]:
+        return [TokenRow(*row) for row in self.store.execute(
+            "SELECT id, user_id, role, salt, hash, revoked FROM api_tokens ORDER BY created_at, id")]
+
+    def revoke_token(self, token_id: str) -> bool:
+        if self.token(token_id) is None:
+            return False
+        self.write([("UPDATE api_tokens SET revoked = true WHERE id = ?", (token_id,))])
+        return True
+
+    # -- forgetting ---------------------------------------------------------------------------------
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Delete everything of the user's, in one transaction; returns rows deleted per table."""
+        counts = {table: self._count(table, "user_id = ?", user_id) for table in BY_USER}
+        decisions = "decision_id IN (SELECT id FROM decisions WHERE user_id = ?)"
+        counts |= {table: self._count(table, decisions, user_id) for table in BY_DECISION}
+        decided = "escalation_id IN (SELECT id FROM escalations WHERE user_id = ?)"
+        counts["escalation_decisions"] = self._count("escalation_decisions", decided, user_id)
+        # Rows found through the user's decisions and escalations go before those.
+        statements: list[tuple[str, Sequence[Any]]] = [(f"DELETE FROM {t} WHERE {decisions}", (user_id,))
+                                                       for t in BY_DECISION]
+        statements.append((f"DELETE FROM escalation_decisions WHERE {decided}", (user_id,)))
+        statements += [(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)) for t in BY_USER]
+        self.write(statements)
+        return counts
+
+    def _count(self, table: str, where: str, user_id: str) -> int:
+        return int(self.store.execute(f"SELECT count(*) FROM {table} WHERE {where}", (user_id,))[0][0])

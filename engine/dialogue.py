@@ -1,0 +1,484 @@
+"""The conversation around decisions: confirm, clarify, act, check with the user, try again, hand off, rate.
+
+Each message moves a small state machine whose state is a row in the store, never process memory, so any
+server thread (or process) can take the next turn:
+
+    open ──problem──► confirming / choosing ──yes / a choice──► verifying ──yes──► rating ──1..5──► open
+                 └──────────────── clear match ───────────────────┘    │ no, partly: the next remedy,
+    business ──► awaiting_decision ──a decider answers──► rating       │ the next candidate, or engineering
+                                                                       └──► rating when handed off
+
+Replies are read by `engine.understanding.ReplyReader`; anything that reads as a new problem starts over.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from core.errors import InputError, RateLimitError
+from engine.assistant import Answer, Assistant, clean_message
+from engine.chatstore import ChatStore, ConversationRow, EscalationRow, LearnedRow
+from engine.understanding import Intent, Reading, ReplyReader
+from knowledge.base import Band, Candidate, Match
+
+Progress = Callable[[str], None]
+RATING = re.compile(r"^\s*([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\b[\s,.:;!-]*(.*)$", re.IGNORECASE | re.DOTALL)
+CHOICE_MIN = 0.5  # similarity a reply needs to an offered title to pick it
+CHOICE_LEAD = 0.03  # ... and its lead over the next title
+
+
+class Stage(StrEnum):
+    OPEN = "open"  # waiting for a problem
+    CONFIRMING = "confirming"  # asked "is it X?"
+    CHOOSING = "choosing"  # asked "X, Y or Z?"
+    VERIFYING = "verifying"  # acted; asked "is it working now?"
+    AWAITING_DECISION = "awaiting_decision"  # a person decides a business request
+    RATING = "rating"  # asked for a 1-5 rating
+
+
+class Outcome(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+@dataclass
+class State:
+    """What the conversation is in the middle of; saved as JSON with every turn."""
+
+    stage: Stage = Stage.OPEN
+    problem: str = ""  # the user's description of the problem being worked on
+    playbook: str | None = None
+    options: list[str] = field(default_factory=list)  # playbooks offered, best first
+    candidates: list[list[Any]] = field(default_factory=list)  # [playbook, category, score] of the problem
+    tried: list[str] = field(default_factory=list)  # playbooks acted on for this problem
+    escalation_id: str | None = None
+    turn: int = 0
+
+    @classmethod
+    def load(cls, stage: str, payload: dict[str, Any]) -> State:
+        known = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__ and k != "stage"}
+        return cls(stage=Stage(stage), **known)
+
+    def payload(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "stage"}
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button the page may show; `value` is what it sends back as the user's message."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One turn's outcome: the assistant's messages, the stage now, the choices offered, what was understood."""
+
+    conversation_id: str
+    stage: Stage
+    replies: tuple[str, ...]
+    choices: tuple[Choice, ...] = ()
+    understood: str | None = None
+    answer: Answer | None = None
+
+
+@dataclass
+class _Turn:
+    conversation_id: str
+    user_id: str
+    channel: str
+    text: str
+    vector: np.ndarray
+    message_id: str
+    state: State
+    progress: Progress
+    replies: list[str] = field(default_factory=list)
+    written: int = 0  # replies already in the store
+    understood: str | None = None
+
+
+YES_NO = (Choice("Yes", "yes"), Choice("No", "no"))
+CHECK = (Choice("Yes, it works", "yes, it works now"), Choice("Partly", "partly"),
+         Choice("No, still broken", "no, it's still broken"))
+RATINGS = tuple(Choice(str(n), str(n)) for n in range(1, 6))
+
+
+class Dialogue:
+    """Takes turns in conversations; stateless itself, like the assistant it drives."""
+
+    def __init__(self, assistant: Assistant, chats: ChatStore, reader: ReplyReader, rate_limit: int,
+                 rate_window_s: float, learn: bool = True, clock: Callable[[], float] = time.time,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.assistant = assistant
+        self.chats = chats
+        self.reader = reader
+        self.rate_limit = rate_limit
+        self.rate_window_s = rate_window_s
+        self.learn = learn
+        self.clock = clock
+        self.new_id = new_id
+        self._learning = threading.Lock()
+        self._learned: dict[str, list[int]] = {}  # learned example id -> its ids in the knowledge index
+        for row in chats.learned():
+            self._learned[row.id] = self.assistant.knowledge.add_examples(row.playbook, [row.text])
+
+    @property
+    def knowledge(self):
+        return self.assistant.knowledge
+
+    @property
+    def voice(self):
+        return self.assistant.voice
+
+    # -- conversations ------------------------------------------------------------------------------
+
+    def start(self, user_id: str, channel: str = "web") -> Exchange:
+        """A new conversation, opened with a greeting."""
+        conversation_id = self.new_id()
+        self.assistant.store.start_conversation(conversation_id, user_id, channel)
+        greeting = self.voice.say("greeting", conversation_id)
+        now = self.clock()
+        self.chats.write([self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", greeting, now),
+                          self.chats.save_state_sql(conversation_id, user_id, Stage.OPEN, State().payload(), now)])
+        return Exchange(conversation_id, Stage.OPEN, (greeting,))
+
+    def conversations(self, user_id: str) -> list[ConversationRow]:
+        return self.chats.conversations(user_id)
+
+    def status(self, conversation_id: str, user_id: str) -> tuple[Stage, tuple[Choice, ...]]:
+        """Where one of the user's conversations stands, and the choices it offers now."""
+        self._own(conversation_id, user_id)
+        state = self._state(conversation_id)
+        return state.stage, self._choices(state)
+
+    def turn(self, text: str, user_id: str, conversation_id: str | None = None, channel: str = "web",
+             progress: Progress | None = None) -> Exchange:
+        """Take one user message: check it, store it, then move the conversation on."""
+        text = clean_message(text, self.assistant.max_message_chars)
+        if conversation_id is None:
+            conversation_id = self.start(user_id, channel).conversation_id
+        self._own(conversation_id, user_id)
+        self._check_rate(user_id)
+        message_id = self.new_id()
+        # Stored before any work: whatever fails later, the message is not lost.
+        self.assistant.store.add_message(message_id, conversation_id, user_id, "user", text)
+        tell = progress or (lambda _message: None)
+        tell("Reading your message…")
+        state = self._state(conversation_id)
+        state.turn += 1
+        turn = _Turn(conversation_id, user_id, channel, text, self.knowledge.embedder.encode_one(text), message_id,
+                     state, tell)
+        handler = {Stage.OPEN: self._problem, Stage.CONFIRMING: self._confirming, Stage.CHOOSING: self._choosing,
+                   Stage.VERIFYING: self._verifying, Stage.AWAITING_DECISION: self._awaiting,
+                   Stage.RATING: self._rating}[state.stage]
+        answer = handler(turn)
+        self._flush(turn, [self.chats.save_state_sql(conversation_id, user_id, turn.state.stage,
+                                                     turn.state.payload(), self.clock())])
+        return Exchange(conversation_id, turn.state.stage, tuple(turn.replies), self._choices(turn.state),
+                        turn.understood, answer)
+
+    def rate(self, conversation_id: str, user_id: str, rating: int, comment: str = "") -> Exchange:
+        """Store a 1-5 rating (the page's buttons) and close the conversation's current problem."""
+        self._own(conversation_id, user_id)
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            raise InputError("`rating` must be a whole number from 1 to 5", code="invalid_body")
+        state = self._state(conversation_id)
+        thanks = self.voice.say("thanks_rating", f"{conversation_id}:{state.turn}")
+        now = self.clock()
+        state = State(turn=state.turn)
+        self.chats.write([
+            self.chats.feedback_sql(self.new_id(), conversation_id, user_id, rating, comment.strip(), now),
+            self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", thanks, now),
+            self.chats.save_state_sql(conversation_id, user_id, state.stage, state.payload(), now),
+        ])
+        return Exchange(conversation_id, state.stage, (thanks,))
+
+    def decide(self, escalation_id: str, decided_by: str, outcome: Outcome, note: str) -> EscalationRow:
+        """A person's decision on a business escalation, posted into its conversation with a rating question."""
+        escalation = self.chats.escalation(escalation_id)
+        if escalation is None:
+            raise InputError("no such escalation", code="not_found")
+        if escalation.status != "open":
+            raise InputError(f"this escalation was already decided ({escalation.status})", code="conflict")
+        note = note.strip()
+        if not note:
+            raise InputError("`note` is required: tell the user what was decided and why", code="invalid_body")
+        state = self._state(escalation.conversation_id)
+        title = self._title(state.playbook) if state.playbook else escalation.category
+        seed = f"{escalation.conversation_id}:{state.turn}:decided"
+        posted = self.voice.say("decided", seed, title=title, decision=f"{Outcome(outcome).value}. {note}")
+        rate = self.voice.say("rate", seed)
+        statements = self.chats.decision_sql(escalation_id, decided_by, Outcome(outcome).value, note, self.clock())
+        now = self.clock()
+        statements += [self.chats.message_sql(self.new_id(), escalation.conversation_id, escalation.user_id, "team",
+                                              posted, now),
+                       self.chats.message_sql(self.new_id(), escalation.conversation_id, escalation.user_id,
+                                              "assistant", rate, now)]
+        if state.stage is Stage.AWAITING_DECISION and state.escalation_id == escalation_id:
+            state.stage = Stage.RATING  # a user who moved on to another problem is not interrupted
+            statements.append(self.chats.save_state_sql(escalation.conversation_id, escalation.user_id,
+                                                        state.stage, state.payload(), now))
+        self.chats.write(statements)
+        return self.chats.escalation(escalation_id)
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Delete the user's history everywhere, the examples learned from them in the index included."""
+        learned = [row.id for row in self.chats.learned() if row.user_id == user_id]
+        with self._learning:
+            ids = [i for key in learned for i in self._learned.pop(key, [])]
+            removed = self.knowledge.remove_examples(ids)
+        counts = self.chats.forget(user_id)
+        counts["index_examples"] = removed
+        return counts
+
+    def close(self) -> None:
+        """Take learned examples out of the in-memory index (the store keeps them for the next start)."""
+        with self._learning:
+            self.knowledge.remove_examples([i for ids in self._learned.values() for i in ids])
+            self._learned.clear()
+
+    # -- stages -------------------------------------------------------------------------------------
+
+    def _problem(self, turn: _Turn) -> Answer:
+        """A message about a (new) problem: the assistant decides, and the decision sets the next stage."""
+        turn.state = State(turn=turn.state.turn, problem=turn.text)
+        match = self.knowledge.match_vector(turn.vector)
+        turn.state.candidates = [[c.playbook, c.category, c.score] for c in match.candidates]
+        return self._decide(turn, match)
+
+    def _decide(self, turn: _Turn, match: Match) -> Answer:
+        turn.progress("Let me check a few things…")
+        self._flush(turn, [])  # lines said before the decision go before its reply
+        answer = self.assistant.answer(turn.text, turn.user_id, turn.conversation_id, turn.channel, match=match,
+                                       progress=turn.progress, message_id=turn.message_id)
+        turn.replies.append(answer.reply)
+        turn.written = len(turn.replies)  # the assistant stored its reply with the decision
+        state = turn.state
+        state.playbook = answer.playbook
+        if answer.decision == "clarify" and answer.offered:
+            state.options = list(answer.offered)
+            state.stage = Stage.CONFIRMING if len(answer.offered) == 1 else Stage.CHOOSING
+        elif answer.decision == "escalate":
+            escalation = self.chats.escalation_of(answer.decision_id)
+            state.escalation_id = escalation.id if escalation else None
+            state.stage = Stage.AWAITING_DECISION
+        elif answer.decision == "resolve" and any(a.name == "handoff" for a in answer.actions):
+            state.stage = Stage.RATING  # engineering has it, honestly said; nothing left for the user to check
+            turn.replies.append(self.voice.say("rate", self._seed(turn)))
+        elif answer.decision == "resolve" and answer.playbook:
+            state.tried = list(dict.fromkeys([*state.tried, answer.playbook]))
+            state.stage = Stage.VERIFYING
+        else:
+            state.stage = Stage.OPEN
+        return answer
+
+    def _confirming(self, turn: _Turn) -> Answer | None:
+        reading, match = self._read(turn, (Intent.YES, Intent.NO, Intent.CORRECTION, Intent.NEW_PROBLEM))
+        if self._is_new_problem(reading, match, turn.state):
+            return self._new_problem(turn)
+        if reading.intent is Intent.YES:
+            return self._decide(turn, self._confirmed(turn.state, turn.state.options[0]))
+        if reading.intent is Intent.NO:
+            rest = [p for p in turn.state.options[1:] if p not in turn.state.tried]
+            if rest:  # a verified fix that did not work, and another candidate was close: offer it
+                turn.state.options = rest
+                turn.replies.append(self.voice.say("try_other", self._seed(turn), title=self._title(rest[0])))
+                return None
+            turn.replies.append(self.voice.say("not_this", self._seed(turn)))
+            turn.state = State(turn=turn.state.turn)
+            return None
+        turn.replies.append(self.voice.say("reask_confirm", self._seed(turn),
+                                           title=self._title(turn.state.options[0])))
+        return None
+
+    def _choosing(self, turn: _Turn) -> Answer | None:
+        picked = self._pick(turn)
+        if picked is not None:
+            turn.understood = f"choice:{picked}"
+            return self._decide(turn, self._confirmed(turn.state, picked))
+        reading, match = self._read(turn, (Intent.NO, Intent.CORRECTION, Intent.NEW_PROBLEM))
+        if self._is_new_problem(reading, match, turn.state):
+            return self._new_problem(turn)
+        if reading.intent is Intent.NO:
+            turn.replies.append(self.voice.say("not_this", self._seed(turn)))
+            turn.state = State(turn=turn.state.turn)
+            return None
+        turn.replies.append(self.voice.say("reask_choice", self._seed(turn), options=self._titles(turn.state.options)))
+        return None
+
+    def _verifying(self, turn: _Turn) -> Answer | None:
+        reading, match = self._read(turn, tuple(Intent))
+        if self._is_new_problem(reading, match, turn.state):
+            return self._new_problem(turn)
+        if reading.intent is Intent.YES:
+            self._learn(turn)
+            turn.replies += [self.voice.say("fixed", self._seed(turn)), self.voice.say("rate", self._seed(turn))]
+            turn.state.stage = Stage.RATING
+            return None
+        if reading.intent in (Intent.NO, Intent.PARTLY):
+            return self._still_broken(turn, reading.intent)
+        turn.replies.append(self.voice.say("reask_check", self._seed(turn)))
+        return None
+
+    def _still_broken(self, turn: _Turn, intent: Intent) -> Answer | None:
+        """The fix did not (fully) work: the next close candidate if there is one, else the same problem again,
+        where the failure the user reported keeps the rules from repeating the remedy."""
+        state = turn.state
+        self._record_verdict(turn)
+        untried = [p for p in state.options if p not in state.tried]
+        if untried:
+            state.options, state.stage = untried, Stage.CONFIRMING
+            turn.replies.append(self.voice.say("try_other", self._seed(turn), title=self._title(untried[0])))
+            return None
+        turn.replies.append(self.voice.say("partly" if intent is Intent.PARTLY else "retry", self._seed(turn)))
+        assert state.playbook is not None
+        return self._decide(turn, self._confirmed(state, state.playbook))
+
+    def _awaiting(self, turn: _Turn) -> Answer | None:
+        reading, match = self._read(turn, (Intent.NEW_PROBLEM, Intent.CORRECTION, Intent.YES, Intent.NO))
+        if match.band is Band.ANSWER or reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
+            return self._new_problem(turn)
+        title = self._title(turn.state.playbook) if turn.state.playbook else ""
+        turn.replies.append(self.voice.say("waiting", self._seed(turn), title=title))
+        return None
+
+    def _rating(self, turn: _Turn) -> Answer | None:
+        found = RATING.match(turn.text)
+        if found:
+            rating, comment = int(found.group(1)), found.group(2).strip()
+            turn.understood = f"rating:{rating}"
+            turn.replies.append(self.voice.say("thanks_rating", self._seed(turn)))
+            self.chats.write([self.chats.feedback_sql(self.new_id(), turn.conversation_id, turn.user_id, rating,
+                                                      comment, self.clock())])
+            turn.state = State(turn=turn.state.turn)
+            return None
+        reading, match = self._read(turn, tuple(Intent))
+        if match.band is not Band.OUT_OF_SCOPE or reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
+            return self._new_problem(turn)
+        turn.replies.append(self.voice.say("reask_rating", self._seed(turn)))
+        return None
+
+    def _new_problem(self, turn: _Turn) -> Answer:
+        turn.understood = turn.understood or Intent.NEW_PROBLEM.value
+        turn.replies.append(self.voice.say("new_problem", self._seed(turn)))
+        return self._problem(turn)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _read(self, turn: _Turn, allowed: Sequence[Intent]) -> tuple[Reading, Match]:
+        reading = self.reader.read(turn.text, turn.vector, allowed)
+        turn.understood = reading.intent.value if reading.intent else None
+        return reading, self.knowledge.match_vector(turn.vector)
+
+    @staticmethod
+    def _is_new_problem(reading: Reading, match: Match, state: State) -> bool:
+        """A reply that names a problem clearly, and not the one in hand, is a new problem (or a correction)
+        unless it reads clearly as yes, no or partly about the current one."""
+        if reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
+            return match.band is not Band.OUT_OF_SCOPE
+        clear_other = match.band is Band.ANSWER and match.best.playbook not in (state.playbook, *state.options)
+        return clear_other and (reading.intent is None or match.best.score > reading.score)
+
+    def _pick(self, turn: _Turn) -> str | None:
+        """The offered playbook the reply names (the page's buttons send its title), if one stands out."""
+        options = turn.state.options
+        titles = self.knowledge.embedder.encode([self.knowledge.playbooks[p].title for p in options])
+        similarity = titles @ turn.vector.reshape(-1)
+        order = np.argsort(-similarity)
+        lead = similarity[order[0]] - (similarity[order[1]] if len(order) > 1 else 0.0)
+        if similarity[order[0]] >= CHOICE_MIN and lead >= CHOICE_LEAD:
+            return options[int(order[0])]
+        return None
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _confirmed(self, state: State, playbook: str) -> Match:
+        """The problem's match with `playbook` first and in the answer band: the user has said it is the one."""
+        candidates = [Candidate(p, c, float(s)) for p, c, s in state.candidates]
+        chosen = next((c for c in candidates if c.playbook == playbook), None)
+        chosen = chosen or Candidate(playbook, self.knowledge.playbooks[playbook].category, 0.0)
+        rest = tuple(c for c in candidates if c.playbook != playbook)
+        return Match((chosen, *rest), Band.ANSWER, 1.0)
+
+    def _record_verdict(self, turn: _Turn) -> None:
+        """The user says the last fix did not work: its actions count as failed for the rules from now on."""
+        self.assistant.store.transaction([(
+            "INSERT INTO actions SELECT ?, a.decision_id, a.user_id, a.seq + 1000, a.name, a.target, '{}', "
+            "'user_says_not_fixed', 'failed', 'the user reports it is still not working', ?, ? FROM actions a "
+            "WHERE a.id = (SELECT a2.id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id WHERE "
+            "d.conversation_id = ? AND a2.status IN ('succeeded', 'skipped') AND a2.name NOT IN ('handoff', "
+            "'escalate') ORDER BY a2.finished_at DESC LIMIT 1)",
+            (self.new_id(), self.clock(), self.clock(), turn.conversation_id))])
+
+    def _learn(self, turn: _Turn) -> None:
+        """A fix the user confirmed teaches the index how they described the problem (removable by id)."""
+        state = turn.state
+        if not self.learn or not state.problem or state.playbook not in self.knowledge.playbooks:
+            return
+        row = LearnedRow(self.new_id(), turn.user_id, state.playbook, state.problem)
+        self.chats.add_learned(row, turn.conversation_id, self.clock())
+        with self._learning:
+            self._learned[row.id] = self.knowledge.add_examples(row.playbook, [row.text])
+
+    def _flush(self, turn: _Turn, also: list[tuple[str, Sequence[Any]]]) -> None:
+        """Store the replies not yet stored, with `also`, in one transaction."""
+        now = self.clock()
+        statements = [self.chats.message_sql(self.new_id(), turn.conversation_id, turn.user_id, "assistant", reply,
+                                             now) for reply in turn.replies[turn.written:]]
+        turn.written = len(turn.replies)
+        if statements or also:
+            self.chats.write([*statements, *also])
+
+    def _choices(self, state: State) -> tuple[Choice, ...]:
+        if state.stage is Stage.CONFIRMING:
+            return YES_NO
+        if state.stage is Stage.CHOOSING:
+            titles = [self.knowledge.playbooks[p].title for p in state.options]
+            return (*(Choice(t, t) for t in titles), Choice("None of these", "none of these"))
+        if state.stage is Stage.VERIFYING:
+            return CHECK
+        if state.stage is Stage.RATING:
+            return RATINGS
+        return ()
+
+    def _state(self, conversation_id: str) -> State:
+        found = self.chats.state(conversation_id)
+        return State.load(*found) if found else State()
+
+    def _own(self, conversation_id: str, user_id: str) -> None:
+        if self.assistant.store.conversation_owner(conversation_id) != user_id:
+            raise InputError("no such conversation", code="not_found")
+
+    def _check_rate(self, user_id: str) -> None:
+        """At most `rate_limit` messages per `rate_window_s`, counted from the stored messages."""
+        now = self.clock()
+        count, oldest = self.chats.user_messages_since(user_id, now - self.rate_window_s)
+        if count >= self.rate_limit and oldest is not None:
+            wait = max(1, int(oldest + self.rate_window_s - now + 0.999))
+            raise RateLimitError(
+                f"you've sent {count} messages in the last {self.rate_window_s:g} seconds, which is my limit. "
+                f"Please wait {wait} seconds and send it again; everything you sent before is saved.",
+                retry_after_s=wait)
+
+    def _title(self, playbook: str | None) -> str:
+        found = self.knowledge.playbooks.get(playbook or "")
+        return found.title.rstrip(".").lower() if found else ""
+
+    def _titles(self, playbooks: Sequence[str]) -> str:
+        titles = [self._title(p) for p in playbooks]
+        return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " or " + titles[-1]
+
+    @staticmethod
+    def _seed(turn: _Turn) -> str:
+        # Varied per turn, so a conversation that asks the same thing twice does not say it the same way.
+        return f"{turn.conversation_id}:{turn.state.turn}"

@@ -1,0 +1,108 @@
+"""The chat page in a real headless Chromium (Debian's, driven by Playwright): a fix, a clarification, an
+escalation decided by a person, a <script> shown as text, and delete my history."""
+
+import os
+import shutil
+
+import pytest
+
+from engine.tokens import Role
+from engine.wiring import build
+from tests.conftest import make_settings
+from web.server import BackgroundServer, make_server
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", "--disable-quic"]
+
+
+def _browser_or_skip():
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        sync_playwright = None
+    missing = "playwright is not installed" if sync_playwright is None else (
+        f"{CHROMIUM} is missing" if not shutil.which(CHROMIUM) else None)
+    if missing:
+        if os.environ.get("CI"):
+            pytest.fail(f"{missing}; .ci/run installs it")
+        pytest.skip(f"{missing} (pip install -e '.[dev]'; apt-get install chromium)")
+    return sync_playwright
+
+
+@pytest.fixture
+def served(tmp_path, knowledge):
+    settings = make_settings(tmp_path, port=0, threads=4, simulation_faults=["slow_queries"])
+    parts = build(settings, knowledge=knowledge)
+    server = BackgroundServer(make_server(settings, parts)).start()
+    yield server.url, parts
+    server.stop()
+    parts.close()
+
+
+def test_a_whole_conversation_in_a_real_browser(served):
+    sync_playwright = _browser_or_skip()
+    url, parts = served
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(url)
+            log = page.locator("#log")
+            log.locator("li.assistant").first.wait_for()
+            assert page.locator("#log").get_attribute("aria-live") == "polite"
+            assert page.get_by_label("Your message").is_visible()
+
+            def say(text, expect):
+                count = log.locator("li.assistant").count()
+                page.get_by_label("Your message").fill(text)
+                page.keyboard.press("Enter")
+                log.locator("li.assistant").nth(count).wait_for()
+                page.wait_for_function("document.getElementById('send').disabled === false")
+                assert expect in log.inner_text()
+
+            # A fix, checked with the user, then rated with a button.
+            say("The dashboard is loading really slowly", "database queries")
+            page.get_by_role("button", name="Yes, it works").click()
+            page.get_by_role("button", name="5").wait_for()
+            assert "glad" in log.inner_text().lower() or "happy" in log.inner_text().lower() or \
+                "brilliant" in log.inner_text().lower()
+            page.locator("li.assistant details").first.click()
+            assert "kill_slow_queries" in log.inner_text()  # the technical detail, one click away
+            page.get_by_role("button", name="5").click()
+            page.get_by_text("feedback", exact=False).or_(page.get_by_text("Thanks, that helps")).first.wait_for()
+
+            # A clarification, answered by choosing.
+            say("the export", "?")
+            page.get_by_role("button", name="My CSV export is empty, broken or fails").click()
+            page.get_by_role("button", name="Partly").wait_for()
+            assert "export" in log.inner_text().lower()
+
+            # A business request: a person decides, and the page shows it when it lands.
+            say("Can we get a non-profit discount?", "team")
+            escalation = parts.dialogue.chats.escalations("open")[0]
+            decider = parts.tokens.create("dana", Role.DECIDER)
+            response = page.request.post(f"{url}/api/v1/escalations/{escalation.id}/decision",
+                                         headers={"Authorization": f"Bearer {decider.token}"},
+                                         data={"outcome": "approved", "note": "Half price from next month."})
+            assert response.ok
+            log.locator("li.team").wait_for()
+            assert "Half price from next month." in log.locator("li.team").inner_text()
+
+            # Script typed by a user is shown as text, never run.
+            say("<script>window.pwned = 1</script><img src=x onerror=\"window.pwned=2\">", "")
+            assert page.evaluate("window.pwned") is None
+            assert "<script>window.pwned = 1</script>" in log.locator("li.user").last.inner_text()
+
+            # History survives a reload; deleting it empties it.
+            page.reload()
+            log.locator("li.user").first.wait_for()
+            assert "The dashboard is loading really slowly" in log.inner_text()
+            page.on("dialog", lambda dialog: dialog.accept())
+            page.get_by_role("button", name="Delete my history").click()
+            page.get_by_text("Your history has been deleted.").wait_for()
+            assert log.locator("li.user").count() == 0
+            assert parts.store.execute("SELECT count(*) FROM messages WHERE text LIKE '%dashboard%'")[0][0] == 0
+        finally:
+            browser.close()

@@ -1,0 +1,157 @@
+"""The /api/v1 conversation API: the OpenAPI document matches the routes; tokens, deciders, streams, errors."""
+
+import json
+import re
+
+import pytest
+
+from engine.tokens import Role
+from firstline.cli import main
+from tests.conftest import make_settings
+from web import create_app
+
+
+@pytest.fixture
+def app(tmp_path, knowledge):
+    from engine.wiring import build
+
+    settings = make_settings(tmp_path, simulation_faults=["slow_queries"], rate_limit_messages=6)
+    parts = build(settings, knowledge=knowledge)
+    app = create_app(settings, parts)
+    app.testing = True
+    yield app
+    parts.close()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+def parts_of(app):
+    return app.extensions["firstline"]
+
+
+def test_every_route_is_in_the_openapi_document_and_nothing_else(app, client):
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.")
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if rule.rule.startswith("/api/v1"):
+            path = re.sub(r"<(?:[^:>]+:)?([^>]+)>", r"{\1}", rule.rule)
+            routes |= {(path, m.lower()) for m in rule.methods - {"HEAD", "OPTIONS"}}
+    documented = {(path, method) for path, item in document["paths"].items() for method in item}
+    assert routes == documented
+    for path, item in document["paths"].items():
+        for operation in item.values():
+            names = {p["name"] for p in operation.get("parameters", []) if p["in"] == "path"}
+            assert names == set(re.findall(r"{(\w+)}", path)), path
+
+
+def test_a_conversation_over_the_api(client):
+    created = client.post("/api/v1/conversations")
+    assert created.status_code == 201
+    conversation = created.get_json()["conversation_id"]
+    turn = client.post(f"/api/v1/conversations/{conversation}/messages",
+                       json={"text": "The dashboard is loading really slowly"}).get_json()
+    assert turn["stage"] == "verifying" and turn["answer"]["decision"] == "resolve"
+    assert turn["answer"]["actions"][0]["name"] == "kill_slow_queries" and turn["choices"]
+    rated = client.post(f"/api/v1/conversations/{conversation}/feedback", json={"rating": 4, "comment": "quick"})
+    assert rated.status_code == 200 and rated.get_json()["stage"] == "open"
+    listed = client.get("/api/v1/conversations").get_json()["conversations"]
+    assert [c["id"] for c in listed] == [conversation] and listed[0]["messages"] >= 3
+    history = client.get(f"/api/v1/conversations/{conversation}/messages").get_json()
+    assert history["stage"] == "open" and history["messages"][1]["text"] == "The dashboard is loading really slowly"
+    bad = client.post(f"/api/v1/conversations/{conversation}/feedback", json={"rating": 9})
+    assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_body"
+
+
+def test_progress_streams_while_the_turn_runs(client):
+    conversation = client.post("/api/v1/conversations").get_json()["conversation_id"]
+    response = client.post(f"/api/v1/conversations/{conversation}/messages", headers={"Accept": "text/event-stream"},
+                           json={"text": "The dashboard is loading really slowly"})
+    assert response.mimetype == "text/event-stream"
+    events = [(block.split("\n")[0][7:], json.loads(block.split("\n")[1][6:]))
+              for block in response.get_data(as_text=True).strip().split("\n\n")]
+    kinds = [kind for kind, _ in events]
+    assert kinds[-1] == "turn" and set(kinds[:-1]) == {"progress"}
+    assert "Running kill slow queries on database…" in [data["message"] for _, data in events[:-1]]
+    assert events[-1][1]["stage"] == "verifying"
+
+
+def test_a_flood_gets_429_with_retry_after_and_earlier_messages_stay(client):
+    conversation = client.post("/api/v1/conversations").get_json()["conversation_id"]
+    for n in range(6):
+        assert client.post(f"/api/v1/conversations/{conversation}/messages", json={"text": f"hello {n}"}).status_code \
+            == 200
+    refused = client.post(f"/api/v1/conversations/{conversation}/messages", json={"text": "hello 7"})
+    assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
+    assert refused.get_json()["error"]["code"] == "rate_limited" and "wait" in refused.get_json()["error"]["message"]
+    texts = [m["text"] for m in client.get(f"/api/v1/conversations/{conversation}/messages").get_json()["messages"]]
+    assert [t for t in texts if t.startswith("hello")] == [f"hello {n}" for n in range(6)]
+
+
+@pytest.mark.parametrize(("kwargs", "code"), [
+    ({"data": b'{"text": "caf\xe9"}', "content_type": "application/json"}, "invalid_body"),
+    ({"data": "{broken", "content_type": "application/json"}, "invalid_body"),
+    ({"json": {"text": 5}}, "invalid_body"),
+    ({"json": {"text": "   "}}, "empty_message"),
+    ({"json": {"text": "x" * 5000}}, "message_too_long"),
+])
+def test_bad_turns_get_a_clear_error_and_lose_nothing(client, kwargs, code):
+    conversation = client.post("/api/v1/conversations").get_json()["conversation_id"]
+    client.post(f"/api/v1/conversations/{conversation}/messages", json={"text": "The dashboard is slow"})
+    response = client.post(f"/api/v1/conversations/{conversation}/messages", **kwargs)
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == code
+    texts = [m["text"] for m in client.get(f"/api/v1/conversations/{conversation}/messages").get_json()["messages"]]
+    assert "The dashboard is slow" in texts
+
+
+def test_tokens_identify_integrations_and_only_deciders_decide(app, client):
+    tokens = parts_of(app).tokens
+    bot, decider = tokens.create("helpdesk-bot"), tokens.create("dana", Role.DECIDER)
+    stored = parts_of(app).store.execute("SELECT hash, salt FROM api_tokens")
+    assert all(bot.token.split("_")[2] not in row[0] + row[1] for row in stored)  # only a salted hash is kept
+    as_bot = {"Authorization": f"Bearer {bot.token}"}
+    turn = client.post("/api/v1/messages", headers=as_bot, json={"text": "Can we get a non-profit discount?"})
+    assert turn.status_code == 200 and turn.get_json()["decision"] == "escalate"
+    conversation = client.post("/api/v1/conversations", headers=as_bot).get_json()["conversation_id"]
+    asked = client.post(f"/api/v1/conversations/{conversation}/messages", headers=as_bot,
+                        json={"text": "Can we get a non-profit discount?"}).get_json()
+    assert asked["stage"] == "awaiting_decision"
+    assert client.get("/api/v1/escalations", headers=as_bot).status_code == 403
+    as_decider = {"Authorization": f"Bearer {decider.token}"}
+    open_ones = client.get("/api/v1/escalations", headers=as_decider).get_json()["escalations"]
+    mine = next(e for e in open_ones if e["conversation_id"] == conversation)
+    decided = client.post(f"/api/v1/escalations/{mine['id']}/decision", headers=as_decider,
+                          json={"outcome": "approved", "note": "20% off, starting next invoice."})
+    assert decided.status_code == 200 and decided.get_json()["escalation"]["status"] == "approved"
+    history = client.get(f"/api/v1/conversations/{conversation}/messages", headers=as_bot).get_json()
+    assert history["stage"] == "rating" and history["messages"][-2]["role"] == "team"
+    again = client.post(f"/api/v1/escalations/{mine['id']}/decision", headers=as_decider,
+                        json={"outcome": "declined", "note": "no"})
+    assert again.status_code == 409
+    wrong = client.get("/api/v1/conversations", headers={"Authorization": "Bearer fl_nope_nope"})
+    assert wrong.status_code == 401 and wrong.get_json()["error"]["code"] == "unauthorized"
+    tokens.revoke(bot.id)
+    assert client.get("/api/v1/conversations", headers=as_bot).status_code == 401
+
+
+def test_delete_my_history_over_the_api_leaves_other_users_alone(app, client):
+    other = app.test_client()
+    for who in (client, other):
+        conversation = who.post("/api/v1/conversations").get_json()["conversation_id"]
+        who.post(f"/api/v1/conversations/{conversation}/messages", json={"text": "The dashboard is slow"})
+    deleted = client.delete("/api/v1/history")
+    assert deleted.status_code == 200 and deleted.get_json()["deleted"]["messages"] >= 3
+    assert client.get("/api/v1/conversations").get_json()["conversations"] == []
+    assert len(other.get("/api/v1/conversations").get_json()["conversations"]) == 1
+
+
+def test_token_commands(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("FIRSTLINE_DATA_DIR", str(tmp_path))
+    assert main(["token", "create", "--user", "bot", "--role", "decider"]) == 0
+    token = capsys.readouterr().out.strip()
+    assert token.startswith("fl_")
+    assert main(["token", "revoke", token.split("_")[1]]) == 0
+    assert main(["token", "revoke", "missing"]) == 1

@@ -1,0 +1,170 @@
+"""The versioned JSON API for conversations: list, create, post a message (JSON or a progress stream), read,
+rate, delete my history; and the deciders' side of business escalations."""
+
+from __future__ import annotations
+
+import json
+import queue
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
+
+from core.errors import InputError
+from engine.dialogue import Choice, Exchange, Outcome
+from engine.tokens import Role
+from engine.wiring import Parts
+from web.errors import error_body
+
+API = "/api/v1"
+
+
+def _parts() -> Parts:
+    return current_app.extensions["firstline"]
+
+
+def json_body() -> dict[str, Any]:
+    """The request's JSON object, or an InputError that says what to send."""
+    if not request.is_json:
+        raise InputError("send a JSON body with Content-Type: application/json", code="invalid_body")
+    try:
+        request.get_data().decode("utf-8")
+    except UnicodeDecodeError:
+        raise InputError("the body is not valid UTF-8; send JSON encoded as UTF-8", code="invalid_body") from None
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise InputError("the body must be a JSON object, e.g. {\"text\": \"I can't log in\"}", code="invalid_body")
+    return body
+
+
+def _text(body: dict[str, Any], key: str = "text", required: bool = True) -> str | None:
+    value = body.get(key)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str):
+        raise InputError(f"`{key}` is required and must be a string", code="invalid_body")
+    return value
+
+
+def _choices(choices: tuple[Choice, ...]) -> list[dict[str, str]]:
+    return [{"label": c.label, "value": c.value} for c in choices]
+
+
+def exchange_json(exchange: Exchange) -> dict[str, Any]:
+    """A turn as JSON; `answer` is the decision in the `ask --json` shape when one was made."""
+    answer = exchange.answer
+    return {
+        "conversation_id": exchange.conversation_id,
+        "stage": exchange.stage.value,
+        "replies": list(exchange.replies),
+        "choices": _choices(exchange.choices),
+        "understood": exchange.understood,
+        "decision_id": answer.decision_id if answer else None,
+        "answer": answer.contract() if answer else None,
+    }
+
+
+def make_blueprint(workers: int) -> Blueprint:
+    """The API's routes; streamed turns run on a pool of `workers` threads (each keeps one store cursor)."""
+    api = Blueprint("api_v1", __name__, url_prefix=API)
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="firstline-turn")
+
+    @api.get("/conversations")
+    def list_conversations():
+        rows = _parts().dialogue.conversations(g.user_id)
+        return jsonify({"conversations": [{"id": r.id, "channel": r.channel, "started_at": r.started_at,
+                                           "last_at": r.last_at, "stage": r.stage, "messages": r.messages}
+                                          for r in rows]})
+
+    @api.post("/conversations")
+    def create_conversation():
+        if request.get_data():
+            json_body()  # an empty body is fine; a body must be a JSON object
+        exchange = _parts().dialogue.start(g.user_id, g.channel)
+        return jsonify(exchange_json(exchange)), 201
+
+    @api.get("/conversations/<conversation_id>/messages")
+    def conversation_messages(conversation_id: str):
+        parts = _parts()
+        messages = parts.assistant.history(conversation_id, g.user_id)
+        stage, choices = parts.dialogue.status(conversation_id, g.user_id)
+        return jsonify({"conversation_id": conversation_id, "stage": stage.value, "choices": _choices(choices),
+                        "messages": messages})
+
+    @api.post("/conversations/<conversation_id>/messages")
+    def post_turn(conversation_id: str):
+        text = _text(json_body())
+        dialogue, user_id, channel = _parts().dialogue, g.user_id, g.channel
+        if "text/event-stream" not in request.headers.get("Accept", ""):
+            return jsonify(exchange_json(dialogue.turn(text, user_id, conversation_id, channel)))
+        # Checks that need no work answer as JSON errors before the stream starts.
+        dialogue.status(conversation_id, user_id)
+        return Response(stream_with_context(_stream(pool, dialogue, text, user_id, conversation_id, channel)),
+                        mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
+
+    @api.post("/conversations/<conversation_id>/feedback")
+    def rate(conversation_id: str):
+        body = json_body()
+        comment = _text(body, "comment", required=False) or ""
+        exchange = _parts().dialogue.rate(conversation_id, g.user_id, body.get("rating"), comment)
+        return jsonify(exchange_json(exchange))
+
+    @api.delete("/history")
+    def delete_history():
+        counts = _parts().dialogue.forget(g.user_id)
+        return jsonify({"deleted": counts})
+
+    @api.get("/escalations")
+    def list_escalations():
+        _decider()
+        status = request.args.get("status", "open")
+        rows = _parts().dialogue.chats.escalations(None if status == "all" else status)
+        return jsonify({"escalations": [_escalation(r) for r in rows]})
+
+    @api.post("/escalations/<escalation_id>/decision")
+    def decide(escalation_id: str):
+        _decider()
+        body = json_body()
+        outcome = body.get("outcome")
+        if outcome not in {o.value for o in Outcome}:
+            raise InputError("`outcome` must be \"approved\" or \"declined\"", code="invalid_body")
+        note = _text(body, "note")
+        row = _parts().dialogue.decide(escalation_id, g.user_id, Outcome(outcome), note)
+        return jsonify({"escalation": _escalation(row)})
+
+    return api
+
+
+def _decider() -> None:
+    if g.role is not Role.DECIDER:
+        raise InputError("only deciders may do this: send a decider's API token as Authorization: Bearer TOKEN "
+                         "(firstline token create --user NAME --role decider)", code="forbidden")
+
+
+def _escalation(row) -> dict[str, Any]:
+    return {"id": row.id, "conversation_id": row.conversation_id, "category": row.category,
+            "summary": row.summary, "status": row.status, "created_at": row.created_at}
+
+
+def _stream(pool: ThreadPoolExecutor, dialogue, text: str, user_id: str, conversation_id: str,
+            channel: str) -> Iterator[str]:
+    """Server-sent events: `progress` while the turn runs, then `turn` (or `error`) when it is done."""
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+
+    def work() -> None:
+        try:
+            exchange = dialogue.turn(text, user_id, conversation_id, channel,
+                                     progress=lambda message: events.put(("progress", {"message": message})))
+            events.put(("turn", exchange_json(exchange)))
+        except Exception as error:  # noqa: BLE001 - reported to the page as an error event, never a traceback
+            events.put(("error", error))
+
+    pool.submit(work)
+    while True:
+        kind, data = events.get()
+        if kind == "error":
+            data, _ = error_body(data)
+        yield f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n"
+        if kind in ("turn", "error"):
+            return

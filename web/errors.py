@@ -1,0 +1,33 @@
+"""The one place an exception becomes an error body: {"error": {"code", "message"}} and a status."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import current_app
+from werkzeug.exceptions import HTTPException
+
+from core.errors import FirstlineError, InputError, RateLimitError
+
+STATUS_BY_CODE = {"not_found": 404, "forbidden": 403, "unauthorized": 401, "conflict": 409, "rate_limited": 429}
+
+
+def error_body(error: Exception) -> tuple[dict[str, Any], int]:
+    """The JSON body and HTTP status for `error`; unexpected errors are logged and never described."""
+    if isinstance(error, InputError):
+        status, code, message = STATUS_BY_CODE.get(error.code, 400), error.code, str(error)
+    elif isinstance(error, HTTPException):
+        status = error.code or 500
+        code = (error.name or "error").lower().replace(" ", "_")
+        message = error.description or error.name
+    elif isinstance(error, FirstlineError):
+        status, code, message = 500, "unavailable", str(error)
+    else:
+        status, code, message = 500, "internal_error", "something went wrong on our side; it has been logged"
+        current_app.logger.error("unhandled error", exc_info=error)
+    return {"error": {"code": code, "message": message}}, status
+
+
+def retry_after(error: Exception) -> dict[str, str]:
+    """The Retry-After header a rate-limited request gets."""
+    return {"Retry-After": str(error.retry_after_s)} if isinstance(error, RateLimitError) else {}

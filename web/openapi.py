@@ -1,0 +1,133 @@
+"""The OpenAPI 3 document of the JSON API, served at /api/v1/openapi.json; a test holds it to the real routes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+ERROR = {"$ref": "#/components/responses/Error"}
+ID = {"type": "string"}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _op(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None, status: str = "200",
+        params: tuple[str, ...] = (), security: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+    operation: dict[str, Any] = {
+        "summary": summary,
+        "responses": {status: {"description": "OK", **ok}, "400": ERROR, "401": ERROR, "404": ERROR, "500": ERROR},
+    }
+    if params:
+        operation["parameters"] = [{"name": p, "in": "path", "required": True, "schema": ID} for p in params]
+    if body is not None:
+        operation["requestBody"] = {"required": True, **_json(body)}
+    if security:
+        operation["security"] = [{"bearer": []}]
+        operation["responses"]["403"] = ERROR
+    operation.update(extra or {})
+    return operation
+
+
+def document() -> dict[str, Any]:
+    """The whole document, built fresh (it is small) so nothing mutable is shared between requests."""
+    turn_extra = {"responses": {"200": {"description": "The turn, or with Accept: text/event-stream a stream of "
+                                        "`progress` events then one `turn` (or `error`) event",
+                                        **_json(_ref("Turn")),
+                                        "content": {"application/json": {"schema": _ref("Turn")},
+                                                    "text/event-stream": {"schema": {"type": "string"}}}},
+                                "400": ERROR, "401": ERROR, "404": ERROR, "429": ERROR, "500": ERROR}}
+    return {
+        "openapi": "3.0.3",
+        "info": {"title": "Firstline API", "version": "1",
+                 "description": "Conversations with the support assistant. Callers are identified by a signed "
+                                "session cookie or by `Authorization: Bearer TOKEN`; each sees only their own "
+                                "conversations. Every error is {\"error\": {\"code\", \"message\"}}."},
+        "paths": {
+            "/api/v1/health": {"get": _op("Liveness and the rule set's version", _json({"type": "object"}))},
+            "/api/v1/openapi.json": {"get": _op("This document", _json({"type": "object"}))},
+            "/api/v1/conversations": {
+                "get": _op("List my conversations, most recent first", _json(_ref("ConversationList"))),
+                "post": _op("Start a conversation (the reply is a greeting)", _json(_ref("Turn")), status="201"),
+            },
+            "/api/v1/conversations/{conversation_id}/messages": {
+                "get": _op("The messages of one of my conversations, its stage and the choices it offers",
+                           _json(_ref("History")), params=("conversation_id",)),
+                "post": _op("Send a message and get the assistant's turn", _json(_ref("Turn")),
+                            body=_ref("Message"), params=("conversation_id",), extra=turn_extra),
+            },
+            "/api/v1/conversations/{conversation_id}/feedback": {
+                "post": _op("Rate the conversation from 1 to 5, with an optional comment", _json(_ref("Turn")),
+                            body=_ref("Feedback"), params=("conversation_id",)),
+            },
+            "/api/v1/history": {
+                "delete": _op("Delete everything stored about me: messages, decisions, facts, actions, feedback, "
+                              "learned examples", _json({"type": "object", "properties": {
+                                  "deleted": {"type": "object", "additionalProperties": {"type": "integer"}}}})),
+            },
+            "/api/v1/messages": {
+                "post": _op("One decision in the `ask --json` shape, without the dialogue around it",
+                            _json({"type": "object"}), body=_ref("Message")),
+            },
+            "/api/v1/decisions/{decision_id}/trace": {
+                "get": _op("The trace of one of my decisions; `why_not=RULE` (repeatable) explains a rule",
+                           _json({"type": "object"}), params=("decision_id",),
+                           extra={"parameters": [{"name": "decision_id", "in": "path", "required": True,
+                                                  "schema": ID},
+                                                 {"name": "why_not", "in": "query", "required": False,
+                                                  "schema": {"type": "array", "items": {"type": "string"}}}]}),
+            },
+            "/api/v1/escalations": {
+                "get": _op("Business escalations (deciders only); `status=open` (default), a status, or `all`",
+                           _json({"type": "object"}), security=True),
+            },
+            "/api/v1/escalations/{escalation_id}/decision": {
+                "post": _op("Record a decision (deciders only); it is posted into the user's conversation",
+                            _json({"type": "object"}), body=_ref("Decision"), params=("escalation_id",),
+                            security=True),
+            },
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
+                                "cookie": {"type": "apiKey", "in": "cookie", "name": "session"}},
+            "responses": {"Error": {"description": "An error", **_json(_ref("Error"))}},
+            "schemas": _schemas(),
+        },
+        "security": [{"cookie": []}, {"bearer": []}],
+    }
+
+
+def _schemas() -> dict[str, Any]:
+    choice = {"type": "object", "properties": {"label": {"type": "string"}, "value": {"type": "string"}}}
+    stage = {"type": "string", "enum": ["open", "confirming", "choosing", "verifying", "awaiting_decision", "rating"]}
+    return {
+        "Error": {"type": "object", "required": ["error"], "properties": {"error": {
+            "type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+        "Message": {"type": "object", "required": ["text"], "properties": {
+            "text": {"type": "string", "maxLength": 100000}, "conversation_id": {"type": "string"},
+            "explain": {"type": "boolean"}}},
+        "Feedback": {"type": "object", "required": ["rating"], "properties": {
+            "rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": "string"}}},
+        "Decision": {"type": "object", "required": ["outcome", "note"], "properties": {
+            "outcome": {"type": "string", "enum": ["approved", "declined"]}, "note": {"type": "string"}}},
+        "Turn": {"type": "object", "properties": {
+            "conversation_id": {"type": "string"}, "stage": stage,
+            "replies": {"type": "array", "items": {"type": "string"}},
+            "choices": {"type": "array", "items": choice}, "understood": {"type": "string", "nullable": True},
+            "decision_id": {"type": "string", "nullable": True},
+            "answer": {"type": "object", "nullable": True, "description": "the decision, as `ask --json`"}}},
+        "History": {"type": "object", "properties": {
+            "conversation_id": {"type": "string"}, "stage": stage, "choices": {"type": "array", "items": choice},
+            "messages": {"type": "array", "items": {"type": "object", "properties": {
+                "role": {"type": "string", "enum": ["user", "assistant", "team"]}, "text": {"type": "string"},
+                "at": {"type": "number"}}}}}},
+        "ConversationList": {"type": "object", "properties": {"conversations": {"type": "array", "items": {
+            "type": "object", "properties": {"id": {"type": "string"}, "channel": {"type": "string"},
+                                             "started_at": {"type": "number"}, "last_at": {"type": "number"},
+                                             "stage": stage, "messages": {"type": "integer"}}}}}},
+    }
