@@ -6,8 +6,10 @@ history) without rebuilding; the bands stay as calibrated until the next build.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -85,6 +87,16 @@ class Example:
     text: str
 
 
+def _locked(method):
+    """Searches and changes of the index take turns: faiss does not allow adding while another thread searches,
+    and a confirmed example can be learned while other conversations are being matched."""
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        with self._lock:
+            return method(self, *args, **kwargs)
+    return wrapper
+
+
 class KnowledgeBase:
     """Matches text to playbooks. Build it once from the playbooks, then load it from disk."""
 
@@ -98,6 +110,7 @@ class KnowledgeBase:
         scoring: Scoring = Scoring.SIMILARITY,
         head: LinearHead | None = None,
     ) -> None:
+        self._lock = threading.RLock()
         self.playbooks = dict(playbooks)
         self.scoring = Scoring(scoring)
         self.head = head
@@ -122,7 +135,9 @@ class KnowledgeBase:
 
     @property
     def examples(self) -> Mapping[int, Example]:
-        return self._examples
+        """A snapshot: examples may be added or removed by other threads meanwhile."""
+        with self._lock:
+            return dict(self._examples)
 
     # -- matching -----------------------------------------------------------------------------------
 
@@ -148,6 +163,7 @@ class KnowledgeBase:
         band = Band.ANSWER if score >= c.t_high else Band.CLARIFY
         return Match(candidates, band, c.confidence(score))
 
+    @_locked
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """Score of every playbook per query, aggregated as `self.scoring` says."""
         if self.scoring is Scoring.HEAD:
@@ -186,6 +202,7 @@ class KnowledgeBase:
         np.maximum.at(nearest, (rows[valid], self._label_by_id[flat_ids[valid]]), sims.ravel()[valid])
         return nearest
 
+    @_locked
     def held_out(self) -> HeldOut:
         """Held-out outcome of every example: leave-one-out for similarity scorings (the example removed
         from the index and its centroid), out-of-fold for the head (refitted without the fold)."""
@@ -218,6 +235,7 @@ class KnowledgeBase:
         labels = np.array([self._position[p] for p in playbooks], dtype="int64")
         return self._outcome(self.scores(vectors), labels)
 
+    @_locked
     def fit_head(self, validation: tuple[np.ndarray, Sequence[str]] | None = None, c: float | None = None) -> None:
         """Fit the classifier head on every example, its regularisation chosen on `validation` (vectors and
         playbook ids) or by cross-validation."""
@@ -243,7 +261,11 @@ class KnowledgeBase:
         """Index new phrasings of a playbook at once; returns their ids."""
         if playbook not in self._position:
             raise KnowledgeError(f"unknown playbook {playbook!r}")
-        vectors = self.embedder.encode(list(texts))
+        vectors = self.embedder.encode(list(texts))  # outside the lock: matching goes on meanwhile
+        return self._add_vectors(playbook, texts, vectors)
+
+    @_locked
+    def _add_vectors(self, playbook: str, texts: Sequence[str], vectors: np.ndarray) -> list[int]:
         ids = np.arange(self._next_id, self._next_id + len(texts), dtype="int64")
         self.index.add(ids, vectors)
         self._next_id += len(texts)
@@ -254,6 +276,7 @@ class KnowledgeBase:
         self._refresh_head()
         return ids.tolist()
 
+    @_locked
     def remove_examples(self, ids: Sequence[int]) -> int:
         """Forget examples by id; returns how many there were."""
         present = np.array([i for i in ids if i in self._examples], dtype="int64")
@@ -315,6 +338,7 @@ class KnowledgeBase:
         base.calibration = fit(held, target_precision, refusal_recall)
         return base
 
+    @_locked
     def save(self, directory: Path, fingerprint: str) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.index.save(directory / "examples.faiss")

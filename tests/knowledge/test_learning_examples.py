@@ -43,3 +43,27 @@ def test_an_index_written_by_another_version_is_rebuilt_not_a_crash(tmp_path, kn
     meta = tmp_path / "meta.json"
     meta.write_text(meta.read_text(encoding="utf-8").replace('"examples"', '"rows"'), encoding="utf-8")
     assert KnowledgeBase.load(tmp_path, pack(), knowledge.embedder, "key") is None
+
+
+def test_examples_can_be_learned_and_forgotten_while_other_threads_match(knowledge):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from knowledge.base import KnowledgeBase
+    from tests.knowledge.test_matching import tiny_pack
+
+    base = KnowledgeBase.build(tiny_pack(), knowledge.embedder, 0.9)
+    vector = knowledge.embedder.encode(["pages take ages to load"])[0]
+
+    def learn(i: int) -> int:
+        ids = base.add_examples("slow", [f"slow thing number {i}"])
+        return base.remove_examples(ids)
+
+    def match(_: int) -> str:
+        return base.match_vector(vector).best.playbook
+
+    with ThreadPoolExecutor(6) as pool:
+        learned = pool.map(learn, range(30))
+        matched = pool.map(match, range(300))
+        assert sum(learned) == 30
+        assert set(matched) == {"slow"}
+    assert len(base.examples) == len(base.index) == sum(len(p.examples) for p in tiny_pack().values())
