@@ -97,6 +97,11 @@ class Settings(BaseModel):
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 
+    @property
+    def learned_rules_dir(self) -> Path:
+        """Active learned rules, written by the system as a rule file and loaded like the built-in ones."""
+        return self.data_dir / "learned_rules"
+
 
 def describe() -> list[dict[str, Any]]:
     """Each setting with its environment variable, default and help, for docs and `firstline settings`."""

@@ -13,6 +13,7 @@ from core.errors import InputError
 from core.taxonomy import BUSINESS, OUT_OF_SCOPE, Kind
 from engine.explain import decision_trace, explain_rule
 from engine.facts import Asking, FactBuilder, outcome_fact
+from engine.learning import Ledger
 from engine.remediation import Outcome, Remediator, RemedyRequest
 from engine.resolutions import ResolutionBook
 from engine.ruleengine import Fact, Intent, RuleEngine, Run, Session
@@ -134,6 +135,7 @@ class Assistant:
         resolutions: ResolutionBook | None = None,
         rule_source: RuleSource | None = None,
         clarify_gap: float = 0.05,
+        learning: Ledger | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.rules = rules
@@ -148,7 +150,8 @@ class Assistant:
         self.resolutions = resolutions or ResolutionBook()
         self.rule_source = rule_source
         self.clarify_gap = clarify_gap
-        self.facts = FactBuilder(remediator.infrastructure, topology, store, self.resolutions, clock)
+        self.facts = FactBuilder(remediator.infrastructure, topology, store, self.resolutions, clock,
+                                 remedy_order=learning.order if learning is not None else None)
 
     def answer(
         self,

@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -27,6 +28,7 @@ import numpy as np
 from core.errors import InputError, RateLimitError
 from engine.assistant import Answer, Assistant, clean_message
 from engine.chatstore import ChatStore, ConversationRow, EscalationRow, LearnedRow
+from engine.learning import Fix, Ledger
 from engine.understanding import Intent, Reading, ReplyReader
 from knowledge.base import Band, Candidate, Match
 
@@ -107,6 +109,14 @@ class _Turn:
     understood: str | None = None
 
 
+# The remediation the user is answering about: the latest one of this conversation that ran and looked fine.
+LAST_FIX_SQL = (
+    "SELECT a.name, a.target FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE d.conversation_id = ? "
+    "AND a.status = 'succeeded' AND a.name NOT IN ('handoff', 'escalate') ORDER BY a.finished_at DESC LIMIT 1")
+FAILED_BEFORE_SQL = (
+    "SELECT count(*) FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE d.conversation_id = ? "
+    "AND a.status = 'failed' AND a.name NOT IN ('handoff', 'escalate')")
+
 YES_NO = (Choice("Yes", "yes"), Choice("No", "no"))
 CHECK = (Choice("Yes, it works", "yes, it works now"), Choice("Partly", "partly"),
          Choice("No, still broken", "no, it's still broken"))
@@ -118,7 +128,10 @@ class Dialogue:
 
     def __init__(self, assistant: Assistant, chats: ChatStore, reader: ReplyReader, rate_limit: int,
                  rate_window_s: float, learn: bool = True, clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex, ledger: Ledger | None = None,
+                 learned_rules_file: Path | None = None) -> None:
+        self.ledger = ledger
+        self.learned_rules_file = learned_rules_file
         self.assistant = assistant
         self.chats = chats
         self.reader = reader
@@ -239,6 +252,8 @@ class Dialogue:
             removed = self.knowledge.remove_examples(ids)
         counts = self.chats.forget(user_id)
         counts["index_examples"] = removed
+        if self.ledger is not None:
+            counts["learning_votes"] = self.ledger.forget_user(user_id)
         return counts
 
     def close(self) -> None:
@@ -322,6 +337,7 @@ class Dialogue:
             return self._new_problem(turn)
         if reading.intent is Intent.YES:
             self._learn(turn)
+            self._count_outcome(turn, succeeded=True)
             turn.replies += [self.voice.say("fixed", self._seed(turn)), self.voice.say("rate", self._seed(turn))]
             turn.state.stage = Stage.RATING
             return None
@@ -334,6 +350,7 @@ class Dialogue:
         """The fix did not (fully) work: the next close candidate if there is one, else the same problem again,
         where the failure the user reported keeps the rules from repeating the remedy."""
         state = turn.state
+        self._count_outcome(turn, succeeded=False)
         self._record_verdict(turn)
         untried = [p for p in state.options if p not in state.tried]
         if untried:
@@ -429,6 +446,37 @@ class Dialogue:
         self.chats.add_learned(row, turn.conversation_id, self.clock())
         with self._learning:
             self._learned[row.id] = self.knowledge.add_examples(row.playbook, [row.text])
+
+    def _count_outcome(self, turn: _Turn, succeeded: bool) -> None:
+        """The user's verdict on the last fix counts for that remedy's posterior; a confirmed fix that was not
+        the first thing tried votes for a learned rule, and scores the shadow rules about this problem."""
+        playbook_id = turn.state.playbook
+        if self.ledger is None or not self.learn or playbook_id not in self.knowledge.playbooks:
+            return
+        rows = self.assistant.store.execute(LAST_FIX_SQL, (turn.conversation_id,))
+        if not rows:
+            return  # nothing was run (a dry run, or a hand-off): no remedy to credit
+        action, target = rows[0]
+        self.ledger.record_outcome(playbook_id, action, target, turn.conversation_id, turn.user_id, succeeded)
+        if not succeeded:
+            return
+        changed = False
+        for rule in self.ledger.rules("shadow"):
+            fix = rule.provenance.get("fix", {})
+            if fix.get("playbook") == playbook_id:
+                agreed = (fix.get("action"), fix.get("target")) == (action, target)
+                changed |= self.ledger.record_shadow_case(rule.name, turn.conversation_id, agreed) is not None
+        (earlier_failures,), = self.assistant.store.execute(FAILED_BEFORE_SQL, (turn.conversation_id,))
+        if earlier_failures or len(turn.state.tried) > 1:
+            remedy = next((r for r in self.knowledge.playbooks[playbook_id].remedies
+                           if (r.action, r.target) == (action, target)), None)
+            signal = remedy.indicated_by if remedy else None
+            fix = Fix(playbook_id, action, target, signal.service if signal else "", signal.metric if signal else "")
+            proposed = self.ledger.record_resolution(fix, turn.conversation_id, turn.user_id)
+            if proposed is not None and proposed.status == "proposed" and self.ledger.policy.auto_shadow:
+                self.ledger.set_status(proposed.name, "shadow", "learning", "shadowing a new proposal")
+        if changed and self.learned_rules_file is not None:
+            self.ledger.export(self.learned_rules_file)  # the rule source picks the file up
 
     def _flush(self, turn: _Turn, also: list[tuple[str, Sequence[Any]]]) -> None:
         """Store the replies not yet stored, with `also`, in one transaction."""

@@ -35,12 +35,17 @@ class Asking:
     text: str
 
 
+RemedyOrder = Callable[[str, list[tuple[str, str]], str], list[tuple[str, str]]]
+
+
 class FactBuilder:
     """Turns a turn's match, the telemetry and the stored history into facts for the rules."""
 
     def __init__(self, infrastructure: Infrastructure, topology: Topology, store: EventStore,
-                 resolutions: ResolutionBook, clock: Callable[[], float]) -> None:
+                 resolutions: ResolutionBook, clock: Callable[[], float],
+                 remedy_order: RemedyOrder | None = None) -> None:
         self.infrastructure = infrastructure
+        self.remedy_order = remedy_order
         self.topology = topology
         self.store = store
         self.resolutions = resolutions
@@ -52,7 +57,7 @@ class FactBuilder:
                    if a.name in ACTIONS]  # remediations only, not hand-offs or failed rule actions
         facts = [_match_fact(match, playbook), Fact("message", {"text": asking.text, "length": len(asking.text)})]
         facts += self._telemetry()
-        facts += _remedies(playbook)
+        facts += _remedies(playbook, self._defaults_order(playbook, asking.conversation_id))
         facts.append(_conversation(asking, self.store.user_turns(asking.conversation_id), history))
         account = self.store.account(asking.user_id)
         if account is not None:
@@ -62,6 +67,14 @@ class FactBuilder:
                   for i, c in enumerate(match.candidates, 1)]
         facts += self.resolutions.facts_for(playbook.id if playbook else None)
         return facts
+
+    def _defaults_order(self, playbook: Playbook | None, seed: str) -> list[tuple[str, str]] | None:
+        """The playbook's safe defaults (remedies no telemetry points at) in the order learning suggests:
+        a Thompson sample of each one's success posterior, stable within a conversation."""
+        if self.remedy_order is None or playbook is None:
+            return None
+        defaults = [(r.action, r.target) for r in playbook.remedies if r.indicated_by is None]
+        return self.remedy_order(playbook.id, defaults, seed) if len(defaults) > 1 else None
 
     def _telemetry(self) -> list[Fact]:
         samples = self.infrastructure.recent(WINDOW_S, STEP_S)
@@ -97,16 +110,21 @@ def _match_fact(match: Match, playbook: Playbook | None) -> Fact:
     })
 
 
-def _remedies(playbook: Playbook | None) -> list[Fact]:
+def _remedies(playbook: Playbook | None, defaults_order: list[tuple[str, str]] | None = None) -> list[Fact]:
+    """One fact per remedy; `default_rank` orders the safe defaults (the playbook's order unless learning
+    gave another)."""
     facts = []
     defaults = 0
     for rank, remedy in enumerate(playbook.remedies if playbook else (), 1):
         signal = remedy.indicated_by
         defaults += signal is None
+        default_rank = defaults if signal is None else 0
+        if signal is None and defaults_order:
+            default_rank = defaults_order.index((remedy.action, remedy.target)) + 1
         facts.append(Fact("remedy", {
             "rank": rank, "action": remedy.action, "target": remedy.target,
             "signal_service": signal.service if signal else "", "signal_metric": signal.metric if signal else "",
-            "default_rank": defaults if signal is None else 0,
+            "default_rank": default_rank,
         }))
     return facts
 

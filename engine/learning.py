@@ -60,6 +60,7 @@ class Policy:
     shadow_precision: float = 0.8  # share of them that must agree with the actual fix
     retire_below: float = 0.5  # success rate under which an active rule is retired...
     retire_after: int = 5  # ...once it has been tried this many times
+    auto_shadow: bool = True  # a valid new proposal starts shadowing at once (a curator may still reject it)
 
 
 @dataclass(frozen=True)

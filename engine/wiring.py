@@ -12,6 +12,7 @@ from engine.assistant import Assistant
 from engine.catalogue import action_targets
 from engine.chatstore import ChatStore
 from engine.dialogue import Dialogue
+from engine.learning import Ledger, rule_validator
 from engine.remediation import Remediator
 from engine.resolutions import ResolutionBook
 from engine.ruleengine import RuleEngine
@@ -40,10 +41,17 @@ def load_pack(settings: Settings) -> tuple[Topology, dict[str, Playbook]]:
     return topology, load_playbooks(settings.playbooks_dir, vocabulary(topology))
 
 
+def rule_paths(settings: Settings) -> list[Path]:
+    """The rule folders: the curated one and the learned one (created empty on first use)."""
+    settings.learned_rules_dir.mkdir(parents=True, exist_ok=True)
+    return [settings.rules_dir, settings.learned_rules_dir]
+
+
 def load_rulebase(settings: Settings, topology: Topology, playbooks: Mapping[str, Playbook] | None = None,
                   paths: list[Path] | None = None) -> RuleBase:
-    """The rule files (by default the configured folder), checked against the actions and playbooks."""
-    return load_rules(paths or [settings.rules_dir], action_targets(topology),
+    """The rule files (by default the configured folder and the active learned rules), checked against the
+    actions and playbooks."""
+    return load_rules(paths or rule_paths(settings), action_targets(topology),
                       known_playbooks=frozenset(playbooks) if playbooks is not None else None)
 
 
@@ -102,8 +110,9 @@ def build(
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
     remediator = Remediator(infrastructure, topology, store, settings.remediation_cooldown_s, clock)
+    ledger = Ledger(store, clock=clock, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
     engine = RuleEngine(rulebase)
-    rule_source = RuleSource([settings.rules_dir], lambda: load_rulebase(settings, topology, playbooks), engine,
+    rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,
                              settings.rules_reload_s)
     assistant = Assistant(
         knowledge=knowledge,
@@ -118,9 +127,11 @@ def build(
         resolutions=ResolutionBook(store.resolutions()),
         rule_source=rule_source,
         clarify_gap=settings.clarify_gap,
+        learning=ledger,
     )
     chats = ChatStore(store)
     dialogue = Dialogue(assistant, chats, ReplyReader(reply_examples, knowledge.embedder),
                         settings.rate_limit_messages, settings.rate_limit_window_s,
-                        settings.learn_from_confirmations, clock)
+                        settings.learn_from_confirmations, clock, ledger=ledger,
+                        learned_rules_file=settings.learned_rules_dir / "active.yaml")
     return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(chats, clock))

@@ -1,0 +1,61 @@
+"""Learning end to end on real parts: users' verdicts count for remedies, a fix found after a failed first
+try becomes a learned rule that shadows, is promoted by agreeing cases, is written out, reloads and fires."""
+
+import pytest
+
+from engine.wiring import build
+from tests.conftest import make_settings
+from tests.engine.test_dialogue import talk
+
+PROBLEM = "The dashboard is loading really slowly"
+
+
+@pytest.fixture
+def chat(tmp_path, knowledge):
+    parts = build(make_settings(tmp_path, simulation_faults=["slow_queries"], remediation_cooldown_s=0),
+                  knowledge=knowledge)
+    yield parts
+    parts.close()
+
+
+def second_try_works(parts, user):
+    parts.infrastructure.inject("slow_queries")
+    return talk(parts, user, PROBLEM, "no, it's still slow", "yes it works now")
+
+
+def test_verdicts_count_once_for_the_remedy_they_judge(chat):
+    first, retry, _ = second_try_works(chat, "ann")
+    tried = (first.answer.actions[0].name, retry.answer.actions[0].name)
+    rows = chat.store.execute("SELECT action, succeeded FROM remedy_outcomes ORDER BY at_s")
+    assert rows == [(tried[0], False), (tried[1], True)]
+    ledger = chat.dialogue.ledger
+    assert ledger.posterior("dashboard_slow", tried[1], retry.answer.actions[0].target) == (2.0, 1.0)
+
+
+def test_a_second_try_fix_becomes_a_rule_that_shadows_then_goes_live(chat, tmp_path):
+    ledger = chat.dialogue.ledger
+    second_try_works(chat, "ann")
+    assert ledger.rules() == []  # one user alone proposes nothing
+    _, retry, _ = second_try_works(chat, "bob")
+    (rule,) = ledger.rules()
+    fix = rule.provenance["fix"]
+    assert rule.status == "shadow" and (fix["action"], fix["target"]) == (retry.answer.actions[0].name,
+                                                                            retry.answer.actions[0].target)
+    for user in ("c1", "c2", "c3", "c4", "c5"):
+        second_try_works(chat, user)
+    assert ledger.latest(rule.name).status == "active"
+    assert rule.name in (tmp_path / "learned_rules" / "active.yaml").read_text(encoding="utf-8")
+
+    chat.assistant.rule_source.reload()
+    chat.infrastructure.inject("slow_queries")
+    (fresh,) = talk(chat, "dee", PROBLEM)
+    assert rule.name in fresh.answer.rules_fired
+    assert (fix["action"], fix["target"]) in [(a.name, a.target) for a in fresh.answer.actions]
+
+
+def test_forgetting_a_user_removes_their_votes_and_outcomes(chat):
+    second_try_works(chat, "gone")
+    counts = chat.dialogue.forget("gone")
+    assert counts["learning_votes"] >= 2
+    for table in ("remedy_outcomes", "resolution_votes"):
+        assert chat.store.execute(f"SELECT count(*) FROM {table} WHERE user_id = 'gone'") == [(0,)]
