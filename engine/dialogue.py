@@ -442,10 +442,24 @@ class Dialogue:
         state = turn.state
         if not self.learn or not state.problem or state.playbook not in self.knowledge.playbooks:
             return
-        row = LearnedRow(self.new_id(), turn.user_id, state.playbook, state.problem)
-        self.chats.add_learned(row, turn.conversation_id, self.clock())
+        self.teach(turn.user_id, turn.conversation_id, state.playbook, state.problem)
+
+    def teach(self, user_id: str, conversation_id: str, playbook: str, text: str) -> str:
+        """Index `text` as an example of `playbook` at once, owned by the user who wrote it (so deleting their
+        history removes it); a curator does this from the unmatched queue. Returns the learned row's id."""
+        if playbook not in self.knowledge.playbooks:
+            raise InputError(f"unknown playbook {playbook!r}", code="invalid_body")
+        row = LearnedRow(self.new_id(), user_id, playbook, text)
+        self.chats.add_learned(row, conversation_id, self.clock())
         with self._learning:
             self._learned[row.id] = self.knowledge.add_examples(row.playbook, [row.text])
+        return row.id
+
+    def publish_learned_rules(self) -> int:
+        """Write the active learned rules where the rule source loads them; returns how many."""
+        if self.ledger is None or self.learned_rules_file is None:
+            return 0
+        return self.ledger.export(self.learned_rules_file)
 
     def _count_outcome(self, turn: _Turn, succeeded: bool) -> None:
         """The user's verdict on the last fix counts for that remedy's posterior; a confirmed fix that was not
@@ -475,8 +489,8 @@ class Dialogue:
             proposed = self.ledger.record_resolution(fix, turn.conversation_id, turn.user_id)
             if proposed is not None and proposed.status == "proposed" and self.ledger.policy.auto_shadow:
                 self.ledger.set_status(proposed.name, "shadow", "learning", "shadowing a new proposal")
-        if changed and self.learned_rules_file is not None:
-            self.ledger.export(self.learned_rules_file)  # the rule source picks the file up
+        if changed:
+            self.publish_learned_rules()  # the rule source picks the file up
 
     def _flush(self, turn: _Turn, also: list[tuple[str, Sequence[Any]]]) -> None:
         """Store the replies not yet stored, with `also`, in one transaction."""

@@ -19,6 +19,7 @@ PREFIX = "fl"
 class Role(StrEnum):
     USER = "user"  # chats as its user, like the web page
     DECIDER = "decider"  # may also read business escalations and record their decisions
+    CURATOR = "curator"  # may also sign in to the curator pages: learned rules, playbooks, the unmatched queue
 
 
 @dataclass(frozen=True)

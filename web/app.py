@@ -13,6 +13,7 @@ from core.settings import Settings
 from engine.tokens import Role
 from engine.wiring import Parts
 from web.api import API, json_body, make_blueprint
+from web.curator import make_curator_blueprint
 from web.errors import error_body, retry_after
 from web.openapi import document
 
@@ -31,6 +32,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     app.register_error_handler(Exception, _error_response)
     app.before_request(_identify)
     app.register_blueprint(make_blueprint(settings.threads))
+    app.register_blueprint(make_curator_blueprint(settings.data_dir / "drafts"))
 
     @app.get("/")
     def chat_page():
@@ -91,7 +93,7 @@ def _identify() -> None:
 def _error_response(error: Exception):
     """Every error leaves as {"error": {"code", "message"}}; never a traceback."""
     body, status = error_body(error)
-    if not request.path.startswith(API) and status == 404:
+    if not request.path.startswith(API) and (status == 404 or request.path.startswith("/curator")):
         return render_template("error.html", message=body["error"]["message"]), status
     return jsonify(body), status, retry_after(error)
 

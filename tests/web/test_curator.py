@@ -1,0 +1,94 @@
+"""The curator's pages: a curator's token signs in, forms need the session's CSRF token, rules change status
+and are published, and the unmatched queue teaches playbooks or drafts new ones."""
+
+import re
+
+import pytest
+
+from engine.learning import Fix
+from engine.tokens import Role
+from engine.wiring import build
+from tests.conftest import make_settings
+from web import create_app
+
+FIX = Fix("dashboard_slow", "kill_slow_queries", "database", "database", "slow_queries")
+
+
+@pytest.fixture
+def app(tmp_path, knowledge):
+    settings = make_settings(tmp_path)
+    parts = build(settings, knowledge=knowledge)
+    app = create_app(settings, parts)
+    app.testing = True
+    yield app
+    parts.close()
+
+
+def csrf_of(page: bytes) -> str:
+    return re.search(rb'name="csrf" value="([^"]+)"', page).group(1).decode()
+
+
+def signed_in(app, role=Role.CURATOR):
+    client = app.test_client()
+    token = app.extensions["firstline"].tokens.create("cora", role).token
+    csrf = csrf_of(client.get("/curator/login").data)
+    response = client.post("/curator/login", data={"token": token, "csrf": csrf})
+    return client, response
+
+
+def test_pages_need_a_curators_token(app):
+    client = app.test_client()
+    assert client.get("/curator/").headers["Location"].endswith("/curator/login")
+    _, refused = signed_in(app, Role.USER)
+    assert refused.status_code == 401 and b"not a curator" in refused.data
+    client, accepted = signed_in(app)
+    assert accepted.status_code == 302 and client.get("/curator/").status_code == 200
+
+
+def test_a_form_without_the_csrf_token_changes_nothing(app):
+    parts = app.extensions["firstline"]
+    parts.dialogue.ledger.record_resolution(FIX, "c1", "u1")
+    rule = parts.dialogue.ledger.record_resolution(FIX, "c2", "u2")
+    client, _ = signed_in(app)
+    response = client.post(f"/curator/rules/{rule.name}/approve", data={})
+    assert response.status_code == 400 and b"reload the page" in response.data
+    assert parts.dialogue.ledger.latest(rule.name).status == "proposed"
+
+
+def test_approving_a_rule_publishes_it_and_revert_needs_a_known_version(app, tmp_path):
+    parts = app.extensions["firstline"]
+    parts.dialogue.ledger.record_resolution(FIX, "c1", "u1")
+    rule = parts.dialogue.ledger.record_resolution(FIX, "c2", "u2")
+    client, _ = signed_in(app)
+    page = client.get("/curator/")
+    assert rule.name.encode() in page.data and b"c1, c2" in page.data
+    done = client.post(f"/curator/rules/{rule.name}/approve", data={"csrf": csrf_of(page.data)},
+                       follow_redirects=True)
+    assert b"version 2 is active" in done.data
+    assert rule.name in (tmp_path / "learned_rules" / "active.yaml").read_text(encoding="utf-8")
+    missing = client.post(f"/curator/rules/{rule.name}/revert", data={"csrf": csrf_of(page.data), "version": "9"})
+    assert missing.status_code == 400 and b"versions: 1, 2" in missing.data
+
+
+def test_the_unmatched_queue_teaches_a_playbook_or_drafts_a_new_one(app, tmp_path):
+    parts = app.extensions["firstline"]
+    declined = parts.assistant.answer("my pet hamster ate the office plant", "sam")
+    unsure = parts.assistant.answer("the thing with the stuff is weird", "sam")
+    client, _ = signed_in(app)
+    page = client.get("/curator/")
+    assert b"hamster" in page.data
+    csrf = csrf_of(page.data)
+    client.post(f"/curator/unmatched/{declined.decision_id}/add", data={"csrf": csrf, "playbook": "dashboard_slow"})
+    learned = [e.text for e in parts.assistant.knowledge.examples.values() if e.playbook == "dashboard_slow"]
+    assert "my pet hamster ate the office plant" in learned
+    assert b"hamster" not in client.get("/curator/").data  # handled: off the queue
+    drafted = client.post(f"/curator/unmatched/{unsure.decision_id}/new", follow_redirects=True,
+                          data={"csrf": csrf, "id": "weird_stuff", "title": "Weird stuff", "category": "bug_error"})
+    assert b"draft playbook written" in drafted.data
+    assert "the thing with the stuff is weird" in (tmp_path / "drafts" / "weird_stuff.yaml").read_text()
+    bad = client.post(f"/curator/unmatched/{unsure.decision_id}/new",
+                      data={"csrf": csrf, "id": "X", "category": "bug_error"})
+    assert bad.status_code == 400 and b"lowercase" in bad.data
+    # The taught example belongs to its writer: deleting their history removes it from the index.
+    parts.dialogue.forget("sam")
+    assert "my pet hamster ate the office plant" not in [e.text for e in parts.assistant.knowledge.examples.values()]
