@@ -23,7 +23,10 @@ def _ledger(obj: Context) -> Iterator[Ledger]:
     topology, playbooks = load_pack(settings)
     store = DuckDBStore(settings.database_path)
     try:
-        yield Ledger(store, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
+        ledger = Ledger(store, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
+        yield ledger
+        # Publish what is live now; a running server's rule source picks the file up.
+        ledger.export(settings.learned_rules_dir / "active.yaml")
     finally:
         store.close()
 

@@ -32,6 +32,7 @@ def test_a_curator_reviews_approves_diffs_and_reverts(tmp_path):
     assert "conv-a, conv-b" in shown and "kill_slow_queries on database" in shown
     approved = firstline("learned", "approve", name, "--reason", "checked the traces", data_dir=tmp_path)
     assert approved.returncode == 0 and "version 2 is active" in approved.stdout.decode()
+    assert name in (tmp_path / "learned_rules" / "active.yaml").read_text(encoding="utf-8")
     diff = firstline("learned", "diff", name, "1", "2", data_dir=tmp_path).stdout.decode()
     assert "-status: proposed" in diff and "+status: active" in diff
     reverted = firstline("learned", "revert", name, "1", data_dir=tmp_path)
