@@ -182,6 +182,10 @@ class DuckDBStore:
                 cursor.execute("ROLLBACK")
                 raise StoreError(f"could not write to {self.path}: {error}") from None
 
+    def write(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
+        """Run statements in one transaction, for modules that own tables of their own (the healing ledger)."""
+        self._write(statements)
+
     def start_conversation(self, conversation_id: str, user_id: str, channel: str) -> None:
         self._write([("INSERT INTO conversations VALUES (?, ?, ?, ?)",
                       (conversation_id, user_id, channel, self.clock()))])

@@ -23,6 +23,11 @@ FACT_FIELDS: Mapping[str, Mapping[str, type | tuple[type, ...]]] = MappingProxyT
     "conversation": {"attempt": int, "channel": str},
     "account": {"plan": str, "seats": int, "role": str},
     "hypothesis": {"name": str, "service": str, "metric": str},
+    # From the monitor: a detected or alerted problem on one metric; `eta_s` is -1 unless it is a prediction.
+    "signal": {
+        "service": str, "metric": str, "kind": str, "state": str, "root_cause": bool, "root": str,
+        "value": (int, float), "limit": (int, float), "eta_s": (int, float),
+    },
 })
 # Facts rules may create themselves (the rest come from matching, telemetry and stored state).
 ASSERTABLE = frozenset({"hypothesis"})
