@@ -96,7 +96,9 @@ class Settings(BaseModel):
     remediation_routes: tuple[str, ...] = Field(
         (), description="Per-action adapters as `action=adapter`, e.g. [\"kill_slow_queries=postgres\"]."
     )
-    webhook_url: str = Field("", description="URL the webhook adapter POSTs each action to (deploy system, orchestrator).")
+    webhook_url: str = Field(
+        "", description="URL the webhook adapter POSTs each action to (a deploy system or an orchestrator)."
+    )
     shell_commands: tuple[str, ...] = Field(
         (), description="Allow-list for the shell adapter: `action=program arg ...`; `{target}` is the only "
         "placeholder, and it is always a service name from the infrastructure file."

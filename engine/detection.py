@@ -17,6 +17,7 @@ The threshold-only baseline of the benchmark is the same detector with `predicti
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -28,6 +29,7 @@ from engine.telemetry import VERSION_METRIC, Snapshot
 from engine.topology import Topology
 
 FLAP_CHECKS = 21  # Nagios' window
+FLAP_MIN_CHECKS = 10  # fewer checks than this say nothing about flapping (one change in two is 100%)
 EWMA_ALPHA = 0.1
 WARM_UP = 5  # samples before the EWMA is trusted
 ANOMALY_MIN_SHARE = 0.1  # an anomaly must also have moved this share of the way from its level to its limit
@@ -277,10 +279,10 @@ class Detector:
 
     def _update_flapping(self, series: _Series, problem: bool) -> None:
         series.problems.append(problem)
-        if len(series.problems) < 2:
+        if len(series.problems) < FLAP_MIN_CHECKS:
             return
         states = list(series.problems)
-        changes = sum(1 for a, b in zip(states, states[1:], strict=False) if a != b) / (len(states) - 1)
+        changes = sum(1 for a, b in itertools.pairwise(states) if a != b) / (len(states) - 1)
         if series.flapping and changes < self.config.flap_low:
             series.flapping = False
         elif not series.flapping and changes > self.config.flap_high:

@@ -124,7 +124,7 @@ class Monitor:
                 self.tick()
             except FirstlineError as error:  # a store or rule problem must not kill the loop
                 log.error("monitor tick failed: %s", error)
-            except Exception:  # noqa: BLE001 - the loop outlives any one bad tick; the log keeps the traceback
+            except Exception:
                 log.exception("monitor tick failed")
             self._wake.wait(self.interval_s)
             self._wake.clear()

@@ -73,7 +73,7 @@ class ScrapeSource:
 
     def read(self) -> Snapshot:
         try:
-            with urllib.request.urlopen(self.url, timeout=self.timeout_s) as response:  # noqa: S310 - configured URL
+            with urllib.request.urlopen(self.url, timeout=self.timeout_s) as response:
                 text = response.read().decode("utf-8")
         except (urllib.error.URLError, OSError, UnicodeDecodeError) as error:
             raise TelemetryError(f"cannot scrape {self.url}: {error}", source=self.url) from None

@@ -12,6 +12,7 @@ from werkzeug.exceptions import HTTPException
 from core.errors import FirstlineError, InputError
 from core.settings import Settings
 from engine.wiring import Parts
+from web.ops import ops_blueprint
 
 API = "/api/v1"
 STATUS_BY_CODE = {"not_found": 404}
@@ -29,6 +30,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     app.json.sort_keys = False  # keep the contract's key order
     app.extensions["firstline"] = parts
     app.register_error_handler(Exception, _error_response)
+    app.register_blueprint(ops_blueprint(parts))  # /metrics and the Alertmanager receiver (issue 6)
 
     @app.before_request
     def identify() -> None:

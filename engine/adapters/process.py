@@ -6,6 +6,7 @@ restart after Firstline itself restarted still finds it, and a recycled pid is n
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -111,10 +112,8 @@ class ProcessAdapter:
 
 
 def _alive(pid: int) -> bool:
-    try:
+    with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)  # reap it if it is our child, so it does not linger as a zombie
-    except ChildProcessError:
-        pass
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
