@@ -88,7 +88,7 @@ class HTTPPeer:
         peer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 peer.requests.append(json.loads(body or b"{}"))
                 peer.arrived.set()

@@ -4,7 +4,7 @@ from core.settings import PROJECT_ROOT
 from engine.detection import DetectionConfig, Detector, Kind, State, least_squares
 from engine.scenarios import EPOCH, SimClock
 from engine.simulation import SimulatedInfrastructure
-from engine.telemetry import Snapshot, SimulationSource
+from engine.telemetry import SimulationSource, Snapshot
 from engine.topology import load_topology
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")

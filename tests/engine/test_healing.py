@@ -189,7 +189,8 @@ def test_a_breach_with_no_remedy_goes_to_engineering_once(tmp_path, rules):
     stack.infrastructure.inject("bad_deploy@api")
     stack.run(5)
     assert stack.ledger.remediations() == []
-    handoffs = [s for _, s in stack.handoffs() if s == "api error_rate is past its limit and no automated remedy is left"]
+    expected = "api error_rate is past its limit and no automated remedy is left"
+    handoffs = [s for _, s in stack.handoffs() if s == expected]
     assert len(handoffs) == 1
     stack.close()
 
