@@ -30,6 +30,7 @@ class ProcessAdapter:
     def __init__(self, commands: Mapping[str, list[str]], run_dir: Path) -> None:
         self.commands = {service: list(argv) for service, argv in commands.items()}
         self.run_dir = run_dir
+        self._children: dict[int, subprocess.Popen] = {}  # ours to reap when we stop them
 
     @classmethod
     def from_settings(cls, entries: tuple[str, ...], topology: Topology, run_dir: Path) -> ProcessAdapter:
@@ -66,8 +67,16 @@ class ProcessAdapter:
         except OSError as error:
             raise RemediationError(f"cannot start {argv[0]}: {error.strerror}", action=action,
                                    target=target) from None
+        self._children[child.pid] = child
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self._pidfile(target).write_text(json.dumps({"pid": child.pid, "argv": argv}), encoding="utf-8")
+        # Until exec has happened the child still looks like us; wait for it, and notice one that died at once.
+        deadline = time.monotonic() + STOP_WAIT_S
+        while self.running_pid(target) != child.pid and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(POLL_S)
+        if child.poll() is not None:
+            raise RemediationError(f"{argv[0]} exited at once with {child.returncode}", action=action,
+                                   target=target)
         stopped = f"stopped pid {old}, " if old is not None else ""
         return f"restart_service on {target}: {stopped}started pid {child.pid}"
 
@@ -106,6 +115,9 @@ class ProcessAdapter:
             os.kill(pid, signal.SIGKILL)
             while _alive(pid):
                 time.sleep(POLL_S)
+        child = self._children.pop(pid, None)
+        if child is not None:
+            child.wait()  # already gone: this only records its exit status
 
     def _pidfile(self, service: str) -> Path:
         return self.run_dir / f"{service}.pid"
