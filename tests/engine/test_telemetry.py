@@ -38,7 +38,7 @@ def test_the_simulation_speaks_prometheus_text_format_and_reads_back_the_same():
     'other_metric{service="api"} 1\n',
 ])
 def test_a_malformed_or_foreign_scrape_is_refused_with_a_clear_message(text):
-    with pytest.raises(TelemetryError, match="not Prometheus text format|no firstline_"):
+    with pytest.raises(TelemetryError, match=r"not Prometheus text format|no firstline_"):
         parse_exposition(text, TOPOLOGY, 0.0)
 
 

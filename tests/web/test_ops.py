@@ -54,7 +54,8 @@ def test_a_firing_alert_is_stored_once_and_acted_on_once(client, parts):
     monitor.tick()
     monitor.tick()
     rows = parts.healing.ledger.remediations()
-    assert [(r.action, r.target, r.rule) for r in rows] == [("restart_service", "api", "first_remedy_at_the_root_cause")]
+    assert [(r.action, r.target, r.rule) for r in rows] == [
+        ("restart_service", "api", "first_remedy_at_the_root_cause")]
     signal = parts.store.execute("SELECT kind, fingerprint FROM signals WHERE id = ?", (rows[0].signal_id,))
     assert signal == [("alert", "a1b2c3d4e5f60718")]
 
