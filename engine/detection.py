@@ -207,7 +207,11 @@ class Detector:
 
     def _check(self, service: str, metric: str, value: float, now: float) -> list[Signal]:
         series = self._series.setdefault((service, metric), _Series())
-        series.samples.append((now, value))
+        # A value repeated by a source that updates more slowly than we read it carries no news: counting it
+        # again would shrink the EWMA's deviation and the trend's standard error as if it did.
+        repeated = bool(series.samples) and series.samples[-1][1] == value
+        if not repeated:
+            series.samples.append((now, value))
         while series.samples and series.samples[0][0] < now - self.config.window_s:
             series.samples.popleft()
         limit = self.topology.services[service].limits[metric]
@@ -222,7 +226,7 @@ class Detector:
             trend = self._trend(series, service, metric, value, limit, now) if not raw.get(Kind.THRESHOLD) else None
             if trend:
                 raw[Kind.TREND] = trend
-        if Kind.ANOMALY not in raw:
+        if Kind.ANOMALY not in raw and not repeated:
             self._learn(series, value)
         for kind in series.runs:
             series.runs[kind] = series.runs[kind] + 1 if kind in raw else 0

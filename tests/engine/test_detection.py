@@ -95,15 +95,24 @@ def test_a_new_version_is_a_deploy_signal_while_it_is_recent():
 
 def test_settled_needs_samples_then_judges_the_return():
     detector = Detector(TOPOLOGY, DetectionConfig())
-    feed(detector, [80] * 4)
+    feed(detector, [80, 81, 82, 83])
     acted = EPOCH + 3 * 15
-    feed(detector, [48] * 3, start=acted + 15)
+    calm = [48 + 0.5 * (-1) ** i for i in range(12)]
+    feed(detector, calm[:3], start=acted + 15)
     assert detector.settled("api", "memory_pct", since=acted) is None  # too few samples yet
-    feed(detector, [48] * 6, start=acted + 60)
+    feed(detector, calm[3:], start=acted + 60)
     assert detector.settled("api", "memory_pct", since=acted) is True
     still_rising = Detector(TOPOLOGY, DetectionConfig())
     feed(still_rising, [60 + 0.05 * 15 * i for i in range(12)])
     assert still_rising.settled("api", "memory_pct", since=EPOCH) is False
+
+
+def test_a_value_repeated_by_a_slow_source_is_not_new_evidence():
+    detector = Detector(TOPOLOGY, DetectionConfig())
+    # Read every second from a source that changes every 15 s: as quiet as reading it every 15 s.
+    values = [47 + 3 * (i // 15 % 2) for i in range(600)]
+    signals = feed(detector, values, step=1.0)
+    assert not any(signals) and not detector.suspects()
 
 
 def test_an_hour_of_healthy_telemetry_raises_nothing():
