@@ -140,7 +140,8 @@ def least_squares(samples: Sequence[tuple[float, float]], now: float) -> Fit | N
 
 @dataclass
 class _Series:
-    samples: deque[tuple[float, float]] = field(default_factory=deque)
+    samples: deque[tuple[float, float]] = field(default_factory=deque)  # distinct readings only
+    checks: deque[float] = field(default_factory=deque)  # when it was read, repeats included
     mean: float | None = None
     var: float = 0.0
     seen: int = 0
@@ -173,20 +174,31 @@ class Detector:
 
     def settled(self, service: str, metric: str, since: float, min_samples: int = 8) -> bool | None:
         """After an action at `since`: True once the metric is in bounds and confidently not heading back out
-        within the horizon, False while it is not, None until there are `min_samples` samples to judge."""
+        within the horizon, False while it is not, None until it has been read `min_samples` times since."""
         series = self._series.get((service, metric))
-        after = [s for s in series.samples if s[0] > since] if series else []
-        if len(after) < min_samples:
+        if series is None or not series.samples or sum(1 for t in series.checks if t > since) < min_samples:
             return None
-        limit = self.topology.services[service].limits[metric]
+        # Readings that repeat the last value are not kept; an unchanged value still counts as the latest.
+        after = [s for s in series.samples if s[0] > since] or [series.samples[-1]]
+        spec = self.topology.services[service]
+        limit, baseline = spec.limits[metric], spec.baselines[metric]
         if any(self.topology.is_unhealthy(service, metric, v) for _, v in after):
+            return False
+        # Back on the healthy side: nearer its usual level than its limit (a leak merely paused is not).
+        if abs(after[-1][1] - baseline) > abs(limit - baseline) / 2:
+            return False
+        # And the action visibly worked: at least half the excursion it was taken on is gone. A prediction is
+        # acted on while the value is still in bounds, so "in bounds" alone would pass a useless action.
+        before = [v for t, v in series.samples if t <= since]
+        allowance = ANOMALY_MIN_SHARE * abs(limit - baseline)  # ordinary noise around the usual level
+        if before and abs(after[-1][1] - baseline) > max(abs(before[-1] - baseline) / 2, allowance):
             return False
         fit = least_squares(after, after[-1][0])
         if fit is None or math.isinf(fit.stderr):
             return True
         below = self._below(metric)
-        # Judge by the pessimistic end of the slope: noise alone must not pass for a return to health.
-        pessimistic = Fit(fit.slope - 2 * fit.stderr if below else fit.slope + 2 * fit.stderr, fit.intercept,
+        # Judged one standard error on the pessimistic side, so a trend hidden in the noise does not pass.
+        pessimistic = Fit(fit.slope - fit.stderr if below else fit.slope + fit.stderr, fit.intercept,
                           fit.stderr, fit.samples)
         eta = pessimistic.eta(limit, below)
         return eta is None or eta > self.config.horizon_s
@@ -212,8 +224,11 @@ class Detector:
         repeated = bool(series.samples) and series.samples[-1][1] == value
         if not repeated:
             series.samples.append((now, value))
+        series.checks.append(now)
         while series.samples and series.samples[0][0] < now - self.config.window_s:
             series.samples.popleft()
+        while series.checks and series.checks[0] < now - self.config.window_s:
+            series.checks.popleft()
         limit = self.topology.services[service].limits[metric]
         raw: dict[Kind, Signal] = {}
         series.elevated = False

@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import networkx as nx
+
 from core.errors import RemediationError
 from engine.adapters import AdapterRouter
 from engine.detection import Detector, Kind, Signal
@@ -87,8 +89,10 @@ class Healer:
         busy = {row.target for row in self.ledger.verifying()}
         roots = {s: self._root(s, unhealthy) for s in actionable}
         ids = {s: self._episode(s, roots[s]).signal_id for s in actionable}
-        # An action already waiting for verification owns its service: no second action on top of it.
-        fresh = [s for s in actionable if s.service not in busy and roots[s] not in busy]
+        # An action waiting for verification owns its service and everything that depends on it: callers of a
+        # database being fixed look sick for a little longer, and must not get a remedy of their own for that.
+        fresh = [s for s in actionable
+                 if not busy & ({s.service, roots[s]} | nx.descendants(self.topology.graph, s.service))]
         attempts: list[RemediationRow] = []
         if fresh:
             attempts = self._decide_and_act(fresh, [s for s in signals if s.kind is Kind.DEPLOY], roots, ids, now)
