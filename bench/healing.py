@@ -1,7 +1,7 @@
 """Self-healing over many seeds: prevention rate, time to recovery and false actions per scenario, for the
 predictive detector and, in the same run, the threshold-only baseline.
 
-usage: .venv/bin/python bench/healing.py [--seeds 20] [--minutes 60] [--json-only]
+usage: .venv/bin/python bench/healing.py [--seeds 20] [--first-seed 1] [--minutes 60] [--json-only]
 Prints a readable table and a JSON object (last line). Each run is a full simulated scenario through the real
 monitor, rules, safety gate and ledger (in-memory DuckDB); a seed fixes the noise, the fault's start and speed.
 """
@@ -46,6 +46,7 @@ def measure(reports: list[ScenarioReport]) -> dict[str, float | int | None]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--first-seed", type=int, default=1, help="seeds first-seed .. first-seed + seeds - 1")
     parser.add_argument("--minutes", type=float, default=60.0)
     parser.add_argument("--json-only", action="store_true")
     args = parser.parse_args()
@@ -59,7 +60,8 @@ def main() -> None:
             results[scenario] = {}
             for mode in MODES:
                 reports = [run_scenario(scenario, args.minutes, seed, settings, topology, rules,
-                                        predictive=mode == "predictive") for seed in range(1, args.seeds + 1)]
+                                        predictive=mode == "predictive")
+                           for seed in range(args.first_seed, args.first_seed + args.seeds)]
                 results[scenario][mode] = measure(reports)
         seconds = time.perf_counter() - started
     runs = len(SCENARIOS) * len(MODES) * args.seeds
@@ -73,8 +75,8 @@ def main() -> None:
                 print(f"{scenario:<18} {mode:<11} {rate:>10} {_s(m['median_time_to_recovery_s']):>18} "
                       f"{_s(m['median_lead_time_s']):>14} {_s(m['median_user_impact_s']):>16} "
                       f"{m['false_actions']:>14}")
-    print(json.dumps({"seeds": args.seeds, "minutes": args.minutes, "seconds": round(seconds, 1),
-                      "results": results}))
+    print(json.dumps({"seeds": args.seeds, "first_seed": args.first_seed, "minutes": args.minutes,
+                      "seconds": round(seconds, 1), "results": results}))
 
 
 def _s(seconds: float | None) -> str:
