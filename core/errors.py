@@ -9,7 +9,8 @@
     │   └── RuleError              ... a rule file
     ├── KnowledgeError             the model or the vector index cannot be used
     ├── RemediationError           an action could not be run on its target
-    └── StoreError                 the event store cannot be opened or written
+    ├── StoreError                 the event store cannot be opened or written
+    └── TelemetryError             a telemetry source could not be read or parsed
 
 Only the outer layers (CLI, web) turn these into output; nothing below them prints.
 """
@@ -101,3 +102,11 @@ class RemediationError(FirstlineError):
 
 class StoreError(FirstlineError):
     """The event store cannot be opened or written."""
+
+
+class TelemetryError(FirstlineError):
+    """A telemetry source could not be read, or what it sent is not what it should be."""
+
+    def __init__(self, message: str, *, source: str) -> None:
+        super().__init__(message)
+        self.source = source

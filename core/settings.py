@@ -84,6 +84,69 @@ class Settings(BaseModel):
         True, description="When a user confirms a fix worked, add their description of the problem to the index "
         "(removed again when they delete their history)."
     )
+    # Self-healing (issue 6): telemetry, detection, adapters and the safety of unattended remediation.
+    monitor_enabled: bool = Field(True, description="Run the monitor loop (detect and heal) inside `firstline serve`.")
+    monitor_interval_s: float = Field(15.0, gt=0, description="Seconds between two reads of the telemetry.")
+    telemetry_source: Literal["simulation", "scrape"] = Field(
+        "simulation", description="Where telemetry comes from: the simulated infrastructure, or a Prometheus "
+        "text-format scrape of `scrape_url`."
+    )
+    scrape_url: str = Field("", description="A `/metrics` URL in Prometheus text format, for telemetry_source=scrape.")
+    scrape_timeout_s: float = Field(5.0, gt=0, description="Seconds a scrape may take before it counts as failed.")
+    confirm_checks: int = Field(
+        3, ge=1, le=100, description="Consecutive checks a threshold breach, anomaly or prediction must hold before "
+        "it is acted on (soft, then hard)."
+    )
+    prediction_horizon_s: float = Field(
+        1800.0, gt=0, description="Act early when a least-squares trend reaches a limit within this many seconds."
+    )
+    trend_window_s: float = Field(600.0, gt=0, description="Seconds of samples the trend is fitted to.")
+    anomaly_z: float = Field(6.0, gt=0, description="Robust z-score beyond which a value is an anomaly.")
+    flap_high: float = Field(
+        0.5, gt=0, le=1, description="Share of state changes over the last 21 checks that marks a metric as flapping."
+    )
+    flap_low: float = Field(0.25, ge=0, le=1, description="Share of state changes under which flapping has ended.")
+    deploy_window_s: float = Field(
+        1800.0, ge=0, description="Seconds after a new version appears during which a rollback is a candidate."
+    )
+    remediation_adapter: Literal["simulated", "webhook", "shell", "process", "postgres", "redis"] = Field(
+        "simulated", description="Adapter that runs remediation actions unless a route names another."
+    )
+    remediation_routes: tuple[str, ...] = Field(
+        (), description="Per-action adapters as `action=adapter`, e.g. [\"kill_slow_queries=postgres\"]."
+    )
+    webhook_url: str = Field(
+        "", description="URL the webhook adapter POSTs each action to (a deploy system or an orchestrator)."
+    )
+    shell_commands: tuple[str, ...] = Field(
+        (), description="Allow-list for the shell adapter: `action=program arg ...`; `{target}` is the only "
+        "placeholder, and it is always a service name from the infrastructure file."
+    )
+    process_commands: tuple[str, ...] = Field(
+        (), description="For the process adapter: `service=program arg ...`, the local process restart_service "
+        "stops and starts again."
+    )
+    postgres_dsn: str = Field("", description="PostgreSQL connection string for the postgres adapter.")
+    postgres_slow_query_s: float = Field(
+        30.0, gt=0, description="kill_slow_queries terminates queries running longer than this many seconds."
+    )
+    redis_url: str = Field("", description="Redis URL for the redis adapter, e.g. redis://127.0.0.1:6379/0.")
+    redis_key_prefix: str = Field("cache:", description="rebuild_cache deletes the keys under this prefix.")
+    remediation_timeout_s: float = Field(
+        60.0, gt=0, description="An action still running after this many seconds is recorded as timed out."
+    )
+    verify_timeout_s: float = Field(
+        300.0, gt=0, description="Seconds an action has to bring its metric back in bounds, else it is rolled back."
+    )
+    rate_limit: int = Field(10, ge=1, description="Most actions run (all targets together) per rate window.")
+    rate_window_s: float = Field(3600.0, gt=0, description="The window of `rate_limit`, in seconds.")
+    max_concurrent_actions: int = Field(2, ge=1, description="Most actions running at the same time.")
+    breaker_failures: int = Field(
+        3, ge=1, description="Consecutive failed actions that open the circuit breaker (no automatic action)."
+    )
+    breaker_cooloff_s: float = Field(
+        900.0, ge=0, description="Seconds the breaker stays open before one trial action is let through."
+    )
 
     @property
     def database_path(self) -> Path:

@@ -15,9 +15,9 @@ from engine.catalogue import ACTIONS
 from engine.remediation import Infrastructure
 from engine.resolutions import ResolutionBook
 from engine.store import EventStore, PastAction
-from engine.telemetry import STEP_S, WINDOW_S, trend
 from engine.topology import Topology
 from engine.trace import Fact
+from engine.trends import STEP_S, WINDOW_S, trend
 from knowledge.base import Match
 from knowledge.playbooks import Playbook
 

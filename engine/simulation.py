@@ -2,6 +2,9 @@
 
 Metrics start at the topology's baselines with a little seeded noise; an injected fault pushes metrics of its
 service past their limits and slows or breaks the services that depend on it; the matching action clears it.
+A fault may ramp up over a number of seconds instead of striking at once (a leak, a rolling deploy, a surge),
+which is what gives prediction something to predict. Each service also has a deployed version (a release
+number): a bad deploy raises it, a rollback restores it, and scale_out adds an instance.
 """
 
 from __future__ import annotations
@@ -24,15 +27,15 @@ class FaultSpec:
     """A fault: the metric that picks its default service, what it does there, and what it does upstream."""
 
     key_metric: str
-    direct: Mapping[str, float]  # metric -> value as a multiple of its limit
+    direct: Mapping[str, float]  # metric -> value at full strength, as a multiple of its limit
     upstream: Mapping[str, float] = field(default_factory=dict)  # on services depending on it
-    growth_per_min: Mapping[str, float] = field(default_factory=dict)  # absolute units a minute
+    ramp_s: float = 0.0  # seconds from onset to full strength when `inject` is not told otherwise
 
 
 FAULTS: dict[str, FaultSpec] = {
     "slow_queries": FaultSpec("slow_queries", {"slow_queries": 4.0, "latency_p95_ms": 3.0}, {"latency_p95_ms": 1.8}),
     "cache_degradation": FaultSpec("cache_hit_ratio", {"cache_hit_ratio": 0.55}, {"latency_p95_ms": 1.4}),
-    "memory_leak": FaultSpec("memory_pct", {}, {}, {"memory_pct": 1.5}),
+    "memory_leak": FaultSpec("memory_pct", {"memory_pct": 1.1}, {}, ramp_s=2400.0),
     "bad_deploy": FaultSpec("error_rate", {"error_rate": 6.0}, {"error_rate": 2.5}),
     "traffic_surge": FaultSpec("cpu_pct", {"cpu_pct": 1.12, "latency_p95_ms": 2.2}, {"latency_p95_ms": 1.3}),
     "pool_exhaustion": FaultSpec("pool_used_pct", {"pool_used_pct": 1.11}, {"error_rate": 2.0, "latency_p95_ms": 1.5}),
@@ -51,6 +54,9 @@ CLEARS: dict[str, frozenset[str]] = {
     "retry_failed_jobs": frozenset({"failed_jobs"}),
 }
 
+# Actions whose effect can be taken back (a rollback after failed verification): everything else either cannot
+# be undone (a restart) or has nothing to undo.
+REVERSIBLE = frozenset({"scale_out", "rollback_deploy"})
 NOISE = 0.03
 
 
@@ -59,6 +65,21 @@ class _ActiveFault:
     name: str
     service: str
     since: float
+    ramp_s: float = 0.0
+
+    def strength(self, now: float) -> float:
+        if self.ramp_s <= 0:
+            return 1.0
+        return min(1.0, max(0.0, now - self.since) / self.ramp_s)
+
+
+@dataclass
+class _Change:
+    """What one action changed on its target, kept so that it can be undone."""
+
+    cleared: list[_ActiveFault]
+    version: int
+    replicas: int
 
 
 class SimulatedInfrastructure:
@@ -71,9 +92,15 @@ class SimulatedInfrastructure:
         self._faults: list[_ActiveFault] = []
         self._operations: list[tuple[float, str, str]] = []
         self._lock = threading.Lock()
+        self._versions = {name: 100 + self._release(name) for name in topology.services}
+        self._replicas = dict.fromkeys(topology.services, 2)
+        self._changes: dict[tuple[str, str], _Change] = {}
 
-    def inject(self, fault: str) -> str:
-        """Start a fault, written `name` or `name@service`; returns the service it hit."""
+    def inject(self, fault: str, ramp_s: float | None = None) -> str:
+        """Start a fault, written `name` or `name@service`; returns the service it hit.
+
+        `ramp_s` is how long it takes to reach full strength (default: the fault's own; 0 strikes at once).
+        """
         name, _, service = fault.partition("@")
         spec = FAULTS.get(name)
         if spec is None:
@@ -85,8 +112,11 @@ class SimulatedInfrastructure:
             service = candidates[0].name
         if service not in self.topology.services:
             raise ConfigurationError(f"fault {fault!r}: unknown service {service!r}")
+        ramp = spec.ramp_s if ramp_s is None else ramp_s
         with self._lock:
-            self._faults.append(_ActiveFault(name, service, self.clock()))
+            self._faults.append(_ActiveFault(name, service, self.clock(), max(0.0, ramp)))
+            if name == "bad_deploy":
+                self._versions[service] += 1  # the deploy that brought the fault in
         return service
 
     def faults(self) -> list[tuple[str, str]]:
@@ -123,11 +153,43 @@ class SimulatedInfrastructure:
             raise RemediationError(f"unknown service {target!r}", action=action, target=target)
         clears = CLEARS.get(action, frozenset())
         with self._lock:
-            before = len(self._faults)
-            self._faults = [f for f in self._faults if not (f.service == target and f.name in clears)]
-            cleared = before - len(self._faults)
+            change = _Change([f for f in self._faults if f.service == target and f.name in clears],
+                             self._versions[target], self._replicas[target])
+            if action == "rollback_deploy":
+                if not any(f.name == "bad_deploy" for f in change.cleared):
+                    raise RemediationError(f"{target} has no newer version to roll back from", action=action,
+                                           target=target)
+                self._versions[target] -= 1
+            if action == "scale_out":
+                self._replicas[target] += 1
+            self._faults = [f for f in self._faults if f not in change.cleared]
+            self._changes[(action, target)] = change
             self._operations.append((self.clock(), action, target))
+        cleared = len(change.cleared)
         return f"{action} on {target}" + (f" cleared {cleared} fault(s)" if cleared else "")
+
+    def undo(self, action: str, target: str) -> str | None:
+        """Take back the last `action` on `target`; None when it cannot be undone or there is nothing to undo."""
+        if action not in REVERSIBLE:
+            return None
+        with self._lock:
+            change = self._changes.pop((action, target), None)
+            if change is None:
+                return None
+            self._faults += change.cleared
+            self._versions[target] = change.version
+            self._replicas[target] = change.replicas
+            self._operations.append((self.clock(), f"undo {action}", target))
+        return f"undid {action} on {target}"
+
+    def versions(self) -> dict[str, int]:
+        """The release number deployed on each service."""
+        with self._lock:
+            return dict(self._versions)
+
+    def replicas(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._replicas)
 
     def operations(self) -> list[tuple[float, str, str]]:
         with self._lock:
@@ -135,24 +197,25 @@ class SimulatedInfrastructure:
 
     def _apply(self, fault: _ActiveFault, telemetry: dict[str, dict[str, float]], now: float) -> None:
         spec = FAULTS[fault.name]
-        limits = self.topology.services[fault.service].limits
-        values = telemetry[fault.service]
-        for metric, factor in spec.direct.items():
-            if metric in limits:
-                values[metric] = _worse(values[metric], limits[metric] * factor, self._below(metric))
-        minutes = max(0.0, now - fault.since) / 60
-        for metric, per_min in spec.growth_per_min.items():
-            if metric in values:
-                values[metric] = min(99.5, values[metric] + per_min * minutes)
+        strength = fault.strength(now)
+        self._push(telemetry[fault.service], self.topology.services[fault.service].limits, spec.direct, strength)
         for dependent in nx.ancestors(self.topology.graph, fault.service):
-            dependent_limits = self.topology.services[dependent].limits
-            for metric, factor in spec.upstream.items():
-                if metric in dependent_limits:
-                    worse = dependent_limits[metric] * factor
-                    telemetry[dependent][metric] = _worse(telemetry[dependent][metric], worse, self._below(metric))
+            self._push(telemetry[dependent], self.topology.services[dependent].limits, spec.upstream, strength)
+
+    def _push(self, values: dict[str, float], limits: Mapping[str, float], factors: Mapping[str, float],
+              strength: float) -> None:
+        """Move each metric from where it is towards its faulty value by `strength` (0..1)."""
+        for metric, factor in factors.items():
+            if metric in limits:
+                current = values[metric]
+                faulty = current + strength * (limits[metric] * factor - current)
+                values[metric] = _worse(current, faulty, self._below(metric))
 
     def _below(self, metric: str) -> bool:
         return self.topology.metrics[metric].worse == "below"
+
+    def _release(self, service: str) -> int:
+        return int.from_bytes(hashlib.sha256(f"{self.seed}:{service}:release".encode()).digest()[:2], "big") % 900
 
     def _noise(self, service: str, metric: str, tick: int) -> float:
         digest = hashlib.sha256(f"{self.seed}:{service}:{metric}:{tick}".encode()).digest()

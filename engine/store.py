@@ -243,8 +243,10 @@ class DuckDBStore:
                 raise StoreError(f"could not write to {self.path}: {error}") from None
 
     def transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
-        """Run statements in one transaction, for modules that keep tables of their own (`engine.chatstore`)."""
+        """Run statements in one transaction, for modules that keep tables of their own (chats, healing)."""
         self._write(statements)
+
+    write = transaction  # the healing ledger's name for it
 
     def start_conversation(self, conversation_id: str, user_id: str, channel: str) -> None:
         self._write([("INSERT INTO conversations VALUES (?, ?, ?, ?)",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
@@ -25,6 +25,7 @@ class _Limit(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     baseline: float
     limit: float
+    remedies: list[str] = Field(default_factory=list)  # actions that bring this metric back, best first
 
 
 class _Service(BaseModel):
@@ -58,6 +59,7 @@ class ServiceSpec:
     provides: frozenset[str]
     baselines: Mapping[str, float]
     limits: Mapping[str, float]
+    remedies: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # metric -> actions, best first
 
 
 class Topology:
@@ -98,8 +100,11 @@ class Topology:
         return {name: frozenset(service.limits) for name, service in self.services.items()}
 
 
-def load_topology(path: Path) -> Topology:
-    """Read and check the infrastructure file; every problem is reported with its line."""
+def load_topology(path: Path, actions: Mapping[str, str | None] | None = None) -> Topology:
+    """Read and check the infrastructure file; every problem is reported with its line.
+
+    `actions` (action name -> capability it needs) lets metric `remedies` be checked too.
+    """
     documents, problems = load_located(path)
     if problems:
         raise ConfigurationError(f"infrastructure file: {problems[0]}")
@@ -119,6 +124,7 @@ def load_topology(path: Path) -> Topology:
         for metric in service.metrics:
             if metric not in parsed.metrics:
                 found.append(doc.problem(["services", name, "metrics", metric], "metric not declared under `metrics`"))
+            found += _remedy_problems(doc, name, service, metric, actions)
     if found:
         raise ConfigurationError("infrastructure file problems:\n" + "\n".join(f"  {p}" for p in found))
     topology = Topology(
@@ -132,6 +138,7 @@ def load_topology(path: Path) -> Topology:
                 provides=frozenset(s.provides),
                 baselines={m: v.baseline for m, v in s.metrics.items()},
                 limits={m: v.limit for m, v in s.metrics.items()},
+                remedies={m: tuple(v.remedies) for m, v in s.metrics.items() if v.remedies},
             )
             for name, s in parsed.services.items()
         },
@@ -140,3 +147,17 @@ def load_topology(path: Path) -> Topology:
         cycle = nx.find_cycle(topology.graph)
         raise ConfigurationError(f"{path}: services depend on each other in a cycle: {cycle}")
     return topology
+
+
+def _remedy_problems(doc, name: str, service: _Service, metric: str,
+                     actions: Mapping[str, str | None] | None) -> list[Problem]:
+    if actions is None:
+        return []
+    found = []
+    for i, action in enumerate(service.metrics[metric].remedies):
+        at = ["services", name, "metrics", metric, "remedies", i]
+        if action not in actions:
+            found.append(doc.problem(at, f"unknown action {action!r}; known: {', '.join(sorted(actions))}"))
+        elif actions[action] is not None and actions[action] not in service.provides:
+            found.append(doc.problem(at, f"{action} needs a service that provides {actions[action]!r}"))
+    return found

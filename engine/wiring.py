@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from core.errors import ConfigurationError, TelemetryError
 from core.settings import Settings
+from engine.adapters import AdapterRouter, build_router
 from engine.assistant import Assistant
-from engine.catalogue import action_targets
+from engine.catalogue import ACTIONS, action_targets
 from engine.chatstore import ChatStore
+from engine.detection import DetectionConfig, Detector
 from engine.dialogue import Dialogue
+from engine.healing import Event, Healer
 from engine.learning import Ledger, rule_validator
+from engine.ledger import DuckDBLedger
+from engine.monitor import Monitor
 from engine.remediation import Remediator
 from engine.resolutions import ResolutionBook
 from engine.ruleengine import RuleEngine
 from engine.rulesource import RuleSource
+from engine.safety import SafetyPolicy
 from engine.simulation import SimulatedInfrastructure
 from engine.store import DuckDBStore
+from engine.telemetry import ScrapeSource, SimulationSource, TelemetrySource
 from engine.tokens import TokenBook
 from engine.topology import Topology, load_topology
 from engine.understanding import ReplyReader, load_reply_examples
@@ -37,7 +47,7 @@ def vocabulary(topology: Topology) -> Vocabulary:
 
 def load_pack(settings: Settings) -> tuple[Topology, dict[str, Playbook]]:
     """The tenant's topology and its playbooks, checked against each other."""
-    topology = load_topology(settings.infrastructure_file)
+    topology = load_topology(settings.infrastructure_file, {name: spec.needs for name, spec in ACTIONS.items()})
     return topology, load_playbooks(settings.playbooks_dir, vocabulary(topology))
 
 
@@ -67,6 +77,38 @@ def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool =
 
 
 @dataclass
+class Healing:
+    """The self-healing parts: telemetry source, adapters, ledger, healer and the (not yet started) monitor."""
+
+    source: TelemetrySource
+    router: AdapterRouter
+    ledger: DuckDBLedger
+    healer: Healer
+    monitor: Monitor
+
+    def close(self) -> None:
+        self.monitor.stop()
+        self.router.close()
+
+
+def open_healing(settings: Settings, on_event: Callable[[Event], None] | None = None,
+                 clock: Callable[[], float] = time.time) -> tuple[Healing, DuckDBStore]:
+    """The monitor alone (`firstline heal`): no model, no web server; the caller closes both."""
+    topology = load_topology(settings.infrastructure_file, {name: spec.needs for name, spec in ACTIONS.items()})
+    rules = RuleEngine(load_rulebase(settings, topology))
+    infrastructure = SimulatedInfrastructure(topology, settings.simulation_seed, clock)
+    for fault in settings.simulation_faults:
+        infrastructure.inject(fault)
+    router = build_router(settings, infrastructure, topology)
+    store = DuckDBStore(settings.database_path, clock)
+    try:
+        return build_healing(settings, topology, infrastructure, store, rules, clock, router, on_event), store
+    except BaseException:
+        store.close()
+        raise
+
+
+@dataclass
 class Parts:
     """What `build` made, for callers that need more than the assistant (the web app, tests)."""
 
@@ -76,10 +118,64 @@ class Parts:
     build_report: BuildReport
     dialogue: Dialogue
     tokens: TokenBook
+    healing: Healing | None = None
 
     def close(self) -> None:
+        if self.healing is not None:
+            self.healing.close()
         self.dialogue.close()
         self.store.close()
+
+
+class _ChatInfrastructure:
+    """What the chat's remediator sees: the configured telemetry and the configured adapters."""
+
+    def __init__(self, source: TelemetrySource, router: AdapterRouter, simulated: SimulatedInfrastructure,
+                 clock: Callable[[], float]) -> None:
+        self.source = source
+        self.router = router
+        self.simulated = simulated
+        self.clock = clock
+
+    def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
+        """Samples for the rules' trends: the simulation's history, or one sample of a scraped source."""
+        if isinstance(self.source, SimulationSource):
+            return self.simulated.recent(window_s, step_s)
+        return [(self.clock(), self.observe())]
+
+    def observe(self) -> dict[str, dict[str, float]]:
+        try:
+            return {service: dict(values) for service, values in self.source.read().metrics.items()}
+        except TelemetryError as error:
+            logging.getLogger("firstline.telemetry").warning("chat telemetry: %s", error)
+            return {}  # the chat goes on without telemetry rather than failing the user's turn
+
+    def execute(self, action: str, target: str, params: Mapping[str, Any]) -> str:
+        return self.router.execute(action, target, params)
+
+
+def telemetry_source(settings: Settings, topology: Topology, infrastructure: SimulatedInfrastructure,
+                     clock: Callable[[], float] = time.time) -> TelemetrySource:
+    if settings.telemetry_source == "scrape":
+        if not settings.scrape_url:
+            raise ConfigurationError("telemetry_source=scrape needs FIRSTLINE_SCRAPE_URL (a /metrics URL)",
+                                     key="scrape_url")
+        return ScrapeSource(settings.scrape_url, topology, settings.scrape_timeout_s, clock)
+    return SimulationSource(infrastructure)
+
+
+def build_healing(settings: Settings, topology: Topology, infrastructure: SimulatedInfrastructure,
+                  store: DuckDBStore, rules: RuleEngine, clock: Callable[[], float] = time.time,
+                  router: AdapterRouter | None = None, on_event: Callable[[Event], None] | None = None) -> Healing:
+    """Source, adapters, ledger, healer and monitor, sharing the chat's rule engine and event store."""
+    router = router or build_router(settings, infrastructure, topology)
+    source = telemetry_source(settings, topology, infrastructure, clock)
+    ledger = DuckDBLedger(store)
+    healer = Healer(topology, rules, router, ledger, SafetyPolicy.from_settings(settings), clock,
+                    on_event=on_event)
+    detector = Detector(topology, DetectionConfig.from_settings(settings))
+    monitor = Monitor(source, detector, healer, ledger, settings.monitor_interval_s, clock)
+    return Healing(source, router, ledger, healer, monitor)
 
 
 def build(
@@ -99,6 +195,7 @@ def build(
     infrastructure = SimulatedInfrastructure(topology, settings.simulation_seed, clock)
     for fault in settings.simulation_faults:
         infrastructure.inject(fault)
+    router = build_router(settings, infrastructure, topology)  # an unknown adapter stops start-up here
     store = DuckDBStore(settings.database_path, clock)  # before the model: a locked file should fail fast
     if knowledge is None:
         try:
@@ -109,11 +206,17 @@ def build(
     else:
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
-    remediator = Remediator(infrastructure, topology, store, settings.remediation_cooldown_s, clock)
     ledger = Ledger(store, clock=clock, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
     engine = RuleEngine(rulebase)
     rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,
                              settings.rules_reload_s)
+    try:
+        healing = build_healing(settings, topology, infrastructure, store, engine, clock, router)
+    except BaseException:
+        store.close()
+        raise
+    remediator = Remediator(_ChatInfrastructure(healing.source, router, infrastructure, clock), topology, store,
+                            settings.remediation_cooldown_s, clock)
     assistant = Assistant(
         knowledge=knowledge,
         rules=engine,
@@ -134,4 +237,4 @@ def build(
                         settings.rate_limit_messages, settings.rate_limit_window_s,
                         settings.learn_from_confirmations, clock, ledger=ledger,
                         learned_rules_file=settings.learned_rules_dir / "active.yaml")
-    return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(chats, clock))
+    return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(chats, clock), healing)

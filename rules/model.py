@@ -66,7 +66,7 @@ SUPPORT = Vocabulary(
         "service": {"name": str, "healthy": bool, "root_cause": bool},
         "remedy": {
             "rank": int, "action": str, "target": str, "signal_service": str, "signal_metric": str,
-            "default_rank": int,
+            "default_rank": int, "failed_recently": bool,
         },
         "conversation": {"attempt": int, "channel": str, "failed_actions": int, "succeeded_actions": int},
         "account": {"plan": str, "seats": int, "role": str},
@@ -81,6 +81,11 @@ SUPPORT = Vocabulary(
             "successes": int, "failures": int,
         },
         "hypothesis": {"name": str, "service": str, "metric": str},
+        # From the monitor: a detected or alerted problem on one metric; `eta_s` is -1 unless it is a prediction.
+        "signal": {
+            "service": str, "metric": str, "kind": str, "state": str, "root_cause": bool, "root": str,
+            "value": NUMBER, "limit": NUMBER, "eta_s": NUMBER,
+        },
         "proposal": {"action": str, "target": str, "reason": str},
         "veto": {"action": str, "target": str, "reason": str},
     }),

@@ -16,6 +16,7 @@ from web.api import API, json_body, make_blueprint
 from web.curator import make_curator_blueprint
 from web.errors import error_body, retry_after
 from web.openapi import document
+from web.ops import ops_blueprint
 
 
 def create_app(settings: Settings, parts: Parts) -> Flask:
@@ -33,6 +34,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     app.before_request(_identify)
     app.register_blueprint(make_blueprint(settings.threads))
     app.register_blueprint(make_curator_blueprint(settings.data_dir / "drafts"))
+    app.register_blueprint(ops_blueprint(parts))  # /metrics and the Alertmanager receiver
 
     @app.get("/")
     def chat_page():

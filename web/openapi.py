@@ -81,6 +81,11 @@ def document() -> dict[str, Any]:
                                                  {"name": "why_not", "in": "query", "required": False,
                                                   "schema": {"type": "array", "items": {"type": "string"}}}]}),
             },
+            "/api/v1/alerts/alertmanager": {
+                "post": _op("Alertmanager webhook receiver (payload version 4): stored durably before the 2xx, "
+                            "idempotent on fingerprint + startsAt, acts on firing alerts only",
+                            _json({"type": "object"}), body={"type": "object", "required": ["version", "alerts"]}),
+            },
             "/api/v1/escalations": {
                 "get": _op("Business escalations (deciders only); `status=open` (default), a status, or `all`",
                            _json({"type": "object"}), security=True),

@@ -32,6 +32,8 @@ def run_server(settings: Settings) -> None:
     try:
         server = make_server(settings, parts)
         parts.assistant.knowledge.embedder.encode_one("warm up")  # load the model now, not on a user's turn
+        if settings.monitor_enabled and parts.healing is not None:
+            parts.healing.monitor.start()  # stopped by parts.close() below
         click.echo(f"Firstline is serving {parts.assistant.voice.product} support on "
                    f"http://{settings.host}:{server.effective_port}/  (Ctrl+C to stop)")
         server.run()

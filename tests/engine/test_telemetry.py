@@ -1,53 +1,65 @@
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
+from core.errors import TelemetryError
 from core.settings import PROJECT_ROOT
+from engine.detection import DetectionConfig, Detector
+from engine.healing import Healer
+from engine.ledger import DuckDBLedger
+from engine.monitor import Monitor
+from engine.safety import SafetyPolicy
+from engine.scenarios import SimClock
 from engine.simulation import SimulatedInfrastructure
-from engine.telemetry import STEP_S, WINDOW_S, slope, trend
+from engine.store import DuckDBStore
+from engine.telemetry import ScrapeSource, SimulationSource, exposition, parse_exposition
 from engine.topology import load_topology
+from tests.peers import HTTPPeer
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
+def test_the_simulation_speaks_prometheus_text_format_and_reads_back_the_same():
+    infrastructure = SimulatedInfrastructure(TOPOLOGY, seed=5, clock=SimClock())
+    infrastructure.inject("memory_leak@api", ramp_s=600)
+    snapshot = SimulationSource(infrastructure).read()
+    text = exposition(snapshot, TOPOLOGY).decode()
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["firstline_memory_pct"].type == "gauge"
+    assert "firstline_deployed_version" in families
+    back = parse_exposition(text, TOPOLOGY, snapshot.at)
+    assert back.metrics == {s: dict(v) for s, v in snapshot.metrics.items()}
+    assert back.versions == snapshot.versions
 
-    def __call__(self) -> float:
-        return self.now
 
-
-def test_slope_is_the_least_squares_fit():
-    assert slope([(0, 1.0), (60, 2.0), (120, 3.0)]) == pytest.approx(1 / 60)
-    assert slope([(0, 5.0)]) == 0.0
-
-
-@pytest.mark.parametrize(("values", "limit", "worse", "direction", "to_limit"), [
-    ([50, 53, 56, 59, 62], 90, "above", "rising", 560.0),  # 3 a minute, 28 to go
-    ([0.9, 0.87, 0.84, 0.81, 0.78], 0.75, "below", "falling", 60.0),
-    ([50, 53, 56, 59, 62], 40, "below", "rising", None),  # moving away from its limit
-    ([50, 51, 50, 49, 50], 90, "above", "steady", None),
+@pytest.mark.parametrize("text", [
+    "<html><body>502 Bad Gateway</body></html>",
+    'firstline_memory_pct{service="api"} lots',
+    "# only a comment\n",
+    'other_metric{service="api"} 1\n',
 ])
-def test_trend_and_time_to_limit(values, limit, worse, direction, to_limit):
-    samples = [(i * 60.0, float(v)) for i, v in enumerate(values)]
-    found = trend(samples, limit, worse, unhealthy=False)
-    assert found.direction == direction
-    assert found.time_to_limit_s == (pytest.approx(to_limit) if to_limit is not None else None)
+def test_a_malformed_or_foreign_scrape_is_refused_with_a_clear_message(text):
+    with pytest.raises(TelemetryError, match=r"not Prometheus text format|no firstline_"):
+        parse_exposition(text, TOPOLOGY, 0.0)
 
 
-def test_an_unhealthy_metric_is_at_its_limit_now():
-    assert trend([(0, 95.0), (60, 96.0)], 90, "above", unhealthy=True).time_to_limit_s == 0.0
+def test_unknown_services_and_metrics_in_a_scrape_are_ignored():
+    text = ('firstline_memory_pct{service="api"} 51\nfirstline_memory_pct{service="moon"} 99\n'
+            'firstline_mood{service="api"} 3\n')
+    assert parse_exposition(text, TOPOLOGY, 0.0).metrics == {"api": {"memory_pct": 51.0}}
 
 
-def test_a_memory_leak_in_the_simulation_rises_towards_its_limit():
-    clock = Clock()
-    infrastructure = SimulatedInfrastructure(TOPOLOGY, clock=clock)
-    service = infrastructure.inject("memory_leak")
-    clock.now += 15 * 60
-    samples = infrastructure.recent(WINDOW_S, STEP_S)
-    assert len(samples) == 11 and samples[-1][0] == clock.now
-    series = [(t, values[service]["memory_pct"]) for t, values in samples]
-    found = trend(series, TOPOLOGY.services[service].limits["memory_pct"], "above", unhealthy=False)
-    assert found.direction == "rising" and found.slope_per_min == pytest.approx(1.5, abs=0.3)
-    assert 0 < found.time_to_limit_s < 1800
-    healthy = [(t, values["api"]["memory_pct"]) for t, values in samples]
-    assert trend(healthy, 90, "above", unhealthy=False).direction == "steady"
+def test_a_failing_scrape_is_a_log_line_and_changes_nothing(tmp_path, caplog):
+    with HTTPPeer() as peer:  # answers POST only: a GET is an HTTP error, like a broken exporter
+        source = ScrapeSource(peer.url, TOPOLOGY, timeout_s=5)
+        with pytest.raises(TelemetryError, match="cannot scrape"):
+            source.read()
+        store = DuckDBStore(tmp_path / "f.duckdb")
+        ledger = DuckDBLedger(store)
+        healer = Healer(TOPOLOGY, None, None, ledger, SafetyPolicy())  # never reached: nothing to act on
+        monitor = Monitor(source, Detector(TOPOLOGY, DetectionConfig()), healer, ledger, 15)
+        report = monitor.tick()
+        assert report.snapshot is None and "cannot scrape" in report.error
+        assert "cannot scrape" in caplog.text
+        assert store.execute("SELECT count(*) FROM telemetry")[0][0] == 0
+        assert ledger.remediations() == []
+        store.close()

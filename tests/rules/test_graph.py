@@ -23,7 +23,11 @@ def test_builtin_rules_have_no_cycles_and_every_rule_can_fire():
     # The hand-offs overlap with running a remedy on purpose; the report says which one wins.
     pairs = {(c.first, c.second): c.outcome for c in report.conflicts}
     assert "assistant does handoff" in pairs[("hand_off_after_repeated_failures", "run_a_proposed_remedy")]
-    assert not any("business_request_goes_to_a_person" in pair for pair in pairs)  # kind differs
+    # Kind differs among the chat's rules; the monitor's healing rules match `signal` facts, which a chat
+    # decision never carries, so their overlaps with chat rules are on paper only.
+    rulesets = {r.name: r.ruleset for r in load_rules([PROJECT_ROOT / "rules" / "builtin"]).rules}
+    chat_pairs = [pair for pair in pairs if "healing" not in {rulesets[pair[0]], rulesets[pair[1]]}]
+    assert not any("business_request_goes_to_a_person" in pair for pair in chat_pairs)
 
 
 def test_a_cycle_a_rule_that_can_never_fire_and_a_conflict_are_reported(tmp_path):

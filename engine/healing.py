@@ -1,0 +1,295 @@
+"""Unattended remediation: signals -> root cause -> rules -> safety gate -> adapter -> verification -> rollback.
+
+The monitor hands the healer every current signal once per tick. Confirmed signals are walked down the
+dependency graph to their root cause, turned into facts, and run through the same rule engine as the chat
+(rules/builtin/healing.yaml decides what to do). Each action passes the safety gate (`engine/safety.py`,
+decided on stored state), runs on its adapter under a time limit, and is then verified on later ticks: its
+metric must come back in bounds, and stay there, before `verify_timeout_s`, or the action is undone where it
+can be and the problem is handed to engineering. Every step is written to the ledger: signal, rule, action,
+verification, rollback, hand-off.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import networkx as nx
+
+from core.errors import RemediationError
+from engine.adapters import AdapterRouter
+from engine.detection import Detector, Kind, Signal
+from engine.ledger import FAILURES, DuckDBLedger, RemediationRow
+from engine.ruleengine import Fact, RuleEngine
+from engine.safety import Attempt, SafetyPolicy
+from engine.telemetry import VERSION_METRIC
+from engine.topology import Topology
+
+ROLLBACK_ACTION = "rollback_deploy"  # the remedy of a recent deploy
+ENGINEERING = "engineering"
+log = logging.getLogger("firstline.healing")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One step of the timeline, for `firstline heal` and the benchmark."""
+
+    at: float
+    kind: str  # detected | acted | verified | verification_failed | rolled_back | handoff
+    summary: str
+    action: str | None = None
+    target: str | None = None
+    status: str | None = None
+
+
+@dataclass
+class _Episode:
+    signal_id: str
+    handed_off: bool = False
+
+
+class Healer:
+    """Decides and runs remediations for the monitor; stateless across restarts except for the ledger."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        rules: RuleEngine,
+        router: AdapterRouter,
+        ledger: DuckDBLedger,
+        policy: SafetyPolicy,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
+        on_event: Callable[[Event], None] | None = None,
+    ) -> None:
+        self.topology = topology
+        self.rules = rules
+        self.router = router
+        self.ledger = ledger
+        self.policy = policy
+        self.clock = clock
+        self.new_id = new_id
+        self.on_event = on_event
+        # Which signals are already in the audit trail: only a new episode (a signal turning hard) is recorded.
+        self._episodes: dict[tuple[str, str, str], _Episode] = {}
+
+    # -- acting -------------------------------------------------------------------------------------
+
+    def step(self, signals: Sequence[Signal], detector: Detector) -> list[RemediationRow]:
+        """Act on the confirmed signals among `signals`; verify what is waiting. Returns the attempts made."""
+        now = self.clock()
+        self._end_episodes(signals)
+        actionable = [s for s in signals if s.actionable]
+        unhealthy = {s.service for s in signals if s.kind is not Kind.DEPLOY} | detector.suspects()
+        busy = {row.target for row in self.ledger.verifying()}
+        roots = {s: self._root(s, unhealthy) for s in actionable}
+        ids = {s: self._episode(s, roots[s]).signal_id for s in actionable}
+        # An action waiting for verification owns its service and everything that depends on it: callers of a
+        # database being fixed look sick for a little longer, and must not get a remedy of their own for that.
+        fresh = [s for s in actionable
+                 if not busy & ({s.service, roots[s]} | nx.descendants(self.topology.graph, s.service))]
+        attempts: list[RemediationRow] = []
+        if fresh:
+            attempts = self._decide_and_act(fresh, [s for s in signals if s.kind is Kind.DEPLOY], roots, ids, now)
+        self.verify(detector)
+        return attempts
+
+    def _decide_and_act(self, fresh: list[Signal], deploys: list[Signal], roots: dict[Signal, str],
+                        ids: dict[Signal, str], now: float) -> list[RemediationRow]:
+        facts = [self._signal_fact(s, roots.get(s, s.service)) for s in fresh + deploys]
+        facts += self._remedy_facts(fresh, deploys, roots, now)
+        run = self.rules.run(facts)
+        for error in run.errors:
+            log.warning("healing rules: %s", error)
+        by_place = {(s.service, s.metric): s for s in fresh}
+        attempts = []
+        seen: set[tuple[str, str]] = set()
+        firings = {f.seq: f for f in run.firings}
+
+        def bound(intent, alias: str) -> dict:
+            """The fields of the fact the intent's firing bound to `alias` (empty if none)."""
+            firing = firings.get(intent.firing)
+            fact_id = firing.facts.get(alias) if firing else None
+            return dict(run.facts[fact_id].fields) if fact_id in run.facts else {}
+
+        for intent in (i for i in run.intents if i.verb == "escalate"):
+            self._escalate(bound(intent, "signal"), str(intent.args.get("summary", "")), now)
+        for intent in run.intents:
+            if intent.verb != "remediate" or "from" not in intent.args:
+                continue
+            remedy = bound(intent, str(intent.args["from"]))
+            key = (str(intent.args["name"]), str(intent.args["target"]))
+            if key in seen:
+                continue
+            seen.add(key)
+            place = (remedy.get("signal_service"), remedy.get("signal_metric"))
+            signal = by_place.get(place) or self._spike(fresh, key[1])
+            attempts.append(self._attempt(key[0], key[1], intent.rule, signal, ids.get(signal) if signal else None))
+        return [a for a in attempts if a is not None]
+
+    def _attempt(self, action: str, target: str, rule: str, signal: Signal | None,
+                 signal_id: str | None) -> RemediationRow | None:
+        adapter = self.router.adapter_for(action).name
+        verify = (signal.service, signal.metric) if signal else None
+        attempt = Attempt(self.new_id(), signal_id, rule, action, target, {}, adapter, verify)
+        now = self.clock()
+        verdict = self.ledger.try_begin(attempt, self.policy, now)
+        if not verdict.allowed:
+            row = self._row(attempt.id)  # None: the same refusal is already recorded, so say nothing new
+            if row is not None:
+                self._emit(Event(now, "acted", f"{action} on {target}: {verdict.status} ({verdict.reason})", action,
+                                 target, verdict.status))
+            return row
+        status, detail = self._execute(attempt)
+        finished = self.clock()
+        if status == "succeeded":
+            self.ledger.finish(attempt.id, "verifying", detail, finished, finished + self.policy.verify_timeout_s)
+        else:
+            self.ledger.finish(attempt.id, status, detail, finished)
+            self._handoff(attempt.id, f"{action} on {target} {status.replace('_', ' ')}: {detail}",
+                          {"action": action, "target": target, "status": status, "detail": detail}, finished)
+        self._emit(Event(finished, "acted", f"{action} on {target}: {status} (rule {rule}): {detail}", action,
+                         target, status))
+        return self._row(attempt.id)
+
+    def _execute(self, attempt: Attempt) -> tuple[str, str]:
+        """Run on the adapter under the action timeout; a hang is recorded as timed_out, never waited for."""
+        result: dict[str, Any] = {}
+
+        def run() -> None:
+            try:
+                result["detail"] = self.router.execute(attempt.action, attempt.target, attempt.params)
+            except RemediationError as error:
+                result["error"] = str(error)
+            except Exception as error:  # noqa: BLE001 - an adapter failure is a failed action, never a crash
+                result["error"] = f"{type(error).__name__}: {error}"
+
+        worker = threading.Thread(target=run, name=f"remedy-{attempt.action}", daemon=True)
+        worker.start()
+        worker.join(self.policy.action_timeout_s)
+        if worker.is_alive():
+            return "timed_out", f"no answer from the {attempt.adapter} adapter in {self.policy.action_timeout_s:g} s"
+        if "error" in result:
+            return "failed", result["error"]
+        return "succeeded", str(result.get("detail", ""))
+
+    # -- verifying ----------------------------------------------------------------------------------
+
+    def verify(self, detector: Detector) -> None:
+        """Settle every action waiting for verification: verified, or past its deadline and rolled back."""
+        now = self.clock()
+        for row in self.ledger.verifying():
+            settled = detector.settled(*row.verify, since=row.started_at) if row.verify else None
+            if settled:
+                value = detector.latest(*row.verify)
+                self.ledger.finish(row.id, "succeeded", f"{row.detail}; verified: {row.verify[0]} {row.verify[1]} "
+                                   f"back in bounds ({value:g})", now)
+                self._emit(Event(now, "verified", f"{row.verify[0]} {row.verify[1]} back in bounds after "
+                                 f"{row.action}", row.action, row.target, "succeeded"))
+            elif row.verify_by is not None and now >= row.verify_by:
+                self._verification_failed(row, detector, now)
+
+    def _verification_failed(self, row: RemediationRow, detector: Detector, now: float) -> None:
+        where = f"{row.verify[0]} {row.verify[1]}" if row.verify else row.target
+        value = detector.latest(*row.verify) if row.verify else None
+        seen = f" (now {value:g})" if value is not None else ""
+        self.ledger.finish(row.id, "failed", f"{row.detail}; verification failed: {where} not back in bounds "
+                           f"within {self.policy.verify_timeout_s:g} s{seen}", now)
+        self._emit(Event(now, "verification_failed", f"{where} not back in bounds after {row.action}", row.action,
+                         row.target, "failed"))
+        rollback = self._rollback(row)
+        self.ledger.set_rollback(row.id, rollback)
+        self._handoff(row.id, f"{row.action} on {row.target} did not bring {where} back; rollback: {rollback}",
+                      {"action": row.action, "target": row.target, "verify": row.verify, "value": value,
+                       "rollback": rollback}, now)
+
+    def _rollback(self, row: RemediationRow) -> str:
+        try:
+            undone = self.router.undo(row.action, row.target, {})
+        except RemediationError as error:
+            outcome = f"rollback_failed: {error}"
+        except Exception as error:  # noqa: BLE001 - a failed undo is reported, never a crash
+            outcome = f"rollback_failed: {type(error).__name__}: {error}"
+        else:
+            outcome = "rolled_back" if undone else "not_reversible"
+        self._emit(Event(self.clock(), "rolled_back", f"{row.action} on {row.target}: {outcome}", row.action,
+                         row.target, outcome.split(":")[0]))
+        return outcome
+
+    # -- facts --------------------------------------------------------------------------------------
+
+    def _root(self, signal: Signal, unhealthy: set[str]) -> str:
+        roots = self.topology.root_causes(signal.service, unhealthy | {signal.service})
+        return signal.service if signal.service in roots else (roots[0] if roots else signal.service)
+
+    def _signal_fact(self, signal: Signal, root: str | None) -> Fact:
+        return Fact("signal", {
+            "service": signal.service, "metric": signal.metric, "kind": signal.kind.value,
+            "state": signal.state.value, "root_cause": root == signal.service, "root": root or signal.service,
+            "value": signal.value, "limit": signal.limit, "eta_s": -1 if signal.eta_s is None else signal.eta_s,
+        })
+
+    def _remedy_facts(self, fresh: list[Signal], deploys: list[Signal], roots: dict[Signal, str],
+                      now: float) -> list[Fact]:
+        facts = []
+        places = {(s.service, s.metric) for s in fresh if roots[s] == s.service}
+        for service, metric in sorted(places):
+            for rank, action in enumerate(self.topology.services[service].remedies.get(metric, ()), 1):
+                facts.append(self._remedy(rank, action, service, metric, now))
+        for deploy in deploys:
+            facts.append(self._remedy(1, ROLLBACK_ACTION, deploy.service, VERSION_METRIC, now))
+        return facts
+
+    def _remedy(self, rank: int, action: str, service: str, metric: str, now: float) -> Fact:
+        failed = self.ledger.remediations(
+            "action = ? AND target = ? AND status IN (?, ?) AND finished_at >= ?",
+            (action, service, *FAILURES, now - self.policy.rate_window_s))
+        return Fact("remedy", {"rank": rank, "action": action, "target": service, "signal_service": service,
+                               "signal_metric": metric, "default_rank": 0, "failed_recently": bool(failed)})
+
+    # -- audit --------------------------------------------------------------------------------------
+
+    def _episode(self, signal: Signal, root: str) -> _Episode:
+        key = (signal.service, signal.metric, signal.kind.value)
+        episode = self._episodes.get(key)
+        if episode is None:
+            episode = _Episode(self.ledger.record_signal(signal, root))
+            self._episodes[key] = episode
+            self._emit(Event(signal.at, "detected", signal.describe() + (f"; root cause {root}" if root !=
+                                                                         signal.service else "")))
+        return episode
+
+    def _end_episodes(self, signals: Sequence[Signal]) -> None:
+        current = {(s.service, s.metric, s.kind.value) for s in signals if s.actionable}
+        for key in [k for k in self._episodes if k not in current]:
+            del self._episodes[key]
+
+    def _escalate(self, bound: Any, summary: str, now: float) -> None:
+        key = (str(bound.get("service")), str(bound.get("metric")), str(bound.get("kind")))
+        episode = self._episodes.get(key)
+        if episode is None or episode.handed_off:
+            return  # one hand-off per episode, however many ticks it lasts
+        episode.handed_off = True
+        self._handoff(episode.signal_id, summary or "a confirmed problem with no automated remedy",
+                      {"signal": dict(bound)}, now)
+
+    def _handoff(self, source_id: str, summary: str, diagnostics: dict[str, Any], now: float) -> None:
+        self.ledger.record_handoff(source_id, summary, diagnostics, now)
+        self._emit(Event(now, "handoff", f"handed to {ENGINEERING}: {summary}", status="created"))
+
+    def _spike(self, fresh: list[Signal], service: str) -> Signal | None:
+        return next((s for s in fresh if s.service == service and s.metric == "error_rate"), None)
+
+    def _row(self, attempt_id: str) -> RemediationRow | None:
+        rows = self.ledger.remediations("id = ?", (attempt_id,))
+        return rows[0] if rows else None
+
+    def _emit(self, event: Event) -> None:
+        log.info("%s: %s", event.kind, event.summary)
+        if self.on_event is not None:
+            self.on_event(event)

@@ -1,0 +1,53 @@
+"""Metric trends from recent samples: which way each metric is moving, and how soon it crosses its limit.
+
+Rules test these as fields of `metric` facts (`trend`, `slope_per_min`, `time_to_limit_s`), so a curator can
+write "memory rising and at its limit within 30 minutes" without any arithmetic in the rule file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+WINDOW_S = 600.0  # ten minutes of history, one sample a minute
+STEP_S = 60.0
+# A metric is rising or falling when its fitted change over the window is at least this share of its limit;
+# below that it is noise (the simulated noise is +-3% of a baseline that sits under the limit).
+TREND_SHARE = 0.05
+
+
+@dataclass(frozen=True)
+class Trend:
+    direction: str  # rising | falling | steady
+    slope_per_min: float
+    time_to_limit_s: float | None  # None when the metric is not heading for its limit
+
+
+def slope(samples: Sequence[tuple[float, float]]) -> float:
+    """Least-squares slope of (time s, value) samples, in units per second; 0 with fewer than two."""
+    if len(samples) < 2:
+        return 0.0
+    mean_t = sum(t for t, _ in samples) / len(samples)
+    mean_v = sum(v for _, v in samples) / len(samples)
+    spread = sum((t - mean_t) ** 2 for t, _ in samples)
+    if spread == 0:
+        return 0.0
+    return sum((t - mean_t) * (v - mean_v) for t, v in samples) / spread
+
+
+def trend(samples: Sequence[tuple[float, float]], limit: float, worse: str, unhealthy: bool) -> Trend:
+    """Direction and time to limit of one metric; `worse` is "above" or "below" (which side is unhealthy)."""
+    per_s = slope(samples)
+    window = samples[-1][0] - samples[0][0] if len(samples) > 1 else 0.0
+    change = per_s * window
+    threshold = TREND_SHARE * abs(limit)
+    direction = "rising" if change >= threshold and change > 0 else "falling" if -change >= threshold else "steady"
+    value = samples[-1][1]
+    heading = (direction == "rising" and worse == "above") or (direction == "falling" and worse == "below")
+    if unhealthy:
+        to_limit: float | None = 0.0
+    elif heading and per_s != 0:
+        to_limit = max(0.0, (limit - value) / per_s)
+    else:
+        to_limit = None
+    return Trend(direction, round(per_s * 60, 4), None if to_limit is None else round(to_limit, 1))

@@ -1,0 +1,133 @@
+"""Each safety practice on its own: decisions are a function of stored state and the request."""
+
+from pathlib import Path
+
+import pytest
+
+from engine.ledger import DuckDBLedger
+from engine.safety import Attempt, Breaker, SafetyPolicy, SafetyView, breaker_state, decide
+from engine.store import DuckDBStore
+
+NOW = 10_000.0
+POLICY = SafetyPolicy(cooldown_s=120, rate_limit=3, rate_window_s=600, max_concurrent=1, breaker_failures=2,
+                      breaker_cooloff_s=300, action_timeout_s=60, verify_timeout_s=300)
+QUIET = SafetyView(last_started_at=None, started_in_window=0, running=0, in_flight=0, trailing_failures=0,
+                   last_failure_at=None)
+
+
+def view(**changes) -> SafetyView:
+    return SafetyView(**{**QUIET.__dict__, **changes})
+
+
+def test_nothing_stored_means_allowed():
+    assert decide(POLICY, QUIET, NOW).allowed
+
+
+def test_dry_run_plans_but_does_not_run():
+    verdict = decide(SafetyPolicy(dry_run=True), QUIET, NOW)
+    assert verdict.status == "dry_run" and not verdict.allowed
+
+
+def test_cooldown_per_action_and_target():
+    assert decide(POLICY, view(last_started_at=NOW - 60), NOW).reason.startswith("cooling down")
+    assert decide(POLICY, view(last_started_at=NOW - 121), NOW).allowed
+
+
+def test_rate_limit_per_window():
+    verdict = decide(POLICY, view(started_in_window=3), NOW)
+    assert verdict.status == "skipped" and verdict.reason.startswith("rate limit")
+
+
+def test_cap_on_concurrent_actions():
+    assert decide(POLICY, view(running=1), NOW).reason.startswith("concurrency cap")
+
+
+@pytest.mark.parametrize(("failures", "ago", "state"), [
+    (1, 10, Breaker.CLOSED), (2, 10, Breaker.OPEN), (2, 299, Breaker.OPEN), (2, 300, Breaker.HALF_OPEN),
+])
+def test_circuit_breaker_states(failures, ago, state):
+    assert breaker_state(POLICY, view(trailing_failures=failures, last_failure_at=NOW - ago), NOW) is state
+
+
+def test_open_breaker_refuses_and_half_open_lets_one_trial_through():
+    open_view = view(trailing_failures=2, last_failure_at=NOW - 10)
+    assert decide(POLICY, open_view, NOW).reason.startswith("circuit breaker open")
+    half_open = view(trailing_failures=2, last_failure_at=NOW - 400)
+    assert decide(POLICY, half_open, NOW).allowed
+    trial_running = view(trailing_failures=2, last_failure_at=NOW - 400, in_flight=1)
+    assert decide(POLICY, trial_running, NOW).reason.startswith("circuit breaker half-open")
+
+
+# -- the same decisions on stored state ------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = NOW
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def attempt(n: int, action: str = "restart_service", target: str = "api") -> Attempt:
+    return Attempt(f"a{n}", None, "rule", action, target, {}, "simulated", ("api", "memory_pct"))
+
+
+def ledger_at(path: Path, clock: Clock) -> tuple[DuckDBStore, DuckDBLedger]:
+    store = DuckDBStore(path, clock)
+    return store, DuckDBLedger(store)
+
+
+def test_the_breaker_survives_a_restart(tmp_path):
+    clock = Clock()
+    store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
+    for n, target in enumerate(["api", "web"]):
+        assert ledger.try_begin(attempt(n, target=target), POLICY, clock.now).allowed
+        ledger.finish(f"a{n}", "failed", "boom", clock.now)
+        clock.now += 1
+    store.close()
+    # A new process reads the same file: the breaker is open there too.
+    store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
+    verdict = ledger.try_begin(attempt(9, target="cache", action="rebuild_cache"), POLICY, clock.now)
+    assert verdict.breaker is Breaker.OPEN and verdict.status == "skipped"
+    clock.now += 400
+    trial = ledger.try_begin(attempt(10, target="cache", action="rebuild_cache"), POLICY, clock.now)
+    assert trial.allowed and trial.breaker is Breaker.HALF_OPEN
+    ledger.finish("a10", "succeeded", "ok", clock.now)
+    assert ledger.try_begin(attempt(11, target="queue"), POLICY, clock.now).breaker is Breaker.CLOSED
+    store.close()
+
+
+def test_stored_cooldown_rate_and_concurrency(tmp_path):
+    clock = Clock()
+    store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
+    assert ledger.try_begin(attempt(1), POLICY, clock.now).allowed  # now running
+    assert ledger.try_begin(attempt(2, target="web"), POLICY, clock.now).reason.startswith("concurrency cap")
+    ledger.finish("a1", "succeeded", "ok", clock.now)
+    assert ledger.try_begin(attempt(3), POLICY, clock.now).reason.startswith("cooling down")
+    for n, target in enumerate(["web", "auth"], start=4):
+        assert ledger.try_begin(attempt(n, target=target), POLICY, clock.now).allowed
+        ledger.finish(f"a{n}", "succeeded", "ok", clock.now)
+    assert ledger.try_begin(attempt(6, target="cache"), POLICY, clock.now).reason.startswith("rate limit")
+    clock.now += 601
+    assert ledger.try_begin(attempt(7, target="cache"), POLICY, clock.now).allowed
+    store.close()
+
+
+def test_the_chats_actions_cool_the_monitor_down(tmp_path, settings):
+    clock = Clock()
+    store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
+    store.write([("INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                  ("x", "d", "user", 1, "restart_service", "api", "{}", "r", "succeeded", "", NOW - 5, NOW - 4))])
+    assert ledger.try_begin(attempt(1), POLICY, clock.now).reason.startswith("cooling down")
+    store.close()
+
+
+def test_a_repeated_refusal_is_recorded_once(tmp_path):
+    clock = Clock()
+    store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
+    ledger.try_begin(attempt(1), SafetyPolicy(dry_run=True), clock.now)
+    clock.now += 15
+    ledger.try_begin(attempt(2), SafetyPolicy(dry_run=True), clock.now)
+    assert [r.status for r in ledger.remediations()] == ["dry_run"]
+    store.close()

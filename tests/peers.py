@@ -1,0 +1,122 @@
+"""Real servers on loopback for tests: PostgreSQL, Redis, Prometheus, Alertmanager, and tiny HTTP peers.
+
+A server that is down is started the way ../shared/notes/real-peers.md says; if that fails, the test is
+skipped on a developer's machine and fails in CI (CI=true), where these tests must run.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import threading
+import time
+from collections.abc import Callable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+POSTGRES = ("127.0.0.1", 5432)
+REDIS = ("127.0.0.1", 6379)
+
+
+def unavailable(what: str) -> None:
+    if os.environ.get("CI"):
+        pytest.fail(f"{what} is not available; CI must provide it (see .ci/run)")
+    pytest.skip(f"{what} is not available on this machine")
+
+
+def listening(address: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(address, timeout=1):
+            return True
+    except OSError:
+        return False
+
+
+def wait_until(check: Callable[[], bool], seconds: float, step: float = 0.2) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return check()
+
+
+def ensure_postgres() -> None:
+    if listening(POSTGRES):
+        return
+    clusters = Path("/etc/postgresql")
+    if shutil.which("pg_ctlcluster") and clusters.is_dir():
+        for version in sorted(p.name for p in clusters.iterdir()):
+            subprocess.run(["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "start"],
+                           capture_output=True, check=False, timeout=60)
+    if not wait_until(lambda: listening(POSTGRES), 20):
+        unavailable("PostgreSQL on 127.0.0.1:5432")
+
+
+def ensure_redis() -> None:
+    if listening(REDIS):
+        return
+    if shutil.which("redis-server"):
+        subprocess.run(["redis-server", "--daemonize", "yes", "--bind", "127.0.0.1", "--port", "6379", "--save", "",
+                        "--appendonly", "no"], capture_output=True, check=False, timeout=30)
+    if not wait_until(lambda: listening(REDIS), 10):
+        unavailable("Redis on 127.0.0.1:6379")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class HTTPPeer:
+    """A real HTTP server on 127.0.0.1 that records JSON POSTs and answers with a status; `hold` makes it hang
+    until `release()` (to test time limits and concurrency without sleeping in the test)."""
+
+    def __init__(self, status: int = 200, hold: bool = False) -> None:
+        self.status = status
+        self.requests: list[dict] = []
+        self.arrived = threading.Event()
+        self.released = threading.Event()
+        if not hold:
+            self.released.set()
+        peer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                peer.requests.append(json.loads(body or b"{}"))
+                peer.arrived.set()
+                peer.released.wait(30)
+                self.send_response(peer.status)
+                self.send_header("Content-Type", "text/plain")
+                self.end_headers()
+                self.wfile.write(b"done" if peer.status < 300 else b"refused")
+
+            def log_message(self, *args) -> None:
+                return
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def __enter__(self) -> HTTPPeer:
+        self.thread.start()
+        return self
+
+    def release(self) -> None:
+        self.released.set()
+
+    def __exit__(self, *exc) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
