@@ -472,9 +472,11 @@ class Dialogue:
             return  # nothing was run (a dry run, or a hand-off): no remedy to credit
         action, target = rows[0]
         self.ledger.record_outcome(playbook_id, action, target, turn.conversation_id, turn.user_id, succeeded)
+        changed = bool(self.ledger.review_active(self.ledger.live_record))  # a failing live rule retires
         if not succeeded:
+            if changed:
+                self.publish_learned_rules()
             return
-        changed = False
         for rule in self.ledger.rules("shadow"):
             fix = rule.provenance.get("fix", {})
             if fix.get("playbook") == playbook_id:

@@ -263,6 +263,22 @@ class Ledger:
                                                  f"success rate {successes}/{tries} under the floor", "learning"))
         return retired
 
+    def live_record(self, rule: LearnedRule) -> tuple[int, int]:
+        """(successes, tries) of a learned rule's fix in the conversations where the rule fired."""
+        fix = rule.provenance.get("fix", {})
+        (successes, tries), = self.store.execute(
+            "SELECT count(*) FILTER (WHERE o.succeeded), count(*) FROM remedy_outcomes o "
+            "WHERE o.playbook = ? AND o.action = ? AND o.target = ? AND o.conversation_id IN ("
+            "SELECT d.conversation_id FROM rules_fired r JOIN decisions d ON d.id = r.decision_id WHERE r.rule = ?)",
+            (fix.get("playbook"), fix.get("action"), fix.get("target"), rule.name))
+        return int(successes), int(tries)
+
+    def fire_counts(self) -> dict[str, int]:
+        """How often each learned rule fired in a decision."""
+        rows = self.store.execute(
+            "SELECT rule, count(*) FROM rules_fired WHERE starts_with(rule, 'learned_') GROUP BY rule")
+        return {name: int(count) for name, count in rows}
+
     def export(self, path: Path) -> int:
         """Write the active learned rules as a rule file (atomically) for the rule source to load."""
         active = [r.body for r in self.rules("active")]

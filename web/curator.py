@@ -75,7 +75,10 @@ def make_curator_blueprint(drafts_dir) -> Blueprint:
         parts = _parts()
         ledger = parts.dialogue.ledger
         rules = ledger.rules() if ledger else []
+        fired = ledger.fire_counts() if ledger else {}
+        records = {r.name: ledger.live_record(r) for r in rules} if ledger else {}
         return render_template("curator.html", curator=session["curator"], csrf=_csrf(), rules=rules,
+                               fired=fired, records=records,
                                versions={r.name: ledger.versions(r.name) for r in rules} if ledger else {},
                                playbooks=_playbook_rows(parts), unmatched=_unmatched(parts),
                                categories=sorted(CATEGORIES), notice=request.args.get("notice"))

@@ -59,3 +59,20 @@ def test_forgetting_a_user_removes_their_votes_and_outcomes(chat):
     assert counts["learning_votes"] >= 2
     for table in ("remedy_outcomes", "resolution_votes"):
         assert chat.store.execute(f"SELECT count(*) FROM {table} WHERE user_id = 'gone'") == [(0,)]
+
+
+def test_a_live_learned_rule_whose_fix_keeps_failing_is_retired(chat):
+    ledger = chat.dialogue.ledger
+    for user in ("ann", "bob"):
+        second_try_works(chat, user)
+    (rule,) = ledger.rules()
+    ledger.set_status(rule.name, "active", "curator", "approved")
+    chat.dialogue.publish_learned_rules()
+    chat.assistant.rule_source.reload()
+    for i in range(6):  # the learned fix runs first now, and every user says it did not help
+        chat.infrastructure.inject("slow_queries")
+        first, _ = talk(chat, f"unhappy{i}", PROBLEM, "no, still slow")
+        assert rule.name in first.answer.rules_fired
+    assert ledger.live_record(rule)[1] >= ledger.policy.retire_after
+    assert ledger.latest(rule.name).status == "retired"
+    assert ledger.fire_counts()[rule.name] >= 6
