@@ -263,6 +263,29 @@ class Ledger:
                                                  f"success rate {successes}/{tries} under the floor", "learning"))
         return retired
 
+    def close_handoff(self, handoff_id: str, action: str, target: str, engineer: str) -> LearnedRule | None:
+        """An engineer closes a hand-off with the fix that worked: it counts as a confirmed resolution of that
+        playbook (the engineer's vote; a rule still needs another user's), and the hand-off is closed."""
+        rows = self.store.execute(
+            "SELECT h.status, h.conversation_id, d.playbook FROM handoffs h JOIN decisions d ON d.id = h.decision_id "
+            "WHERE h.id = ?", (handoff_id,))
+        if not rows:
+            raise InputError(f"no hand-off {handoff_id!r}; `firstline handoff list` shows the open ones")
+        status, conversation_id, playbook = rows[0]
+        if status != "open":
+            raise InputError(f"hand-off {handoff_id} is already {status}")
+        fix = Fix(playbook or "", action, target)
+        if self.validate is not None:
+            try:
+                self.validate(rule_body(fix, 1))
+            except RuleError as error:
+                raise InputError(f"that fix cannot become a rule: {error.problems[0].message}") from None
+        voter = f"engineer:{engineer}"
+        with self._lock:
+            self.store.execute("UPDATE handoffs SET status = ? WHERE id = ?", (f"closed by {engineer}", handoff_id))
+            self.record_outcome(fix.playbook, action, target, conversation_id, voter, True)
+            return self._vote(fix, conversation_id, voter)
+
     def live_record(self, rule: LearnedRule) -> tuple[int, int]:
         """(successes, tries) of a learned rule's fix in the conversations where the rule fired."""
         fix = rule.provenance.get("fix", {})

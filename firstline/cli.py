@@ -32,7 +32,7 @@ from engine.voice import load_voice
 from engine.wiring import build, load_pack, load_rulebase, open_healing, open_index
 from firstline.context import Context
 from firstline.curate import rules_group
-from firstline.learned import learned_group
+from firstline.learned import handoff_group, learned_group
 from knowledge.base import Scoring
 from knowledge.calibration import CalibrationReport
 from knowledge.embedder import Embedder
@@ -352,6 +352,7 @@ def check(obj: Context) -> None:
 
 cli.add_command(rules_group)
 cli.add_command(learned_group)
+cli.add_command(handoff_group)
 
 
 @cli.group()

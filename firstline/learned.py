@@ -120,3 +120,36 @@ def diff_command(obj: Context, name: str, old: int, new: int) -> None:
 def _summary(rule: LearnedRule) -> dict:
     return {"name": rule.name, "version": rule.version, "status": rule.status, "reason": rule.reason,
             "actor": rule.actor, "provenance": rule.provenance}
+
+
+@click.group("handoff")
+def handoff_group() -> None:
+    """Engineering hand-offs: list the open ones; close one with the fix that worked (it teaches the rules)."""
+
+
+@handoff_group.command("list")
+@click.pass_obj
+def handoff_list(obj: Context) -> None:
+    """Open hand-offs, oldest first."""
+    with _ledger(obj) as ledger:
+        rows = ledger.store.execute(
+            "SELECT h.id, d.playbook, h.summary FROM handoffs h JOIN decisions d ON d.id = h.decision_id "
+            "WHERE h.status = 'open' ORDER BY h.created_at")
+    if not rows:
+        click.echo("no open hand-offs")
+    for handoff_id, playbook, summary in rows:
+        click.echo(f"{handoff_id}  {playbook}  {summary}")
+
+
+@handoff_group.command("close")
+@click.argument("handoff_id")
+@click.option("--fix", "action", required=True, help="The remediation action that fixed it, e.g. rebuild_cache.")
+@click.option("--target", required=True, help="The service it ran on, e.g. cache.")
+@click.option("--by", "engineer", required=True, help="Who fixed it (recorded with the vote).")
+@click.pass_obj
+def handoff_close(obj: Context, handoff_id: str, action: str, target: str, engineer: str) -> None:
+    """Close a hand-off with its fix; with another user's confirmation of the same fix, a rule is proposed."""
+    with _ledger(obj) as ledger:
+        rule = ledger.close_handoff(handoff_id, action, target, engineer)
+    click.echo(f"hand-off {handoff_id} closed; {action} on {target} recorded as its fix"
+               + (f"; proposed learned rule {rule.name}" if rule else ""))

@@ -44,3 +44,11 @@ def test_unknown_rules_and_versions_get_one_clear_line(tmp_path):
     assert_one_line_error(firstline("learned", "show", "nope", data_dir=tmp_path), "no learned rule named 'nope'")
     assert_one_line_error(firstline("learned", "revert", name, "7", data_dir=tmp_path),
                           "has no version 7; versions: 1")
+
+
+def test_closing_an_unknown_handoff_is_one_clear_line(tmp_path):
+    seed(tmp_path)
+    result = firstline("handoff", "close", "nope", "--fix", "rebuild_cache", "--target", "cache", "--by", "eng",
+                       data_dir=tmp_path)
+    assert_one_line_error(result, "no hand-off 'nope'", "firstline handoff list")
+    assert firstline("handoff", "list", data_dir=tmp_path).stdout.decode().strip() == "no open hand-offs"

@@ -3,6 +3,7 @@ try becomes a learned rule that shadows, is promoted by agreeing cases, is writt
 
 import pytest
 
+from core.errors import InputError
 from engine.wiring import build
 from tests.conftest import make_settings
 from tests.engine.test_dialogue import talk
@@ -76,3 +77,27 @@ def test_a_live_learned_rule_whose_fix_keeps_failing_is_retired(chat):
     assert ledger.live_record(rule)[1] >= ledger.policy.retire_after
     assert ledger.latest(rule.name).status == "retired"
     assert ledger.fire_counts()[rule.name] >= 6
+
+
+def test_a_handoff_closed_with_its_fix_votes_for_a_rule(chat):
+    ledger = chat.dialogue.ledger
+    for user in ("hal", "ida"):
+        chat.infrastructure.inject("slow_queries")
+        talk(chat, user, PROBLEM, "no, it's still slow", "still broken")  # ends with engineering
+    handoffs = [row[0] for row in chat.store.execute("SELECT id FROM handoffs WHERE status = 'open' ORDER BY id")]
+    assert len(handoffs) == 2
+    assert ledger.close_handoff(handoffs[0], "rebuild_cache", "cache", "eng1") is None  # one voice proposes nothing
+    rule = ledger.close_handoff(handoffs[1], "rebuild_cache", "cache", "eng2")
+    assert rule is not None and rule.provenance["fix"]["action"] == "rebuild_cache"
+    with pytest.raises(InputError, match="already closed by eng1"):
+        ledger.close_handoff(handoffs[0], "rebuild_cache", "cache", "eng1")
+    with pytest.raises(InputError, match="cannot become a rule"):
+        ledger.close_handoff(_open_handoff(chat), "format_every_disk", "cache", "eng3")
+    with pytest.raises(InputError, match="no hand-off 'nope'"):
+        ledger.close_handoff("nope", "rebuild_cache", "cache", "eng3")
+
+
+def _open_handoff(parts) -> str:
+    parts.infrastructure.inject("slow_queries")
+    talk(parts, "jo", PROBLEM, "no, it's still slow", "still broken")
+    return parts.store.execute("SELECT id FROM handoffs WHERE status = 'open'")[0][0]
