@@ -111,7 +111,7 @@ def test_tokens_identify_integrations_and_only_deciders_decide(app, client):
     tokens = parts_of(app).tokens
     bot, decider = tokens.create("helpdesk-bot"), tokens.create("dana", Role.DECIDER)
     stored = parts_of(app).store.execute("SELECT hash, salt FROM api_tokens")
-    assert all(bot.token.split("_")[2] not in row[0] + row[1] for row in stored)  # only a salted hash is kept
+    assert all(bot.token.split("_", 2)[2] not in row[0] + row[1] for row in stored)  # only a salted hash is kept
     as_bot = {"Authorization": f"Bearer {bot.token}"}
     turn = client.post("/api/v1/messages", headers=as_bot, json={"text": "Can we get a non-profit discount?"})
     assert turn.status_code == 200 and turn.get_json()["decision"] == "escalate"
@@ -155,3 +155,14 @@ def test_token_commands(tmp_path, capsys, monkeypatch):
     assert token.startswith("fl_")
     assert main(["token", "revoke", token.split("_")[1]]) == 0
     assert main(["token", "revoke", "missing"]) == 1
+
+
+def test_a_token_whose_secret_holds_underscores_still_identifies(app, monkeypatch):
+    import engine.tokens
+
+    monkeypatch.setattr(engine.tokens.secrets, "token_urlsafe", lambda n: "_sec_ret_")
+    tokens = parts_of(app).tokens
+    issued = tokens.create("underscore-bot")
+    assert issued.token.split("_", 2)[2] == "_sec_ret_"
+    assert tokens.identify(issued.token).user_id == "underscore-bot"
+    assert tokens.identify(issued.token[:-1]) is None
