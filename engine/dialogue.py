@@ -472,7 +472,8 @@ class Dialogue:
             return  # nothing was run (a dry run, or a hand-off): no remedy to credit
         action, target = rows[0]
         self.ledger.record_outcome(playbook_id, action, target, turn.conversation_id, turn.user_id, succeeded)
-        changed = bool(self.ledger.review_active(self.ledger.live_record))  # a failing live rule retires
+        # A live rule for this problem whose fix keeps failing retires; other playbooks' rules are not touched.
+        changed = bool(self.ledger.review_active(self.ledger.live_record, playbook_id))
         if not succeeded:
             if changed:
                 self.publish_learned_rules()

@@ -253,10 +253,14 @@ class Ledger:
                                      f"{agreeing} of {cases} shadow cases agreed", "learning")
         return None
 
-    def review_active(self, success_rate: Callable[[LearnedRule], tuple[int, int]]) -> list[LearnedRule]:
-        """Retire active rules whose (successes, tries) fall below the floor; returns those retired."""
+    def review_active(self, success_rate: Callable[[LearnedRule], tuple[int, int]],
+                      playbook: str | None = None) -> list[LearnedRule]:
+        """Retire active rules (of `playbook`, or all) whose (successes, tries) fall below the floor; returns
+        those retired."""
         retired = []
         for rule in self.rules("active"):
+            if playbook is not None and rule.provenance.get("fix", {}).get("playbook") != playbook:
+                continue
             successes, tries = success_rate(rule)
             if tries >= self.policy.retire_after and successes / tries < self.policy.retire_below:
                 retired.append(self._new_version(rule.name, rule.body, rule.provenance, "retired",

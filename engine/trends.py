@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from engine.detection import least_squares
+
 WINDOW_S = 600.0  # ten minutes of history, one sample a minute
 STEP_S = 60.0
 # A metric is rising or falling when its fitted change over the window is at least this share of its limit;
@@ -25,14 +27,8 @@ class Trend:
 
 def slope(samples: Sequence[tuple[float, float]]) -> float:
     """Least-squares slope of (time s, value) samples, in units per second; 0 with fewer than two."""
-    if len(samples) < 2:
-        return 0.0
-    mean_t = sum(t for t, _ in samples) / len(samples)
-    mean_v = sum(v for _, v in samples) / len(samples)
-    spread = sum((t - mean_t) ** 2 for t, _ in samples)
-    if spread == 0:
-        return 0.0
-    return sum((t - mean_t) * (v - mean_v) for t, v in samples) / spread
+    fit = least_squares(samples, samples[-1][0]) if samples else None
+    return fit.slope if fit else 0.0
 
 
 def trend(samples: Sequence[tuple[float, float]], limit: float, worse: str, unhealthy: bool) -> Trend:

@@ -4,16 +4,9 @@ from core.settings import PROJECT_ROOT
 from engine.simulation import SimulatedInfrastructure
 from engine.topology import load_topology
 from engine.trends import STEP_S, WINDOW_S, slope, trend
+from tests.engine.test_simulation import Clock
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def test_slope_is_the_least_squares_fit():
