@@ -280,6 +280,7 @@ class Dialogue:
         turn.written = len(turn.replies)  # the assistant stored its reply with the decision
         state = turn.state
         state.playbook = answer.playbook
+        self._count_verified_failures(turn, answer)
         if answer.decision == "clarify" and answer.offered:
             state.options = list(answer.offered)
             state.stage = Stage.CONFIRMING if len(answer.offered) == 1 else Stage.CHOOSING
@@ -473,16 +474,15 @@ class Dialogue:
         action, target = rows[0]
         self.ledger.record_outcome(playbook_id, action, target, turn.conversation_id, turn.user_id, succeeded)
         # A live rule for this problem whose fix keeps failing retires; other playbooks' rules are not touched.
-        changed = bool(self.ledger.review_active(self.ledger.live_record, playbook_id))
+        changed = bool(self.ledger.review_active(playbook_id))
         if not succeeded:
             if changed:
                 self.publish_learned_rules()
             return
-        for rule in self.ledger.rules("shadow"):
+        for rule in self.ledger.rules("shadow", playbook_id):
             fix = rule.provenance.get("fix", {})
-            if fix.get("playbook") == playbook_id:
-                agreed = (fix.get("action"), fix.get("target")) == (action, target)
-                changed |= self.ledger.record_shadow_case(rule.name, turn.conversation_id, agreed) is not None
+            agreed = (fix.get("action"), fix.get("target")) == (action, target)
+            changed |= self.ledger.record_shadow_case(rule.name, turn.conversation_id, agreed) is not None
         (earlier_failures,), = self.assistant.store.execute(FAILED_BEFORE_SQL, (turn.conversation_id,))
         if earlier_failures or len(turn.state.tried) > 1:
             remedy = next((r for r in self.knowledge.playbooks[playbook_id].remedies
@@ -494,6 +494,16 @@ class Dialogue:
                 self.ledger.set_status(proposed.name, "shadow", "learning", "shadowing a new proposal")
         if changed:
             self.publish_learned_rules()  # the rule source picks the file up
+
+    def _count_verified_failures(self, turn: _Turn, answer: Answer) -> None:
+        """A remedy whose verification on telemetry failed did not fix the problem: it counts at once. A verified
+        success waits for the user's word (a metric back to normal does not prove their problem is gone)."""
+        if self.ledger is None or not self.learn or answer.playbook not in self.knowledge.playbooks:
+            return
+        for action in answer.actions:
+            if action.status == "failed" and action.name not in ("handoff", "escalate"):
+                self.ledger.record_outcome(answer.playbook, action.name, action.target, turn.conversation_id,
+                                           turn.user_id, False)
 
     def _flush(self, turn: _Turn, also: list[tuple[str, Sequence[Any]]]) -> None:
         """Store the replies not yet stored, with `also`, in one transaction."""

@@ -23,7 +23,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,16 @@ CREATE TABLE IF NOT EXISTS shadow_cases (
     name VARCHAR, conversation_id VARCHAR, agreed BOOLEAN, at_s DOUBLE, PRIMARY KEY (name, conversation_id));
 """
 
+LIVE_RECORDS_SQL = """
+SELECT x.name, count(*) FILTER (WHERE o.succeeded), count(o.succeeded)
+FROM (SELECT unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS playbook, unnest(?::VARCHAR[]) AS action,
+             unnest(?::VARCHAR[]) AS target) x
+LEFT JOIN (SELECT DISTINCT r.rule, d.conversation_id FROM rules_fired r JOIN decisions d ON d.id = r.decision_id
+           WHERE r.rule IN (SELECT unnest(?::VARCHAR[]))) f ON f.rule = x.name
+LEFT JOIN remedy_outcomes o ON o.conversation_id = f.conversation_id AND o.playbook = x.playbook
+     AND o.action = x.action AND o.target = x.target
+GROUP BY x.name
+"""
 STATUSES = ("proposed", "shadow", "active", "retired", "rejected", "invalid")
 DAY_S = 86_400.0
 
@@ -199,12 +209,13 @@ class Ledger:
         versions = self.versions(name)
         return versions[-1] if versions else None
 
-    def rules(self, status: str | None = None) -> list[LearnedRule]:
-        """The latest version of every learned rule, optionally only those with `status`."""
+    def rules(self, status: str | None = None, playbook: str | None = None) -> list[LearnedRule]:
+        """The latest version of every learned rule, optionally only those with `status`, about `playbook`."""
         rows = self.store.execute(
-            "SELECT * FROM learned_rules QUALIFY version = max(version) OVER (PARTITION BY name) ORDER BY name")
-        found = [_learned(row) for row in rows]
-        return [r for r in found if status is None or r.status == status]
+            "SELECT * FROM (SELECT * FROM learned_rules QUALIFY version = max(version) OVER (PARTITION BY name)) "
+            "WHERE (? IS NULL OR status = ?) AND (? IS NULL OR json_extract_string(provenance, '$.fix.playbook') = ?) "
+            "ORDER BY name", (status, status, playbook, playbook))
+        return [_learned(row) for row in rows]
 
     def set_status(self, name: str, status: str, actor: str, reason: str) -> LearnedRule:
         """Approve (active), reject, retire or shadow a rule: a new version with the same body."""
@@ -212,7 +223,8 @@ class Ledger:
             raise InputError(f"unknown status {status!r}; use one of proposed, shadow, active, retired, rejected")
         current = self.existing(name)
         if current.status == "invalid" and status in ("shadow", "active"):
-            raise InputError(f"rule {name} failed validation and can never be activated: {current.reason}")
+            raise InputError(f"rule {name} failed validation and can never be activated: {current.reason}",
+                             code="conflict")
         return self._new_version(name, current.body, current.provenance, status, reason, actor)
 
     def revert(self, name: str, version: int, actor: str) -> LearnedRule:
@@ -246,22 +258,22 @@ class Ledger:
         current = self.existing(name)
         if current.status != "shadow":
             return None
-        (cases, agreeing), = self.store.execute(
-            "SELECT count(*), count(*) FILTER (WHERE agreed) FROM shadow_cases WHERE name = ?", (name,))
+        agreeing, cases = self.shadow_record(name)
         if cases >= self.policy.shadow_cases and agreeing / cases >= self.policy.shadow_precision:
             return self._new_version(name, current.body, current.provenance, "active",
                                      f"{agreeing} of {cases} shadow cases agreed", "learning")
         return None
 
-    def review_active(self, success_rate: Callable[[LearnedRule], tuple[int, int]],
-                      playbook: str | None = None) -> list[LearnedRule]:
-        """Retire active rules (of `playbook`, or all) whose (successes, tries) fall below the floor; returns
-        those retired."""
+    def review_active(self, playbook: str | None = None,
+                      records: Callable[[Sequence[LearnedRule]], Mapping[str, tuple[int, int]]] | None = None,
+                      ) -> list[LearnedRule]:
+        """Retire active rules (of `playbook`, or all) whose live (successes, tries) fall below the floor;
+        returns those retired. `records` defaults to the live record in the store."""
+        rules = self.rules("active", playbook)
+        found = (records or self.live_records)(rules)
         retired = []
-        for rule in self.rules("active"):
-            if playbook is not None and rule.provenance.get("fix", {}).get("playbook") != playbook:
-                continue
-            successes, tries = success_rate(rule)
+        for rule in rules:
+            successes, tries = found.get(rule.name, (0, 0))
             if tries >= self.policy.retire_after and successes / tries < self.policy.retire_below:
                 retired.append(self._new_version(rule.name, rule.body, rule.provenance, "retired",
                                                  f"success rate {successes}/{tries} under the floor", "learning"))
@@ -274,10 +286,11 @@ class Ledger:
             "SELECT h.status, h.conversation_id, d.playbook FROM handoffs h JOIN decisions d ON d.id = h.decision_id "
             "WHERE h.id = ?", (handoff_id,))
         if not rows:
-            raise InputError(f"no hand-off {handoff_id!r}; `firstline handoff list` shows the open ones")
+            raise InputError(f"no hand-off {handoff_id!r}; `firstline handoff list` shows the open ones",
+                             code="not_found")
         status, conversation_id, playbook = rows[0]
         if status != "open":
-            raise InputError(f"hand-off {handoff_id} is already {status}")
+            raise InputError(f"hand-off {handoff_id} is already {status}", code="conflict")
         fix = Fix(playbook or "", action, target)
         if self.validate is not None:
             try:
@@ -292,19 +305,37 @@ class Ledger:
 
     def live_record(self, rule: LearnedRule) -> tuple[int, int]:
         """(successes, tries) of a learned rule's fix in the conversations where the rule fired."""
-        fix = rule.provenance.get("fix", {})
-        (successes, tries), = self.store.execute(
-            "SELECT count(*) FILTER (WHERE o.succeeded), count(*) FROM remedy_outcomes o "
-            "WHERE o.playbook = ? AND o.action = ? AND o.target = ? AND o.conversation_id IN ("
-            "SELECT d.conversation_id FROM rules_fired r JOIN decisions d ON d.id = r.decision_id WHERE r.rule = ?)",
-            (fix.get("playbook"), fix.get("action"), fix.get("target"), rule.name))
-        return int(successes), int(tries)
+        return self.live_records([rule])[rule.name]
 
-    def fire_counts(self) -> dict[str, int]:
-        """How often each learned rule fired in a decision."""
-        rows = self.store.execute(
-            "SELECT rule, count(*) FROM rules_fired WHERE starts_with(rule, 'learned_') GROUP BY rule")
+    def live_records(self, rules: Sequence[LearnedRule]) -> dict[str, tuple[int, int]]:
+        """`live_record` of many rules in one query (a playbook may have hundreds of learned rules)."""
+        if not rules:
+            return {}
+        fixes = [r.provenance.get("fix", {}) for r in rules]
+        columns = [[r.name for r in rules], *([str(f.get(k, "")) for f in fixes] for k in ("playbook", "action",
+                                                                                             "target"))]
+        rows = self.store.execute(LIVE_RECORDS_SQL, (*columns, columns[0]))
+        return {name: (int(successes), int(tries)) for name, successes, tries in rows}
+
+    def fire_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
+        """How often each learned rule (or each of `names`) fired in a decision."""
+        if names is not None:
+            rows = self.store.execute("SELECT rule, count(*) FROM rules_fired WHERE rule IN "
+                                      "(SELECT unnest(?::VARCHAR[])) GROUP BY rule", (list(names),))
+        else:
+            rows = self.store.execute(
+                "SELECT rule, count(*) FROM rules_fired WHERE starts_with(rule, 'learned_') GROUP BY rule")
         return {name: int(count) for name, count in rows}
+
+    def shadow_record(self, name: str) -> tuple[int, int]:
+        """(agreeing, all) shadow cases of a rule: how often its proposal matched what actually fixed it."""
+        (cases, agreeing), = self.store.execute(
+            "SELECT count(*), count(*) FILTER (WHERE agreed) FROM shadow_cases WHERE name = ?", (name,))
+        return int(agreeing), int(cases)
+
+    def shadow_conversations(self, name: str) -> list[str]:
+        return [row[0] for row in self.store.execute(
+            "SELECT conversation_id FROM shadow_cases WHERE name = ? ORDER BY at_s DESC", (name,))]
 
     def export(self, path: Path) -> int:
         """Write the active learned rules as a rule file (atomically) for the rule source to load."""
@@ -329,7 +360,7 @@ class Ledger:
     def existing(self, name: str) -> LearnedRule:
         current = self.latest(name)
         if current is None:
-            raise InputError(f"no learned rule named {name!r}; `firstline learned list` shows them")
+            raise InputError(f"no learned rule named {name!r}; `firstline learned list` shows them", code="not_found")
         return current
 
 
@@ -360,18 +391,29 @@ def _rule_text(rule: LearnedRule) -> list[str]:
     return yaml.safe_dump({"status": rule.status, **rule.body}, sort_keys=False).splitlines(keepends=True)
 
 
-def rule_validator(known_actions, known_playbooks: frozenset[str] | None = None) -> Callable[[dict[str, Any]], None]:
-    """Checks a learned rule body exactly as a hand-written rule file is checked (schema, names, actions)."""
+def rule_parser(known_actions, known_playbooks: frozenset[str] | None = None) -> Callable[[dict[str, Any]], Any]:
+    """Reads a learned rule body exactly as a hand-written rule file is read (schema, names, actions) and
+    returns it as a one-rule RuleBase; raises RuleError listing what is wrong."""
     import tempfile
 
     from rules.loader import load_rules
 
-    def validate(body: dict[str, Any]) -> None:
+    def parse(body: dict[str, Any]):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "learned.yaml"
             path.write_text(yaml.safe_dump({"ruleset": "learned_rules", "rules": [body]}), encoding="utf-8")
-            load_rules([path], known_actions, known_playbooks=known_playbooks)
-        # A proposal is only data to the loader; the remedy it names must exist and fit its target.
+            return load_rules([path], known_actions, known_playbooks=known_playbooks)
+
+    return parse
+
+
+def rule_validator(known_actions, known_playbooks: frozenset[str] | None = None) -> Callable[[dict[str, Any]], None]:
+    """Checks a learned rule body as a hand-written rule is checked, and that the remedy it proposes exists and
+    fits its target (a proposal is only data to the loader)."""
+    parse = rule_parser(known_actions, known_playbooks)
+
+    def validate(body: dict[str, Any]) -> None:
+        parse(body)
         where = f"learned rule {body.get('name')}"
         for step in body.get("then", ()):
             proposal = step.get("assert", {}).get("proposal") if isinstance(step, dict) else None

@@ -222,6 +222,7 @@ def trace_lines(trace: Mapping[str, Any]) -> list[str]:
                    f"{skip['reason']}")
     for report in trace.get("why_not", ()):
         out += [f"  {line}" for line in report["text"]]
+        out += [f"  ({report['note']})"] if report.get("note") else []
     out += [f"  error: {error}" for error in trace["errors"]]
     return out
 

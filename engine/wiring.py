@@ -15,10 +15,11 @@ from engine.adapters import AdapterRouter, build_router
 from engine.assistant import Assistant
 from engine.catalogue import ACTIONS, action_targets
 from engine.chatstore import ChatStore
+from engine.curation import Curation, RuleReview
 from engine.detection import DetectionConfig, Detector
 from engine.dialogue import Dialogue
 from engine.healing import Event, Healer
-from engine.learning import Ledger, rule_validator
+from engine.learning import Ledger, rule_parser, rule_validator
 from engine.ledger import DuckDBLedger
 from engine.monitor import Monitor
 from engine.remediation import Remediator
@@ -118,6 +119,7 @@ class Parts:
     build_report: BuildReport
     dialogue: Dialogue
     tokens: TokenBook
+    curation: Curation
     healing: Healing | None = None
 
     def close(self) -> None:
@@ -207,6 +209,7 @@ def build(
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
     ledger = Ledger(store, clock=clock, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
+    parse_rule = rule_parser(action_targets(topology), frozenset(playbooks))
     engine = RuleEngine(rulebase)
     rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,
                              settings.rules_reload_s)
@@ -237,4 +240,7 @@ def build(
                         settings.rate_limit_messages, settings.rate_limit_window_s,
                         settings.learn_from_confirmations, clock, ledger=ledger,
                         learned_rules_file=settings.learned_rules_dir / "active.yaml")
-    return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(chats, clock), healing)
+    curation = Curation(RuleReview(ledger, parse_rule), lambda: knowledge.playbooks,
+                        lambda: knowledge.examples.values(), dialogue.teach, dialogue.publish_learned_rules,
+                        settings.data_dir / "drafts", assistant.trace, assistant.why_not)
+    return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(chats, clock), curation, healing)

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 import click
 
 from engine.catalogue import action_targets
-from engine.learning import LearnedRule, Ledger, rule_validator
+from engine.curation import RuleFilter, RuleReview
+from engine.learning import STATUSES, Ledger, rule_parser, rule_validator
 from engine.store import DuckDBStore
+from engine.trace import trace_lines
 from engine.wiring import load_pack
 from firstline.context import Context
 
@@ -18,17 +20,24 @@ CURATOR = "curator (cli)"
 
 
 @contextlib.contextmanager
-def _ledger(obj: Context) -> Iterator[Ledger]:
+def _review(obj: Context) -> Iterator[RuleReview]:
     settings = obj.settings()
     topology, playbooks = load_pack(settings)
     store = DuckDBStore(settings.database_path)
     try:
-        ledger = Ledger(store, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
-        yield ledger
+        known = (action_targets(topology), frozenset(playbooks))
+        ledger = Ledger(store, validate=rule_validator(*known))
+        yield RuleReview(ledger, rule_parser(*known))
         # Publish what is live now; a running server's rule source picks the file up.
         ledger.export(settings.learned_rules_dir / "active.yaml")
     finally:
         store.close()
+
+
+@contextlib.contextmanager
+def _ledger(obj: Context) -> Iterator[Ledger]:
+    with _review(obj) as review:
+        yield review.ledger
 
 
 @click.group("learned")
@@ -37,43 +46,77 @@ def learned_group() -> None:
 
 
 @learned_group.command("list")
-@click.option("--status", type=click.Choice(["proposed", "shadow", "active", "retired", "rejected", "invalid"]),
-              help="Only rules whose latest version has this status.")
+@click.option("--status", type=click.Choice(list(STATUSES)), help="Only rules whose latest version has this status.")
+@click.option("--playbook", help="Only rules about this playbook.")
+@click.option("--limit", type=click.IntRange(1, 500), default=500, show_default=True, help="At most this many.")
+@click.option("--offset", type=click.IntRange(0), default=0, help="Skip this many (to page through thousands).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.pass_obj
-def list_command(obj: Context, status: str | None, as_json: bool) -> None:
-    """Every learned rule's latest version: status, version, why it has that status."""
-    with _ledger(obj) as ledger:
-        rules = ledger.rules(status)
+def list_command(obj: Context, status: str | None, playbook: str | None, limit: int, offset: int,
+                 as_json: bool) -> None:
+    """Every learned rule's latest version: status, fix confidence, fire count, live and shadow record, why."""
+    with _review(obj) as review:
+        rules, total = review.listing(RuleFilter(status, playbook, limit, offset))
+        provenance = {r["name"]: review.ledger.existing(r["name"]).provenance for r in rules} if as_json else {}
     if as_json:
-        click.echo(json.dumps([_summary(r) for r in rules], indent=2))
+        click.echo(json.dumps([{**r, "provenance": provenance[r["name"]]} for r in rules], indent=2))
         return
     if not rules:
-        click.echo("no learned rules" + (f" with status {status}" if status else ""))
+        click.echo("no learned rules" + (f" with status {status}" if status else "")
+                   + (f" about {playbook}" if playbook else ""))
         return
-    width = max(len(r.name) for r in rules)
-    click.echo(f"{'STATUS':<10}{'VERSION':>8}  {'NAME':<{width}}  WHY")
-    for rule in rules:
-        click.echo(f"{rule.status:<10}{rule.version:>8}  {rule.name:<{width}}  {rule.reason}")
+    width = max(len(r["name"]) for r in rules)
+    click.echo(f"{'STATUS':<10}{'VERSION':>8}{'CONF':>6}{'FIRED':>7}{'LIVE':>8}{'SHADOW':>8}  {'NAME':<{width}}  WHY")
+    for r in rules:
+        click.echo(f"{r['status']:<10}{r['version']:>8}{r['confidence']:>6.0%}{r['fired']:>7}"
+                   f"{_ratio(r['live']['successes'], r['live']['tries']):>8}"
+                   f"{_ratio(r['shadow']['agreed'], r['shadow']['cases']):>8}  {r['name']:<{width}}  {r['reason']}")
+    if total > len(rules):
+        click.echo(f"({offset + 1}-{offset + len(rules)} of {total}; --offset pages on)")
 
 
 @learned_group.command("show")
 @click.argument("name")
+@click.option("--traces", is_flag=True, help="Also print the example decisions' traces, with why the rule did or "
+                                              "did not fire in each.")
 @click.pass_obj
-def show_command(obj: Context, name: str) -> None:
-    """A learned rule: its versions, provenance (which conversations taught it) and current body."""
-    with _ledger(obj) as ledger:
-        ledger.existing(name)  # a clear error for an unknown name
-        versions = ledger.versions(name)
-    current = versions[-1]
-    click.echo(f"{name}: {current.status} (version {current.version})")
-    for version in versions:
-        click.echo(f"  v{version.version} {version.status:<9} by {version.actor}: {version.reason}")
-    fix = current.provenance.get("fix", {})
-    click.echo(f"taught by {current.provenance.get('users', '?')} users in conversations "
-               f"{', '.join(current.provenance.get('conversations', [])) or '(none recorded)'}")
-    click.echo(f"fix: {fix.get('action')} on {fix.get('target')} for {fix.get('playbook')}")
-    click.echo(json.dumps(current.body, indent=2))
+def show_command(obj: Context, name: str, traces: bool) -> None:
+    """A learned rule: its record, versions, provenance (which conversations taught it), example decisions
+    and current body."""
+    with _review(obj) as review:
+        detail = review.detail(name)
+        explained = {e["decision_id"]: _explained(review, e["decision_id"], name)
+                     for e in detail["examples"]} if traces else {}
+    click.echo(f"{name}: {detail['status']} (version {detail['version']})")
+    fix = detail["fix"]
+    click.echo(f"fix: {fix.get('action')} on {fix.get('target')} for {fix.get('playbook')}; "
+               f"confidence {detail['confidence']:.0%}; fired {detail['fired']} times; live "
+               f"{_ratio(detail['live']['successes'], detail['live']['tries'])}; shadow "
+               f"{_ratio(detail['shadow']['agreed'], detail['shadow']['cases'])}")
+    for version in detail["versions"]:
+        click.echo(f"  v{version['version']} {version['status']:<9} by {version['actor']}: {version['reason']}")
+    click.echo(f"taught by {detail['users']} users in conversations "
+               f"{', '.join(detail['provenance'].get('conversations', [])) or '(none recorded)'}")
+    if detail["examples"]:
+        click.echo("example decisions (`firstline learned show NAME --traces` prints their traces):")
+    for example in detail["examples"]:
+        click.echo(f"  {example['kind']:<7} {example['decision_id']}  conversation {example['conversation_id']}  "
+                   f"{example['decision']}")
+        for line in explained.get(example["decision_id"], []):
+            click.echo(f"    {line}")
+    click.echo(json.dumps(detail["body"], indent=2))
+
+
+def _explained(review: RuleReview, decision_id: str, name: str) -> list[str]:
+    trace = review.ledger.store.trace(decision_id)
+    if trace is None:
+        return ["(deleted by its user)"]
+    trace["why_not"] = [review.why_not(trace, name)]
+    return trace_lines(trace)
+
+
+def _ratio(part: int, whole: int) -> str:
+    return f"{part}/{whole}" if whole else "-"
 
 
 def _transition(status: str, verb: str):
@@ -115,11 +158,6 @@ def diff_command(obj: Context, name: str, old: int, new: int) -> None:
     """A unified diff between two versions of a learned rule."""
     with _ledger(obj) as ledger:
         click.echo(ledger.diff(name, old, new) or "the two versions are the same")
-
-
-def _summary(rule: LearnedRule) -> dict:
-    return {"name": rule.name, "version": rule.version, "status": rule.status, "reason": rule.reason,
-            "actor": rule.actor, "provenance": rule.provenance}
 
 
 @click.group("handoff")

@@ -52,3 +52,24 @@ def test_closing_an_unknown_handoff_is_one_clear_line(tmp_path):
                        data_dir=tmp_path)
     assert_one_line_error(result, "no hand-off 'nope'", "firstline handoff list")
     assert firstline("handoff", "list", data_dir=tmp_path).stdout.decode().strip() == "no open hand-offs"
+
+
+def test_show_prints_the_record_and_example_traces_of_a_rule_taught_in_conversations(tmp_path, knowledge):
+    from engine.wiring import build
+    from tests.engine.test_learning_dialogue import second_try_works
+
+    settings = load_settings(environ={}, default_file=None, data_dir=tmp_path, simulation_faults=["slow_queries"],
+                             remediation_cooldown_s=0)
+    parts = build(settings, knowledge=knowledge)
+    try:
+        for user in ("ann", "bob"):
+            second_try_works(parts, user)
+        (rule,) = parts.dialogue.ledger.rules("shadow")
+    finally:
+        parts.close()
+    listed = firstline("learned", "list", data_dir=tmp_path).stdout.decode()
+    assert "CONF" in listed and rule.name in listed and "shadow" in listed
+    shown = firstline("learned", "show", rule.name, "--traces", data_dir=tmp_path).stdout.decode()
+    assert "fired 0 times" in shown and "taught " in shown
+    # Each taught decision's trace, with whether this (shadow) rule would have fired on its facts.
+    assert shown.count("trace: decision") >= 2 and f"learned rule {rule.name} version 2 (shadow)" in shown

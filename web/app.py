@@ -14,6 +14,7 @@ from engine.tokens import Role
 from engine.wiring import Parts
 from web.api import API, json_body, make_blueprint
 from web.curator import make_curator_blueprint
+from web.curator_api import make_curator_api
 from web.errors import error_body, retry_after
 from web.openapi import document
 from web.ops import ops_blueprint
@@ -33,7 +34,8 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     app.register_error_handler(Exception, _error_response)
     app.before_request(_identify)
     app.register_blueprint(make_blueprint(settings.threads))
-    app.register_blueprint(make_curator_blueprint(settings.data_dir / "drafts"))
+    app.register_blueprint(make_curator_blueprint())
+    app.register_blueprint(make_curator_api())
     app.register_blueprint(ops_blueprint(parts))  # /metrics and the Alertmanager receiver
 
     @app.get("/")
@@ -67,8 +69,11 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
 
     @app.get(f"{API}/decisions/<decision_id>/trace")
     def decision_trace(decision_id: str):
-        # Only the user the decision answered may read its trace; anyone else gets the same 404 as for none.
+        # Only the user the decision answered may read its trace (anyone else gets the same 404 as for none),
+        # except curators, who review decisions across users.
         why_not = request.args.getlist("why_not")
+        if g.role is Role.CURATOR:  # curators read any decision's trace, and may ask about learned rules
+            return jsonify(parts.curation.trace(decision_id, why_not))
         return jsonify(parts.assistant.trace(decision_id, g.user_id, why_not))
 
     return app

@@ -74,7 +74,8 @@ def document() -> dict[str, Any]:
                             _json({"type": "object"}), body=_ref("Message")),
             },
             "/api/v1/decisions/{decision_id}/trace": {
-                "get": _op("The trace of one of my decisions; `why_not=RULE` (repeatable) explains a rule",
+                "get": _op("The trace of one of my decisions (a curator: of any decision); `why_not=RULE` "
+                           "(repeatable) explains a rule, learned rules in any status included",
                            _json({"type": "object"}), params=("decision_id",),
                            extra={"parameters": [{"name": "decision_id", "in": "path", "required": True,
                                                   "schema": ID},
@@ -95,6 +96,7 @@ def document() -> dict[str, Any]:
                             _json({"type": "object"}), body=_ref("Decision"), params=("escalation_id",),
                             security=True),
             },
+            **_curator_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
@@ -103,6 +105,54 @@ def document() -> dict[str, Any]:
             "schemas": _schemas(),
         },
         "security": [{"cookie": []}, {"bearer": []}],
+    }
+
+
+def _query(*names: str, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    types = {"limit": "integer", "offset": "integer", "old": "integer", "new": "integer"}
+    return [{"name": n, "in": "query", "required": n in required, "schema": {"type": types.get(n, "string")}}
+            for n in names]
+
+
+def _curator_paths() -> dict[str, Any]:
+    """The curators' routes (a curator's bearer token): learned rules, playbooks and the unmatched queue."""
+    rule, obj = ("name",), {"type": "object"}
+    path_params = [{"name": "name", "in": "path", "required": True, "schema": ID}]
+    change = {"type": "object", "properties": {
+        "reason": {"type": "string"},
+        "version": {"type": "integer", "description": "for revert: the version to restore"}}}
+    verb = {"name": "verb", "in": "path", "required": True,
+            "schema": {"type": "string", "enum": ["approve", "reject", "retire", "shadow", "revert"]}}
+    return {
+        "/api/v1/learned-rules": {"get": _op(
+            "Learned rules, a page at a time, with status, fix confidence, fire count, live and shadow record "
+            "(curators)", _json(obj), security=True,
+            extra={"parameters": _query("status", "playbook", "limit", "offset")})},
+        "/api/v1/learned-rules/{name}": {"get": _op(
+            "A learned rule: its record, every version, provenance, and example decisions with trace links "
+            "(curators)", _json(obj), params=rule, security=True)},
+        "/api/v1/learned-rules/{name}/diff": {"get": _op(
+            "A unified diff between two versions (curators)", _json(obj), security=True,
+            extra={"parameters": path_params + _query("old", "new", required=("old", "new"))})},
+        "/api/v1/learned-rules/{name}/{verb}": {"post": _op(
+            "Approve, reject, retire, shadow or revert (with `version`) a learned rule: a new version, "
+            "published to the running rule engine (curators)", _json(obj), body=change, security=True,
+            extra={"parameters": [*path_params, verb]})},
+        "/api/v1/playbooks": {"get": _op(
+            "Playbooks with examples, decisions, resolutions and each remedy's confidence (curators)",
+            _json(obj), security=True)},
+        "/api/v1/unmatched": {"get": _op(
+            "Recent messages declined or clarified that no playbook was taught yet (curators)", _json(obj),
+            security=True, extra={"parameters": _query("limit")})},
+        "/api/v1/unmatched/{decision_id}/add": {"post": _op(
+            "Index the message as an example of `playbook` at once (curators)", _json(obj), status="201",
+            body={"type": "object", "required": ["playbook"], "properties": {"playbook": {"type": "string"}}},
+            params=("decision_id",), security=True)},
+        "/api/v1/unmatched/{decision_id}/new": {"post": _op(
+            "Draft a new playbook from the message, for a curator to complete (curators)", _json(obj),
+            status="201", params=("decision_id",), security=True,
+            body={"type": "object", "required": ["id", "category"], "properties": {
+                "id": {"type": "string"}, "title": {"type": "string"}, "category": {"type": "string"}}})},
     }
 
 

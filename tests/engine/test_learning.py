@@ -87,7 +87,7 @@ def test_shadow_rules_are_promoted_by_agreeing_cases_and_retired_by_failures(led
     assert ledger.record_shadow_case(rule.name, "s2", False) is None
     promoted = ledger.record_shadow_case(rule.name, "s3", True)
     assert promoted is not None and promoted.status == "active" and "2 of 3" in promoted.reason
-    retired = ledger.review_active(lambda r: (1, 6))
+    retired = ledger.review_active(records=lambda rules: {r.name: (1, 6) for r in rules})
     assert [r.name for r in retired] == [rule.name] and ledger.latest(rule.name).status == "retired"
 
 

@@ -101,3 +101,17 @@ def _open_handoff(parts) -> str:
     parts.infrastructure.inject("slow_queries")
     talk(parts, "jo", PROBLEM, "no, it's still slow", "still broken")
     return parts.store.execute("SELECT id FROM handoffs WHERE status = 'open'")[0][0]
+
+
+def test_a_remedy_that_fails_verification_on_telemetry_counts_as_failed_once(tmp_path, knowledge):
+    parts = build(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
+    try:
+        first, _ = talk(parts, "frank", "I never got the verification email", "no, still nothing")
+        failed = [(a.name, a.target) for a in first.answer.actions if a.status == "failed"]
+        assert failed, "the bad deploy keeps the resend from verifying"
+        ledger = parts.dialogue.ledger
+        for action, target in failed:  # counted without waiting for the user, and the user's "no" adds nothing
+            assert ledger.posterior(first.answer.playbook, action, target) == (1.0, 2.0)
+        assert parts.store.execute("SELECT count(*) FROM remedy_outcomes")[0][0] == len(failed)
+    finally:
+        parts.close()

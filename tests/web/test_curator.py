@@ -61,7 +61,8 @@ def test_approving_a_rule_publishes_it_and_revert_needs_a_known_version(app, tmp
     rule = parts.dialogue.ledger.record_resolution(FIX, "c2", "u2")
     client, _ = signed_in(app)
     page = client.get("/curator/")
-    assert rule.name.encode() in page.data and b"c1, c2" in page.data
+    assert rule.name.encode() in page.data and b"2 users, 2 conversations" in page.data
+    assert b"c1, c2" in client.get(f"/curator/rules/{rule.name}").data  # its provenance
     done = client.post(f"/curator/rules/{rule.name}/approve", data={"csrf": csrf_of(page.data)},
                        follow_redirects=True)
     assert b"version 2 is active" in done.data
