@@ -15,6 +15,12 @@ from core.errors import Problem
 
 PathParts = Sequence[str | int]
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: about 10 times faster for big files
+
+
+def dump_yaml(data: Any) -> str:
+    """Plain safe YAML in the order given (what we write is read back by people and by `load_documents`)."""
+    return yaml.dump(data, Dumper=SAFE_DUMPER, sort_keys=False, allow_unicode=True)
 
 
 @dataclass(frozen=True)

@@ -109,10 +109,25 @@ class _Turn:
     understood: str | None = None
 
 
-# The remediation the user is answering about: the latest one of this conversation that ran and looked fine.
-LAST_FIX_SQL = (
-    "SELECT a.name, a.target FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE d.conversation_id = ? "
-    "AND a.status = 'succeeded' AND a.name NOT IN ('handoff', 'escalate') ORDER BY a.finished_at DESC LIMIT 1")
+# The remediations the user is answering about: those of the latest decision in this conversation that ran a
+# remedy that looked fine (a decision may run several, e.g. the remedy telemetry points at and a learned one).
+LAST_FIXES_SQL = """
+SELECT a.name, a.target FROM actions a WHERE a.decision_id = (
+    SELECT a2.decision_id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id
+    WHERE d.conversation_id = ? AND a2.status = 'succeeded' AND a2.name NOT IN ('handoff', 'escalate')
+    ORDER BY a2.finished_at DESC LIMIT 1)
+AND a.status = 'succeeded' AND a.name NOT IN ('handoff', 'escalate') ORDER BY a.seq
+"""
+# The user says it is still broken: every remedy of the decision they judged counts as failed for the rules.
+NOT_FIXED_SQL = """
+INSERT INTO actions SELECT ? || '-' || a.seq, a.decision_id, a.user_id, a.seq + 1000, a.name, a.target, '{}',
+    'user_says_not_fixed', 'failed', 'the user reports it is still not working', ?, ?
+FROM actions a WHERE a.decision_id = (
+    SELECT a2.decision_id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id
+    WHERE d.conversation_id = ? AND a2.status IN ('succeeded', 'skipped') AND a2.name NOT IN ('handoff', 'escalate')
+    ORDER BY a2.finished_at DESC LIMIT 1)
+AND a.status IN ('succeeded', 'skipped') AND a.name NOT IN ('handoff', 'escalate')
+"""
 FAILED_BEFORE_SQL = (
     "SELECT count(*) FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE d.conversation_id = ? "
     "AND a.status = 'failed' AND a.name NOT IN ('handoff', 'escalate')")
@@ -430,13 +445,8 @@ class Dialogue:
 
     def _record_verdict(self, turn: _Turn) -> None:
         """The user says the last fix did not work: its actions count as failed for the rules from now on."""
-        self.assistant.store.transaction([(
-            "INSERT INTO actions SELECT ?, a.decision_id, a.user_id, a.seq + 1000, a.name, a.target, '{}', "
-            "'user_says_not_fixed', 'failed', 'the user reports it is still not working', ?, ? FROM actions a "
-            "WHERE a.id = (SELECT a2.id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id WHERE "
-            "d.conversation_id = ? AND a2.status IN ('succeeded', 'skipped') AND a2.name NOT IN ('handoff', "
-            "'escalate') ORDER BY a2.finished_at DESC LIMIT 1)",
-            (self.new_id(), self.clock(), self.clock(), turn.conversation_id))])
+        self.assistant.store.transaction([(NOT_FIXED_SQL, (self.new_id(), self.clock(), self.clock(),
+                                                           turn.conversation_id))])
 
     def _learn(self, turn: _Turn) -> None:
         """A fix the user confirmed teaches the index how they described the problem (removable by id)."""
@@ -463,37 +473,62 @@ class Dialogue:
         return self.ledger.export(self.learned_rules_file)
 
     def _count_outcome(self, turn: _Turn, succeeded: bool) -> None:
-        """The user's verdict on the last fix counts for that remedy's posterior; a confirmed fix that was not
-        the first thing tried votes for a learned rule, and scores the shadow rules about this problem."""
+        """The user's verdict on the last fix counts for the posterior of each remedy it ran (a success shared
+        between them, since the user cannot say which one did it); it scores the shadow rules whose fix has now
+        been judged in this conversation; and a confirmed fix that was not the first thing tried votes for a
+        learned rule."""
         playbook_id = turn.state.playbook
         if self.ledger is None or not self.learn or playbook_id not in self.knowledge.playbooks:
             return
-        rows = self.assistant.store.execute(LAST_FIX_SQL, (turn.conversation_id,))
-        if not rows:
+        fixes = [tuple(row) for row in self.assistant.store.execute(LAST_FIXES_SQL, (turn.conversation_id,))]
+        if not fixes:
             return  # nothing was run (a dry run, or a hand-off): no remedy to credit
-        action, target = rows[0]
-        self.ledger.record_outcome(playbook_id, action, target, turn.conversation_id, turn.user_id, succeeded)
+        weight = 1.0 / len(fixes) if succeeded else 1.0
+        for action, target in fixes:
+            self.ledger.record_outcome(playbook_id, action, target, turn.conversation_id, turn.user_id, succeeded,
+                                       weight)
         # A live rule for this problem whose fix keeps failing retires; other playbooks' rules are not touched.
         changed = bool(self.ledger.review_active(playbook_id))
-        if not succeeded:
-            if changed:
-                self.publish_learned_rules()
-            return
-        for rule in self.ledger.rules("shadow", playbook_id):
-            fix = rule.provenance.get("fix", {})
-            agreed = (fix.get("action"), fix.get("target")) == (action, target)
-            changed |= self.ledger.record_shadow_case(rule.name, turn.conversation_id, agreed) is not None
+        changed |= self._score_shadow_rules(turn)
         (earlier_failures,), = self.assistant.store.execute(FAILED_BEFORE_SQL, (turn.conversation_id,))
-        if earlier_failures or len(turn.state.tried) > 1:
-            remedy = next((r for r in self.knowledge.playbooks[playbook_id].remedies
-                           if (r.action, r.target) == (action, target)), None)
-            signal = remedy.indicated_by if remedy else None
-            fix = Fix(playbook_id, action, target, signal.service if signal else "", signal.metric if signal else "")
-            proposed = self.ledger.record_resolution(fix, turn.conversation_id, turn.user_id)
-            if proposed is not None and proposed.status == "proposed" and self.ledger.policy.auto_shadow:
-                self.ledger.set_status(proposed.name, "shadow", "learning", "shadowing a new proposal")
+        if succeeded and (earlier_failures or len(turn.state.tried) > 1):
+            for action, target in fixes:
+                self._vote(turn, playbook_id, action, target)
         if changed:
             self.publish_learned_rules()  # the rule source picks the file up
+
+    def _score_shadow_rules(self, turn: _Turn) -> bool:
+        """A shadow rule says "this fix works for this problem": each one that would have applied to this
+        conversation and whose fix has been judged in it agrees if the fix worked. A problem fixed by something
+        else says nothing about the rule's fix (rules add their fix; they do not replace the others), so it is
+        not a case. True if a rule was promoted."""
+        state = turn.state
+        judged = self.ledger.conversation_outcomes(turn.conversation_id)
+        first = state.tried[0] if state.tried else state.playbook
+        candidates = {c[0] for c in state.candidates}
+        promoted = False
+        for playbook in sorted({key[0] for key in judged}):
+            for rule in self.ledger.rules("shadow", playbook=playbook):
+                fix = rule.provenance.get("fix", {})
+                if fix.get("matched") and (fix["matched"] != first or fix.get("playbook") not in candidates):
+                    continue  # matched to another playbook first, or without this candidate: it would not apply
+                outcome = judged.get((fix.get("playbook"), fix.get("action"), fix.get("target")))
+                if outcome is not None:
+                    promoted |= self.ledger.record_shadow_case(rule.name, turn.conversation_id, outcome) is not None
+        return promoted
+
+    def _vote(self, turn: _Turn, playbook_id: str, action: str, target: str) -> None:
+        """A fix that was not the first thing tried votes for a learned rule: the second remedy of the same
+        playbook, or the fix of a close candidate when the playbook first matched was not the problem."""
+        remedy = next((r for r in self.knowledge.playbooks[playbook_id].remedies
+                       if (r.action, r.target) == (action, target)), None)
+        signal = remedy.indicated_by if remedy else None
+        first = turn.state.tried[0] if turn.state.tried else playbook_id
+        fix = Fix(playbook_id, action, target, signal.service if signal else "", signal.metric if signal else "",
+                  matched=first if first != playbook_id else "")
+        proposed = self.ledger.record_resolution(fix, turn.conversation_id, turn.user_id)
+        if proposed is not None and proposed.status == "proposed" and self.ledger.policy.auto_shadow:
+            self.ledger.set_status(proposed.name, "shadow", "learning", "shadowing a new proposal")
 
     def _count_verified_failures(self, turn: _Turn, answer: Answer) -> None:
         """A remedy whose verification on telemetry failed did not fix the problem: it counts at once. A verified

@@ -31,11 +31,13 @@ from typing import Any
 import yaml
 
 from core.errors import InputError, Problem, RuleError
+from core.yamlfile import dump_yaml
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS remedy_outcomes (
     playbook VARCHAR, action VARCHAR, target VARCHAR, conversation_id VARCHAR, user_id VARCHAR,
     succeeded BOOLEAN, at_s DOUBLE, PRIMARY KEY (playbook, action, target, conversation_id));
+ALTER TABLE remedy_outcomes ADD COLUMN IF NOT EXISTS weight DOUBLE DEFAULT 1.0;
 CREATE TABLE IF NOT EXISTS resolution_votes (
     fix_key VARCHAR, conversation_id VARCHAR, user_id VARCHAR, playbook VARCHAR, service VARCHAR,
     metric VARCHAR, action VARCHAR, target VARCHAR, at_s DOUBLE, PRIMARY KEY (fix_key, conversation_id));
@@ -46,8 +48,17 @@ CREATE TABLE IF NOT EXISTS shadow_cases (
     name VARCHAR, conversation_id VARCHAR, agreed BOOLEAN, at_s DOUBLE, PRIMARY KEY (name, conversation_id));
 """
 
+RULES_SQL = """
+SELECT name, version, status, body, provenance, reason, actor, at_s FROM (
+    SELECT *, json_extract_string(provenance, '$.fix.playbook') AS playbook,
+           coalesce(nullif(json_extract_string(provenance, '$.fix.matched'), ''),
+                    json_extract_string(provenance, '$.fix.playbook')) AS route
+    FROM learned_rules QUALIFY version = max(version) OVER (PARTITION BY name))
+WHERE (? IS NULL OR status = ?) AND (? IS NULL OR playbook = ?) AND (? IS NULL OR route = ?)
+ORDER BY name
+"""
 LIVE_RECORDS_SQL = """
-SELECT x.name, count(*) FILTER (WHERE o.succeeded), count(o.succeeded)
+SELECT x.name, coalesce(sum(o.weight) FILTER (WHERE o.succeeded), 0), count(o.succeeded)
 FROM (SELECT unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS playbook, unnest(?::VARCHAR[]) AS action,
              unnest(?::VARCHAR[]) AS target) x
 LEFT JOIN (SELECT DISTINCT r.rule, d.conversation_id FROM rules_fired r JOIN decisions d ON d.id = r.decision_id
@@ -75,17 +86,29 @@ class Policy:
 
 @dataclass(frozen=True)
 class Fix:
-    """A confirmed resolution: for this playbook's problem (with this unhealthy signal, if any), this fixed it."""
+    """A confirmed resolution: for this playbook's problem (with this unhealthy signal, if any), this fixed it.
+
+    `matched` is set when the problem was first matched to another playbook and this one, a close candidate,
+    turned out to be the problem: the rule then binds that symptom cluster (matched as `matched`, with
+    `playbook` among the candidates) to the fix.
+    """
 
     playbook: str
     action: str
     target: str
     service: str = ""
     metric: str = ""
+    matched: str = ""
 
     @property
     def key(self) -> str:
-        return "|".join((self.playbook, self.service, self.metric, self.action, self.target))
+        parts = (self.playbook, self.service, self.metric, self.action, self.target)
+        return "|".join((*parts, self.matched) if self.matched else parts)  # keys of plain fixes stay as they were
+
+    @property
+    def route(self) -> str:
+        """The playbook a decision must be matched to for the rule to apply."""
+        return self.matched or self.playbook
 
     @property
     def rule_name(self) -> str:
@@ -123,20 +146,30 @@ class Ledger:
     # -- remedy outcomes ----------------------------------------------------------------------------
 
     def record_outcome(self, playbook: str, action: str, target: str, conversation_id: str, user_id: str,
-                       succeeded: bool) -> bool:
-        """Count one outcome per conversation; a repeated or concurrent confirmation counts once. True if new."""
+                       succeeded: bool, weight: float = 1.0) -> bool:
+        """Count one outcome per conversation; a repeated or concurrent confirmation counts once. `weight` < 1
+        is a success shared with other remedies that ran together. True if new."""
         with self._lock:
             rows = self.store.execute(
-            "INSERT INTO remedy_outcomes VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
-                (playbook, action, target, conversation_id, user_id, succeeded, self.clock()))
+                "INSERT INTO remedy_outcomes (playbook, action, target, conversation_id, user_id, succeeded, at_s, "
+                "weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
+                (playbook, action, target, conversation_id, user_id, succeeded, self.clock(), weight))
         return bool(rows)
 
     def posterior(self, playbook: str, action: str, target: str) -> tuple[float, float]:
-        """Beta(alpha, beta) over the remedy's success rate: a uniform prior plus what was seen."""
+        """Beta(alpha, beta) over the remedy's success rate: a uniform prior plus what was seen (shared
+        successes count their share)."""
         (successes, failures), = self.store.execute(
-            "SELECT count(*) FILTER (WHERE succeeded), count(*) FILTER (WHERE NOT succeeded) FROM remedy_outcomes "
+            "SELECT coalesce(sum(weight) FILTER (WHERE succeeded), 0), "
+            "coalesce(sum(weight) FILTER (WHERE NOT succeeded), 0) FROM remedy_outcomes "
             "WHERE playbook = ? AND action = ? AND target = ?", (playbook, action, target))
-        return 1.0 + successes, 1.0 + failures
+        return 1.0 + float(successes), 1.0 + float(failures)
+
+    def conversation_outcomes(self, conversation_id: str) -> dict[tuple[str, str, str], bool]:
+        """What was judged in one conversation: (playbook, action, target) -> whether it fixed the problem."""
+        rows = self.store.execute("SELECT playbook, action, target, succeeded FROM remedy_outcomes "
+                                  "WHERE conversation_id = ?", (conversation_id,))
+        return {(playbook, action, target): bool(ok) for playbook, action, target, ok in rows}
 
     def confidence(self, playbook: str, action: str, target: str) -> float:
         alpha, beta = self.posterior(playbook, action, target)
@@ -209,12 +242,11 @@ class Ledger:
         versions = self.versions(name)
         return versions[-1] if versions else None
 
-    def rules(self, status: str | None = None, playbook: str | None = None) -> list[LearnedRule]:
-        """The latest version of every learned rule, optionally only those with `status`, about `playbook`."""
-        rows = self.store.execute(
-            "SELECT * FROM (SELECT * FROM learned_rules QUALIFY version = max(version) OVER (PARTITION BY name)) "
-            "WHERE (? IS NULL OR status = ?) AND (? IS NULL OR json_extract_string(provenance, '$.fix.playbook') = ?) "
-            "ORDER BY name", (status, status, playbook, playbook))
+    def rules(self, status: str | None = None, playbook: str | None = None,
+              route: str | None = None) -> list[LearnedRule]:
+        """The latest version of every learned rule, optionally only those with `status`, whose fix is for
+        `playbook`, or that apply to decisions matched to `route` (see `Fix.route`)."""
+        rows = self.store.execute(RULES_SQL, (status, status, playbook, playbook, route, route))
         return [_learned(row) for row in rows]
 
     def set_status(self, name: str, status: str, actor: str, reason: str) -> LearnedRule:
@@ -265,11 +297,11 @@ class Ledger:
         return None
 
     def review_active(self, playbook: str | None = None,
-                      records: Callable[[Sequence[LearnedRule]], Mapping[str, tuple[int, int]]] | None = None,
+                      records: Callable[[Sequence[LearnedRule]], Mapping[str, tuple[float, int]]] | None = None,
                       ) -> list[LearnedRule]:
-        """Retire active rules (of `playbook`, or all) whose live (successes, tries) fall below the floor;
-        returns those retired. `records` defaults to the live record in the store."""
-        rules = self.rules("active", playbook)
+        """Retire active rules (those applying to `playbook`, or all) whose live (successes, tries) fall below
+        the floor; returns those retired. `records` defaults to the live record in the store."""
+        rules = self.rules("active", route=playbook)
         found = (records or self.live_records)(rules)
         retired = []
         for rule in rules:
@@ -303,19 +335,21 @@ class Ledger:
             self.record_outcome(fix.playbook, action, target, conversation_id, voter, True)
             return self._vote(fix, conversation_id, voter)
 
-    def live_record(self, rule: LearnedRule) -> tuple[int, int]:
-        """(successes, tries) of a learned rule's fix in the conversations where the rule fired."""
+    def live_record(self, rule: LearnedRule) -> tuple[float, int]:
+        """(successes, tries) of a learned rule's fix in the conversations where the rule fired; a success
+        shared with other remedies of the same decision counts its share."""
         return self.live_records([rule])[rule.name]
 
-    def live_records(self, rules: Sequence[LearnedRule]) -> dict[str, tuple[int, int]]:
+    def live_records(self, rules: Sequence[LearnedRule]) -> dict[str, tuple[float, int]]:
         """`live_record` of many rules in one query (a playbook may have hundreds of learned rules)."""
         if not rules:
             return {}
         fixes = [r.provenance.get("fix", {}) for r in rules]
-        columns = [[r.name for r in rules], *([str(f.get(k, "")) for f in fixes] for k in ("playbook", "action",
-                                                                                             "target"))]
+        # Outcomes count under the playbook the conversation was on when the rule fired: its route.
+        columns = [[r.name for r in rules], [str(f.get("matched") or f.get("playbook", "")) for f in fixes],
+                   *([str(f.get(k, "")) for f in fixes] for k in ("action", "target"))]
         rows = self.store.execute(LIVE_RECORDS_SQL, (*columns, columns[0]))
-        return {name: (int(successes), int(tries)) for name, successes, tries in rows}
+        return {name: (round(float(successes), 3), int(tries)) for name, successes, tries in rows}
 
     def fire_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
         """How often each learned rule (or each of `names`) fired in a decision."""
@@ -323,8 +357,8 @@ class Ledger:
             rows = self.store.execute("SELECT rule, count(*) FROM rules_fired WHERE rule IN "
                                       "(SELECT unnest(?::VARCHAR[])) GROUP BY rule", (list(names),))
         else:
-            rows = self.store.execute(
-                "SELECT rule, count(*) FROM rules_fired WHERE starts_with(rule, 'learned_') GROUP BY rule")
+            rows = self.store.execute("SELECT rule, count(*) FROM rules_fired WHERE rule IN "
+                                      "(SELECT DISTINCT name FROM learned_rules) GROUP BY rule")
         return {name: int(count) for name, count in rows}
 
     def shadow_record(self, name: str) -> tuple[int, int]:
@@ -344,7 +378,7 @@ class Ledger:
                     "curate with `firstline learned`.", "rules": active}
         path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_suffix(".tmp")
-        staging.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+        staging.write_text(dump_yaml(document), encoding="utf-8")
         staging.replace(path)
         return len(active)
 
@@ -366,14 +400,17 @@ class Ledger:
 
 def rule_body(fix: Fix, confirmations: int) -> dict[str, Any]:
     """The rule, in the hand-written schema: this playbook (with this unhealthy signal) -> propose this fix."""
-    conditions: list[dict[str, Any]] = [{"match": {"playbook": fix.playbook, "band": "answer"}}]
+    conditions: list[dict[str, Any]] = [{"match": {"playbook": fix.route, "band": "answer"}}]
+    if fix.matched:
+        conditions.append({"candidate": {"playbook": fix.playbook}})
     if fix.service and fix.metric:
         conditions.append({"metric": {"service": fix.service, "name": fix.metric, "status": "unhealthy"}})
     conditions.append({"none": {"proposal": {"action": fix.action, "target": fix.target}}})
     signal = f" while {fix.service} {fix.metric} was unhealthy" if fix.service and fix.metric else ""
+    seen_as = f", when the problem was first taken for {fix.matched}" if fix.matched else ""
     return {
         "name": fix.rule_name,
-        "description": f"Learned: {fix.action} on {fix.target} fixed {fix.playbook}{signal} "
+        "description": f"Learned: {fix.action} on {fix.target} fixed {fix.playbook}{signal}{seen_as} "
                        f"({confirmations} confirmed resolutions).",
         "salience": 450,
         "when": {"all": conditions},
@@ -401,7 +438,7 @@ def rule_parser(known_actions, known_playbooks: frozenset[str] | None = None) ->
     def parse(body: dict[str, Any]):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "learned.yaml"
-            path.write_text(yaml.safe_dump({"ruleset": "learned_rules", "rules": [body]}), encoding="utf-8")
+            path.write_text(dump_yaml({"ruleset": "learned_rules", "rules": [body]}), encoding="utf-8")
             return load_rules([path], known_actions, known_playbooks=known_playbooks)
 
     return parse

@@ -115,8 +115,8 @@ def _explained(review: RuleReview, decision_id: str, name: str) -> list[str]:
     return trace_lines(trace)
 
 
-def _ratio(part: int, whole: int) -> str:
-    return f"{part}/{whole}" if whole else "-"
+def _ratio(part: float, whole: int) -> str:
+    return f"{part:g}/{whole}" if whole else "-"
 
 
 def _transition(status: str, verb: str):

@@ -9,6 +9,7 @@ import yaml
 from core.errors import InputError
 from engine.catalogue import action_targets
 from engine.learning import Fix, Ledger, Policy, rule_validator
+from engine.ruleengine import Fact, RuleEngine
 from engine.store import DuckDBStore
 from engine.wiring import load_pack
 from rules.loader import load_rules
@@ -118,3 +119,24 @@ def test_forgetting_a_user_removes_their_outcomes_and_votes(ledger):
     assert ledger.forget_user("gone") == 2
     assert ledger.store.execute("SELECT count(*) FROM remedy_outcomes")[0][0] == 0
     assert yaml.safe_dump(ledger.rules()) == "[]\n"
+
+
+def test_a_fix_found_on_a_close_candidate_binds_the_first_match_and_that_candidate(ledger, tmp_path, settings):
+    cross = Fix("app_timeouts_peak", "scale_out", "api", matched="dashboard_slow")
+    assert cross.key != Fix("app_timeouts_peak", "scale_out", "api").key and cross.route == "dashboard_slow"
+    ledger.record_resolution(cross, "c1", "u1")
+    rule = ledger.record_resolution(cross, "c2", "u2")
+    assert rule.status == "proposed", rule.reason  # valid as a hand-written rule
+    assert [r.name for r in ledger.rules(route="dashboard_slow")] == [rule.name]
+    assert [r.name for r in ledger.rules(playbook="app_timeouts_peak")] == [rule.name]
+    assert ledger.rules(route="app_timeouts_peak") == []
+    ledger.set_status(rule.name, "active", "curator", "checked")
+    path = tmp_path / "active.yaml"
+    ledger.export(path)
+    topology, playbooks = load_pack(settings)
+    engine = RuleEngine(load_rules([path], action_targets(topology), known_playbooks=frozenset(playbooks)))
+    matched = Fact("match", {"playbook": "dashboard_slow", "band": "answer"})
+    candidate = Fact("candidate", {"playbook": "app_timeouts_peak", "rank": 2})
+    with_candidate = engine.run([matched, candidate])
+    assert [f.rule for f in with_candidate.firings] == [rule.name]
+    assert engine.run([matched]).firings == []  # without that candidate close, the rule does not apply

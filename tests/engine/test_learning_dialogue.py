@@ -4,6 +4,7 @@ try becomes a learned rule that shadows, is promoted by agreeing cases, is writt
 import pytest
 
 from core.errors import InputError
+from engine.learning import Fix
 from engine.wiring import build
 from tests.conftest import make_settings
 from tests.engine.test_dialogue import talk
@@ -115,3 +116,38 @@ def test_a_remedy_that_fails_verification_on_telemetry_counts_as_failed_once(tmp
         assert parts.store.execute("SELECT count(*) FROM remedy_outcomes")[0][0] == len(failed)
     finally:
         parts.close()
+
+
+def test_one_verdict_judges_every_remedy_the_decision_ran(tmp_path, knowledge):
+    faults = ["slow_queries", "cache_degradation"]
+    parts = build(make_settings(tmp_path, simulation_faults=faults, remediation_cooldown_s=0), knowledge=knowledge)
+    try:
+        first, _ = talk(parts, "ann", PROBLEM, "no, it's still slow")
+        ran = [(a.name, a.target) for a in first.answer.actions if a.status == "succeeded"]
+        assert len(ran) == 2, "both unhealthy signals get their remedy in one decision"
+        ledger = parts.dialogue.ledger
+        assert [ledger.posterior("dashboard_slow", *fix) for fix in ran] == [(1.0, 2.0), (1.0, 2.0)]
+        judged = parts.store.execute("SELECT name, target FROM actions WHERE rule = 'user_says_not_fixed'")
+        assert sorted(judged) == sorted(ran)  # the rules will not repeat either of them for this user
+        for fault in faults:
+            parts.infrastructure.inject(fault)
+        talk(parts, "bob", PROBLEM, "yes it works now")
+        # The user cannot say which of the two fixed it: each gets half a success.
+        assert [ledger.posterior("dashboard_slow", *fix) for fix in ran] == [(1.5, 2.0), (1.5, 2.0)]
+    finally:
+        parts.close()
+
+
+def test_a_shadow_rule_is_scored_only_where_its_fix_was_judged(chat):
+    ledger = chat.dialogue.ledger
+    fix = Fix("dashboard_slow", "clear_user_cache", "cache")
+    ledger.record_resolution(fix, "earlier-1", "x1")
+    rule = ledger.set_status(ledger.record_resolution(fix, "earlier-2", "x2").name, "shadow", "test", "test")
+    talk(chat, "ann", PROBLEM, "yes it works now")  # fixed by the database remedy: nothing said about the cache
+    assert ledger.shadow_record(rule.name) == (0, 0)
+    assert chat.infrastructure.faults() == []  # that remedy cleared the fault
+    (ran, _) = talk(chat, "bob", PROBLEM, "yes it works now")  # telemetry explains nothing: the safe default
+    assert ("clear_user_cache", "cache") in [(a.name, a.target) for a in ran.answer.actions]
+    assert ledger.shadow_record(rule.name) == (1, 1)
+    talk(chat, "cy", PROBLEM, "no, it's still slow")
+    assert ledger.shadow_record(rule.name) == (1, 2)
