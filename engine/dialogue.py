@@ -514,7 +514,8 @@ class Dialogue:
                     continue  # matched to another playbook first, or without this candidate: it would not apply
                 outcome = judged.get((fix.get("playbook"), fix.get("action"), fix.get("target")))
                 if outcome is not None:
-                    promoted |= self.ledger.record_shadow_case(rule.name, turn.conversation_id, outcome) is not None
+                    case = self.ledger.record_shadow_case(rule.name, turn.conversation_id, outcome, turn.user_id)
+                    promoted |= case is not None
         return promoted
 
     def _vote(self, turn: _Turn, playbook_id: str, action: str, target: str) -> None:

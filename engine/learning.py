@@ -46,6 +46,13 @@ CREATE TABLE IF NOT EXISTS learned_rules (
     actor VARCHAR, at_s DOUBLE, PRIMARY KEY (name, version));
 CREATE TABLE IF NOT EXISTS shadow_cases (
     name VARCHAR, conversation_id VARCHAR, agreed BOOLEAN, at_s DOUBLE, PRIMARY KEY (name, conversation_id));
+ALTER TABLE shadow_cases ADD COLUMN IF NOT EXISTS user_id VARCHAR;
+"""
+# A rule's shadow record counts each user once, by their first case: one user alone cannot promote a rule.
+SHADOW_RECORD_SQL = """
+SELECT count(*), count(*) FILTER (WHERE agreed) FROM (
+    SELECT DISTINCT ON (coalesce(user_id, conversation_id)) agreed FROM shadow_cases WHERE name = ?
+    ORDER BY coalesce(user_id, conversation_id), at_s)
 """
 
 RULES_SQL = """
@@ -278,15 +285,17 @@ class Ledger:
         before, after = (_rule_text(versions[v]) for v in (old, new))
         return "".join(difflib.unified_diff(before, after, f"{name} v{old}", f"{name} v{new}"))
 
-    def record_shadow_case(self, name: str, conversation_id: str, agreed: bool) -> LearnedRule | None:
-        """A shadow rule's proposal against what actually fixed the problem; promotes it when enough agree.
-        Returns the new version when this case promoted it."""
+    def record_shadow_case(self, name: str, conversation_id: str, agreed: bool,
+                           user_id: str | None = None) -> LearnedRule | None:
+        """A shadow rule's fix judged in a conversation; promotes the rule when enough distinct users' cases
+        agree. Returns the new version when this case promoted it."""
         with self._lock:
-            return self._shadow_case(name, conversation_id, agreed)
+            return self._shadow_case(name, conversation_id, agreed, user_id)
 
-    def _shadow_case(self, name: str, conversation_id: str, agreed: bool) -> LearnedRule | None:
-        self.store.execute("INSERT INTO shadow_cases VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                           (name, conversation_id, agreed, self.clock()))
+    def _shadow_case(self, name: str, conversation_id: str, agreed: bool, user_id: str | None) -> LearnedRule | None:
+        self.store.execute("INSERT INTO shadow_cases (name, conversation_id, agreed, at_s, user_id) "
+                           "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                           (name, conversation_id, agreed, self.clock(), user_id))
         current = self.existing(name)
         if current.status != "shadow":
             return None
@@ -362,9 +371,8 @@ class Ledger:
         return {name: int(count) for name, count in rows}
 
     def shadow_record(self, name: str) -> tuple[int, int]:
-        """(agreeing, all) shadow cases of a rule: how often its proposal matched what actually fixed it."""
-        (cases, agreeing), = self.store.execute(
-            "SELECT count(*), count(*) FILTER (WHERE agreed) FROM shadow_cases WHERE name = ?", (name,))
+        """(agreeing, all) shadow cases of a rule, one per user (their first): how often its fix worked."""
+        (cases, agreeing), = self.store.execute(SHADOW_RECORD_SQL, (name,))
         return int(agreeing), int(cases)
 
     def shadow_conversations(self, name: str) -> list[str]:
@@ -383,9 +391,10 @@ class Ledger:
         return len(active)
 
     def forget_user(self, user_id: str) -> int:
-        """Privacy: remove a user's outcomes and votes (rules they helped create keep only counts)."""
+        """Privacy: remove a user's outcomes, votes and shadow cases (rules they helped create keep only
+        counts and conversation ids, which lead nowhere once the conversations are deleted)."""
         removed = 0
-        for table in ("remedy_outcomes", "resolution_votes"):
+        for table in ("remedy_outcomes", "resolution_votes", "shadow_cases"):
             (count,), = self.store.execute(f"SELECT count(*) FROM {table} WHERE user_id = ?", (user_id,))
             self.store.execute(f"DELETE FROM {table} WHERE user_id = ?", (user_id,))
             removed += count

@@ -140,3 +140,17 @@ def test_a_fix_found_on_a_close_candidate_binds_the_first_match_and_that_candida
     with_candidate = engine.run([matched, candidate])
     assert [f.rule for f in with_candidate.firings] == [rule.name]
     assert engine.run([matched]).firings == []  # without that candidate close, the rule does not apply
+
+
+def test_one_user_alone_cannot_promote_a_shadow_rule(ledger):
+    ledger.record_resolution(FIX, "c1", "u1")
+    rule = ledger.record_resolution(FIX, "c2", "u2")
+    ledger.set_status(rule.name, "shadow", "learning", "start shadowing")
+    for conversation in ("m1", "m2", "m3", "m4", "m5", "m6"):  # one user, many conversations, all agreeing
+        assert ledger.record_shadow_case(rule.name, conversation, True, "mallory") is None
+    assert ledger.shadow_record(rule.name) == (1, 1) and ledger.latest(rule.name).status == "shadow"
+    for user in ("a", "b"):
+        ledger.record_shadow_case(rule.name, f"conv-{user}", True, user)
+    assert ledger.shadow_record(rule.name) == (3, 3)  # three users, each counted once
+    ledger.forget_user("mallory")
+    assert ledger.shadow_record(rule.name) == (2, 2)
