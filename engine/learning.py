@@ -65,7 +65,7 @@ WHERE (? IS NULL OR status = ?) AND (? IS NULL OR playbook = ?) AND (? IS NULL O
 ORDER BY name
 """
 LIVE_RECORDS_SQL = """
-SELECT x.name, coalesce(sum(o.weight) FILTER (WHERE o.succeeded), 0), count(o.succeeded)
+SELECT x.name, count(*) FILTER (WHERE o.succeeded), count(o.succeeded)
 FROM (SELECT unnest(?::VARCHAR[]) AS name, unnest(?::VARCHAR[]) AS playbook, unnest(?::VARCHAR[]) AS action,
              unnest(?::VARCHAR[]) AS target) x
 LEFT JOIN (SELECT DISTINCT r.rule, d.conversation_id FROM rules_fired r JOIN decisions d ON d.id = r.decision_id
@@ -306,7 +306,7 @@ class Ledger:
         return None
 
     def review_active(self, playbook: str | None = None,
-                      records: Callable[[Sequence[LearnedRule]], Mapping[str, tuple[float, int]]] | None = None,
+                      records: Callable[[Sequence[LearnedRule]], Mapping[str, tuple[int, int]]] | None = None,
                       ) -> list[LearnedRule]:
         """Retire active rules (those applying to `playbook`, or all) whose live (successes, tries) fall below
         the floor; returns those retired. `records` defaults to the live record in the store."""
@@ -344,12 +344,13 @@ class Ledger:
             self.record_outcome(fix.playbook, action, target, conversation_id, voter, True)
             return self._vote(fix, conversation_id, voter)
 
-    def live_record(self, rule: LearnedRule) -> tuple[float, int]:
-        """(successes, tries) of a learned rule's fix in the conversations where the rule fired; a success
-        shared with other remedies of the same decision counts its share."""
+    def live_record(self, rule: LearnedRule) -> tuple[int, int]:
+        """(successes, tries) of a learned rule's fix in the conversations where the rule fired. A success is
+        whole even when another remedy ran beside it: the question is whether the rule's problems get fixed
+        (a shared success would keep a rule that always runs beside another under any floor of one half)."""
         return self.live_records([rule])[rule.name]
 
-    def live_records(self, rules: Sequence[LearnedRule]) -> dict[str, tuple[float, int]]:
+    def live_records(self, rules: Sequence[LearnedRule]) -> dict[str, tuple[int, int]]:
         """`live_record` of many rules in one query (a playbook may have hundreds of learned rules)."""
         if not rules:
             return {}
@@ -358,7 +359,7 @@ class Ledger:
         columns = [[r.name for r in rules], [str(f.get("matched") or f.get("playbook", "")) for f in fixes],
                    *([str(f.get(k, "")) for f in fixes] for k in ("action", "target"))]
         rows = self.store.execute(LIVE_RECORDS_SQL, (*columns, columns[0]))
-        return {name: (round(float(successes), 3), int(tries)) for name, successes, tries in rows}
+        return {name: (int(successes), int(tries)) for name, successes, tries in rows}
 
     def fire_counts(self, names: Sequence[str] | None = None) -> dict[str, int]:
         """How often each learned rule (or each of `names`) fired in a decision."""

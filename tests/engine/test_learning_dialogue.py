@@ -151,3 +151,20 @@ def test_a_shadow_rule_is_scored_only_where_its_fix_was_judged(chat):
     assert ledger.shadow_record(rule.name) == (1, 1)
     talk(chat, "cy", PROBLEM, "no, it's still slow")
     assert ledger.shadow_record(rule.name) == (1, 2)
+
+
+def test_a_live_rule_whose_fix_runs_beside_another_keeps_its_whole_successes(chat):
+    ledger = chat.dialogue.ledger
+    fix = Fix("dashboard_slow", "clear_user_cache", "cache")
+    ledger.record_resolution(fix, "earlier-1", "x1")
+    rule = ledger.set_status(ledger.record_resolution(fix, "earlier-2", "x2").name, "active", "test", "test")
+    chat.dialogue.publish_learned_rules()
+    chat.assistant.rule_source.reload()
+    for user in ("u1", "u2", "u3", "u4", "u5", "u6"):
+        chat.infrastructure.inject("slow_queries")
+        (ran, _) = talk(chat, user, PROBLEM, "yes it works now")
+        assert {("kill_slow_queries", "database"), ("clear_user_cache", "cache")} <= {
+            (a.name, a.target) for a in ran.answer.actions}
+    assert ledger.posterior("dashboard_slow", "clear_user_cache", "cache") == (4.0, 1.0)  # half of each of six
+    assert ledger.live_record(ledger.latest(rule.name)) == (6, 6)
+    assert ledger.latest(rule.name).status == "active"  # shared credit alone would have retired it
