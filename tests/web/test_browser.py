@@ -106,3 +106,32 @@ def test_a_whole_conversation_in_a_real_browser(served):
             assert parts.store.execute("SELECT count(*) FROM messages WHERE text LIKE '%dashboard%'")[0][0] == 0
         finally:
             browser.close()
+
+
+def test_a_curator_signs_in_reviews_a_learned_rule_and_approves_it(served):
+    sync_playwright = _browser_or_skip()
+    url, parts = served
+    from engine.learning import Fix
+
+    fix = Fix("dashboard_slow", "kill_slow_queries", "database", "database", "slow_queries")
+    parts.dialogue.ledger.record_resolution(fix, "conv-1", "ann")
+    rule = parts.dialogue.ledger.record_resolution(fix, "conv-2", "bob")
+    token = parts.tokens.create("cora", Role.CURATOR).token
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(f"{url}/curator/")
+            page.get_by_label("token", exact=False).fill(token)
+            page.keyboard.press("Enter")
+            page.get_by_role("heading", name="Learned rules").wait_for()
+            page.get_by_role("link", name=rule.name).click()
+            page.get_by_role("heading", name="Example traces").wait_for()
+            assert "conv-1, conv-2" in page.inner_text("main")  # its provenance
+            page.get_by_role("button", name="approve").click()
+            page.get_by_role("status").wait_for()
+            assert "is active" in page.get_by_role("status").inner_text()
+            assert parts.dialogue.ledger.latest(rule.name).status == "active"
+        finally:
+            browser.close()
