@@ -184,19 +184,16 @@ class Curation:
         for example in self._examples():
             counts[example.playbook] = counts.get(example.playbook, 0) + 1
         usage = {row[0]: row[1:] for row in self.ledger.store.execute(PLAYBOOK_SQL)}
+        posteriors = self.ledger.posteriors()
         rows = []
         for pid, playbook in sorted(self._playbooks().items()):
             decisions, resolved = usage.get(pid, (0, 0))
-            remedies = [self._remedy(pid, r.action, r.target) for r in playbook.remedies]
+            remedies = [_remedy(r.action, r.target, posteriors.get((pid, r.action, r.target), (1.0, 1.0)))
+                        for r in playbook.remedies]
             rows.append({"id": pid, "title": playbook.title, "category": playbook.category,
                          "examples": counts.get(pid, 0), "decisions": decisions, "resolved": resolved,
                          "remedies": remedies})
         return rows
-
-    def _remedy(self, playbook: str, action: str, target: str) -> dict[str, Any]:
-        alpha, beta = self.ledger.posterior(playbook, action, target)
-        return {"action": action, "target": target, "confidence": round(alpha / (alpha + beta), 4),
-                "successes": int(alpha - 1), "failures": int(beta - 1)}
 
     def unmatched(self, limit: int = 50) -> list[dict[str, Any]]:
         """Recent messages declined or clarified that nobody has taught a playbook yet, newest first."""
@@ -240,6 +237,12 @@ class Curation:
                              code="not_found")
         user_id, conversation_id, text = rows[0]
         return {"user_id": user_id, "conversation_id": conversation_id, "text": text}
+
+
+def _remedy(action: str, target: str, posterior: tuple[float, float]) -> dict[str, Any]:
+    alpha, beta = posterior
+    return {"action": action, "target": target, "confidence": round(alpha / (alpha + beta), 4),
+            "successes": round(alpha - 1, 3), "failures": round(beta - 1, 3)}
 
 
 def _fix(rule: LearnedRule) -> dict[str, Any]:

@@ -172,6 +172,13 @@ class Ledger:
             "WHERE playbook = ? AND action = ? AND target = ?", (playbook, action, target))
         return 1.0 + float(successes), 1.0 + float(failures)
 
+    def posteriors(self) -> dict[tuple[str, str, str], tuple[float, float]]:
+        """`posterior` of every (playbook, action, target) with outcomes, in one query (for overviews)."""
+        rows = self.store.execute(
+            "SELECT playbook, action, target, coalesce(sum(weight) FILTER (WHERE succeeded), 0), "
+            "coalesce(sum(weight) FILTER (WHERE NOT succeeded), 0) FROM remedy_outcomes GROUP BY ALL")
+        return {(p, a, t): (1.0 + float(s), 1.0 + float(f)) for p, a, t, s, f in rows}
+
     def conversation_outcomes(self, conversation_id: str) -> dict[tuple[str, str, str], bool]:
         """What was judged in one conversation: (playbook, action, target) -> whether it fixed the problem."""
         rows = self.store.execute("SELECT playbook, action, target, succeeded FROM remedy_outcomes "

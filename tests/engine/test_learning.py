@@ -154,3 +154,12 @@ def test_one_user_alone_cannot_promote_a_shadow_rule(ledger):
     assert ledger.shadow_record(rule.name) == (3, 3)  # three users, each counted once
     ledger.forget_user("mallory")
     assert ledger.shadow_record(rule.name) == (2, 2)
+
+
+def test_all_posteriors_at_once_agree_with_each(ledger):
+    ledger.record_outcome("dashboard_slow", "kill_slow_queries", "database", "c1", "u1", True, 0.5)
+    ledger.record_outcome("dashboard_slow", "rebuild_cache", "cache", "c1", "u1", True, 0.5)
+    ledger.record_outcome("dashboard_slow", "kill_slow_queries", "database", "c2", "u2", False)
+    every = ledger.posteriors()
+    assert every == {key: ledger.posterior(*key) for key in every}
+    assert every[("dashboard_slow", "kill_slow_queries", "database")] == (1.5, 2.0)
