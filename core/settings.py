@@ -84,6 +84,27 @@ class Settings(BaseModel):
         True, description="When a user confirms a fix worked, add their description of the problem to the index "
         "(removed again when they delete their history)."
     )
+    # Learned rules (issue 7): the lifecycle's thresholds and the poisoning guards.
+    learn_min_users: int = Field(
+        2, ge=2, description="Distinct users who must confirm the same fix before a rule is proposed (one alone "
+        "never can)."
+    )
+    learn_votes_per_user_per_day: int = Field(
+        20, ge=1, description="Confirmations of one user that count towards learned rules per day."
+    )
+    learn_auto_shadow: bool = Field(
+        True, description="A valid new proposal starts shadowing at once (a curator may still reject it)."
+    )
+    learn_shadow_cases: int = Field(
+        5, ge=2, description="Users' shadow cases (each user's first) needed before a rule goes live by itself."
+    )
+    learn_shadow_precision: float = Field(
+        0.8, gt=0, le=1, description="Share of those cases whose fix must have worked for the rule to go live."
+    )
+    learn_retire_below: float = Field(
+        0.5, ge=0, le=1, description="A live learned rule whose fix succeeds less often than this is retired..."
+    )
+    learn_retire_after: int = Field(5, ge=1, description="...once it has been judged this many times.")
     # Self-healing (issue 6): telemetry, detection, adapters and the safety of unattended remediation.
     monitor_enabled: bool = Field(True, description="Run the monitor loop (detect and heal) inside `firstline serve`.")
     monitor_interval_s: float = Field(15.0, gt=0, description="Seconds between two reads of the telemetry.")

@@ -90,6 +90,13 @@ class Policy:
     retire_after: int = 5  # ...once it has been tried this many times
     auto_shadow: bool = True  # a valid new proposal starts shadowing at once (a curator may still reject it)
 
+    @classmethod
+    def from_settings(cls, settings) -> Policy:
+        return cls(min_users=settings.learn_min_users, per_user_per_day=settings.learn_votes_per_user_per_day,
+                   shadow_cases=settings.learn_shadow_cases, shadow_precision=settings.learn_shadow_precision,
+                   retire_below=settings.learn_retire_below, retire_after=settings.learn_retire_after,
+                   auto_shadow=settings.learn_auto_shadow)
+
 
 @dataclass(frozen=True)
 class Fix:

@@ -19,7 +19,7 @@ from engine.curation import Curation, RuleReview
 from engine.detection import DetectionConfig, Detector
 from engine.dialogue import Dialogue
 from engine.healing import Event, Healer
-from engine.learning import Ledger, rule_parser, rule_validator
+from engine.learning import Ledger, Policy, rule_parser, rule_validator
 from engine.ledger import DuckDBLedger
 from engine.monitor import Monitor
 from engine.remediation import Remediator
@@ -208,7 +208,8 @@ def build(
     else:
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
-    ledger = Ledger(store, clock=clock, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
+    ledger = Ledger(store, Policy.from_settings(settings), clock,
+                    validate=rule_validator(action_targets(topology), frozenset(playbooks)))
     parse_rule = rule_parser(action_targets(topology), frozenset(playbooks))
     engine = RuleEngine(rulebase)
     rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,

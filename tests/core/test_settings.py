@@ -89,3 +89,4 @@ def test_every_setting_is_described_and_in_the_readme():
     for row in rows:
         assert row["help"], f"{row['key']} has no help text"
         assert row["env"] in readme, f"{row['env']} is not documented in the README"
+

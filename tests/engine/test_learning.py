@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import yaml
 
-from core.errors import InputError
+from core.errors import ConfigurationError, InputError
+from core.settings import load_settings
 from engine.catalogue import action_targets
 from engine.learning import Fix, Ledger, Policy, rule_validator
 from engine.ruleengine import Fact, RuleEngine
@@ -163,3 +164,15 @@ def test_all_posteriors_at_once_agree_with_each(ledger):
     every = ledger.posteriors()
     assert every == {key: ledger.posterior(*key) for key in every}
     assert every[("dashboard_slow", "kill_slow_queries", "database")] == (1.5, 2.0)
+
+
+def test_the_learning_policy_comes_from_the_settings(tmp_path):
+    def load(environ):
+        return load_settings(environ=environ, default_file=None, data_dir=tmp_path)
+
+    policy = Policy.from_settings(load({"FIRSTLINE_LEARN_MIN_USERS": "3", "FIRSTLINE_LEARN_SHADOW_PRECISION": "0.9",
+                                        "FIRSTLINE_LEARN_AUTO_SHADOW": "false"}))
+    assert (policy.min_users, policy.shadow_precision, policy.auto_shadow) == (3, 0.9, False)
+    assert Policy.from_settings(load({})) == Policy()  # the embedded defaults are the ledger's
+    with pytest.raises(ConfigurationError, match="learn_min_users"):
+        load({"FIRSTLINE_LEARN_MIN_USERS": "1"})  # one user alone must never be enough
