@@ -396,7 +396,9 @@ class Dialogue:
             turn.state = State(turn=turn.state.turn)
             return None
         reading, match = self._read(turn, tuple(Intent))
-        if match.band is not Band.OUT_OF_SCOPE or reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
+        # A plain "yes, it works now" (say, after a hand-off) is about this problem, not a new one.
+        unclear = reading.intent is None and match.band is not Band.OUT_OF_SCOPE
+        if unclear or self._is_new_problem(reading, match, turn.state):
             return self._new_problem(turn)
         turn.replies.append(self.voice.say("reask_rating", self._seed(turn)))
         return None

@@ -49,6 +49,9 @@ def test_still_broken_tries_the_next_remedy_then_hands_off_honestly(chat):
     assert "engineers" in " ".join(third.replies)
     (diagnostics,) = chat.store.execute("SELECT diagnostics FROM handoffs WHERE user_id = 'bob'")[0]
     assert "kill_slow_queries" in diagnostics
+    # The engineers fixed it and the user says so: that is not a new problem; the rating is asked again.
+    (later,) = talk(chat, "bob", "yes it works now", conversation=third.conversation_id)
+    assert later.stage is Stage.RATING and later.answer is None
 
 
 def test_close_candidates_are_offered_and_a_choice_is_acted_on(chat):
