@@ -282,6 +282,7 @@ class Ledger:
 
     def revert(self, name: str, version: int, actor: str) -> LearnedRule:
         """Make `version`'s body and status current again, as a new version."""
+        self.existing(name)  # an unknown rule is "no such rule", not "no such version"
         versions = self.versions(name)
         target = next((v for v in versions if v.version == version), None)
         if target is None:

@@ -98,6 +98,8 @@ def test_changes_through_the_api_are_versioned_published_and_checked(learned):
     assert "-status: retired" in diff and "+status: active" in diff
     assert client.post(f"/api/v1/learned-rules/{name}/promote", json={}, headers=headers).status_code == 404
     assert client.get("/api/v1/learned-rules/learned_nothing", headers=headers).status_code == 404
+    unknown = client.post("/api/v1/learned-rules/learned_nothing/revert", json={"version": 1}, headers=headers)
+    assert unknown.status_code == 404 and "no learned rule named" in unknown.json["error"]["message"]
     assert client.get("/api/v1/learned-rules?status=maybe", headers=headers).status_code == 400
     assert client.get("/api/v1/learned-rules?limit=lots", headers=headers).status_code == 400
 
