@@ -176,3 +176,12 @@ def test_the_learning_policy_comes_from_the_settings(tmp_path):
     assert Policy.from_settings(load({})) == Policy()  # the embedded defaults are the ledger's
     with pytest.raises(ConfigurationError, match="learn_min_users"):
         load({"FIRSTLINE_LEARN_MIN_USERS": "1"})  # one user alone must never be enough
+
+
+def test_fire_counts_are_of_learned_rules_only(ledger):
+    ledger.record_resolution(FIX, "c1", "u1")
+    rule = ledger.record_resolution(FIX, "c2", "u2")
+    for seq, name in enumerate((rule.name, rule.name, "learned_resolution_for_an_unhealthy_metric")):
+        ledger.store.execute("INSERT INTO rules_fired VALUES (?, ?, ?, ?)", (f"d{seq}", seq, name, "{}"))
+    assert ledger.fire_counts() == {rule.name: 2}  # the built-in rule's name only looks learned
+    assert ledger.fire_counts([rule.name]) == {rule.name: 2} and ledger.fire_counts([]) == {}
