@@ -95,27 +95,32 @@ def share(flags: list[bool]) -> float:
     return float(np.mean(flags)) if flags else 0.0
 
 
-def plot(series: dict[str, dict[str, list[float]]], window: int, path: Path, title: str) -> None:
+def plot_on_off(series: dict[str, dict[str, list[float]]], panels: list[tuple[str, str, float | None]],
+                window: int, xlabel: str, path: Path, title: str) -> None:
+    """One panel per (key, label, y maximum or None), learning on solid against off dashed."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
     import matplotlib.pyplot as plt
 
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4), sharex=True)
-    for name, style in (("learning_on", "-"), ("learning_off", "--")):
-        axes[0].plot(series[name]["correct"], style, label=name.replace("_", " "))
-        axes[1].plot(series[name]["answered"], style, label=name.replace("_", " "))
-    axes[0].set_title(f"right first time (rolling {window})")
-    axes[1].set_title(f"answered outright (rolling {window})")
-    for axis in axes:
-        axis.set_xlabel("queries streamed")
-        axis.set_ylim(0, 1)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels) + 1, 4), sharex=True)
+    for axis, (key, label, top) in zip(axes, panels, strict=True):
+        for name, style in (("learning_on", "-"), ("learning_off", "--")):
+            axis.plot(series[name][key], style, label=name.replace("_", " "))
+        axis.set_title(f"{label} (rolling {window})")
+        axis.set_xlabel(xlabel)
+        axis.set_ylim(0, top)
         axis.grid(alpha=0.3)
         axis.legend()
     figure.suptitle(title)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
+
+
+def plot(series: dict[str, dict[str, list[float]]], window: int, path: Path, title: str) -> None:
+    plot_on_off(series, [("correct", "right first time", 1.0), ("answered", "answered outright", 1.0)], window,
+                "queries streamed", path, title)
 
 
 def main() -> None:

@@ -46,7 +46,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.learning_replay import rolling, share
+from bench.learning_replay import plot_on_off, rolling, share
 from core.settings import Settings, load_settings
 from core.taxonomy import Kind
 from engine.catalogue import ACTIONS
@@ -332,26 +332,10 @@ def series(run: Run, window: int) -> dict[str, list[float]]:
 
 
 def plot(curves: dict[str, dict[str, list[float]]], window: int, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")  # files only, no display
-    import matplotlib.pyplot as plt
-
-    panels = (("fixed_first_check", "fixed at the first check"), ("remedies", "remedies run per conversation"),
-              ("handed_off", "handed off to engineering"))
-    figure, axes = plt.subplots(1, 3, figsize=(15, 4), sharex=True)
-    for axis, (key, label) in zip(axes, panels, strict=True):
-        for name, style in (("learning_on", "-"), ("learning_off", "--")):
-            axis.plot(curves[name][key], style, label=name.replace("_", " "))
-        axis.set_title(f"{label} (rolling {window})")
-        axis.set_xlabel("conversations streamed")
-        axis.set_ylim(0, None if key == "remedies" else 1)
-        axis.grid(alpha=0.3)
-        axis.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    panels = [("fixed_first_check", "fixed at the first check", 1.0),
+              ("remedies", "remedies run per conversation", None),
+              ("handed_off", "handed off to engineering", 1.0)]
+    plot_on_off(curves, panels, window, "conversations streamed", path, title)
 
 
 ROWS = (("fixed_first_check", "%"), ("fixed_first_check_first_half", "%"), ("fixed_first_check_second_half", "%"),

@@ -73,6 +73,11 @@ class State:
     def payload(self) -> dict[str, Any]:
         return {k: v for k, v in asdict(self).items() if k != "stage"}
 
+    @property
+    def first_playbook(self) -> str | None:
+        """The playbook first acted on for this problem (the one it was first taken for)."""
+        return self.tried[0] if self.tried else self.playbook
+
 
 @dataclass(frozen=True)
 class Choice:
@@ -506,7 +511,7 @@ class Dialogue:
         not a case. True if a rule was promoted."""
         state = turn.state
         judged = self.ledger.conversation_outcomes(turn.conversation_id)
-        first = state.tried[0] if state.tried else state.playbook
+        first = state.first_playbook
         candidates = {c[0] for c in state.candidates}
         promoted = False
         for playbook in sorted({key[0] for key in judged}):
@@ -526,9 +531,9 @@ class Dialogue:
         remedy = next((r for r in self.knowledge.playbooks[playbook_id].remedies
                        if (r.action, r.target) == (action, target)), None)
         signal = remedy.indicated_by if remedy else None
-        first = turn.state.tried[0] if turn.state.tried else playbook_id
+        first = turn.state.first_playbook
         fix = Fix(playbook_id, action, target, signal.service if signal else "", signal.metric if signal else "",
-                  matched=first if first != playbook_id else "")
+                  matched=first if first and first != playbook_id else "")
         proposed = self.ledger.record_resolution(fix, turn.conversation_id, turn.user_id)
         if proposed is not None and proposed.status == "proposed" and self.ledger.policy.auto_shadow:
             self.ledger.set_status(proposed.name, "shadow", "learning", "shadowing a new proposal")

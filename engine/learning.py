@@ -55,6 +55,9 @@ SELECT count(*), count(*) FILTER (WHERE agreed) FROM (
     ORDER BY coalesce(user_id, conversation_id), at_s)
 """
 
+# Observed successes and failures of a remedy; a success shared between remedies counts its share.
+BETA_SUMS = ("coalesce(sum(weight) FILTER (WHERE succeeded), 0), "
+             "coalesce(sum(weight) FILTER (WHERE NOT succeeded), 0)")
 RULES_SQL = """
 SELECT name, version, status, body, provenance, reason, actor, at_s FROM (
     SELECT *, json_extract_string(provenance, '$.fix.playbook') AS playbook,
@@ -174,16 +177,14 @@ class Ledger:
         """Beta(alpha, beta) over the remedy's success rate: a uniform prior plus what was seen (shared
         successes count their share)."""
         (successes, failures), = self.store.execute(
-            "SELECT coalesce(sum(weight) FILTER (WHERE succeeded), 0), "
-            "coalesce(sum(weight) FILTER (WHERE NOT succeeded), 0) FROM remedy_outcomes "
-            "WHERE playbook = ? AND action = ? AND target = ?", (playbook, action, target))
+            f"SELECT {BETA_SUMS} FROM remedy_outcomes WHERE playbook = ? AND action = ? AND target = ?",
+            (playbook, action, target))
         return 1.0 + float(successes), 1.0 + float(failures)
 
     def posteriors(self) -> dict[tuple[str, str, str], tuple[float, float]]:
         """`posterior` of every (playbook, action, target) with outcomes, in one query (for overviews)."""
         rows = self.store.execute(
-            "SELECT playbook, action, target, coalesce(sum(weight) FILTER (WHERE succeeded), 0), "
-            "coalesce(sum(weight) FILTER (WHERE NOT succeeded), 0) FROM remedy_outcomes GROUP BY ALL")
+            f"SELECT playbook, action, target, {BETA_SUMS} FROM remedy_outcomes GROUP BY ALL")
         return {(p, a, t): (1.0 + float(s), 1.0 + float(f)) for p, a, t, s, f in rows}
 
     def conversation_outcomes(self, conversation_id: str) -> dict[tuple[str, str, str], bool]:

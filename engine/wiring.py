@@ -208,9 +208,8 @@ def build(
     else:
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
-    ledger = Ledger(store, Policy.from_settings(settings), clock,
-                    validate=rule_validator(action_targets(topology), frozenset(playbooks)))
-    parse_rule = rule_parser(action_targets(topology), frozenset(playbooks))
+    known = (action_targets(topology), frozenset(playbooks))
+    ledger = Ledger(store, Policy.from_settings(settings), clock, validate=rule_validator(*known))
     engine = RuleEngine(rulebase)
     rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,
                              settings.rules_reload_s)
@@ -241,7 +240,7 @@ def build(
                         settings.rate_limit_messages, settings.rate_limit_window_s,
                         settings.learn_from_confirmations, clock, ledger=ledger,
                         learned_rules_file=settings.learned_rules_dir / "active.yaml")
-    curation = Curation(RuleReview(ledger, parse_rule), lambda: knowledge.playbooks,
+    curation = Curation(RuleReview(ledger, rule_parser(*known)), lambda: knowledge.playbooks,
                         lambda: knowledge.examples.values(), dialogue.teach, dialogue.publish_learned_rules,
                         settings.data_dir / "drafts", assistant.trace, assistant.why_not)
     return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(chats, clock), curation, healing)

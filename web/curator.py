@@ -63,7 +63,7 @@ def make_curator_blueprint() -> Blueprint:
     def home():
         curation = _parts().curation
         where = RuleFilter(status=request.args.get("status") or None, playbook=request.args.get("playbook") or None,
-                           limit=PAGE, offset=_int(request.args.get("offset", "0"), "offset"))
+                           limit=PAGE, offset=whole_number(request.args.get("offset", "0"), "offset"))
         rules, total = curation.review.listing(where)
         return render_template("curator.html", curator=session["curator"], csrf=_csrf(), rules=rules, total=total,
                                where=where, statuses=STATUSES, playbooks=curation.playbooks(),
@@ -87,7 +87,7 @@ def make_curator_blueprint() -> Blueprint:
 
     @pages.post("/rules/<name>/<verb>")
     def change_rule(name: str, verb: str):
-        version = _int(request.form.get("version"), "version") if verb == "revert" else None
+        version = whole_number(request.form.get("version"), "version") if verb == "revert" else None
         who = f"curator {session['curator']}"
         rule = _parts().curation.change_rule(name, verb, who, request.form.get("reason") or f"{verb} (web)", version)
         target = request.form.get("back") == "rule"
@@ -123,7 +123,8 @@ def _check_csrf() -> None:
                          code="bad_csrf")
 
 
-def _int(value: str | None, name: str) -> int:
+def whole_number(value: str | None, name: str) -> int:
+    """A form or query value as a whole number, or an InputError naming the field."""
     try:
         return int(value or "")
     except ValueError:

@@ -15,6 +15,7 @@ from engine.curation import VERBS, Curation, RuleFilter
 from engine.learning import LearnedRule
 from engine.tokens import Role
 from web.api import API, json_body
+from web.curator import whole_number
 
 
 def _curation() -> Curation:
@@ -97,10 +98,7 @@ def _query_int(name: str, default: int | None) -> Any:
         if default is None:
             raise InputError(f"`{name}` is required (a version number)", code="invalid_body")
         return default
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f"`{name}` must be a whole number, got {value!r}", code="invalid_body") from None
+    return whole_number(value, name)
 
 
 def _string(body: dict[str, Any], key: str, default: str | None = None) -> str:
