@@ -397,11 +397,16 @@ class Ledger:
             "SELECT conversation_id FROM shadow_cases WHERE name = ? ORDER BY at_s DESC", (name,))]
 
     def export(self, path: Path) -> int:
-        """Write the active learned rules as a rule file (atomically) for the rule source to load."""
+        """Write the active learned rules as a rule file (atomically) for the rule source to load. With none
+        active there is no file: the loader refuses a file without rules (it is what a half-saved file looks
+        like), and a missing file unloads the last ones."""
         active = [r.body for r in self.rules("active")]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if not active:
+            path.unlink(missing_ok=True)
+            return 0
         document = {"ruleset": "learned_rules", "description": "Written by Firstline from confirmed resolutions; "
                     "curate with `firstline learned`.", "rules": active}
-        path.parent.mkdir(parents=True, exist_ok=True)
         staging = path.with_suffix(".tmp")
         staging.write_text(dump_yaml(document), encoding="utf-8")
         staging.replace(path)

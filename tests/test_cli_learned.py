@@ -73,3 +73,17 @@ def test_show_prints_the_record_and_example_traces_of_a_rule_taught_in_conversat
     assert "fired 0 times" in shown and "taught " in shown
     # Each taught decision's trace, with whether this (shadow) rule would have fired on its facts.
     assert shown.count("trace: decision") >= 2 and f"learned rule {rule.name} version 2 (shadow)" in shown
+
+
+def test_curating_before_any_rule_is_live_leaves_the_server_able_to_start(tmp_path, knowledge):
+    from engine.wiring import build
+
+    name = seed(tmp_path)  # proposed, not live
+    assert firstline("learned", "list", data_dir=tmp_path).returncode == 0
+    assert not (tmp_path / "learned_rules" / "active.yaml").exists()  # no file rather than an empty one
+    firstline("learned", "approve", name, data_dir=tmp_path)
+    assert name in (tmp_path / "learned_rules" / "active.yaml").read_text(encoding="utf-8")
+    firstline("learned", "retire", name, data_dir=tmp_path)  # the last live rule goes: so does the file
+    assert not (tmp_path / "learned_rules" / "active.yaml").exists()
+    settings = load_settings(environ={}, default_file=None, data_dir=tmp_path)
+    build(settings, knowledge=knowledge).close()  # before the fix: "rules: [] should be non-empty"

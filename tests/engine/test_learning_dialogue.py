@@ -78,6 +78,9 @@ def test_a_live_learned_rule_whose_fix_keeps_failing_is_retired(chat):
     assert ledger.live_record(rule)[1] >= ledger.policy.retire_after
     assert ledger.latest(rule.name).status == "retired"
     assert ledger.fire_counts()[rule.name] >= 6
+    # It was the only live one: the rule source unloads it (an empty rule file would have kept it live).
+    chat.assistant.rule_source.reload()
+    assert chat.assistant.rules.rulebase.get(rule.name) is None
 
 
 def test_a_handoff_closed_with_its_fix_votes_for_a_rule(chat):
