@@ -36,6 +36,10 @@ class Settings(BaseModel):
         PROJECT_ROOT / "data" / "infrastructure.yaml", description="Services, dependencies and metric limits."
     )
     model_path: str = Field("", description="Sentence-transformers model folder; empty means the bundled MiniLM.")
+    background_dir: Path = Field(
+        PROJECT_ROOT / "knowledge" / "background", description="Folder of tenant-independent out-of-scope text "
+        "(one topic per .txt file, greeting.txt for messages that state no problem), used in scoring and calibration."
+    )
     host: str = Field("127.0.0.1", description="Address the web server listens on.")
     port: int = Field(8000, ge=0, le=65535, description="Port the web server listens on (0 picks a free one).")
     threads: int = Field(8, ge=1, le=256, description="Worker threads of the web server.")

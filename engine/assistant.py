@@ -21,7 +21,7 @@ from engine.rulesource import RuleSource
 from engine.store import ActionRow, DecisionRecord, EventStore
 from engine.topology import Topology
 from engine.voice import Voice
-from knowledge.base import KnowledgeBase, Match
+from knowledge.base import Band, KnowledgeBase, Match
 from knowledge.playbooks import Playbook
 from rules.model import ENGINEERING
 
@@ -85,7 +85,8 @@ def clean_message(text: str, max_chars: int) -> str:
     if any("\ud800" <= ch <= "\udfff" for ch in text):
         raise InputError("the message is not valid UTF-8 text; send it as UTF-8", code="not_utf8")
     text = "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch) != "Cc").strip()
-    if not text:
+    # Zero-width and other format characters alone are as empty as spaces (they are kept inside real text).
+    if not "".join(ch for ch in text if unicodedata.category(ch) != "Cf").strip():
         raise InputError("the message is empty; describe what is going wrong", code="empty_message")
     if len(text) > max_chars:
         raise InputError(
@@ -222,6 +223,12 @@ class Assistant:
         if engineering is not None and turn.technical:
             turn.handoff = engineering
             return self._handoff(turn, run, errors, common)
+        if "clarify" in verbs and turn.match.band is Band.NO_PROBLEM:
+            # Nothing stated yet ("hi", "help", "?"): ask what is wrong, offer no guesses.
+            return Answer(decision="clarify", category=OUT_OF_SCOPE, playbook=None, escalation=None,
+                          actions=self._failed_rule_actions(run),
+                          reply=self._reply(run) or self.voice.say("ask_problem", turn.conversation_id),
+                          errors=self._errors(run, errors), **common)
         if "clarify" in verbs:
             intent = next(i for i in run.intents if i.verb == "clarify")
             offered = self.offered(turn.match, intent.args.get("candidates") or ())

@@ -287,7 +287,7 @@ class Dialogue:
     def _problem(self, turn: _Turn) -> Answer:
         """A message about a (new) problem: the assistant decides, and the decision sets the next stage."""
         turn.state = State(turn=turn.state.turn, problem=turn.text)
-        match = self.knowledge.match_vector(turn.vector)
+        match = self.knowledge.match(turn.text, turn.vector)
         turn.state.candidates = [[c.playbook, c.category, c.score] for c in match.candidates]
         return self._decide(turn, match)
 

@@ -107,6 +107,8 @@ def _match_fact(match: Match, playbook: Playbook | None) -> Fact:
         "playbook": match.best.playbook, "title": playbook.title if playbook else "",
         "category": match.best.category, "kind": playbook.kind.value if playbook else Kind.OUT_OF_SCOPE.value,
         "band": match.band.value, "confidence": round(match.confidence, 4), "score": match.best.score,
+        "group": match.group or (playbook.kind.value if playbook else Kind.OUT_OF_SCOPE.value),
+        "group_probability": round(match.group_probability, 4),
     })
 
 

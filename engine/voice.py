@@ -16,6 +16,8 @@ SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "not_f
               # the conversation around a decision (engine/dialogue.py)
               "greeting", "fixed", "retry", "partly", "try_other", "not_this", "reask_confirm", "reask_choice",
               "reask_check", "new_problem", "rate", "reask_rating", "thanks_rating", "waiting", "decided")
+# Situations added later: a replies file without them says the older situation's words instead.
+OPTIONAL = {"ask_problem": "unsure"}
 PLACEHOLDERS = frozenset({"product", "title", "done", "options", "decision"})
 
 
@@ -27,6 +29,8 @@ class Voice:
         self.product = product
 
     def say(self, situation: str, seed: str, overrides: Sequence[str] = (), **values: str) -> str:
+        if not overrides and situation not in self.templates and situation in OPTIONAL:
+            situation = OPTIONAL[situation]
         variants = tuple(overrides) or self.templates[situation]
         digest = hashlib.sha256(f"{seed}:{situation}".encode()).digest()
         template = variants[digest[0] % len(variants)]
@@ -45,8 +49,9 @@ def load_voice(path: Path, product: str) -> Voice:
     if missing:
         raise ConfigurationError(f"{path}: no templates for {', '.join(missing)}")
     for situation, variants in data.items():
-        if situation not in SITUATIONS:
-            raise ConfigurationError(f"{path}: unknown situation {situation!r}; known: {', '.join(SITUATIONS)}")
+        if situation not in SITUATIONS and situation not in OPTIONAL:
+            known = ", ".join((*SITUATIONS, *OPTIONAL))
+            raise ConfigurationError(f"{path}: unknown situation {situation!r}; known: {known}")
         variants = [variants] if isinstance(variants, str) else variants
         for text in variants:
             names = {n for _, n, _, _ in string.Formatter().parse(text) if n is not None}

@@ -34,6 +34,7 @@ from engine.tokens import TokenBook
 from engine.topology import Topology, load_topology
 from engine.understanding import ReplyReader, load_reply_examples
 from engine.voice import load_voice
+from knowledge.background import load_background
 from knowledge.base import BuildReport, KnowledgeBase, Scoring, open_knowledge
 from knowledge.embedder import Embedder
 from knowledge.finetune import Recipe, tuned_model
@@ -74,7 +75,7 @@ def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool =
                                     Recipe(epochs=settings.fine_tune_epochs), progress=progress)
         embedder = embedder.with_model(model_path)
     return open_knowledge(playbooks, embedder, settings.index_dir, settings.answer_precision, force, progress,
-                          Scoring(settings.scoring), settings.refusal_recall)
+                          Scoring(settings.scoring), settings.refusal_recall, load_background(settings.background_dir))
 
 
 @dataclass

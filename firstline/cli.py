@@ -33,6 +33,7 @@ from engine.wiring import build, load_pack, load_rulebase, open_healing, open_in
 from firstline.context import Context
 from firstline.curate import rules_group
 from firstline.learned import handoff_group, learned_group
+from knowledge.background import load_background
 from knowledge.base import Scoring
 from knowledge.calibration import CalibrationReport
 from knowledge.embedder import Embedder
@@ -346,8 +347,10 @@ def check(obj: Context) -> None:
     rulebase = load_rulebase(settings, topology, playbooks)
     load_voice(settings.replies_file, topology.product)
     load_reply_examples(settings.reply_examples_file)
+    background = load_background(settings.background_dir)
     click.echo(f"ok: {len(playbooks)} playbooks, {len(rulebase)} rules (version {rulebase.version}), "
-               f"{len(topology.services)} services")
+               f"{len(topology.services)} services, {background.size} background lines in "
+               f"{len(background.topics)} topics")
 
 
 cli.add_command(rules_group)

@@ -19,15 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from core.errors import KnowledgeError
-from core.taxonomy import OUT_OF_SCOPE
-from knowledge.calibration import Calibration, HeldOut, fit
+from core.taxonomy import OUT_OF_SCOPE, Kind, kind_of
+from knowledge.background import Background, class_id, is_background, is_greeting, prune
+from knowledge.calibration import Calibration, HeldOut, fit, group_probabilities
 from knowledge.embedder import Embedder
 from knowledge.head import LinearHead, choose_c, energy_scores, fit_head, folds
 from knowledge.index import APPROXIMATE_ABOVE, VectorIndex
 from knowledge.playbooks import Playbook
 
 # Bump when a scoring changes, so stored calibrations are refitted.
-SCORING_VERSION = "scoring/2"
+SCORING_VERSION = "scoring/3"
 NEIGHBOURS = 64
 VOTERS = 10  # neighbours that vote in k-NN scoring
 TOP_CANDIDATES = 5
@@ -47,6 +48,10 @@ class Band(StrEnum):
     ANSWER = "answer"
     CLARIFY = "clarify"
     OUT_OF_SCOPE = "out_of_scope"
+    NO_PROBLEM = "no_problem"  # a greeting or "help": nothing to match yet
+
+
+GROUPS = (Kind.TECHNICAL, Kind.BUSINESS, Kind.OUT_OF_SCOPE)  # the order of group columns
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,8 @@ class Match:
     candidates: tuple[Candidate, ...]
     band: Band
     confidence: float
+    group: str = ""  # technical | business | out_of_scope: what the message is, decided before the playbook
+    group_probability: float = 0.0  # the calibrated probability of that group
 
     @property
     def best(self) -> Candidate:
@@ -109,6 +116,7 @@ class KnowledgeBase:
         calibration: Calibration,
         scoring: Scoring = Scoring.SIMILARITY,
         head: LinearHead | None = None,
+        background: Sequence[str] = (),
     ) -> None:
         self._lock = threading.RLock()
         self.playbooks = dict(playbooks)
@@ -117,9 +125,16 @@ class KnowledgeBase:
         self.embedder = embedder
         self.index = index
         self.calibration = calibration
-        self._order = sorted(self.playbooks)
+        # Classes are the playbooks plus the background's out-of-scope topics (never shown as candidates).
+        self.background_topics = tuple(background)
+        categories = {pid: p.category for pid, p in self.playbooks.items()}
+        categories.update({class_id(topic): OUT_OF_SCOPE for topic in self.background_topics})
+        self._order = sorted(categories)
         self._position = {pid: i for i, pid in enumerate(self._order)}
-        self._is_oos = np.array([self.playbooks[p].category == OUT_OF_SCOPE for p in self._order])
+        self._category = [categories[p] for p in self._order]
+        self._is_oos = np.array([c == OUT_OF_SCOPE for c in self._category])
+        self._group = np.array([GROUPS.index(kind_of(c)) for c in self._category], dtype="int64")
+        self._shown = np.array([not is_background(p) for p in self._order])
         self._examples = dict(examples)
         unknown = sorted({e.playbook for e in self._examples.values()} - set(self._position))
         if unknown:
@@ -141,27 +156,57 @@ class KnowledgeBase:
 
     # -- matching -----------------------------------------------------------------------------------
 
-    def match(self, text: str) -> Match:
-        return self.match_vector(self.embedder.encode_one(text))
+    def match(self, text: str, vector: np.ndarray | None = None) -> Match:
+        """The match of a message (its `vector` too, when the caller has encoded it already). A message with
+        nothing to match, no letter or digit at all (emoji, punctuation) or one character repeated, states no
+        problem: the model is not asked."""
+        if states_nothing(text):
+            return self._match(np.arange(len(self._order)), np.zeros(len(self._order)), Band.NO_PROBLEM, 1.0,
+                               Kind.OUT_OF_SCOPE.value, 1.0)
+        return self.match_vector(self.embedder.encode_one(text) if vector is None else vector)
 
     def match_vector(self, vector: np.ndarray) -> Match:
         return self.match_scores(self.scores(vector.reshape(1, -1))[0])
 
     def match_scores(self, scores: np.ndarray) -> Match:
+        """Decide the group first, then the playbook within it.
+
+        The softmax of the class scores, summed per group, says whether the message is a technical problem, a
+        business request or out of scope. A clear business group goes to a person even when no single business
+        playbook stands out; a clear technical group is acted on when its best playbook reaches the answer
+        threshold and asked about otherwise (never declined); out of scope is declined, or met with "what's
+        going wrong?" when the message states no problem. An unclear group is a question. A message far from
+        every class (below `t_low`) is out of scope whatever the softmax says."""
+        c = self.calibration
         ranking = np.argsort(-scores)
         top = int(ranking[0])
-        candidates = tuple(
-            Candidate(self._order[i], self.playbooks[self._order[i]].category, round(float(scores[i]), 4))
-            for i in ranking[:TOP_CANDIDATES]
-        )
         score = float(scores[top])
-        c = self.calibration
-        if self._is_oos[top]:
-            return Match(candidates, Band.OUT_OF_SCOPE, c.confidence(score))
+        probabilities = group_probabilities(scores.reshape(1, -1), self._group, c.temperature)[0]
+        decided = int(probabilities.argmax())
+        group, probability = GROUPS[decided].value, float(probabilities[decided])
         if score < c.t_low:
-            return Match(candidates, Band.OUT_OF_SCOPE, 1.0 - c.confidence(score))
-        band = Band.ANSWER if score >= c.t_high else Band.CLARIFY
-        return Match(candidates, band, c.confidence(score))
+            return self._match(ranking, scores, Band.OUT_OF_SCOPE, 1.0 - c.confidence(score),
+                               Kind.OUT_OF_SCOPE.value, 1.0 - c.confidence(score))
+        if probability < c.group_threshold:
+            in_scope = [i for i in ranking if not self._is_oos[i]]
+            return self._match(in_scope, scores, Band.CLARIFY, c.confidence(score), group, probability)
+        if GROUPS[decided] is Kind.OUT_OF_SCOPE:
+            band = Band.NO_PROBLEM if is_greeting(self._order[top]) else Band.OUT_OF_SCOPE
+            return self._match(ranking, scores, band, probability, group, probability)
+        within = [i for i in ranking if self._group[i] == decided]
+        best = float(scores[within[0]])
+        band = Band.ANSWER if GROUPS[decided] is Kind.BUSINESS or best >= c.t_high else Band.CLARIFY
+        return self._match(within + [i for i in ranking if self._group[i] != decided], scores, band,
+                           c.confidence(best), group, probability)
+
+    def _match(self, order: Sequence[int], scores: np.ndarray, band: Band, confidence: float, group: str,
+               probability: float) -> Match:
+        """A Match whose candidates are the first shown classes of `order` (background topics are not shown)."""
+        shown = [int(i) for i in order if self._shown[i]][:TOP_CANDIDATES]
+        if not shown:
+            shown = [int(i) for i in np.argsort(-np.where(self._shown, scores, -np.inf))[:TOP_CANDIDATES]]
+        candidates = tuple(Candidate(self._order[i], self._category[i], round(float(scores[i]), 4)) for i in shown)
+        return Match(candidates, band, float(confidence), group, round(probability, 4))
 
     @_locked
     def scores(self, queries: np.ndarray) -> np.ndarray:
@@ -253,13 +298,13 @@ class KnowledgeBase:
         is_oos = self._is_oos[labels]
         top_is_oos = self._is_oos[top]
         correct = np.where(is_oos, top_is_oos, top == labels)
-        return HeldOut(scores[np.arange(len(labels)), top], top_is_oos, correct, is_oos)
+        return HeldOut(scores[np.arange(len(labels)), top], top_is_oos, correct, is_oos, scores, labels, self._group)
 
     # -- learning -----------------------------------------------------------------------------------
 
     def add_examples(self, playbook: str, texts: Sequence[str]) -> list[int]:
         """Index new phrasings of a playbook at once; returns their ids."""
-        if playbook not in self._position:
+        if playbook not in self.playbooks:
             raise KnowledgeError(f"unknown playbook {playbook!r}")
         vectors = self.embedder.encode(list(texts))  # outside the lock: matching goes on meanwhile
         return self._add_vectors(playbook, texts, vectors)
@@ -317,17 +362,25 @@ class KnowledgeBase:
         scoring: Scoring = Scoring.SIMILARITY,
         refusal_recall: float | None = None,
         validation: tuple[np.ndarray, Sequence[str]] | None = None,
+        background: Background | None = None,
     ) -> KnowledgeBase:
-        """Encode every example, index it, fit the head if the scoring has one, and calibrate the bands:
-        on `validation` (vectors and their playbook ids) when given, else on held-out examples."""
+        """Encode every example and the out-of-scope `background` (less its lines too close to the pack's
+        in-scope examples, see `knowledge.background.prune`), index them, fit the head if the scoring has one,
+        and calibrate the bands and the group decision: on `validation` (vectors and their playbook ids) when
+        given, else on held-out examples."""
         if not playbooks:
             raise KnowledgeError("no playbooks to build the index from")
-        examples = {i: Example(p.id, text) for i, (p, text) in
-                    enumerate((p, text) for p in playbooks.values() for text in p.examples)}
-        vectors = embedder.encode([e.text for e in examples.values()], progress=progress)
+        pairs = [(p.id, text) for p in playbooks.values() for text in p.examples]
+        vectors = embedder.encode([text for _, text in pairs], progress=progress)
+        topics: list[str] = []
+        if background is not None:
+            extra, extra_vectors, topics = _background_rows(background, playbooks, pairs, vectors, embedder, progress)
+            pairs += extra
+            vectors = np.concatenate([vectors, extra_vectors]) if extra else vectors
+        examples = {i: Example(pid, text) for i, (pid, text) in enumerate(pairs)}
         index = VectorIndex.build(np.arange(len(examples)), vectors, approximate_above)
         provisional = Calibration(0.0, 1.0, 0.0, 0.0, target_precision, 0.0, 0.0, 0.0, 0.0, 0, 0)
-        base = cls(playbooks, embedder, index, examples, provisional, scoring)
+        base = cls(playbooks, embedder, index, examples, provisional, scoring, background=topics)
         if base.scoring is Scoring.HEAD:
             in_scope = None
             if validation is not None:
@@ -350,6 +403,7 @@ class KnowledgeBase:
             "scoring": self.scoring.value,
             "index_kind": self.index.kind,
             "examples": [[i, e.playbook, e.text] for i, e in sorted(self._examples.items())],
+            "background": list(self.background_topics),
             "calibration": self.calibration.as_dict(),
             "built_at": time.time(),
         }
@@ -370,19 +424,56 @@ class KnowledgeBase:
         try:
             examples = {int(i): Example(pid, text) for i, pid, text in meta["examples"]}
             calibration = Calibration(**meta["calibration"])
+            topics = [str(t) for t in meta["background"]]
         except (KeyError, TypeError, ValueError):
             return None  # written by another version: rebuild
         head = LinearHead.load(directory / "head.npz") if scoring is Scoring.HEAD else None
         if scoring is Scoring.HEAD and head is None:
             return None
         return cls(playbooks, embedder, VectorIndex.load(directory / "examples.faiss"), examples, calibration,
-                   scoring, head)
+                   scoring, head, topics)
+
+
+def states_nothing(text: str) -> bool:
+    """True for a message with no letter or digit (emoji, "?", "...") or made of one repeated character."""
+    meaningful = [ch for ch in text if ch.isalnum()]
+    return not meaningful or (len(set(ch.casefold() for ch in meaningful)) == 1 and len(meaningful) > 3)
+
+
+def _background_rows(background: Background, playbooks: Mapping[str, Playbook], pairs: Sequence[tuple[str, str]],
+                     vectors: np.ndarray, embedder: Embedder, progress: bool,
+                     ) -> tuple[list[tuple[str, str]], np.ndarray, list[str]]:
+    """The background lines kept beside this pack, as (class id, text) rows with their vectors, and the topics
+    that kept any line."""
+    rows = [(topic, line) for topic, lines in background.topics.items() for line in lines]
+    own = {text.casefold() for _, text in pairs}
+    rows = [(topic, line) for topic, line in rows if line.casefold() not in own]  # the pack's own words win
+    found = embedder.encode([line for _, line in rows], progress=progress)
+    in_scope = np.array([playbooks[pid].category != OUT_OF_SCOPE for pid, _ in pairs])
+    inside = vectors[in_scope]
+    nearest = _held_out_nearest(inside)
+    keep = prune(found, inside, nearest)
+    rows = [row for row, kept in zip(rows, keep, strict=True) if kept]
+    topics = sorted({topic for topic, _ in rows})
+    return [(class_id(topic), line) for topic, line in rows], found[keep], topics
+
+
+def _held_out_nearest(vectors: np.ndarray) -> np.ndarray:
+    """Each vector's similarity to its nearest other vector (an exact faiss search, itself left out)."""
+    if len(vectors) < 2:
+        return np.ones(len(vectors), dtype="float32")
+    index = VectorIndex.build(np.arange(len(vectors)), vectors, approximate_above=len(vectors) + 1)
+    sims, _ = index.search(vectors, 2)
+    return sims[:, 1]
 
 
 def fingerprint(playbooks: Mapping[str, Playbook], model_id: str, target_precision: float,
-                scoring: Scoring = Scoring.SIMILARITY, refusal_recall: float | None = None) -> str:
+                scoring: Scoring = Scoring.SIMILARITY, refusal_recall: float | None = None,
+                background: Background | None = None) -> str:
     """Changes whenever anything the index or the calibration depends on changes."""
-    digest = hashlib.sha256(f"{SCORING_VERSION}|{scoring}|{refusal_recall}|{model_id}|{target_precision}".encode())
+    extra = background.digest() if background is not None else "none"
+    digest = hashlib.sha256(f"{SCORING_VERSION}|{scoring}|{refusal_recall}|{model_id}|{target_precision}|{extra}"
+                            .encode())
     for pid in sorted(playbooks):
         p = playbooks[pid]
         digest.update(json.dumps([p.id, p.category, list(p.examples)]).encode())
@@ -398,15 +489,16 @@ def open_knowledge(
     progress: bool = False,
     scoring: Scoring = Scoring.SIMILARITY,
     refusal_recall: float | None = None,
+    background: Background | None = None,
 ) -> tuple[KnowledgeBase, BuildReport]:
     """Load the stored base, or build (and store) it when missing, stale or `force`d."""
     started = time.perf_counter()
-    key = fingerprint(playbooks, embedder.model_id, target_precision, scoring, refusal_recall)
+    key = fingerprint(playbooks, embedder.model_id, target_precision, scoring, refusal_recall, background)
     base = None if force else KnowledgeBase.load(directory, playbooks, embedder, key, scoring)
     built = base is None
     if base is None:
         base = KnowledgeBase.build(playbooks, embedder, target_precision, progress=progress, scoring=scoring,
-                                   refusal_recall=refusal_recall)
+                                   refusal_recall=refusal_recall, background=background)
         base.save(directory, key)
     report = BuildReport(
         built=built,

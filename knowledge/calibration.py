@@ -27,6 +27,9 @@ class Calibration:
     examples: int
     out_of_scope_examples: int
     rule: str = "balanced"  # how t_low was chosen
+    temperature: float = 0.05  # softmax temperature turning scores into class probabilities (fitted, see fit)
+    group_threshold: float = 0.5  # a group (technical, business, out of scope) is decided at this probability
+    group_precision: float = 0.0  # measured on the held-out examples at that threshold
 
     def confidence(self, score: float) -> float:
         return float(1.0 / (1.0 + np.exp(-(self.slope * score + self.intercept))))
@@ -43,6 +46,9 @@ class HeldOut:
     top_is_oos: np.ndarray  # the best playbook is an out-of-scope one
     correct: np.ndarray  # the best playbook is the example's own (or any out-of-scope one, for those)
     is_oos: np.ndarray  # the example itself is out of scope
+    scores: np.ndarray | None = None  # examples x classes: every class's score, for the group calibration
+    labels: np.ndarray | None = None  # each example's class (its column in `scores`)
+    groups: np.ndarray | None = None  # each class's group: 0 technical, 1 business, 2 out of scope
 
 
 def fit(held_out: HeldOut, target_precision: float, refusal_recall: float | None = None) -> Calibration:
@@ -92,7 +98,11 @@ def fit(held_out: HeldOut, target_precision: float, refusal_recall: float | None
         slope, intercept = float(model.coef_[0][0]), float(model.intercept_[0])
     else:
         slope, intercept = 0.0, 4.0 if correct.all() else -4.0
+    temperature, group_threshold, group_precision = _fit_groups(held_out, target_precision)
     return Calibration(
+        temperature=temperature,
+        group_threshold=group_threshold,
+        group_precision=group_precision,
         t_low=t_low,
         t_high=t_high,
         slope=slope,
@@ -106,6 +116,53 @@ def fit(held_out: HeldOut, target_precision: float, refusal_recall: float | None
         out_of_scope_examples=n_oos,
         rule=rule,
     )
+
+
+GROUP_THRESHOLDS = np.round(np.arange(0.40, 0.96, 0.05), 2)
+
+
+def group_probabilities(scores: np.ndarray, groups: np.ndarray, temperature: float) -> np.ndarray:
+    """Per row, the probability of each group (technical, business, out of scope): the softmax of the class
+    scores at `temperature`, summed over each group's classes. A message close to several playbooks of one
+    group is clearly of that group even when no single playbook stands out."""
+    z = scores / temperature
+    z = np.exp(z - z.max(axis=1, keepdims=True))  # the best class is exp(0) = 1, so the sum is never 0
+    p = z / z.sum(axis=1, keepdims=True)
+    return np.stack([p[:, groups == g].sum(axis=1) for g in range(3)], axis=1)
+
+
+def _fit_groups(held_out: HeldOut, target_precision: float) -> tuple[float, float, float]:
+    """The softmax temperature that best predicts the held-out examples' own classes (maximum likelihood; an
+    out-of-scope example counts as right on any out-of-scope class), then the lowest group probability at which
+    the decided groups reach `target_precision` on them.
+
+    Returns (temperature, group threshold, group precision measured at it)."""
+    if held_out.scores is None or held_out.labels is None or held_out.groups is None:
+        return 0.05, 0.5, 0.0
+    scores, labels, groups = held_out.scores, held_out.labels, held_out.groups
+    oos_columns = groups == 2
+    from scipy.optimize import minimize_scalar
+    from scipy.special import logsumexp
+
+    def loss(log_t: float) -> float:
+        z = scores / np.exp(log_t)
+        log_norm = logsumexp(z, axis=1)
+        own = z[np.arange(len(labels)), labels]
+        oos_mass = logsumexp(z[:, oos_columns], axis=1) if oos_columns.any() else own
+        right = np.where(groups[labels] == 2, oos_mass, own)
+        return float((log_norm - right).mean())
+
+    temperature = float(np.exp(minimize_scalar(loss, bounds=(np.log(1e-3), np.log(10.0)), method="bounded").x))
+    probabilities = group_probabilities(scores, groups, temperature)
+    decided, truth = probabilities.argmax(axis=1), groups[labels]
+    best = probabilities.max(axis=1)
+    for threshold in GROUP_THRESHOLDS:
+        chosen = best >= threshold
+        if chosen.any() and (decided == truth)[chosen].mean() >= target_precision:
+            return temperature, float(threshold), float((decided == truth)[chosen].mean())
+    chosen = best >= GROUP_THRESHOLDS[-1]
+    precision = float((decided == truth)[chosen].mean()) if chosen.any() else 0.0
+    return temperature, float(GROUP_THRESHOLDS[-1]), precision
 
 
 def _recall_lower_bound(recall: float, count: int, confidence: float = 0.95) -> float:
@@ -140,4 +197,6 @@ class CalibrationReport:
             f"answer band: {c.answered_share:.1%} of in-scope examples at {c.answer_precision:.1%} precision "
             f"(target {c.target_precision:.0%})",
             f"in scope kept: {c.in_scope_kept:.1%}; out of scope rejected: {c.out_of_scope_rejected:.1%}",
+            f"groups: decided at probability {c.group_threshold:.2f} (temperature {c.temperature:.3f}), "
+            f"{c.group_precision:.1%} right on the held-out examples",
         ]

@@ -21,14 +21,15 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError
-from core.taxonomy import OUT_OF_SCOPE
+from core.taxonomy import CATEGORIES, OUT_OF_SCOPE, Kind, kind_of
+from knowledge.background import Background
 from knowledge.base import Band, KnowledgeBase, Match, Scoring
 from knowledge.embedder import Embedder
 from knowledge.finetune import Recipe, tuned_model
 from knowledge.playbooks import Playbook
 
 FORMATS = (
-    "CSV (.csv) or TSV (.tsv) with a header naming `text` and `label` (or `category`)",
+    "CSV (.csv) or TSV (.tsv) with a header naming `text` (or `sentence`) and `label` (or `category`)",
     "CLINC150 JSON (keys train, val, test, oos_train, oos_val, oos_test)",
     "NLU-Evaluation-Corpora JSON (Braun et al. 2017: `sentences` with text, intent, training)",
 )
@@ -76,12 +77,13 @@ def _delimited(path: Path, delimiter: str) -> Labelled:
             reader = csv.DictReader(handle, delimiter=delimiter)
             fields = {name.strip().lower(): name for name in reader.fieldnames or []}
             label_field = fields.get("label") or fields.get("category")
-            if "text" not in fields or label_field is None:
-                raise InputError(f"{path}:1: the header must name `text` and `label` (or `category`); "
-                                 f"found: {', '.join(reader.fieldnames or []) or 'nothing'}")
+            text_field = fields.get("text") or fields.get("sentence")  # HINT3 names it `sentence`
+            if text_field is None or label_field is None:
+                raise InputError(f"{path}:1: the header must name `text` (or `sentence`) and `label` (or "
+                                 f"`category`); found: {', '.join(reader.fieldnames or []) or 'nothing'}")
             texts, labels = [], []
             for row in reader:
-                text, label = (row.get(fields["text"]) or "").strip(), (row.get(label_field) or "").strip()
+                text, label = (row.get(text_field) or "").strip(), (row.get(label_field) or "").strip()
                 if not text or not label:
                     raise InputError(f"{path}:{reader.line_num}: a row needs both a text and a label")
                 texts.append(text)
@@ -145,6 +147,10 @@ class EvalResult:
     model: str = ""
     fine_tune_s: float | None = None
     notes: list[str] = field(default_factory=list)
+    mcc: float = 0.0  # multi-class Matthews correlation, out of scope as a class (HINT3's measure)
+    groups: dict[str, dict[str, int]] = field(default_factory=dict)  # true group -> decided group -> queries
+    decisions: dict[str, dict[str, float]] = field(default_factory=dict)  # true group -> first-turn decision -> share
+    background_lines: int = 0  # background lines kept beside this training set
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (round(v, 4) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
@@ -161,6 +167,7 @@ def evaluate(
     scoring: Scoring = Scoring.SIMILARITY,
     refusal_recall: float | None = None,
     fine_tune: Recipe | None = None,
+    background: Background | None = None,
 ) -> EvalResult:
     """Build a base from `train` (fine-tuning the model on it first if asked), calibrate on `val` (or on
     held-out train examples), and score `test`."""
@@ -187,7 +194,7 @@ def evaluate(
                       [val.labels[i] for i in known])
         calibrated_on = f"validation split ({len(known)} queries)"
     base = KnowledgeBase.build(playbooks, embedder, target_precision, progress=progress, scoring=scoring,
-                               refusal_recall=refusal_recall, validation=validation)
+                               refusal_recall=refusal_recall, validation=validation, background=background)
     build_s = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -196,8 +203,11 @@ def evaluate(
     scores = base.scores(vectors)
     matches = [base.match_scores(row) for row in scores]
     latencies = _latencies(base, test.texts[:LATENCY_SAMPLE])
+    def group_of(label: str) -> str:
+        return Kind.OUT_OF_SCOPE.value if label == oos_label else Kind.TECHNICAL.value
+
     result = _measure(train.source, val.source if val else None, test, base, matches, lambda m: m.best.playbook,
-                      oos_label, calibrated_on, encode_per_s, latencies, build_s, notes)
+                      oos_label, calibrated_on, encode_per_s, latencies, build_s, notes, group_of)
     result.fine_tune_s = fine_tune_s
     return result
 
@@ -219,8 +229,16 @@ def evaluate_base(base: KnowledgeBase, test: Labelled, oos_label: str = "oos") -
     encode_per_s = len(test) / max(time.perf_counter() - t0, 1e-9)
     matches = [base.match_scores(row) for row in base.scores(vectors)]
     notes = ["labels compared with playbook categories" if by_category else "labels compared with playbook ids"]
+
+    def group_of(label: str) -> str:
+        if label == oos_label:
+            return Kind.OUT_OF_SCOPE.value
+        category = label if label in CATEGORIES else getattr(base.playbooks.get(label), "category", None)
+        return kind_of(category).value if category else Kind.TECHNICAL.value
+
     return _measure("the playbook base", None, test, base, matches, label_of, oos_label,
-                    "leave-one-out at build", encode_per_s, _latencies(base, test.texts[:LATENCY_SAMPLE]), 0.0, notes)
+                    "leave-one-out at build", encode_per_s, _latencies(base, test.texts[:LATENCY_SAMPLE]), 0.0, notes,
+                    group_of)
 
 
 def _playbooks(train: Labelled, oos_label: str) -> dict[str, Playbook]:
@@ -244,11 +262,35 @@ def _latencies(base: KnowledgeBase, texts: Sequence[str]) -> list[float]:
     return timings
 
 
+def first_decision(match: Match) -> str:
+    """The decision the default policy takes on a match at the first turn: resolve, escalate, clarify, decline."""
+    if match.band is Band.OUT_OF_SCOPE:
+        return "decline"
+    if match.band is Band.ANSWER:
+        return "escalate" if kind_of(match.best.category) is Kind.BUSINESS else "resolve"
+    return "clarify"
+
+
+def decided_group(match: Match) -> str:
+    """The group a match puts the message in: out of scope when refused (or nothing was asked)."""
+    if match.band in (Band.OUT_OF_SCOPE, Band.NO_PROBLEM):
+        return Kind.OUT_OF_SCOPE.value
+    return kind_of(match.best.category).value
+
+
 def _measure(train: str, val: str | None, test: Labelled, base: KnowledgeBase, matches: list[Match],
              label_of: Callable[[Match], str], oos_label: str, calibrated_on: str, encode_per_s: float,
-             latencies: list[float], build_s: float, notes: list[str]) -> EvalResult:
+             latencies: list[float], build_s: float, notes: list[str],
+             group_of: Callable[[str], str]) -> EvalResult:
+    from sklearn.metrics import matthews_corrcoef
+
     truth = list(test.labels)
-    predicted = [oos_label if m.band is Band.OUT_OF_SCOPE else label_of(m) for m in matches]
+    predicted = [oos_label if m.band in (Band.OUT_OF_SCOPE, Band.NO_PROBLEM) else label_of(m) for m in matches]
+    groups: dict[str, Counter] = {}
+    decisions: dict[str, Counter] = {}
+    for label, match in zip(truth, matches, strict=True):
+        groups.setdefault(group_of(label), Counter())[decided_group(match)] += 1
+        decisions.setdefault(group_of(label), Counter())[first_decision(match)] += 1
     in_scope = [i for i, label in enumerate(truth) if label != oos_label]
     oos = [i for i, label in enumerate(truth) if label == oos_label]
     refused = [i for i, p in enumerate(predicted) if p == oos_label]
@@ -275,6 +317,10 @@ def _measure(train: str, val: str | None, test: Labelled, base: KnowledgeBase, m
         latency_p95_ms=float(np.percentile(latencies, 95)) if latencies else 0.0,
         index_kind=base.index.kind, build_s=build_s, scoring=base.scoring.value, model=base.embedder.model_id,
         notes=notes,
+        mcc=float(matthews_corrcoef(truth, predicted)) if len(set(truth) | set(predicted)) > 1 else 0.0,
+        groups={g: dict(sorted(c.items())) for g, c in sorted(groups.items())},
+        decisions={g: {d: n / sum(c.values()) for d, n in sorted(c.items())} for g, c in sorted(decisions.items())},
+        background_lines=sum(1 for e in base.examples.values() if e.playbook not in base.playbooks),
     )
 
 
@@ -313,6 +359,7 @@ def report_lines(result: EvalResult) -> list[str]:
         f"{'in-scope accuracy':<28}{pct(r.in_scope_accuracy):>10}",
         f"{'out-of-scope recall':<28}{pct(r.oos_recall):>10}",
         f"{'out-of-scope precision':<28}{pct(r.oos_precision):>10}",
+        f"{'MCC (out of scope a class)':<28}{r.mcc:>10.3f}",
     ]
     for band, figures in r.bands.items():
         lines.append(f"{band + ' band share':<28}{pct(figures['share']):>10}")
@@ -322,5 +369,16 @@ def report_lines(result: EvalResult) -> list[str]:
         f"{'latency p50 per query':<28}{r.latency_p50_ms:>8.1f}ms",
         f"{'latency p95 per query':<28}{r.latency_p95_ms:>8.1f}ms",
     ]
+    lines += ["", "groups (rows: true group; columns: decided group)"]
+    names = [k.value for k in Kind]
+    lines.append(f"{'':<16}" + "".join(f"{n:>14}" for n in names))
+    for truth, row in r.groups.items():
+        lines.append(f"{truth:<16}" + "".join(f"{row.get(n, 0):>14}" for n in names))
+    lines += ["", "first-turn decisions (share of each true group)"]
+    verbs = ("resolve", "clarify", "escalate", "decline")
+    lines.append(f"{'':<16}" + "".join(f"{v:>10}" for v in verbs))
+    for truth, row in r.decisions.items():
+        lines.append(f"{truth:<16}" + "".join(f"{pct(row.get(v, 0.0)):>10}" for v in verbs))
+    lines.append(f"background lines kept: {r.background_lines}")
     lines += [f"note: {note}" for note in r.notes]
     return lines

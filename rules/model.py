@@ -56,7 +56,7 @@ SUPPORT = Vocabulary(
         "message": {"text": str, "length": int},
         "match": {
             "playbook": str, "title": str, "category": str, "kind": str, "band": str,
-            "confidence": NUMBER, "score": NUMBER,
+            "confidence": NUMBER, "score": NUMBER, "group": str, "group_probability": NUMBER,
         },
         "candidate": {"playbook": str, "category": str, "score": NUMBER, "rank": int},
         "metric": {
@@ -92,7 +92,8 @@ SUPPORT = Vocabulary(
     assertable=frozenset({"hypothesis", "proposal", "veto"}),
     singletons=frozenset({"match", "message", "conversation", "account"}),
     domains=MappingProxyType({
-        ("match", "band"): ("answer", "clarify", "out_of_scope"),
+        ("match", "band"): ("answer", "clarify", "out_of_scope", "no_problem"),
+        ("match", "group"): ("technical", "business", "out_of_scope"),
         ("match", "kind"): ("technical", "business", "out_of_scope"),
         ("match", "category"): CATEGORIES,
         ("candidate", "category"): CATEGORIES,
