@@ -47,6 +47,10 @@ class Settings(BaseModel):
     answer_precision: float = Field(
         0.95, gt=0.5, lt=1.0, description="Precision the answer band is calibrated to reach on held-out examples."
     )
+    act_precision: float = Field(
+        0.85, gt=0.5, lt=1.0, description="Precision on held-out examples at which a technical problem close to "
+        "several playbooks is acted on at once rather than asked about (a wrong first fix costs the user one 'no')."
+    )
     scoring: Literal["similarity", "head", "nearest", "centroid", "knn"] = Field(
         "similarity", description="How playbooks are scored: similarity (nearest example + centroid), head "
         "(logistic regression on the embeddings), nearest, centroid or knn."

@@ -112,6 +112,7 @@ class _Turn:
     outcomes: list[Outcome] = field(default_factory=list)
     handoff: Intent | None = None
     progress: Callable[[str], None] | None = None
+    also_escalated: list[tuple[str, str]] = field(default_factory=list)  # (category, summary) of other requests
 
     @property
     def technical(self) -> bool:
@@ -213,6 +214,10 @@ class Assistant:
     # -- deciding -----------------------------------------------------------------------------------
 
     def _decide(self, turn: _Turn, session: Session, dry_run: bool) -> Answer:
+        answer = self._decide_main(turn, session, dry_run)
+        return self._with_asides(turn, session.run, answer)
+
+    def _decide_main(self, turn: _Turn, session: Session, dry_run: bool) -> Answer:
         run = session.run
         errors: list[str] = []
         common = self._common(turn, run)
@@ -223,11 +228,13 @@ class Assistant:
         if engineering is not None and turn.technical:
             turn.handoff = engineering
             return self._handoff(turn, run, errors, common)
-        if "clarify" in verbs and turn.match.band is Band.NO_PROBLEM:
-            # Nothing stated yet ("hi", "help", "?"): ask what is wrong, offer no guesses.
-            return Answer(decision="clarify", category=OUT_OF_SCOPE, playbook=None, escalation=None,
+        if "clarify" in verbs and turn.match.band in (Band.NO_PROBLEM, Band.OTHER_LANGUAGE):
+            # Nothing stated yet ("hi", "help", "?"), or a language we cannot read: ask, offer no guesses.
+            situation = "ask_problem" if turn.match.band is Band.NO_PROBLEM else "english_only"
+            return Answer(decision="clarify", category=turn.match.best.category if situation == "english_only"
+                          else OUT_OF_SCOPE, playbook=None, escalation=None,
                           actions=self._failed_rule_actions(run),
-                          reply=self._reply(run) or self.voice.say("ask_problem", turn.conversation_id),
+                          reply=self._reply(run) or self.voice.say(situation, turn.conversation_id),
                           errors=self._errors(run, errors), **common)
         if "clarify" in verbs:
             intent = next(i for i in run.intents if i.verb == "clarify")
@@ -246,11 +253,55 @@ class Assistant:
             if turn.technical:
                 return self._remediate(turn, session, dry_run, errors, common)
             errors.append("rules asked to remediate a request that is not a technical problem; ignored")
+        if turn.match.forbids_action and turn.technical and turn.playbook is not None:
+            # The user said not to change anything: say what it looks like, and act only when they say so.
+            return Answer(decision="clarify", category=turn.playbook.category, playbook=turn.playbook.id,
+                          escalation=None, actions=self._failed_rule_actions(run),
+                          reply=self._reply(run) or self.voice.say("no_action", turn.conversation_id,
+                                                                   title=self._title(turn.playbook.id)),
+                          errors=self._errors(run, errors), offered=(turn.playbook.id,), **common)
         # No rule decided anything: ask rather than guess.
         return Answer(decision="clarify", category=turn.match.best.category, playbook=None, escalation=None,
                       actions=self._failed_rule_actions(run),
                       reply=self._reply(run) or self.voice.say("unsure", turn.conversation_id),
                       errors=self._errors(run, errors), **common)
+
+    def _with_asides(self, turn: _Turn, run: Run, answer: Answer) -> Answer:
+        """The other requests of the message: a business one goes to a person (never dropped, whatever the main
+        decision); a technical one is named, to be taken up once the main problem is done."""
+        actions, lines = list(answer.actions), []
+        escalated = set()
+        for intent in (i for i in run.intents if i.verb == "escalate" and i.args.get("playbook")):
+            playbook = self.knowledge.playbooks.get(str(intent.args["playbook"]))
+            category = str(intent.args.get("category"))
+            if playbook is None or category not in BUSINESS or playbook.id in escalated:
+                continue
+            if answer.decision == "escalate" and answer.playbook == playbook.id:
+                continue  # the main request already went to a person
+            escalated.add(playbook.id)
+            aside = next((a for a in turn.match.asides if a.playbook == playbook.id), None)
+            summary = str(intent.args.get("summary") or self._summary_of(playbook, aside.text if aside else turn.text))
+            turn.also_escalated.append((category, summary))
+            actions.append(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule))
+            lines.append(self.voice.say("aside_escalated", turn.conversation_id, title=self._title(playbook.id)))
+        for aside in turn.match.asides:
+            handled = (answer.playbook, *answer.offered, *escalated)
+            if aside.group == Kind.TECHNICAL.value and aside.playbook not in handled:
+                lines.append(self.voice.say("aside_noted", turn.conversation_id, title=self._title(aside.playbook)))
+                break  # one at a time: the dialogue takes it up next
+        if not lines:
+            return answer
+        return replace(answer, actions=tuple(actions), reply=" ".join([answer.reply, *lines]))
+
+    def _title(self, playbook_id: str) -> str:
+        found = self.knowledge.playbooks.get(playbook_id)
+        return found.title.rstrip(".").lower() if found else playbook_id
+
+    def _summary_of(self, playbook: Playbook, text: str) -> str:
+        if playbook.escalation:
+            return playbook.escalation.summary.format_map(
+                {"message": text, "title": playbook.title, "product": self.voice.product})
+        return f"{playbook.category}: {text}"
 
     def _common(self, turn: _Turn, run: Run) -> dict[str, Any]:
         return {
@@ -267,6 +318,8 @@ class Assistant:
         business = engineering = None
         for intent in (i for i in intents if i.verb == "escalate"):
             category = str(intent.args.get("category"))
+            if intent.args.get("playbook"):
+                continue  # another request of the same message (see _with_asides)
             if category in BUSINESS:
                 business = business or intent
             elif category == ENGINEERING:
@@ -368,10 +421,8 @@ class Assistant:
     def _summary(self, intent: Intent, turn: _Turn) -> str:
         if intent.args.get("summary"):
             return str(intent.args["summary"])
-        playbook = turn.playbook
-        if playbook and playbook.escalation:
-            return playbook.escalation.summary.format_map(
-                {"message": turn.text, "title": playbook.title, "product": self.voice.product})
+        if turn.playbook and turn.playbook.escalation:
+            return self._summary_of(turn.playbook, turn.text)
         return f"{turn.match.best.category}: {turn.text}"
 
     def offered(self, match: Match, asked: Sequence[str] = ()) -> list[str]:
@@ -449,6 +500,7 @@ class Assistant:
                 candidates=[(c.playbook, c.category, c.score) for c in turn.match.candidates],
                 facts=facts, rules_fired=[(f.rule, dict(f.facts)) for f in run.firings], actions=rows,
                 escalation=(escalation["category"], escalation["summary"]) if escalation else None,
+                also_escalated=tuple(turn.also_escalated),
                 handoff=handoff,
                 errors=answer.errors,
                 trace=dict(answer.trace or {}),

@@ -148,7 +148,7 @@ class ChatStore:
     # -- escalations --------------------------------------------------------------------------------
 
     def escalation_of(self, decision_id: str) -> EscalationRow | None:
-        rows = self.store.execute("SELECT * FROM escalations WHERE decision_id = ?", (decision_id,))
+        rows = self.store.execute("SELECT * FROM escalations WHERE decision_id = ? ORDER BY rowid", (decision_id,))
         return EscalationRow(*rows[0]) if rows else None
 
     def escalation(self, escalation_id: str) -> EscalationRow | None:

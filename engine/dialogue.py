@@ -64,6 +64,7 @@ class State:
     tried: list[str] = field(default_factory=list)  # playbooks acted on for this problem
     escalation_id: str | None = None
     turn: int = 0
+    pending: list[list[str]] = field(default_factory=list)  # [playbook, text] of other problems the user named
 
     @classmethod
     def load(cls, stage: str, payload: dict[str, Any]) -> State:
@@ -300,6 +301,9 @@ class Dialogue:
         turn.written = len(turn.replies)  # the assistant stored its reply with the decision
         state = turn.state
         state.playbook = answer.playbook
+        # Other technical problems named in the same message are taken up once this one is done.
+        state.pending = state.pending or [[a.playbook, a.text] for a in match.asides
+                                          if a.group == "technical" and a.playbook != answer.playbook][:1]
         self._count_verified_failures(turn, answer)
         if answer.decision == "clarify" and answer.offered:
             state.options = list(answer.offered)
@@ -308,6 +312,8 @@ class Dialogue:
             escalation = self.chats.escalation_of(answer.decision_id)
             state.escalation_id = escalation.id if escalation else None
             state.stage = Stage.AWAITING_DECISION
+            if state.pending:  # a person decides that one; meanwhile the technical problem can be looked at
+                self._take_up_pending(turn)
         elif answer.decision == "resolve" and any(a.name == "handoff" for a in answer.actions):
             state.stage = Stage.RATING  # engineering has it, honestly said; nothing left for the user to check
             turn.replies.append(self.voice.say("rate", self._seed(turn)))
@@ -359,7 +365,11 @@ class Dialogue:
         if reading.intent is Intent.YES:
             self._learn(turn)
             self._count_outcome(turn, succeeded=True)
-            turn.replies += [self.voice.say("fixed", self._seed(turn)), self.voice.say("rate", self._seed(turn))]
+            turn.replies.append(self.voice.say("fixed", self._seed(turn)))
+            if turn.state.pending:
+                self._take_up_pending(turn)
+                return None
+            turn.replies.append(self.voice.say("rate", self._seed(turn)))
             turn.state.stage = Stage.RATING
             return None
         if reading.intent in (Intent.NO, Intent.PARTLY):
@@ -384,7 +394,7 @@ class Dialogue:
 
     def _awaiting(self, turn: _Turn) -> Answer | None:
         reading, match = self._read(turn, (Intent.NEW_PROBLEM, Intent.CORRECTION, Intent.YES, Intent.NO))
-        if match.band is Band.ANSWER or reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
+        if self._names_a_problem(match) or reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
             return self._new_problem(turn)
         title = self._title(turn.state.playbook) if turn.state.playbook else ""
         turn.replies.append(self.voice.say("waiting", self._seed(turn), title=title))
@@ -408,6 +418,14 @@ class Dialogue:
         turn.replies.append(self.voice.say("reask_rating", self._seed(turn)))
         return None
 
+    def _take_up_pending(self, turn: _Turn) -> None:
+        """The user named another problem in the same message: offer it now, as a yes-or-no question."""
+        (playbook, text), *rest = turn.state.pending
+        category = self.knowledge.playbooks[playbook].category if playbook in self.knowledge.playbooks else ""
+        turn.state = State(turn=turn.state.turn, problem=text, options=[playbook],
+                           candidates=[[playbook, category, 1.0]], stage=Stage.CONFIRMING, pending=rest)
+        turn.replies.append(self.voice.say("take_up_pending", self._seed(turn), title=self._title(playbook)))
+
     def _new_problem(self, turn: _Turn) -> Answer:
         turn.understood = turn.understood or Intent.NEW_PROBLEM.value
         turn.replies.append(self.voice.say("new_problem", self._seed(turn)))
@@ -420,14 +438,18 @@ class Dialogue:
         turn.understood = reading.intent.value if reading.intent else None
         return reading, self.knowledge.match_vector(turn.vector)
 
-    @staticmethod
-    def _is_new_problem(reading: Reading, match: Match, state: State) -> bool:
+    def _is_new_problem(self, reading: Reading, match: Match, state: State) -> bool:
         """A reply that names a problem clearly, and not the one in hand, is a new problem (or a correction)
         unless it reads clearly as yes, no or partly about the current one."""
         if reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
             return match.band is not Band.OUT_OF_SCOPE
-        clear_other = match.band is Band.ANSWER and match.best.playbook not in (state.playbook, *state.options)
+        clear_other = self._names_a_problem(match) and match.best.playbook not in (state.playbook, *state.options)
         return clear_other and (reading.intent is None or match.best.score > reading.score)
+
+    def _names_a_problem(self, match: Match) -> bool:
+        """The reply names a problem on its own, in the strict answer band: "no, it's still slow" is close to
+        several slowness playbooks, which is enough to act on a first message but not to leave the one in hand."""
+        return match.band is Band.ANSWER and match.best.score >= self.knowledge.calibration.t_high
 
     def _pick(self, turn: _Turn) -> str | None:
         """The offered playbook the reply names (the page's buttons send its title), if one stands out."""

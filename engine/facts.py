@@ -55,7 +55,11 @@ class FactBuilder:
         now = self.clock()
         history = [a for a in self.store.past_actions(asking.user_id, now - HISTORY_S, HISTORY_LIMIT)
                    if a.name in ACTIONS]  # remediations only, not hand-offs or failed rule actions
-        facts = [_match_fact(match, playbook), Fact("message", {"text": asking.text, "length": len(asking.text)})]
+        facts = [_match_fact(match, playbook),
+                 Fact("message", {"text": asking.text, "length": len(asking.text),
+                                  "forbids_action": match.forbids_action})]
+        facts += [Fact("aside", {"playbook": a.playbook, "category": a.category, "kind": a.group, "score": a.score})
+                  for a in match.asides]
         facts += self._telemetry()
         facts += _remedies(playbook, self._defaults_order(playbook, asking.conversation_id))
         facts.append(_conversation(asking, self.store.user_turns(asking.conversation_id), history))
@@ -108,7 +112,7 @@ def _match_fact(match: Match, playbook: Playbook | None) -> Fact:
         "category": match.best.category, "kind": playbook.kind.value if playbook else Kind.OUT_OF_SCOPE.value,
         "band": match.band.value, "confidence": round(match.confidence, 4), "score": match.best.score,
         "group": match.group or (playbook.kind.value if playbook else Kind.OUT_OF_SCOPE.value),
-        "group_probability": round(match.group_probability, 4),
+        "group_probability": round(match.group_probability, 4), "language": match.language,
     })
 
 

@@ -121,6 +121,7 @@ class DecisionRecord:
     rules_fired: Sequence[tuple[str, dict[str, Any]]] = ()
     actions: Sequence[ActionRow] = ()
     escalation: tuple[str, str] | None = None  # (category, summary)
+    also_escalated: Sequence[tuple[str, str]] = ()  # other requests of the message a person decides, same shape
     handoff: tuple[str, str, dict[str, Any]] | None = None  # (team, summary, diagnostics)
     errors: Sequence[str] = field(default_factory=tuple)
     trace: dict[str, Any] | None = None
@@ -280,8 +281,8 @@ class DuckDBStore:
               a.started_at, a.finished_at))
             for a in r.actions
         ]
-        if r.escalation:
-            category, summary = r.escalation
+        # The decision's own escalation first: readers take a decision's escalations in insertion order.
+        for category, summary in ([r.escalation] if r.escalation else []) + list(r.also_escalated):
             statements.append(("INSERT INTO escalations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (new_id(), r.id, r.conversation_id, r.user_id, category, summary, "open",
                                 r.created_at)))

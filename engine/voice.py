@@ -17,7 +17,8 @@ SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "not_f
               "greeting", "fixed", "retry", "partly", "try_other", "not_this", "reask_confirm", "reask_choice",
               "reask_check", "new_problem", "rate", "reask_rating", "thanks_rating", "waiting", "decided")
 # Situations added later: a replies file without them says the older situation's words instead.
-OPTIONAL = {"ask_problem": "unsure"}
+OPTIONAL = {"ask_problem": "unsure", "no_action": "confirm", "aside_escalated": "escalate", "aside_noted": "unsure",
+            "take_up_pending": "confirm", "english_only": "unsure"}
 PLACEHOLDERS = frozenset({"product", "title", "done", "options", "decision"})
 
 

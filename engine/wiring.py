@@ -75,7 +75,8 @@ def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool =
                                     Recipe(epochs=settings.fine_tune_epochs), progress=progress)
         embedder = embedder.with_model(model_path)
     return open_knowledge(playbooks, embedder, settings.index_dir, settings.answer_precision, force, progress,
-                          Scoring(settings.scoring), settings.refusal_recall, load_background(settings.background_dir))
+                          Scoring(settings.scoring), settings.refusal_recall, load_background(settings.background_dir),
+                          settings.act_precision)
 
 
 @dataclass

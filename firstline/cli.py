@@ -324,7 +324,8 @@ def eval_command(obj: Context, dataset: Path | None, train: Path | None, val: Pa
                           _split(test, "test", oos_label, required=True), embedder, validation, oos_label,
                           settings.answer_precision, progress=not as_json, scoring=Scoring(settings.scoring),
                           refusal_recall=settings.refusal_recall,
-                          fine_tune=Recipe(epochs=settings.fine_tune_epochs) if settings.fine_tune_epochs else None)
+                          fine_tune=Recipe(epochs=settings.fine_tune_epochs) if settings.fine_tune_epochs else None,
+                          background=load_background(settings.background_dir), act_precision=settings.act_precision)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     else:

@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
 
@@ -20,15 +20,24 @@ import numpy as np
 
 from core.errors import KnowledgeError
 from core.taxonomy import OUT_OF_SCOPE, Kind, kind_of
+from knowledge import clauses
 from knowledge.background import Background, class_id, is_background, is_greeting, prune
-from knowledge.calibration import Calibration, HeldOut, fit, group_probabilities
+from knowledge.calibration import (
+    DEFAULT_ACT_PRECISION,
+    Calibration,
+    HeldOut,
+    fit,
+    group_probabilities,
+    top_two_share,
+)
 from knowledge.embedder import Embedder
 from knowledge.head import LinearHead, choose_c, energy_scores, fit_head, folds
 from knowledge.index import APPROXIMATE_ABOVE, VectorIndex
+from knowledge.language import ENGLISH, language_of
 from knowledge.playbooks import Playbook
 
 # Bump when a scoring changes, so stored calibrations are refitted.
-SCORING_VERSION = "scoring/3"
+SCORING_VERSION = "scoring/4"
 NEIGHBOURS = 64
 VOTERS = 10  # neighbours that vote in k-NN scoring
 TOP_CANDIDATES = 5
@@ -49,6 +58,7 @@ class Band(StrEnum):
     CLARIFY = "clarify"
     OUT_OF_SCOPE = "out_of_scope"
     NO_PROBLEM = "no_problem"  # a greeting or "help": nothing to match yet
+    OTHER_LANGUAGE = "other_language"  # a language the model does not read, and nothing clear enough to act on
 
 
 GROUPS = (Kind.TECHNICAL, Kind.BUSINESS, Kind.OUT_OF_SCOPE)  # the order of group columns
@@ -62,6 +72,17 @@ class Candidate:
 
 
 @dataclass(frozen=True)
+class Aside:
+    """Another request in the same message ("... and can we get a discount"), clearly of an in-scope group."""
+
+    playbook: str
+    category: str
+    group: str
+    score: float
+    text: str
+
+
+@dataclass(frozen=True)
 class Match:
     """What a message matched: candidates best first, the band the best one falls in, and its confidence."""
 
@@ -70,6 +91,10 @@ class Match:
     confidence: float
     group: str = ""  # technical | business | out_of_scope: what the message is, decided before the playbook
     group_probability: float = 0.0  # the calibrated probability of that group
+    asides: tuple[Aside, ...] = ()  # other requests the message makes, each matched on its own
+    denied: tuple[str, ...] = ()  # clauses saying what the problem is not, left out of the matching
+    forbids_action: bool = False  # the user forbids any change ("do NOT restart anything")
+    language: str = ENGLISH  # ISO 639-1 code of the message's language ("und": a script we cannot name)
 
     @property
     def best(self) -> Candidate:
@@ -163,7 +188,52 @@ class KnowledgeBase:
         if states_nothing(text):
             return self._match(np.arange(len(self._order)), np.zeros(len(self._order)), Band.NO_PROBLEM, 1.0,
                                Kind.OUT_OF_SCOPE.value, 1.0)
-        return self.match_vector(self.embedder.encode_one(text) if vector is None else vector)
+        language = language_of(text)
+        if language != ENGLISH:
+            vector = self.embedder.encode_one(text) if vector is None else vector
+            return self._in_another_language(self.scores(vector.reshape(1, -1))[0], language)
+        reading = clauses.read(text)
+        if reading.denied:  # match what the problem is, not what the user says it is not
+            vector = self.embedder.encode_one(reading.text)
+        main = self.match_vector(self.embedder.encode_one(text) if vector is None else vector)
+        asides = self._asides(reading.requests, main) if reading.requests else ()
+        return replace(main, asides=asides, denied=reading.denied, forbids_action=reading.forbids_action)
+
+    def _in_another_language(self, scores: np.ndarray, language: str) -> Match:
+        """A message the model cannot read well: a clear business group still goes to a person; a technical
+        match is acted on only in the strict answer band; anything else is answered in English, never guessed.
+        The business group is judged on the pack alone: the background's few lines in other languages attract
+        any text in those languages, and similarities run lower across languages, so the far-from-everything
+        floor does not apply either. A person reads the message, so a wrong guess costs a minute, not an action."""
+        c = self.calibration
+        pack = np.where(self._shown, scores, -np.inf)
+        probabilities = group_probabilities(pack.reshape(1, -1), self._group, c.temperature)[0]
+        business = GROUPS.index(Kind.BUSINESS)
+        if probabilities.argmax() == business and probabilities[business] >= c.group_threshold:
+            ranking = np.argsort(-scores)
+            order = [i for i in ranking if self._group[i] == business] + [i for i in ranking
+                                                                          if self._group[i] != business]
+            return replace(self._match(order, scores, Band.ANSWER, float(probabilities[business]),
+                                       Kind.BUSINESS.value, float(probabilities[business])), language=language)
+        match = self.match_scores(scores)
+        sure_technical = (match.group == Kind.TECHNICAL.value and match.band is Band.ANSWER
+                          and match.best.score >= c.t_high)
+        return replace(match, band=match.band if sure_technical else Band.OTHER_LANGUAGE, language=language)
+
+    def _asides(self, requests: Sequence[str], main: Match) -> tuple[Aside, ...]:
+        """The requests of a message, other than its main one, that clearly belong to an in-scope group."""
+        found: dict[str, Aside] = {}
+        for text, vector in zip(requests, self.embedder.encode_queries(requests), strict=True):
+            part = self.match_vector(vector)
+            if (part.group in (Kind.OUT_OF_SCOPE.value, "") or part.band is Band.OUT_OF_SCOPE
+                    or part.group_probability < self.calibration.group_threshold
+                    or part.best.playbook == main.best.playbook or part.best.playbook in found):
+                continue
+            if part.group == Kind.TECHNICAL.value and part.band is not Band.ANSWER and main.group == part.group:
+                continue  # an unsure technical part of a technical message is the same problem, said twice
+            found[part.best.playbook] = Aside(part.best.playbook, part.best.category, part.group, part.best.score,
+                                              text)
+        return tuple(found.values())
 
     def match_vector(self, vector: np.ndarray) -> Match:
         return self.match_scores(self.scores(vector.reshape(1, -1))[0])
@@ -195,7 +265,11 @@ class KnowledgeBase:
             return self._match(ranking, scores, band, probability, group, probability)
         within = [i for i in ranking if self._group[i] == decided]
         best = float(scores[within[0]])
-        band = Band.ANSWER if GROUPS[decided] is Kind.BUSINESS or best >= c.t_high else Band.CLARIFY
+        band = Band.ANSWER
+        if GROUPS[decided] is Kind.TECHNICAL and len(within) > 1 and best < c.t_high:
+            # Close to several technical playbooks: act when the best stands out, else ask which one it is.
+            share = float(top_two_share(np.array(best), np.array(scores[within[1]]), c.temperature))
+            band = Band.ANSWER if share >= c.answer_share else Band.CLARIFY
         return self._match(within + [i for i in ranking if self._group[i] != decided], scores, band,
                            c.confidence(best), group, probability)
 
@@ -363,6 +437,7 @@ class KnowledgeBase:
         refusal_recall: float | None = None,
         validation: tuple[np.ndarray, Sequence[str]] | None = None,
         background: Background | None = None,
+        act_precision: float = DEFAULT_ACT_PRECISION,
     ) -> KnowledgeBase:
         """Encode every example and the out-of-scope `background` (less its lines too close to the pack's
         in-scope examples, see `knowledge.background.prune`), index them, fit the head if the scoring has one,
@@ -388,7 +463,7 @@ class KnowledgeBase:
                 in_scope = (validation[0][keep], [validation[1][i] for i in keep])
             base.fit_head(in_scope)
         held = base.held_out() if validation is None else base.scored(*validation)
-        base.calibration = fit(held, target_precision, refusal_recall)
+        base.calibration = fit(held, target_precision, refusal_recall, act_precision)
         return base
 
     @_locked
@@ -469,9 +544,9 @@ def _held_out_nearest(vectors: np.ndarray) -> np.ndarray:
 
 def fingerprint(playbooks: Mapping[str, Playbook], model_id: str, target_precision: float,
                 scoring: Scoring = Scoring.SIMILARITY, refusal_recall: float | None = None,
-                background: Background | None = None) -> str:
+                background: Background | None = None, act_precision: float = DEFAULT_ACT_PRECISION) -> str:
     """Changes whenever anything the index or the calibration depends on changes."""
-    extra = background.digest() if background is not None else "none"
+    extra = (background.digest() if background is not None else "none") + f"|{act_precision}"
     digest = hashlib.sha256(f"{SCORING_VERSION}|{scoring}|{refusal_recall}|{model_id}|{target_precision}|{extra}"
                             .encode())
     for pid in sorted(playbooks):
@@ -490,15 +565,18 @@ def open_knowledge(
     scoring: Scoring = Scoring.SIMILARITY,
     refusal_recall: float | None = None,
     background: Background | None = None,
+    act_precision: float = DEFAULT_ACT_PRECISION,
 ) -> tuple[KnowledgeBase, BuildReport]:
     """Load the stored base, or build (and store) it when missing, stale or `force`d."""
     started = time.perf_counter()
-    key = fingerprint(playbooks, embedder.model_id, target_precision, scoring, refusal_recall, background)
+    key = fingerprint(playbooks, embedder.model_id, target_precision, scoring, refusal_recall, background,
+                      act_precision)
     base = None if force else KnowledgeBase.load(directory, playbooks, embedder, key, scoring)
     built = base is None
     if base is None:
         base = KnowledgeBase.build(playbooks, embedder, target_precision, progress=progress, scoring=scoring,
-                                   refusal_recall=refusal_recall, background=background)
+                                   refusal_recall=refusal_recall, background=background,
+                                   act_precision=act_precision)
         base.save(directory, key)
     report = BuildReport(
         built=built,

@@ -30,6 +30,8 @@ class Calibration:
     temperature: float = 0.05  # softmax temperature turning scores into class probabilities (fitted, see fit)
     group_threshold: float = 0.5  # a group (technical, business, out of scope) is decided at this probability
     group_precision: float = 0.0  # measured on the held-out examples at that threshold
+    answer_share: float = 0.5  # a technical playbook is acted on when it holds this share of its group's top two
+    answer_share_precision: float = 0.0  # held-out precision of the technical playbooks acted on at that share
 
     def confidence(self, score: float) -> float:
         return float(1.0 / (1.0 + np.exp(-(self.slope * score + self.intercept))))
@@ -51,7 +53,11 @@ class HeldOut:
     groups: np.ndarray | None = None  # each class's group: 0 technical, 1 business, 2 out of scope
 
 
-def fit(held_out: HeldOut, target_precision: float, refusal_recall: float | None = None) -> Calibration:
+DEFAULT_ACT_PRECISION = 0.85
+
+
+def fit(held_out: HeldOut, target_precision: float, refusal_recall: float | None = None,
+        act_precision: float = DEFAULT_ACT_PRECISION) -> Calibration:
     """Choose t_low, then t_high as the lowest score reaching the target precision.
 
     t_low balances in-scope kept and out-of-scope rejected; or, given `refusal_recall`, it is the lowest
@@ -99,7 +105,10 @@ def fit(held_out: HeldOut, target_precision: float, refusal_recall: float | None
     else:
         slope, intercept = 0.0, 4.0 if correct.all() else -4.0
     temperature, group_threshold, group_precision = _fit_groups(held_out, target_precision)
+    answer_share, share_precision = _fit_answer_share(held_out, temperature, act_precision)
     return Calibration(
+        answer_share=answer_share,
+        answer_share_precision=share_precision,
         temperature=temperature,
         group_threshold=group_threshold,
         group_precision=group_precision,
@@ -165,6 +174,39 @@ def _fit_groups(held_out: HeldOut, target_precision: float) -> tuple[float, floa
     return temperature, float(GROUP_THRESHOLDS[-1]), precision
 
 
+ANSWER_SHARES = np.round(np.arange(0.50, 0.96, 0.05), 2)
+
+
+def top_two_share(best: np.ndarray, second: np.ndarray, temperature: float) -> np.ndarray:
+    """The softmax share of the best of two scores: 0.5 when tied, near 1 when the best stands out."""
+    return 1.0 / (1.0 + np.exp((second - best) / temperature))
+
+
+def _fit_answer_share(held_out: HeldOut, temperature: float, target_precision: float) -> tuple[float, float]:
+    """The lowest share of its group's top two at which a technical playbook acted on is the right one for
+    `target_precision` of the held-out technical examples. Below it the user is asked which problem it is.
+    The target is lower than the answer band's: a wrong first fix costs one "no" from the user (the dialogue
+    then tries the next candidate), a question costs every user a turn."""
+    if held_out.scores is None or held_out.labels is None or held_out.groups is None:
+        return 0.5, 0.0
+    technical = held_out.groups == 0
+    rows = technical[held_out.labels]
+    if not rows.any() or technical.sum() < 2:
+        return 0.5, 0.0
+    scores = held_out.scores[rows][:, technical]
+    columns = np.flatnonzero(technical)
+    order = np.argsort(-scores, axis=1)
+    best, second = scores[np.arange(len(scores)), order[:, 0]], scores[np.arange(len(scores)), order[:, 1]]
+    right = columns[order[:, 0]] == held_out.labels[rows]
+    share = top_two_share(best, second, temperature)
+    for threshold in ANSWER_SHARES:
+        chosen = share >= threshold
+        if chosen.sum() >= max(3, 0.05 * len(share)) and right[chosen].mean() >= target_precision:
+            return float(threshold), float(right[chosen].mean())
+    chosen = share >= ANSWER_SHARES[-1]
+    return float(ANSWER_SHARES[-1]), float(right[chosen].mean()) if chosen.any() else 0.0
+
+
 def _recall_lower_bound(recall: float, count: int, confidence: float = 0.95) -> float:
     """One-sided Clopper-Pearson lower bound of a proportion observed as `recall` over `count` trials."""
     if count == 0:
@@ -199,4 +241,6 @@ class CalibrationReport:
             f"in scope kept: {c.in_scope_kept:.1%}; out of scope rejected: {c.out_of_scope_rejected:.1%}",
             f"groups: decided at probability {c.group_threshold:.2f} (temperature {c.temperature:.3f}), "
             f"{c.group_precision:.1%} right on the held-out examples",
+            f"technical playbooks acted on at {c.answer_share:.2f} of their group's top two, "
+            f"{c.answer_share_precision:.1%} right on the held-out examples",
         ]

@@ -59,6 +59,10 @@ class Embedder:
         """One vector, without touching the cache (queries are rarely repeated)."""
         return self._encode([text], False)[0]
 
+    def encode_queries(self, texts: Sequence[str]) -> np.ndarray:
+        """Vectors of a few query texts in one batch, without touching the cache: user text never goes to disk."""
+        return self._encode(list(texts), False)
+
     def _encode(self, texts: list[str], progress: bool) -> np.ndarray:
         model = self._load()
         vectors = model.encode(

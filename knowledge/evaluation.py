@@ -24,6 +24,7 @@ from core.errors import InputError
 from core.taxonomy import CATEGORIES, OUT_OF_SCOPE, Kind, kind_of
 from knowledge.background import Background
 from knowledge.base import Band, KnowledgeBase, Match, Scoring
+from knowledge.calibration import DEFAULT_ACT_PRECISION
 from knowledge.embedder import Embedder
 from knowledge.finetune import Recipe, tuned_model
 from knowledge.playbooks import Playbook
@@ -168,6 +169,7 @@ def evaluate(
     refusal_recall: float | None = None,
     fine_tune: Recipe | None = None,
     background: Background | None = None,
+    act_precision: float = DEFAULT_ACT_PRECISION,
 ) -> EvalResult:
     """Build a base from `train` (fine-tuning the model on it first if asked), calibrate on `val` (or on
     held-out train examples), and score `test`."""
@@ -194,7 +196,8 @@ def evaluate(
                       [val.labels[i] for i in known])
         calibrated_on = f"validation split ({len(known)} queries)"
     base = KnowledgeBase.build(playbooks, embedder, target_precision, progress=progress, scoring=scoring,
-                               refusal_recall=refusal_recall, validation=validation, background=background)
+                               refusal_recall=refusal_recall, validation=validation, background=background,
+                               act_precision=act_precision)
     build_s = time.perf_counter() - started
 
     t0 = time.perf_counter()

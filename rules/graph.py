@@ -248,6 +248,8 @@ def _singleton_constraints(alternative: Iterable[Pattern], rulebase: RuleBase) -
 def _decisions(rule: Rule) -> set[str]:
     found = set()
     for action in rule.actions:
+        if action.verb == "escalate" and action.args.get("playbook"):
+            continue  # another request of the same message: escalated beside the decision, never instead of it
         if action.verb == "escalate":
             category = str(action.args.get("category"))
             found.add("handoff" if category == ENGINEERING else f"escalate {category}")

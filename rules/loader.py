@@ -370,7 +370,7 @@ class _RuleParser:
         if not PLACEHOLDER.search(category) and category not in ESCALATION_TARGETS:
             self.problem([*at, "category"], f"{category!r}: escalate goes to a business category (a person decides) "
                          f"or to engineering; use one of: {', '.join(ESCALATION_TARGETS)}")
-        for key in ("category", "summary"):
+        for key in ("category", "summary", "playbook"):
             if key in args:
                 self._template(args[key], bound, [*at, key])
         return dict(args)

@@ -53,10 +53,12 @@ class Vocabulary:
 # Firstline's own vocabulary. Rules naming anything else are refused at load time, not at firing time.
 SUPPORT = Vocabulary(
     facts=MappingProxyType({
-        "message": {"text": str, "length": int},
+        "message": {"text": str, "length": int, "forbids_action": bool},
+        # Another request in the same message, matched on its own ("... and can we get a discount").
+        "aside": {"playbook": str, "category": str, "kind": str, "score": NUMBER},
         "match": {
             "playbook": str, "title": str, "category": str, "kind": str, "band": str,
-            "confidence": NUMBER, "score": NUMBER, "group": str, "group_probability": NUMBER,
+            "confidence": NUMBER, "score": NUMBER, "group": str, "group_probability": NUMBER, "language": str,
         },
         "candidate": {"playbook": str, "category": str, "score": NUMBER, "rank": int},
         "metric": {
@@ -92,11 +94,13 @@ SUPPORT = Vocabulary(
     assertable=frozenset({"hypothesis", "proposal", "veto"}),
     singletons=frozenset({"match", "message", "conversation", "account"}),
     domains=MappingProxyType({
-        ("match", "band"): ("answer", "clarify", "out_of_scope", "no_problem"),
+        ("match", "band"): ("answer", "clarify", "out_of_scope", "no_problem", "other_language"),
         ("match", "group"): ("technical", "business", "out_of_scope"),
         ("match", "kind"): ("technical", "business", "out_of_scope"),
         ("match", "category"): CATEGORIES,
         ("candidate", "category"): CATEGORIES,
+        ("aside", "category"): CATEGORIES,
+        ("aside", "kind"): ("technical", "business", "out_of_scope"),
         ("metric", "status"): ("ok", "unhealthy"),
         ("metric", "worse"): ("above", "below"),
         ("metric", "trend"): ("rising", "falling", "steady"),

@@ -10,13 +10,6 @@ from engine.wiring import build
 from tests.conftest import make_settings
 
 
-@pytest.fixture
-def chat(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, simulation_faults=["slow_queries"]), knowledge=knowledge)
-    yield parts
-    parts.close()
-
-
 def talk(parts, user, *texts, conversation=None):
     exchanges = []
     for text in texts:
@@ -63,8 +56,11 @@ def test_close_candidates_are_offered_and_a_choice_is_acted_on(chat):
     assert chosen.answer.playbook == "account_locked_after_attempts" and chosen.answer.decision == "resolve"
 
 
-def test_a_middle_band_match_is_confirmed_and_no_asks_again(chat):
-    asked, denied = talk(chat, "di", "the export", "no, that's not it")
+def test_a_middle_band_match_is_confirmed_and_no_asks_again(tmp_path, knowledge):
+    # With no gap, an unsure match offers its best candidate alone, as a yes-or-no question.
+    chat = build(make_settings(tmp_path, clarify_gap=0.0), knowledge=knowledge)
+    asked, denied = talk(chat, "di", "the board thing", "no, that's not it")
+    chat.close()
     assert asked.stage is Stage.CONFIRMING and [c.value for c in asked.choices] == ["yes", "no"]
     assert "right" in asked.replies[0] or "it?" in asked.replies[0]
     assert denied.understood == "no" and denied.stage is Stage.OPEN and denied.answer is None

@@ -1,0 +1,13 @@
+"""The engine's conversation fixture: real parts on a fresh data folder, with slow database queries."""
+
+import pytest
+
+from engine.wiring import build
+from tests.conftest import make_settings
+
+
+@pytest.fixture
+def chat(tmp_path, knowledge):
+    parts = build(make_settings(tmp_path, simulation_faults=["slow_queries"]), knowledge=knowledge)
+    yield parts
+    parts.close()
