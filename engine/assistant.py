@@ -331,7 +331,7 @@ class Assistant:
     def _escalate(self, turn: _Turn, run: Run, intent: Intent, errors: list[str], common: dict[str, Any]) -> Answer:
         category = str(intent.args["category"])
         playbook = turn.playbook
-        summary = self._summary(intent, turn)
+        summary = self._summary(intent, turn) + self._other_readings(turn)
         guidance = playbook.replies.get("guidance", ()) if playbook else ()
         reply = self._reply(run) or self.voice.say("escalate", turn.conversation_id, guidance,
                                                    title=playbook.title if playbook else category)
@@ -340,6 +340,17 @@ class Assistant:
                       actions=(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule),
                                *self._failed_rule_actions(run)),
                       reply=reply, errors=self._errors(run, errors), **common)
+
+    def _other_readings(self, turn: _Turn) -> str:
+        """The group was clear but the playbook less so: the decider sees the close business candidates too."""
+        best = turn.match.best
+        close = [c for c in turn.match.candidates[1:3]
+                 if c.category in BUSINESS and c.score >= best.score - self.clarify_gap]
+        if not close:
+            return ""
+        titles = "; ".join(self.knowledge.playbooks[c.playbook].title for c in close
+                           if c.playbook in self.knowledge.playbooks)
+        return f" (it may also be: {titles})" if titles else ""
 
     def _handoff(self, turn: _Turn, run: Run, errors: list[str], common: dict[str, Any]) -> Answer:
         """Rules handed a technical problem to engineering before trying anything (say, after N failures)."""

@@ -38,6 +38,7 @@ from knowledge.background import load_background
 from knowledge.base import BuildReport, KnowledgeBase, Scoring, open_knowledge
 from knowledge.embedder import Embedder
 from knowledge.finetune import Recipe, tuned_model
+from knowledge.language import language_of
 from knowledge.playbooks import Playbook, Vocabulary, load_playbooks
 from rules.loader import load_rules
 from rules.model import RuleBase
@@ -210,6 +211,7 @@ def build(
     else:
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
+    language_of("warm up")  # load the language identifier now, not during a user's first turn
     known = (action_targets(topology), frozenset(playbooks))
     ledger = Ledger(store, Policy.from_settings(settings), clock, validate=rule_validator(*known))
     engine = RuleEngine(rulebase)

@@ -206,6 +206,8 @@ class KnowledgeBase:
         any text in those languages, and similarities run lower across languages, so the far-from-everything
         floor does not apply either. A person reads the message, so a wrong guess costs a minute, not an action."""
         c = self.calibration
+        if is_greeting(self._order[int(scores.argmax())]):  # "hola", "bonjour": a greeting in any language
+            return replace(self.match_scores(scores), language=language)
         pack = np.where(self._shown, scores, -np.inf)
         probabilities = group_probabilities(pack.reshape(1, -1), self._group, c.temperature)[0]
         business = GROUPS.index(Kind.BUSINESS)
@@ -245,8 +247,9 @@ class KnowledgeBase:
         business request or out of scope. A clear business group goes to a person even when no single business
         playbook stands out; a clear technical group is acted on when its best playbook reaches the answer
         threshold and asked about otherwise (never declined); out of scope is declined, or met with "what's
-        going wrong?" when the message states no problem. An unclear group is a question. A message far from
-        every class (below `t_low`) is out of scope whatever the softmax says."""
+        going wrong?" when the message states no problem. An unclear in-scope group is a question; a message most
+        likely out of scope is declined even when unsure. A message far from every class (below `t_low`) is out
+        of scope, unless it is clearly a business request."""
         c = self.calibration
         ranking = np.argsort(-scores)
         top = int(ranking[0])
@@ -254,13 +257,16 @@ class KnowledgeBase:
         probabilities = group_probabilities(scores.reshape(1, -1), self._group, c.temperature)[0]
         decided = int(probabilities.argmax())
         group, probability = GROUPS[decided].value, float(probabilities[decided])
-        if score < c.t_low:
+        clear = probability >= c.group_threshold
+        if score < c.t_low and not (clear and GROUPS[decided] is Kind.BUSINESS):
+            # Far from every example: out of scope. A clear business request still goes to a person (a person
+            # reads it; turning a customer's request away costs more than a minute of their time).
             return self._match(ranking, scores, Band.OUT_OF_SCOPE, 1.0 - c.confidence(score),
                                Kind.OUT_OF_SCOPE.value, 1.0 - c.confidence(score))
-        if probability < c.group_threshold:
+        if not clear and GROUPS[decided] is not Kind.OUT_OF_SCOPE:
             in_scope = [i for i in ranking if not self._is_oos[i]]
             return self._match(in_scope, scores, Band.CLARIFY, c.confidence(score), group, probability)
-        if GROUPS[decided] is Kind.OUT_OF_SCOPE:
+        if GROUPS[decided] is Kind.OUT_OF_SCOPE:  # most likely out of scope, clearly or not: never a guess at a fix
             band = Band.NO_PROBLEM if is_greeting(self._order[top]) else Band.OUT_OF_SCOPE
             return self._match(ranking, scores, band, probability, group, probability)
         within = [i for i in ranking if self._group[i] == decided]
