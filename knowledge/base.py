@@ -248,8 +248,8 @@ class KnowledgeBase:
         playbook stands out; a clear technical group is acted on when its best playbook reaches the answer
         threshold and asked about otherwise (never declined); out of scope is declined, or met with "what's
         going wrong?" when the message states no problem. An unclear in-scope group is a question; a message most
-        likely out of scope is declined even when unsure. A message far from every class (below `t_low`) is out
-        of scope, unless it is clearly a business request."""
+        likely out of scope, or whose nearest class is out of scope, is declined. A message far from every class
+        (below `t_low`) is out of scope. A clear business group overrides both: a person reads it."""
         c = self.calibration
         ranking = np.argsort(-scores)
         top = int(ranking[0])
@@ -263,6 +263,12 @@ class KnowledgeBase:
             # reads it; turning a customer's request away costs more than a minute of their time).
             return self._match(ranking, scores, Band.OUT_OF_SCOPE, 1.0 - c.confidence(score),
                                Kind.OUT_OF_SCOPE.value, 1.0 - c.confidence(score))
+        if self._is_oos[top] and not (clear and GROUPS[decided] is Kind.BUSINESS):
+            # The nearest class is one of the tenant's out-of-scope playbooks or a background topic: decline
+            # (or greet), however much in-scope mass sits behind it; only a clear business group overrides it.
+            oos = float(probabilities[GROUPS.index(Kind.OUT_OF_SCOPE)])
+            band = Band.NO_PROBLEM if is_greeting(self._order[top]) else Band.OUT_OF_SCOPE
+            return self._match(ranking, scores, band, oos, Kind.OUT_OF_SCOPE.value, oos)
         if not clear and GROUPS[decided] is not Kind.OUT_OF_SCOPE:
             in_scope = [i for i in ranking if not self._is_oos[i]]
             return self._match(in_scope, scores, Band.CLARIFY, c.confidence(score), group, probability)
