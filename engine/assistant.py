@@ -258,7 +258,7 @@ class Assistant:
             return Answer(decision="clarify", category=turn.playbook.category, playbook=turn.playbook.id,
                           escalation=None, actions=self._failed_rule_actions(run),
                           reply=self._reply(run) or self.voice.say("no_action", turn.conversation_id,
-                                                                   title=self._title(turn.playbook.id)),
+                                                                   title=self.title(turn.playbook.id)),
                           errors=self._errors(run, errors), offered=(turn.playbook.id,), **common)
         # No rule decided anything: ask rather than guess.
         return Answer(decision="clarify", category=turn.match.best.category, playbook=None, escalation=None,
@@ -283,19 +283,20 @@ class Assistant:
             summary = str(intent.args.get("summary") or self._summary_of(playbook, aside.text if aside else turn.text))
             turn.also_escalated.append((category, summary))
             actions.append(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule))
-            lines.append(self.voice.say("aside_escalated", turn.conversation_id, title=self._title(playbook.id)))
+            lines.append(self.voice.say("aside_escalated", turn.conversation_id, title=self.title(playbook.id)))
         for aside in turn.match.asides:
             handled = (answer.playbook, *answer.offered, *escalated)
             if aside.group == Kind.TECHNICAL.value and aside.playbook not in handled:
-                lines.append(self.voice.say("aside_noted", turn.conversation_id, title=self._title(aside.playbook)))
+                lines.append(self.voice.say("aside_noted", turn.conversation_id, title=self.title(aside.playbook)))
                 break  # one at a time: the dialogue takes it up next
         if not lines:
             return answer
         return replace(answer, actions=tuple(actions), reply=" ".join([answer.reply, *lines]))
 
-    def _title(self, playbook_id: str) -> str:
-        found = self.knowledge.playbooks.get(playbook_id)
-        return found.title.rstrip(".").lower() if found else playbook_id
+    def title(self, playbook_id: str | None) -> str:
+        """A playbook's title as it reads mid-sentence ("" for none): the voice's `{title}`."""
+        found = self.knowledge.playbooks.get(playbook_id or "")
+        return found.title.rstrip(".").lower() if found else ""
 
     def _summary_of(self, playbook: Playbook, text: str) -> str:
         if playbook.escalation:
@@ -453,7 +454,7 @@ class Assistant:
         return seen
 
     def _clarify(self, turn: _Turn, seen: Sequence[str]) -> str:
-        titles = [self.knowledge.playbooks[p].title.rstrip(".").lower() for p in seen]
+        titles = [self.title(p) for p in seen]
         if len(titles) == 1:
             return self.voice.say("confirm", turn.conversation_id, title=titles[0])
         options = ", ".join(titles[:-1]) + " or " + titles[-1]

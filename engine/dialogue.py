@@ -611,8 +611,7 @@ class Dialogue:
                 retry_after_s=wait)
 
     def _title(self, playbook: str | None) -> str:
-        found = self.knowledge.playbooks.get(playbook or "")
-        return found.title.rstrip(".").lower() if found else ""
+        return self.assistant.title(playbook)
 
     def _titles(self, playbooks: Sequence[str]) -> str:
         titles = [self._title(p) for p in playbooks]
