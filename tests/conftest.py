@@ -1,10 +1,13 @@
-"""Fixtures that build on each other: settings -> knowledge (once per session) -> parts -> assistant -> app."""
+"""Fixtures that build on each other: settings -> knowledge (built once per session, a fresh copy per test)
+-> parts -> assistant -> app."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -31,10 +34,25 @@ def session_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def knowledge(session_settings: Settings) -> KnowledgeBase:
+def fresh_knowledge(session_settings: Settings) -> Callable[[], KnowledgeBase]:
+    """Build (or load) the default pack's base once; each call returns a fresh copy of it from disk that shares
+    the loaded model. Learning adds examples to a base, so no two tests may hold the same one."""
     _, playbooks = load_pack(session_settings)
-    base, _ = open_index(session_settings, playbooks)
-    return base
+    built, _ = open_index(session_settings, playbooks)
+    directory = session_settings.index_dir
+    fingerprint = json.loads((directory / "meta.json").read_text(encoding="utf-8"))["fingerprint"]
+
+    def fresh() -> KnowledgeBase:
+        copy = KnowledgeBase.load(directory, playbooks, built.embedder, fingerprint, built.scoring)
+        assert copy is not None, "the session's stored index could not be loaded"
+        return copy
+
+    return fresh
+
+
+@pytest.fixture
+def knowledge(fresh_knowledge: Callable[[], KnowledgeBase]) -> KnowledgeBase:
+    return fresh_knowledge()
 
 
 @pytest.fixture

@@ -59,7 +59,7 @@ def test_close_candidates_are_offered_and_a_choice_is_acted_on(chat):
 def test_a_middle_band_match_is_confirmed_and_no_asks_again(tmp_path, knowledge):
     # With no gap, an unsure match offers its best candidate alone, as a yes-or-no question.
     chat = build(make_settings(tmp_path, clarify_gap=0.0), knowledge=knowledge)
-    asked, denied = talk(chat, "di", "the board thing", "no, that's not it")
+    asked, denied = talk(chat, "di", "the pipeline board thing", "no, that's not it")
     chat.close()
     assert asked.stage is Stage.CONFIRMING and [c.value for c in asked.choices] == ["yes", "no"]
     assert "right" in asked.replies[0] or "it?" in asked.replies[0]

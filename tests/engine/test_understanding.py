@@ -12,8 +12,8 @@ HOLDOUT = ROOT / "data" / "eval" / "replies_holdout.csv"
 
 
 @pytest.fixture(scope="module")
-def reader(knowledge):
-    return ReplyReader(load_reply_examples(ROOT / "data" / "reply_examples.yaml"), knowledge.embedder)
+def reader(fresh_knowledge):
+    return ReplyReader(load_reply_examples(ROOT / "data" / "reply_examples.yaml"), fresh_knowledge().embedder)
 
 
 def test_held_out_replies_are_read_right(reader):

@@ -16,11 +16,11 @@ from web import create_app
 
 
 @pytest.fixture(scope="module")
-def learned(tmp_path_factory, knowledge):
+def learned(tmp_path_factory, fresh_knowledge):
     """A server whose users taught it a rule that went live and then fired for another user."""
     data = tmp_path_factory.mktemp("curated")
     settings = make_settings(data, simulation_faults=["slow_queries"], remediation_cooldown_s=0)
-    parts = build(settings, knowledge=knowledge)
+    parts = build(settings, knowledge=fresh_knowledge())
     for user in ("ann", "bob", "c1", "c2", "c3", "c4", "c5"):
         second_try_works(parts, user)
     (rule,) = parts.dialogue.ledger.rules("active")
