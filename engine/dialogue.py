@@ -396,7 +396,7 @@ class Dialogue:
         reading, match = self._read(turn, (Intent.NEW_PROBLEM, Intent.CORRECTION, Intent.YES, Intent.NO))
         if self._names_a_problem(match) or reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
             return self._new_problem(turn)
-        title = self._title(turn.state.playbook) if turn.state.playbook else ""
+        title = self._title(turn.state.playbook)
         turn.replies.append(self.voice.say("waiting", self._seed(turn), title=title))
         return None
 

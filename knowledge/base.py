@@ -212,9 +212,7 @@ class KnowledgeBase:
         probabilities = group_probabilities(pack.reshape(1, -1), self._group, c.temperature)[0]
         business = GROUPS.index(Kind.BUSINESS)
         if probabilities.argmax() == business and probabilities[business] >= c.group_threshold:
-            ranking = np.argsort(-scores)
-            order = [i for i in ranking if self._group[i] == business] + [i for i in ranking
-                                                                          if self._group[i] != business]
+            order = self._group_first(np.argsort(-scores), business)
             return replace(self._match(order, scores, Band.ANSWER, float(probabilities[business]),
                                        Kind.BUSINESS.value, float(probabilities[business])), language=language)
         match = self.match_scores(scores)
@@ -275,15 +273,19 @@ class KnowledgeBase:
         if GROUPS[decided] is Kind.OUT_OF_SCOPE:  # most likely out of scope, clearly or not: never a guess at a fix
             band = Band.NO_PROBLEM if is_greeting(self._order[top]) else Band.OUT_OF_SCOPE
             return self._match(ranking, scores, band, probability, group, probability)
-        within = [i for i in ranking if self._group[i] == decided]
+        order = self._group_first(ranking, decided)
+        within = [i for i in order if self._group[i] == decided]
         best = float(scores[within[0]])
         band = Band.ANSWER
         if GROUPS[decided] is Kind.TECHNICAL and len(within) > 1 and best < c.t_high:
             # Close to several technical playbooks: act when the best stands out, else ask which one it is.
             share = float(top_two_share(np.array(best), np.array(scores[within[1]]), c.temperature))
             band = Band.ANSWER if share >= c.answer_share else Band.CLARIFY
-        return self._match(within + [i for i in ranking if self._group[i] != decided], scores, band,
-                           c.confidence(best), group, probability)
+        return self._match(order, scores, band, c.confidence(best), group, probability)
+
+    def _group_first(self, ranking: Sequence[int], group: int) -> list[int]:
+        """`ranking` with the classes of `group` moved to the front, each part keeping its order."""
+        return [i for i in ranking if self._group[i] == group] + [i for i in ranking if self._group[i] != group]
 
     def _match(self, order: Sequence[int], scores: np.ndarray, band: Band, confidence: float, group: str,
                probability: float) -> Match:
