@@ -1,10 +1,10 @@
 """How far people agree on the categories of `jtp-support/dev.tsv`: the ceiling a classifier is measured against.
 
-usage: python bench/agreement.py [--set DEV.tsv] [--labels data/eval/independent/dev_relabelled.tsv]
+usage: python bench/agreement.py [--set DEV.tsv] [--labels data/eval/annotations/dev_relabelled.tsv]
 
 Two annotators who never saw the pack or the writer's labels sorted dev.tsv's messages again from the product
 description, the 13 categories and the borderline conventions of dev's README (see
-data/eval/independent/README.md). Prints each annotator's agreement with the writer and with each other, per
+data/eval/annotations/README.md). Prints each annotator's agreement with the writer and with each other, per
 category and per group (technical, business, out of scope), as JSON.
 """
 
@@ -22,7 +22,7 @@ sys.path.insert(0, str(ROOT))
 from core.taxonomy import kind_of  # noqa: E402
 
 DEV = ROOT.parent / "shared" / "datasets" / "jtp-support" / "dev.tsv"
-LABELS = ROOT / "data" / "eval" / "independent" / "dev_relabelled.tsv"
+LABELS = ROOT / "data" / "eval" / "annotations" / "dev_relabelled.tsv"
 
 
 def read(path: Path) -> list[dict[str, str]]:

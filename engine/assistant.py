@@ -11,10 +11,11 @@ from typing import Any
 
 from core.errors import InputError
 from core.taxonomy import BUSINESS, OUT_OF_SCOPE, Kind
+from engine.actuator import ActionOutcome, ActionRequest, Actuator, conversation_requester
+from engine.catalogue import ACTIONS
 from engine.explain import decision_trace, explain_rule
-from engine.facts import Asking, FactBuilder, outcome_fact
+from engine.facts import Asking, FactBuilder, Infrastructure, outcome_fact
 from engine.learning import Ledger
-from engine.remediation import Outcome, Remediator, RemedyRequest
 from engine.resolutions import ResolutionBook
 from engine.ruleengine import Fact, Intent, RuleEngine, Run, Session
 from engine.rulesource import RuleSource
@@ -109,7 +110,7 @@ class _Turn:
     match: Match
     playbook: Playbook | None
     facts: list[Fact] = field(default_factory=list)
-    outcomes: list[Outcome] = field(default_factory=list)
+    outcomes: list[ActionOutcome] = field(default_factory=list)
     handoff: Intent | None = None
     progress: Callable[[str], None] | None = None
     also_escalated: list[tuple[str, str]] = field(default_factory=list)  # (category, summary) of other requests
@@ -126,7 +127,8 @@ class Assistant:
         self,
         knowledge: KnowledgeBase,
         rules: RuleEngine,
-        remediator: Remediator,
+        actuator: Actuator,
+        infrastructure: Infrastructure,
         topology: Topology,
         store: EventStore,
         voice: Voice,
@@ -141,7 +143,7 @@ class Assistant:
     ) -> None:
         self.knowledge = knowledge
         self.rules = rules
-        self.remediator = remediator
+        self.actuator = actuator
         self.topology = topology
         self.store = store
         self.voice = voice
@@ -152,7 +154,7 @@ class Assistant:
         self.resolutions = resolutions or ResolutionBook()
         self.rule_source = rule_source
         self.clarify_gap = clarify_gap
-        self.facts = FactBuilder(remediator.infrastructure, topology, store, self.resolutions, clock,
+        self.facts = FactBuilder(infrastructure, topology, store, self.resolutions, clock,
                                  remedy_order=learning.order if learning is not None else None)
 
     def answer(
@@ -380,7 +382,7 @@ class Assistant:
                     todo.append(intent)
             if not todo:
                 break
-            outcomes = [self._run_remedy(intent, playbook, dry_run, turn.progress) for intent in todo]
+            outcomes = [self._run_remedy(intent, playbook, turn, dry_run) for intent in todo]
             turn.outcomes += outcomes
             follow = session.add([outcome_fact(o.request.action, o.request.target, o.status, o.request.rule or "")
                                   for o in outcomes], origin="outcome")
@@ -397,27 +399,34 @@ class Assistant:
                       actions=tuple(actions), reply=self._reply(run) or self._resolution_reply(turn),
                       errors=self._errors(run, errors), **common)
 
-    def _run_remedy(self, intent: Intent, playbook: Playbook, dry_run: bool,
-                    progress: Callable[[str], None] | None = None) -> Outcome:
-        request = self._request(intent, playbook)
-        if progress is not None:
-            progress(f"Running {request.action.replace('_', ' ')} on {request.target}…")
+    def _run_remedy(self, intent: Intent, playbook: Playbook, turn: _Turn, dry_run: bool) -> ActionOutcome:
+        """One remedy through the actuator's gate, shared with the monitor and alerts. The person asking waits
+        for the answer, so it is verified at once; a failure is theirs to hear about, and the rules (not the
+        actuator) decide whether the next remedy or an engineer comes next."""
+        request = self._request(intent, playbook, turn)
+        if turn.progress is not None:
+            turn.progress(f"Running {request.action.replace('_', ' ')} on {request.target}…")
         try:
-            return self.remediator.run(request, dry_run)
+            return self.actuator.run(request, dry_run)
         except Exception as error:  # noqa: BLE001 - a remedy that raises is a failed action; the decision goes on
             now = self.clock()
-            return Outcome(request, "failed", f"{type(error).__name__}: {error}", now, now)
+            return ActionOutcome(request, None, "failed", f"{type(error).__name__}: {error}", now, now)
 
-    def _request(self, intent: Intent, playbook: Playbook) -> RemedyRequest:
+    def _request(self, intent: Intent, playbook: Playbook, turn: _Turn) -> ActionRequest:
         """The remediation a rule asked for; the playbook's remedy for the same action and target, if it has one,
         gives the explanation and the check."""
         name, target = str(intent.args["name"]), str(intent.args["target"])
         params = dict(intent.args.get("params") or {})
         remedy = next((r for r in playbook.remedies if r.action == name and r.target == target), None)
+        common = {"requester": conversation_requester(turn.conversation_id), "rule": intent.rule,
+                  "subject": turn.user_id if ACTIONS[name].per_user else "", "settle_now": True,
+                  "hand_off_on_failure": False}
         if remedy is None:
-            return RemedyRequest(name, target, f"ran {name.replace('_', ' ')} on {target}", params, None, intent.rule)
+            return ActionRequest(name, target, explain=f"ran {name.replace('_', ' ')} on {target}", params=params,
+                                 **common)
         verify = (remedy.verify.service, remedy.verify.metric) if remedy.verify else None
-        return RemedyRequest(name, target, remedy.explain, params or dict(remedy.params), verify, intent.rule)
+        return ActionRequest(name, target, explain=remedy.explain, params=params or dict(remedy.params),
+                             verify=verify, **common)
 
     def _failed_rule_actions(self, run: Run) -> tuple[ActionResult, ...]:
         """Rule actions that raised (recorded, and the engine went on)."""
@@ -461,15 +470,26 @@ class Assistant:
         return self.voice.say("clarify", turn.conversation_id, options=options)
 
     def _resolution_reply(self, turn: _Turn) -> str:
+        """Say what happened, truthfully: a fix another report started is not "I already took care of this"."""
         playbook, outcomes, seed = turn.playbook, turn.outcomes, turn.conversation_id
         assert playbook is not None
         done = _join([o.request.explain for o in outcomes])
         statuses = {o.status for o in outcomes}
         if statuses == {"dry_run"}:
             return self.voice.say("dry_run", seed, done=done, title=playbook.title)
+        if outcomes and all(o.joined for o in outcomes) and statuses <= {"succeeded", "verifying"}:
+            if "verifying" in statuses:
+                situation = "being_fixed"
+            else:  # the same message sent twice at once joins its own fix: no "someone else" there
+                situation = "joined" if any(o.by_someone_else for o in outcomes) else "already_on_it"
+            return self.voice.say(situation, seed, done=done, title=playbook.title)
         if statuses == {"skipped"}:
-            return self.voice.say("recently_done", seed, done=done, title=playbook.title)
-        if "failed" in statuses:
+            if all(o.detail.startswith("cooling down") for o in outcomes):
+                mine = not any(o.by_someone_else for o in outcomes)
+                return self.voice.say("recently_done" if mine else "recently_done_other", seed, done=done,
+                                      title=playbook.title)
+            return self.voice.say("held_back", seed, done=done, title=playbook.title)
+        if statuses & {"failed", "timed_out"}:
             # Only say engineers have it when a rule really handed it to them.
             if turn.handoff is not None:
                 return self.voice.say("unresolved", seed, playbook.replies.get("unresolved", ()), done=done,

@@ -42,6 +42,7 @@ CREATE TABLE IF NOT EXISTS escalation_decisions (
 BY_USER = ("messages", "decisions", "actions", "escalations", "handoffs", "conversations", "conversation_state",
            "feedback", "learned_examples")
 BY_DECISION = ("candidates", "facts", "rules_fired", "traces")
+FORGOTTEN = "forgotten"  # who asked for an action, once the user who asked has had their history deleted
 
 
 @dataclass(frozen=True)
@@ -204,9 +205,24 @@ class ChatStore:
         statements: list[tuple[str, Sequence[Any]]] = [(f"DELETE FROM {t} WHERE {decisions}", (user_id,))
                                                        for t in BY_DECISION]
         statements.append((f"DELETE FROM escalation_decisions WHERE {decided}", (user_id,)))
+        if self._has_table("remediations"):
+            # The infrastructure's audit trail keeps what was done (cooldowns and the breaker read it), not who
+            # asked: the user's conversations and name are replaced by a mark that points at nobody.
+            mine = "requester IN (SELECT 'conversation:' || id FROM conversations WHERE user_id = ?) OR subject = ?"
+            counts["remediations"] = int(self.store.execute(
+                f"SELECT count(*) FROM remediations WHERE {mine}", (user_id, user_id))[0][0])
+            statements += [
+                ("UPDATE remediations SET subject = ? WHERE subject = ?", (FORGOTTEN, user_id)),
+                ("UPDATE remediations SET requester = ? WHERE requester IN "
+                 "(SELECT 'conversation:' || id FROM conversations WHERE user_id = ?)",
+                 (f"conversation:{FORGOTTEN}", user_id)),
+            ]
         statements += [(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)) for t in BY_USER]
         self.write(statements)
         return counts
+
+    def _has_table(self, table: str) -> bool:
+        return bool(self.store.execute("SELECT 1 FROM information_schema.tables WHERE table_name = ?", (table,)))
 
     def _count(self, table: str, where: str, user_id: str) -> int:
         return int(self.store.execute(f"SELECT count(*) FROM {table} WHERE {where}", (user_id,))[0][0])

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from core.taxonomy import Kind
 from engine.catalogue import ACTIONS
-from engine.remediation import Infrastructure
 from engine.resolutions import ResolutionBook
 from engine.store import EventStore, PastAction
 from engine.topology import Topology
@@ -33,6 +33,16 @@ class Asking:
     conversation_id: str
     channel: str
     text: str
+
+
+class Infrastructure(Protocol):
+    """What the facts read of the infrastructure: current metrics, and recent samples for trends."""
+
+    def observe(self) -> dict[str, dict[str, float]]: ...
+
+    def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
+        """Samples over the last `window_s` seconds, oldest first (a metrics store's range query)."""
+        ...
 
 
 RemedyOrder = Callable[[str, list[tuple[str, str]], str], list[tuple[str, str]]]

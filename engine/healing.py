@@ -1,18 +1,17 @@
-"""Unattended remediation: signals -> root cause -> rules -> safety gate -> adapter -> verification -> rollback.
+"""Unattended remediation: signals -> root cause -> rules -> the actuator's gate -> verification on later ticks.
 
 The monitor hands the healer every current signal once per tick. Confirmed signals are walked down the
 dependency graph to their root cause, turned into facts, and run through the same rule engine as the chat
-(rules/builtin/healing.yaml decides what to do). Each action passes the safety gate (`engine/safety.py`,
-decided on stored state), runs on its adapter under a time limit, and is then verified on later ticks: its
-metric must come back in bounds, and stay there, before `verify_timeout_s`, or the action is undone where it
-can be and the problem is handed to engineering. Every step is written to the ledger: signal, rule, action,
+(rules/builtin/healing.yaml decides what to do). Each action goes through the one actuator (`engine/actuator.py`)
+the chat uses too, so both share cooldowns, limits and the breaker; it is then verified on later ticks: its
+metric must come back in bounds, and stay there, before `verify_timeout_s`, or the actuator undoes it where it
+can and hands the problem to engineering. Every step is written to the ledger: signal, rule, action,
 verification, rollback, hand-off.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 import uuid
 from collections.abc import Callable, Sequence
@@ -21,30 +20,17 @@ from typing import Any
 
 import networkx as nx
 
-from core.errors import RemediationError
-from engine.adapters import AdapterRouter
+from engine.actuator import ENGINEERING, MONITOR, ActionRequest, Actuator, Event, alert_requester
 from engine.detection import Detector, Kind, Signal
 from engine.ledger import FAILURES, DuckDBLedger, RemediationRow
 from engine.ruleengine import Fact, RuleEngine
-from engine.safety import Attempt, SafetyPolicy
+from engine.safety import SafetyPolicy
 from engine.telemetry import VERSION_METRIC
 from engine.topology import Topology
 
 ROLLBACK_ACTION = "rollback_deploy"  # the remedy of a recent deploy
-ENGINEERING = "engineering"
 log = logging.getLogger("firstline.healing")
-
-
-@dataclass(frozen=True)
-class Event:
-    """One step of the timeline, for `firstline heal` and the benchmark."""
-
-    at: float
-    kind: str  # detected | acted | verified | verification_failed | rolled_back | handoff
-    summary: str
-    action: str | None = None
-    target: str | None = None
-    status: str | None = None
+__all__ = ["ENGINEERING", "ROLLBACK_ACTION", "Event", "Healer"]
 
 
 @dataclass
@@ -60,7 +46,7 @@ class Healer:
         self,
         topology: Topology,
         rules: RuleEngine,
-        router: AdapterRouter,
+        actuator: Actuator,
         ledger: DuckDBLedger,
         policy: SafetyPolicy,
         clock: Callable[[], float] = time.time,
@@ -69,7 +55,7 @@ class Healer:
     ) -> None:
         self.topology = topology
         self.rules = rules
-        self.router = router
+        self.actuator = actuator
         self.ledger = ledger
         self.policy = policy
         self.clock = clock
@@ -134,49 +120,12 @@ class Healer:
 
     def _attempt(self, action: str, target: str, rule: str, signal: Signal | None,
                  signal_id: str | None) -> RemediationRow | None:
-        adapter = self.router.adapter_for(action).name
+        requester = alert_requester(signal.fingerprint) if signal is not None and signal.fingerprint else MONITOR
         verify = (signal.service, signal.metric) if signal else None
-        attempt = Attempt(self.new_id(), signal_id, rule, action, target, {}, adapter, verify)
-        now = self.clock()
-        verdict = self.ledger.try_begin(attempt, self.policy, now)
-        if not verdict.allowed:
-            row = self._row(attempt.id)  # None: the same refusal is already recorded, so say nothing new
-            if row is not None:
-                self._emit(Event(now, "acted", f"{action} on {target}: {verdict.status} ({verdict.reason})", action,
-                                 target, verdict.status))
-            return row
-        status, detail = self._execute(attempt)
-        finished = self.clock()
-        if status == "succeeded":
-            self.ledger.finish(attempt.id, "verifying", detail, finished, finished + self.policy.verify_timeout_s)
-        else:
-            self.ledger.finish(attempt.id, status, detail, finished)
-            self._handoff(attempt.id, f"{action} on {target} {status.replace('_', ' ')}: {detail}",
-                          {"action": action, "target": target, "status": status, "detail": detail}, finished)
-        self._emit(Event(finished, "acted", f"{action} on {target}: {status} (rule {rule}): {detail}", action,
-                         target, status))
-        return self._row(attempt.id)
-
-    def _execute(self, attempt: Attempt) -> tuple[str, str]:
-        """Run on the adapter under the action timeout; a hang is recorded as timed_out, never waited for."""
-        result: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                result["detail"] = self.router.execute(attempt.action, attempt.target, attempt.params)
-            except RemediationError as error:
-                result["error"] = str(error)
-            except Exception as error:  # noqa: BLE001 - an adapter failure is a failed action, never a crash
-                result["error"] = f"{type(error).__name__}: {error}"
-
-        worker = threading.Thread(target=run, name=f"remedy-{attempt.action}", daemon=True)
-        worker.start()
-        worker.join(self.policy.action_timeout_s)
-        if worker.is_alive():
-            return "timed_out", f"no answer from the {attempt.adapter} adapter in {self.policy.action_timeout_s:g} s"
-        if "error" in result:
-            return "failed", result["error"]
-        return "succeeded", str(result.get("detail", ""))
+        outcome = self.actuator.run(ActionRequest(action, target, requester, verify=verify, rule=rule,
+                                                  signal_id=signal_id))
+        # None: a refusal the gate had already recorded a moment ago, so there is nothing new to report.
+        return self.ledger.remediation(outcome.attempt_id) if outcome.attempt_id else None
 
     # -- verifying ----------------------------------------------------------------------------------
 
@@ -187,8 +136,8 @@ class Healer:
             settled = detector.settled(*row.verify, since=row.started_at) if row.verify else None
             if settled:
                 value = detector.latest(*row.verify)
-                self.ledger.finish(row.id, "succeeded", f"{row.detail}; verified: {row.verify[0]} {row.verify[1]} "
-                                   f"back in bounds ({value:g})", now)
+                self.actuator.settle(row, True, f"{row.detail}; verified: {row.verify[0]} {row.verify[1]} back in "
+                                     f"bounds ({value:g})")
                 self._emit(Event(now, "verified", f"{row.verify[0]} {row.verify[1]} back in bounds after "
                                  f"{row.action}", row.action, row.target, "succeeded"))
             elif row.verify_by is not None and now >= row.verify_by:
@@ -198,28 +147,10 @@ class Healer:
         where = f"{row.verify[0]} {row.verify[1]}" if row.verify else row.target
         value = detector.latest(*row.verify) if row.verify else None
         seen = f" (now {value:g})" if value is not None else ""
-        self.ledger.finish(row.id, "failed", f"{row.detail}; verification failed: {where} not back in bounds "
-                           f"within {self.policy.verify_timeout_s:g} s{seen}", now)
         self._emit(Event(now, "verification_failed", f"{where} not back in bounds after {row.action}", row.action,
                          row.target, "failed"))
-        rollback = self._rollback(row)
-        self.ledger.set_rollback(row.id, rollback)
-        self._handoff(row.id, f"{row.action} on {row.target} did not bring {where} back; rollback: {rollback}",
-                      {"action": row.action, "target": row.target, "verify": row.verify, "value": value,
-                       "rollback": rollback}, now)
-
-    def _rollback(self, row: RemediationRow) -> str:
-        try:
-            undone = self.router.undo(row.action, row.target, {})
-        except RemediationError as error:
-            outcome = f"rollback_failed: {error}"
-        except Exception as error:  # noqa: BLE001 - a failed undo is reported, never a crash
-            outcome = f"rollback_failed: {type(error).__name__}: {error}"
-        else:
-            outcome = "rolled_back" if undone else "not_reversible"
-        self._emit(Event(self.clock(), "rolled_back", f"{row.action} on {row.target}: {outcome}", row.action,
-                         row.target, outcome.split(":")[0]))
-        return outcome
+        self.actuator.settle(row, False, f"{row.detail}; verification failed: {where} not back in bounds within "
+                             f"{self.policy.verify_timeout_s:g} s{seen}", f"did not bring {where} back")
 
     # -- facts --------------------------------------------------------------------------------------
 
@@ -284,10 +215,6 @@ class Healer:
 
     def _spike(self, fresh: list[Signal], service: str) -> Signal | None:
         return next((s for s in fresh if s.service == service and s.metric == "error_rate"), None)
-
-    def _row(self, attempt_id: str) -> RemediationRow | None:
-        rows = self.ledger.remediations("id = ?", (attempt_id,))
-        return rows[0] if rows else None
 
     def _emit(self, event: Event) -> None:
         log.info("%s: %s", event.kind, event.summary)

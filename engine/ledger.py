@@ -38,10 +38,19 @@ CREATE TABLE IF NOT EXISTS remediations (
     id VARCHAR PRIMARY KEY, signal_id VARCHAR, rule VARCHAR, action VARCHAR NOT NULL, target VARCHAR NOT NULL,
     params JSON NOT NULL, adapter VARCHAR NOT NULL, status VARCHAR NOT NULL, detail VARCHAR NOT NULL,
     started_at DOUBLE NOT NULL, finished_at DOUBLE, verify_service VARCHAR, verify_metric VARCHAR,
-    verify_by DOUBLE, rollback VARCHAR
+    verify_by DOUBLE, rollback VARCHAR, requester VARCHAR NOT NULL DEFAULT 'monitor',
+    subject VARCHAR NOT NULL DEFAULT ''
 );
 """
+# Files written before every remediation went through one gate have no requester or subject yet.
+MIGRATIONS = (
+    "ALTER TABLE remediations ADD COLUMN IF NOT EXISTS requester VARCHAR DEFAULT 'monitor'",
+    "ALTER TABLE remediations ADD COLUMN IF NOT EXISTS subject VARCHAR DEFAULT ''",
+)
+COLUMNS = ("id, signal_id, rule, action, target, params, adapter, status, detail, started_at, finished_at, "
+           "verify_service, verify_metric, verify_by, rollback, requester, subject")
 EXECUTED = ("running", "verifying", "succeeded", "failed", "timed_out")
+UNDER_WAY = ("running", "verifying")
 FINISHED = ("succeeded", "failed", "timed_out")
 FAILURES = ("failed", "timed_out")
 MONITOR_USER = "monitor"
@@ -76,6 +85,8 @@ class RemediationRow:
     verify: tuple[str, str] | None
     verify_by: float | None
     rollback: str | None
+    requester: str = "monitor"
+    subject: str = ""
 
 
 class DuckDBLedger:
@@ -88,6 +99,8 @@ class DuckDBLedger:
         for statement in SCHEMA.split(";"):
             if statement.strip():
                 store.execute(statement)
+        for statement in MIGRATIONS:
+            store.execute(statement)
 
     # -- telemetry and signals ----------------------------------------------------------------------
 
@@ -139,53 +152,69 @@ class DuckDBLedger:
 
     # -- safety state and attempts -----------------------------------------------------------------
 
-    def view(self, action: str, target: str, now: float, policy: SafetyPolicy) -> SafetyView:
+    def view(self, attempt: Attempt, now: float, policy: SafetyPolicy) -> SafetyView:
+        """The stored state one request is decided on. The same action on the same target (and subject) gives
+        the cooldown and what is under way; the rate limit, the concurrency cap and the breaker count actions on
+        whole services together, and per-user actions per user (the breaker per action and target)."""
         executed = ", ".join(f"'{s}'" for s in EXECUTED)
+        same = "action = ? AND target = ? AND subject = ?"
+        key = (attempt.action, attempt.target, attempt.subject)
         last = self.store.execute(
-            f"SELECT max(started_at) FROM remediations WHERE action = ? AND target = ? AND status IN ({executed})",
-            (action, target))[0][0]
-        chat = self.store.execute(  # the chat's remedies cool the same (action, target) down
-            "SELECT max(started_at) FROM actions WHERE name = ? AND target = ? AND status IN ('succeeded', 'failed')",
-            (action, target))[0][0]
+            f"SELECT id, status, started_at, requester FROM remediations WHERE {same} AND status IN ({executed}) "
+            "ORDER BY started_at DESC LIMIT 1", key)
+        # A row left running or verifying by a crash stops counting once its time limits are past.
+        stale_running, stale_verifying = now - policy.action_timeout_s, now - policy.action_timeout_s - \
+            policy.verify_timeout_s
+        under_way = None
+        if last and ((last[0][1] == "running" and last[0][2] >= stale_running)
+                     or (last[0][1] == "verifying" and last[0][2] >= stale_verifying)):
+            under_way = str(last[0][0])
+        scope, scope_params = ("subject = ?", (attempt.subject,)) if attempt.subject else ("subject = ''", ())
         window, running, in_flight = self.store.execute(
             f"SELECT count(*) FILTER (WHERE started_at >= ? AND status IN ({executed})), "
             "count(*) FILTER (WHERE status = 'running' AND started_at >= ?), "
-            "count(*) FILTER (WHERE status IN ('running', 'verifying') AND started_at >= ?) FROM remediations",
-            # A row left 'running' by a crash stops counting once it is older than the action timeout.
-            (now - policy.rate_window_s, now - policy.action_timeout_s,
-             now - policy.action_timeout_s - policy.verify_timeout_s))[0]
+            "count(*) FILTER (WHERE status IN ('running', 'verifying') AND started_at >= ?) "
+            f"FROM remediations WHERE {scope}",
+            (now - policy.rate_window_s, stale_running, stale_verifying, *scope_params))[0]
+        breaker_scope, breaker_params = (("action = ? AND target = ? AND subject <> ''",
+                                          (attempt.action, attempt.target)) if attempt.subject
+                                         else ("subject = ''", ()))
         finished = ", ".join(f"'{s}'" for s in FINISHED)
         recent = self.store.execute(
-            f"SELECT status, finished_at FROM remediations WHERE status IN ({finished}) "
-            "ORDER BY finished_at DESC LIMIT ?", (policy.breaker_failures,))
+            f"SELECT status, finished_at FROM remediations WHERE status IN ({finished}) AND {breaker_scope} "
+            "ORDER BY finished_at DESC LIMIT ?", (*breaker_params, policy.breaker_failures))
         trailing = 0
         for status, _ in recent:
             if status not in FAILURES:
                 break
             trailing += 1
         last_failure = next((at for status, at in recent if status in FAILURES), None)
-        starts = [t for t in (last, chat) if t is not None]
-        return SafetyView(max(starts) if starts else None, int(window), int(running), int(in_flight), trailing,
-                          last_failure)
+        return SafetyView(last[0][2] if last else None, int(window), int(running), int(in_flight), trailing,
+                          last_failure, under_way, str(last[0][3]) if last else "")
 
     def try_begin(self, attempt: Attempt, policy: SafetyPolicy, now: float) -> Verdict:
+        """Decide and record in one step: two callers can never both take the last slot, nor both start the same
+        action on the same target. A refusal the monitor repeats every tick is recorded once per cooldown."""
         with self._lock:
-            verdict = decide(policy, self.view(attempt.action, attempt.target, now, policy), now)
-            if not verdict.allowed and self._repeats(attempt, verdict, now, policy):
+            verdict = decide(policy, self.view(attempt, now, policy), now)
+            unattended = not attempt.requester.startswith("conversation:")
+            if not verdict.allowed and unattended and self._repeats(attempt, verdict, now, policy):
                 return verdict  # the same refusal a moment ago is already in the trail
             status = "running" if verdict.allowed else verdict.status
             finished = None if verdict.allowed else now
+            detail = f"joined {verdict.joined}" if verdict.joined else verdict.reason
             verify = attempt.verify or (None, None)
-            self.store.write([("INSERT INTO remediations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.store.write([(f"INSERT INTO remediations ({COLUMNS}) VALUES "
+                               "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                (attempt.id, attempt.signal_id, attempt.rule, attempt.action, attempt.target,
-                                json.dumps(attempt.params), attempt.adapter, status, verdict.reason, now, finished,
-                                verify[0], verify[1], None, None))])
+                                json.dumps(attempt.params), attempt.adapter, status, detail, now, finished,
+                                verify[0], verify[1], None, None, attempt.requester, attempt.subject))])
         return verdict
 
     def _repeats(self, attempt: Attempt, verdict: Verdict, now: float, policy: SafetyPolicy) -> bool:
         rows = self.store.execute(
-            "SELECT status, detail, started_at FROM remediations WHERE action = ? AND target = ? "
-            "ORDER BY started_at DESC LIMIT 1", (attempt.action, attempt.target))
+            "SELECT status, detail, started_at FROM remediations WHERE action = ? AND target = ? AND subject = ? "
+            "ORDER BY started_at DESC LIMIT 1", (attempt.action, attempt.target, attempt.subject))
         if not rows:
             return False
         status, detail, at = rows[0]
@@ -207,10 +236,15 @@ class DuckDBLedger:
     def remediations(self, where: str = "TRUE", params: Sequence[Any] = ()) -> list[RemediationRow]:
         rows = self.store.execute(
             "SELECT id, signal_id, rule, action, target, adapter, status, detail, started_at, finished_at, "
-            f"verify_service, verify_metric, verify_by, rollback FROM remediations WHERE {where} "
+            f"verify_service, verify_metric, verify_by, rollback, requester, subject FROM remediations WHERE {where} "
             "ORDER BY started_at, id", params)
         return [RemediationRow(r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9],
-                               (r[10], r[11]) if r[10] else None, r[12], r[13]) for r in rows]
+                               (r[10], r[11]) if r[10] else None, r[12], r[13], r[14] or "monitor", r[15] or "")
+                for r in rows]
+
+    def remediation(self, attempt_id: str) -> RemediationRow | None:
+        rows = self.remediations("id = ?", (attempt_id,))
+        return rows[0] if rows else None
 
     def record_handoff(self, source_id: str, summary: str, diagnostics: dict[str, Any], now: float) -> None:
         self.store.write([("INSERT INTO handoffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,4 +1,5 @@
-"""When an unattended action may run: dry-run, cooldown, rate limit, concurrency cap and circuit breaker.
+"""When an action may run, whoever asked for it (a conversation, an alert, the monitor): dry-run, joining an
+action already under way, cooldown, rate limit, concurrency cap and circuit breaker.
 
 A decision is a pure function of stored state and the request (`decide`): the state is read from a `Ledger`
 (the DuckDB one is in `engine/ledger.py`; a Redis or PostgreSQL one only has to answer the same questions),
@@ -52,19 +53,25 @@ class SafetyPolicy:
 class SafetyView:
     """What the ledger says that matters for one request, read in one go."""
 
-    last_started_at: float | None  # the same action on the same target, by the monitor or the chat
+    last_started_at: float | None  # the same action on the same target (and subject), whoever asked
     started_in_window: int  # actions run, all targets, in the rate window
     running: int  # actions executing now
     in_flight: int  # actions executing or waiting for verification
     trailing_failures: int  # failed or timed-out actions since the last success
     last_failure_at: float | None
+    under_way: str | None = None  # id of the same action on the same target still running or being verified
+    last_requester: str = ""  # who asked for the last run of the same action on the same target
 
+
+JOINED = "joined"
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # allowed | skipped | dry_run
+    status: str  # allowed | skipped | dry_run | joined
     reason: str
     breaker: Breaker
+    joined: str | None = None  # the attempt this request joins instead of starting another
+    by: str = ""  # who asked for the action a cooldown or a join refers to
 
     @property
     def allowed(self) -> bool:
@@ -80,11 +87,16 @@ def breaker_state(policy: SafetyPolicy, view: SafetyView, now: float) -> Breaker
 
 
 def decide(policy: SafetyPolicy, view: SafetyView, now: float) -> Verdict:
-    """May the action run now? The checks run even in dry-run, so a dry run reports what would be refused."""
+    """May the action run now? The same action on the same target still under way is joined, never started
+    twice: joining runs nothing, so it comes before every other check. The checks run even in dry-run, so a dry
+    run reports what would be refused."""
     breaker = breaker_state(policy, view, now)
+    if view.under_way is not None and not policy.dry_run:
+        return Verdict(JOINED, "the same action on the same target is already under way", breaker,
+                       view.under_way, view.last_requester)
     refusal = _refusal(policy, view, now, breaker)
     if refusal:
-        return Verdict("skipped", refusal, breaker)
+        return Verdict("skipped", refusal, breaker, by=view.last_requester if refusal.startswith("cooling") else "")
     if policy.dry_run:
         return Verdict("dry_run", "dry run: planned and recorded, not run", breaker)
     return Verdict("allowed", "trial action while the breaker is half-open" if breaker is Breaker.HALF_OPEN
@@ -111,7 +123,7 @@ def _refusal(policy: SafetyPolicy, view: SafetyView, now: float, breaker: Breake
 class Ledger(Protocol):
     """The stored state safety decisions read, and the attempts they write."""
 
-    def view(self, action: str, target: str, now: float, policy: SafetyPolicy) -> SafetyView: ...
+    def view(self, attempt: Attempt, now: float, policy: SafetyPolicy) -> SafetyView: ...
 
     def try_begin(self, attempt: Attempt, policy: SafetyPolicy, now: float) -> Verdict:
         """Decide and record atomically: two callers can never both take the last slot."""
@@ -123,7 +135,12 @@ class Ledger(Protocol):
 
 @dataclass(frozen=True)
 class Attempt:
-    """One remediation as it enters the ledger."""
+    """One remediation as it enters the ledger, with who asked for it.
+
+    `requester` is `conversation:<id>`, `alert:<fingerprint>` or `monitor`. `subject` is the user a per-user
+    action acts for ("" for an action on a whole service): per-user actions cool down, join and count towards the
+    rate limit per subject, so one user's fix never holds back another's, and one user cannot use up the
+    service-wide allowance."""
 
     id: str
     signal_id: str | None
@@ -133,3 +150,5 @@ class Attempt:
     params: dict
     adapter: str
     verify: tuple[str, str] | None
+    requester: str = "monitor"
+    subject: str = ""

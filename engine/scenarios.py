@@ -17,6 +17,7 @@ from typing import Any
 
 from core.errors import InputError
 from core.settings import Settings
+from engine.actuator import Actuator
 from engine.adapters import AdapterRouter
 from engine.adapters.simulated import SimulatedAdapter
 from engine.detection import DetectionConfig, Detector
@@ -153,8 +154,10 @@ def run_scenario(
     store = DuckDBStore(audit or Path(":memory:"), clock)
     try:
         ledger = DuckDBLedger(store, new_id)
-        healer = Healer(topology, rules, AdapterRouter(SimulatedAdapter(infrastructure), {}, topology), ledger,
-                        SafetyPolicy.from_settings(settings), clock, new_id, events.append)
+        policy = SafetyPolicy.from_settings(settings)
+        actuator = Actuator(AdapterRouter(SimulatedAdapter(infrastructure), {}, topology), ledger, topology, policy,
+                            infrastructure.observe, clock, new_id, events.append)
+        healer = Healer(topology, rules, actuator, ledger, policy, clock, new_id, events.append)
         monitor = Monitor(SimulationSource(infrastructure), Detector(topology, DetectionConfig.from_settings(
             settings, predictive)), healer, ledger, interval, clock, record_samples=audit is not None)
         impact, recovered = 0.0, None

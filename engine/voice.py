@@ -18,7 +18,8 @@ SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "not_f
               "reask_check", "new_problem", "rate", "reask_rating", "thanks_rating", "waiting", "decided")
 # Situations added later: a replies file without them says the older situation's words instead.
 OPTIONAL = {"ask_problem": "unsure", "no_action": "confirm", "aside_escalated": "escalate", "aside_noted": "unsure",
-            "take_up_pending": "confirm", "english_only": "unsure"}
+            "take_up_pending": "confirm", "english_only": "unsure", "recently_done_other": "recently_done",
+            "joined": "resolved", "already_on_it": "resolved", "being_fixed": "recently_done", "held_back": "not_fixed"}
 PLACEHOLDERS = frozenset({"product", "title", "done", "options", "decision"})
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from core.errors import ConfigurationError, TelemetryError
 from core.settings import Settings
+from engine.actuator import Actuator
 from engine.adapters import AdapterRouter, build_router
 from engine.assistant import Assistant
 from engine.catalogue import ACTIONS, action_targets
@@ -22,7 +23,6 @@ from engine.healing import Event, Healer
 from engine.learning import Ledger, Policy, rule_parser, rule_validator
 from engine.ledger import DuckDBLedger
 from engine.monitor import Monitor
-from engine.remediation import Remediator
 from engine.resolutions import ResolutionBook
 from engine.ruleengine import RuleEngine
 from engine.rulesource import RuleSource
@@ -82,13 +82,16 @@ def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool =
 
 @dataclass
 class Healing:
-    """The self-healing parts: telemetry source, adapters, ledger, healer and the (not yet started) monitor."""
+    """The self-healing parts: telemetry source, adapters, ledger, the actuator every remediation goes through,
+    the healer and the (not yet started) monitor."""
 
     source: TelemetrySource
     router: AdapterRouter
     ledger: DuckDBLedger
     healer: Healer
     monitor: Monitor
+    actuator: Actuator
+    telemetry: _Telemetry
 
     def close(self) -> None:
         self.monitor.stop()
@@ -132,13 +135,12 @@ class Parts:
         self.store.close()
 
 
-class _ChatInfrastructure:
-    """What the chat's remediator sees: the configured telemetry and the configured adapters."""
+class _Telemetry:
+    """What the chat's facts and the actuator's at-once verification read: the configured telemetry."""
 
-    def __init__(self, source: TelemetrySource, router: AdapterRouter, simulated: SimulatedInfrastructure,
+    def __init__(self, source: TelemetrySource, simulated: SimulatedInfrastructure,
                  clock: Callable[[], float]) -> None:
         self.source = source
-        self.router = router
         self.simulated = simulated
         self.clock = clock
 
@@ -155,9 +157,6 @@ class _ChatInfrastructure:
             logging.getLogger("firstline.telemetry").warning("chat telemetry: %s", error)
             return {}  # the chat goes on without telemetry rather than failing the user's turn
 
-    def execute(self, action: str, target: str, params: Mapping[str, Any]) -> str:
-        return self.router.execute(action, target, params)
-
 
 def telemetry_source(settings: Settings, topology: Topology, infrastructure: SimulatedInfrastructure,
                      clock: Callable[[], float] = time.time) -> TelemetrySource:
@@ -171,16 +170,19 @@ def telemetry_source(settings: Settings, topology: Topology, infrastructure: Sim
 
 def build_healing(settings: Settings, topology: Topology, infrastructure: SimulatedInfrastructure,
                   store: DuckDBStore, rules: RuleEngine, clock: Callable[[], float] = time.time,
-                  router: AdapterRouter | None = None, on_event: Callable[[Event], None] | None = None) -> Healing:
+                  router: AdapterRouter | None = None, on_event: Callable[[Event], None] | None = None,
+                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> Healing:
     """Source, adapters, ledger, healer and monitor, sharing the chat's rule engine and event store."""
     router = router or build_router(settings, infrastructure, topology)
     source = telemetry_source(settings, topology, infrastructure, clock)
-    ledger = DuckDBLedger(store)
-    healer = Healer(topology, rules, router, ledger, SafetyPolicy.from_settings(settings), clock,
-                    on_event=on_event)
+    ledger = DuckDBLedger(store, new_id)
+    policy = SafetyPolicy.from_settings(settings)
+    telemetry = _Telemetry(source, infrastructure, clock)
+    actuator = Actuator(router, ledger, topology, policy, telemetry.observe, clock, new_id, on_event)
+    healer = Healer(topology, rules, actuator, ledger, policy, clock, new_id, on_event)
     detector = Detector(topology, DetectionConfig.from_settings(settings))
     monitor = Monitor(source, detector, healer, ledger, settings.monitor_interval_s, clock)
-    return Healing(source, router, ledger, healer, monitor)
+    return Healing(source, router, ledger, healer, monitor, actuator, telemetry)
 
 
 def build(
@@ -188,10 +190,13 @@ def build(
     progress: bool = False,
     clock: Callable[[], float] = time.time,
     knowledge: KnowledgeBase | None = None,
+    new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
 ) -> Parts:
     """Load and check everything (data files first, so errors come before the slow model load), then wire.
 
-    A ready `knowledge` base may be passed in (tests share one); otherwise it is loaded or built.
+    A ready `knowledge` base may be passed in (tests share one); otherwise it is loaded or built. `new_id` makes
+    every id (conversations, decisions, actions): tests pass a counter, so what is seeded by a conversation (the
+    order of remedies tried, the words of a reply) is the same on every run.
     """
     topology, playbooks = load_pack(settings)
     rulebase = load_rulebase(settings, topology, playbooks)
@@ -218,16 +223,15 @@ def build(
     rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,
                              settings.rules_reload_s)
     try:
-        healing = build_healing(settings, topology, infrastructure, store, engine, clock, router)
+        healing = build_healing(settings, topology, infrastructure, store, engine, clock, router, new_id=new_id)
     except BaseException:
         store.close()
         raise
-    remediator = Remediator(_ChatInfrastructure(healing.source, router, infrastructure, clock), topology, store,
-                            settings.remediation_cooldown_s, clock)
     assistant = Assistant(
         knowledge=knowledge,
         rules=engine,
-        remediator=remediator,
+        actuator=healing.actuator,
+        infrastructure=healing.telemetry,
         topology=topology,
         store=store,
         voice=voice,
@@ -238,11 +242,12 @@ def build(
         rule_source=rule_source,
         clarify_gap=settings.clarify_gap,
         learning=ledger,
+        new_id=new_id,
     )
     chats = ChatStore(store)
     dialogue = Dialogue(assistant, chats, ReplyReader(reply_examples, knowledge.embedder),
                         settings.rate_limit_messages, settings.rate_limit_window_s,
-                        settings.learn_from_confirmations, clock, ledger=ledger,
+                        settings.learn_from_confirmations, clock, new_id, ledger=ledger,
                         learned_rules_file=settings.learned_rules_dir / "active.yaml")
     curation = Curation(RuleReview(ledger, rule_parser(*known)), lambda: knowledge.playbooks,
                         lambda: knowledge.examples.values(), dialogue.teach, dialogue.publish_learned_rules,

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -21,6 +22,18 @@ from knowledge.base import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+
+def sequential_ids() -> Callable[[], str]:
+    """Ids from a counter, shaped like the uuid4 hex the server uses: what is seeded by an id (the order of
+    remedies a conversation tries, the words of a reply) is then the same on every run."""
+    counter = itertools.count(1)
+    return lambda: f"{next(counter):032x}"
+
+
+def build_parts(settings: Settings, **kwargs: object) -> Parts:
+    """`engine.wiring.build` with sequential ids: the way every test builds the parts."""
+    return build(settings, new_id=sequential_ids(), **kwargs)  # type: ignore[arg-type]
 
 
 def make_settings(data_dir: Path, **overrides: object) -> Settings:
@@ -62,7 +75,7 @@ def settings(tmp_path: Path) -> Settings:
 
 @pytest.fixture
 def parts(settings: Settings, knowledge: KnowledgeBase):
-    built = build(settings, knowledge=knowledge)
+    built = build_parts(settings, knowledge=knowledge)
     yield built
     built.close()
 

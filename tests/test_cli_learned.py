@@ -7,6 +7,7 @@ from engine.catalogue import action_targets
 from engine.learning import Fix, Ledger, rule_validator
 from engine.store import DuckDBStore
 from engine.wiring import load_pack
+from tests.conftest import build_parts
 from tests.test_cli import assert_one_line_error, firstline
 
 FIX = Fix("dashboard_slow", "kill_slow_queries", "database", "database", "slow_queries")
@@ -55,12 +56,11 @@ def test_closing_an_unknown_handoff_is_one_clear_line(tmp_path):
 
 
 def test_show_prints_the_record_and_example_traces_of_a_rule_taught_in_conversations(tmp_path, knowledge):
-    from engine.wiring import build
     from tests.engine.test_learning_dialogue import second_try_works
 
     settings = load_settings(environ={}, default_file=None, data_dir=tmp_path, simulation_faults=["slow_queries"],
                              remediation_cooldown_s=0)
-    parts = build(settings, knowledge=knowledge)
+    parts = build_parts(settings, knowledge=knowledge)
     try:
         for user in ("ann", "bob"):
             second_try_works(parts, user)
@@ -76,7 +76,6 @@ def test_show_prints_the_record_and_example_traces_of_a_rule_taught_in_conversat
 
 
 def test_curating_before_any_rule_is_live_leaves_the_server_able_to_start(tmp_path, knowledge):
-    from engine.wiring import build
 
     name = seed(tmp_path)  # proposed, not live
     assert firstline("learned", "list", data_dir=tmp_path).returncode == 0
@@ -86,4 +85,4 @@ def test_curating_before_any_rule_is_live_leaves_the_server_able_to_start(tmp_pa
     firstline("learned", "retire", name, data_dir=tmp_path)  # the last live rule goes: so does the file
     assert not (tmp_path / "learned_rules" / "active.yaml").exists()
     settings = load_settings(environ={}, default_file=None, data_dir=tmp_path)
-    build(settings, knowledge=knowledge).close()  # before the fix: "rules: [] should be non-empty"
+    build_parts(settings, knowledge=knowledge).close()  # before the fix: "rules: [] should be non-empty"

@@ -60,6 +60,9 @@ class AdapterRouter:
     def adapter_for(self, action: str) -> Adapter:
         return self.routes.get(action, self.default)
 
+    def adapter_name(self, action: str) -> str:
+        return self.adapter_for(action).name
+
     def execute(self, action: str, target: str, params: Mapping[str, Any]) -> str:
         adapter = self._checked(action, target)
         return adapter.execute(action, target, params)

@@ -2,12 +2,11 @@
 
 import pytest
 
-from engine.wiring import build
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 
 
 @pytest.fixture
 def chat(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, simulation_faults=["slow_queries"]), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, simulation_faults=["slow_queries"]), knowledge=knowledge)
     yield parts
     parts.close()

@@ -7,12 +7,8 @@ import pytest
 
 from core.errors import InputError
 from core.settings import PROJECT_ROOT
-from engine.facts import FactBuilder
-from engine.remediation import Remediator
-from engine.simulation import SimulatedInfrastructure
 from engine.store import Account
-from engine.wiring import build
-from tests.conftest import check_ask_contract, make_settings
+from tests.conftest import build_parts, check_ask_contract, make_settings
 
 
 def rows(parts, sql, *params):
@@ -21,7 +17,7 @@ def rows(parts, sql, *params):
 
 def test_a_slow_dashboard_is_diagnosed_and_fixed_on_the_simulated_infrastructure(tmp_path, knowledge):
     settings = make_settings(tmp_path, simulation_faults=["slow_queries"])
-    parts = build(settings, knowledge=knowledge)
+    parts = build_parts(settings, knowledge=knowledge)
     try:
         answer = parts.assistant.answer("The dashboard is loading really slowly", "alice")
         assert (answer.decision, answer.category, answer.playbook) == ("resolve", "performance", "dashboard_slow")
@@ -72,7 +68,7 @@ def test_out_of_scope_is_declined_and_never_escalated(parts):
 
 
 def test_dry_run_plans_but_changes_nothing(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, simulation_faults=["slow_queries"]), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, simulation_faults=["slow_queries"]), knowledge=knowledge)
     try:
         answer = parts.assistant.answer("The dashboard is loading really slowly", "erin", dry_run=True)
         assert [a.status for a in answer.actions] == ["dry_run"]
@@ -83,7 +79,7 @@ def test_dry_run_plans_but_changes_nothing(tmp_path, knowledge):
 
 
 def test_a_remedy_that_does_not_verify_is_handed_to_engineering(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
     try:
         answer = parts.assistant.answer("I never got the verification email", "frank")
         statuses = [(a.name, a.status) for a in answer.actions]
@@ -98,7 +94,7 @@ def test_a_remedy_that_does_not_verify_is_handed_to_engineering(tmp_path, knowle
 
 
 def test_cooldown_stops_a_repeat_on_the_same_target(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, simulation_faults=["slow_queries"]), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, simulation_faults=["slow_queries"]), knowledge=knowledge)
     try:
         parts.assistant.answer("The dashboard is loading really slowly", "gina")
         parts.infrastructure.inject("slow_queries")
@@ -175,7 +171,7 @@ def rules_folder(tmp_path, extra: str = "", name: str = "extra.yaml"):
 
 def test_memory_heading_for_its_limit_is_fixed_before_it_gets_there(tmp_path, knowledge):
     clock = Clock()
-    parts = build(make_settings(tmp_path, simulation_faults=["memory_leak"]), knowledge=knowledge, clock=clock)
+    parts = build_parts(make_settings(tmp_path, simulation_faults=["memory_leak"]), knowledge=knowledge, clock=clock)
     try:
         clock.now += 15 * 60  # the leak has grown for a quarter of an hour, still under its limit
         answer = parts.assistant.answer("The dashboard is loading really slowly", "mia")
@@ -190,7 +186,7 @@ def test_memory_heading_for_its_limit_is_fixed_before_it_gets_there(tmp_path, kn
 
 
 def test_when_every_remedy_failed_the_next_message_goes_to_engineering_without_retrying(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
     try:
         first = parts.assistant.answer("I never got the verification email", "nora")
         assert "hand_off_when_a_remedy_fails" in first.rules_fired
@@ -245,7 +241,7 @@ rules:
     then:
       - clarify: {candidates: [dashboard_slow, search_slow]}
 """
-    parts = build(make_settings(tmp_path, rules_dir=rules_folder(tmp_path, extra)), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, rules_dir=rules_folder(tmp_path, extra)), knowledge=knowledge)
     try:
         parts.store.set_account("pia", Account("enterprise", 250, "admin"))
         answer = parts.assistant.answer("Can we get a non-profit discount?", "pia")
@@ -261,23 +257,29 @@ rules:
         parts.close()
 
 
-class BrokenAdapter(SimulatedInfrastructure):
-    """Infrastructure whose actions blow up, as a real adapter might."""
+class BrokenAdapter:
+    """An adapter whose actions blow up, as a real one might."""
 
     def execute(self, action, target, params):
         raise RuntimeError("connection reset by peer")
 
+    def undo(self, action, target, params):
+        return None
+
+    def adapter_name(self, action):
+        return "broken"
+
 
 def test_a_remediation_that_raises_is_a_failed_action_and_the_decision_goes_on(parts):
-    broken = BrokenAdapter(parts.infrastructure.topology)
-    assistant = parts.assistant
-    assistant.remediator = Remediator(broken, assistant.topology, parts.store, 120.0)
-    assistant.facts = FactBuilder(broken, assistant.topology, parts.store, assistant.resolutions, assistant.clock)
-    answer = assistant.answer("The dashboard is loading really slowly", "sam")
+    parts.assistant.actuator.executor = BrokenAdapter()
+    answer = parts.assistant.answer("The dashboard is loading really slowly", "sam")
     statuses = [(a.name, a.status) for a in answer.actions]
     assert statuses == [("clear_user_cache", "failed"), ("handoff", "created")]
     assert "connection reset by peer" in answer.actions[0].detail
     assert rows(parts, "SELECT status FROM actions WHERE name = 'clear_user_cache'") == [("failed",)]
+    # The same attempt is in the actuator's table, with who asked.
+    assert rows(parts, "SELECT status, requester, subject FROM remediations") == [
+        ("failed", f"conversation:{answer.conversation_id}", "sam")]
 
 
 def test_conversations_answered_at_once_never_see_each_others_facts(parts):
@@ -309,7 +311,7 @@ def test_conversations_answered_at_once_never_see_each_others_facts(parts):
 
 def test_a_rule_added_while_running_takes_effect_on_the_next_message(tmp_path, knowledge):
     folder = rules_folder(tmp_path)
-    parts = build(make_settings(tmp_path, rules_dir=folder, rules_reload_s=0.001), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, rules_dir=folder, rules_reload_s=0.001), knowledge=knowledge)
     try:
         before = parts.assistant.answer("what's the capital of Peru", "tara")
         (folder / "new.yaml").write_text("""rules:

@@ -6,8 +6,7 @@ import pytest
 from core.errors import InputError, RateLimitError
 from engine.chatstore import BY_DECISION, BY_USER
 from engine.dialogue import Dialogue, Outcome, Stage
-from engine.wiring import build
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 
 
 def talk(parts, user, *texts, conversation=None):
@@ -58,7 +57,7 @@ def test_close_candidates_are_offered_and_a_choice_is_acted_on(chat):
 
 def test_a_middle_band_match_is_confirmed_and_no_asks_again(tmp_path, knowledge):
     # With no gap, an unsure match offers its best candidate alone, as a yes-or-no question.
-    chat = build(make_settings(tmp_path, clarify_gap=0.0), knowledge=knowledge)
+    chat = build_parts(make_settings(tmp_path, clarify_gap=0.0), knowledge=knowledge)
     asked, denied = talk(chat, "di", "the pipeline board thing", "no, that's not it")
     chat.close()
     assert asked.stage is Stage.CONFIRMING and [c.value for c in asked.choices] == ["yes", "no"]
@@ -87,7 +86,7 @@ def test_the_state_lives_in_the_store_not_in_the_dialogue(chat):
 
 
 def test_a_flood_is_refused_with_a_wait_and_nothing_accepted_is_lost(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, rate_limit_messages=2, rate_limit_window_s=60), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, rate_limit_messages=2, rate_limit_window_s=60), knowledge=knowledge)
     try:
         (first,) = talk(parts, "gil", "The dashboard is loading really slowly")
         parts.dialogue.turn("no", "gil", first.conversation_id)

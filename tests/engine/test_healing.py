@@ -6,6 +6,7 @@ import duckdb
 import pytest
 
 from core.settings import PROJECT_ROOT
+from engine.actuator import Actuator
 from engine.adapters import AdapterRouter
 from engine.adapters.simulated import SimulatedAdapter
 from engine.adapters.webhook import WebhookAdapter
@@ -101,7 +102,9 @@ class Stack:
         self.events = []
         router = router or AdapterRouter(SimulatedAdapter(self.infrastructure), {}, topology)
         self.policy = SafetyPolicy(**{"verify_timeout_s": 300, **policy})
-        self.healer = Healer(topology, rules, router, self.ledger, self.policy, self.clock,
+        self.actuator = Actuator(router, self.ledger, topology, self.policy, self.infrastructure.observe, self.clock,
+                                 on_event=self.events.append)
+        self.healer = Healer(topology, rules, self.actuator, self.ledger, self.policy, self.clock,
                              on_event=self.events.append)
         self.detector = Detector(topology, DetectionConfig())
         self.monitor = Monitor(SimulationSource(self.infrastructure), self.detector, self.healer, self.ledger, 15,

@@ -5,8 +5,7 @@ import pytest
 
 from core.errors import InputError
 from engine.learning import Fix
-from engine.wiring import build
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 from tests.engine.test_dialogue import talk
 
 PROBLEM = "The dashboard is loading really slowly"
@@ -14,7 +13,7 @@ PROBLEM = "The dashboard is loading really slowly"
 
 @pytest.fixture
 def chat(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, simulation_faults=["slow_queries"], remediation_cooldown_s=0),
+    parts = build_parts(make_settings(tmp_path, simulation_faults=["slow_queries"], remediation_cooldown_s=0),
                   knowledge=knowledge)
     yield parts
     parts.close()
@@ -108,7 +107,7 @@ def _open_handoff(parts) -> str:
 
 
 def test_a_remedy_that_fails_verification_on_telemetry_counts_as_failed_once(tmp_path, knowledge):
-    parts = build(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
+    parts = build_parts(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
     try:
         first, _ = talk(parts, "frank", "I never got the verification email", "no, still nothing")
         failed = [(a.name, a.target) for a in first.answer.actions if a.status == "failed"]
@@ -123,7 +122,8 @@ def test_a_remedy_that_fails_verification_on_telemetry_counts_as_failed_once(tmp
 
 def test_one_verdict_judges_every_remedy_the_decision_ran(tmp_path, knowledge):
     faults = ["slow_queries", "cache_degradation"]
-    parts = build(make_settings(tmp_path, simulation_faults=faults, remediation_cooldown_s=0), knowledge=knowledge)
+    settings = make_settings(tmp_path, simulation_faults=faults, remediation_cooldown_s=0)
+    parts = build_parts(settings, knowledge=knowledge)
     try:
         first, _ = talk(parts, "ann", PROBLEM, "no, it's still slow")
         ran = [(a.name, a.target) for a in first.answer.actions if a.status == "succeeded"]

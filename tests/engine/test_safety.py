@@ -114,12 +114,43 @@ def test_stored_cooldown_rate_and_concurrency(tmp_path):
     store.close()
 
 
-def test_the_chats_actions_cool_the_monitor_down(tmp_path, settings):
+def test_a_request_from_anyone_cools_the_same_action_down_for_everyone(tmp_path):
     clock = Clock()
     store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
-    store.write([("INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                  ("x", "d", "user", 1, "restart_service", "api", "{}", "r", "succeeded", "", NOW - 5, NOW - 4))])
-    assert ledger.try_begin(attempt(1), POLICY, clock.now).reason.startswith("cooling down")
+    chat = Attempt("c1", None, "rule", "restart_service", "api", {}, "simulated", None, "conversation:x")
+    assert ledger.try_begin(chat, POLICY, clock.now).allowed
+    ledger.finish("c1", "succeeded", "ok", clock.now)
+    verdict = ledger.try_begin(attempt(1), POLICY, clock.now + 5)
+    assert verdict.reason.startswith("cooling down") and verdict.by == "conversation:x"
+    store.close()
+
+
+def test_the_same_action_under_way_is_joined_not_started_again(tmp_path):
+    clock = Clock()
+    store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
+    assert ledger.try_begin(attempt(1), POLICY, clock.now).allowed  # running
+    second = ledger.try_begin(attempt(2), POLICY, clock.now)
+    assert (second.status, second.joined) == ("joined", "a1")
+    ledger.finish("a1", "verifying", "restarted", clock.now, clock.now + 300)
+    assert ledger.try_begin(attempt(3), POLICY, clock.now + 200).joined == "a1"  # still being verified
+    store.close()
+
+
+def test_per_user_actions_are_gated_per_user(tmp_path):
+    clock = Clock()
+    store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
+
+    def unlock(n: int, user: str) -> Attempt:
+        return Attempt(f"u{n}", None, "rule", "unlock_account", "auth", {}, "simulated", None,
+                       f"conversation:{user}", user)
+
+    assert ledger.try_begin(unlock(1, "ann"), POLICY, clock.now).allowed
+    ledger.finish("u1", "succeeded", "ok", clock.now)
+    assert ledger.try_begin(unlock(2, "bob"), POLICY, clock.now).allowed  # another user is not held back
+    ledger.finish("u2", "succeeded", "ok", clock.now)
+    assert ledger.try_begin(unlock(3, "ann"), POLICY, clock.now).reason.startswith("cooling down")
+    # Per-user actions do not use up the allowance of actions on whole services.
+    assert ledger.try_begin(attempt(4), POLICY, clock.now).allowed
     store.close()
 
 

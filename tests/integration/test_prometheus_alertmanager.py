@@ -15,8 +15,7 @@ import urllib.request
 
 import pytest
 
-from engine.wiring import build
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 from tests.peers import free_port, unavailable, wait_until
 from web.server import BackgroundServer, make_server
 
@@ -117,7 +116,7 @@ def peers(tmp_path):
 
 def test_a_predicted_leak_is_fixed_through_prometheus_and_alertmanager(tmp_path, knowledge, peers):
     settings = make_settings(tmp_path / "data", port=0, threads=4, monitor_interval_s=0.5)
-    parts = build(settings, knowledge=knowledge)
+    parts = build_parts(settings, knowledge=knowledge)
     server = BackgroundServer(make_server(settings, parts)).start()
     monitor = parts.healing.monitor
     monitor.act_on_detection = False  # detection only feeds verification: the alert must do the work

@@ -7,8 +7,7 @@ import shutil
 import pytest
 
 from engine.tokens import Role
-from engine.wiring import build
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 from web.server import BackgroundServer, make_server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -33,7 +32,7 @@ def _browser_or_skip():
 @pytest.fixture
 def served(tmp_path, knowledge):
     settings = make_settings(tmp_path, port=0, threads=4, simulation_faults=["slow_queries"])
-    parts = build(settings, knowledge=knowledge)
+    parts = build_parts(settings, knowledge=knowledge)
     server = BackgroundServer(make_server(settings, parts)).start()
     yield server.url, parts
     server.stop()

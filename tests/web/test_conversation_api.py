@@ -7,16 +7,15 @@ import pytest
 
 from engine.tokens import Role
 from firstline.cli import main
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 from web import create_app
 
 
 @pytest.fixture
 def app(tmp_path, knowledge):
-    from engine.wiring import build
 
     settings = make_settings(tmp_path, simulation_faults=["slow_queries"], rate_limit_messages=6)
-    parts = build(settings, knowledge=knowledge)
+    parts = build_parts(settings, knowledge=knowledge)
     app = create_app(settings, parts)
     app.testing = True
     yield app

@@ -7,8 +7,7 @@ import pytest
 
 from engine.learning import Fix
 from engine.tokens import Role
-from engine.wiring import build
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 from web import create_app
 
 FIX = Fix("dashboard_slow", "kill_slow_queries", "database", "database", "slow_queries")
@@ -17,7 +16,7 @@ FIX = Fix("dashboard_slow", "kill_slow_queries", "database", "database", "slow_q
 @pytest.fixture
 def app(tmp_path, knowledge):
     settings = make_settings(tmp_path)
-    parts = build(settings, knowledge=knowledge)
+    parts = build_parts(settings, knowledge=knowledge)
     app = create_app(settings, parts)
     app.testing = True
     yield app

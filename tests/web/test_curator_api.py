@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine.tokens import Role
-from engine.wiring import build
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 from tests.engine.test_dialogue import talk
 from tests.engine.test_learning_dialogue import PROBLEM, second_try_works
 from tests.web.test_curator import csrf_of, signed_in
@@ -20,7 +19,7 @@ def learned(tmp_path_factory, fresh_knowledge):
     """A server whose users taught it a rule that went live and then fired for another user."""
     data = tmp_path_factory.mktemp("curated")
     settings = make_settings(data, simulation_faults=["slow_queries"], remediation_cooldown_s=0)
-    parts = build(settings, knowledge=fresh_knowledge())
+    parts = build_parts(settings, knowledge=fresh_knowledge())
     for user in ("ann", "bob", "c1", "c2", "c3", "c4", "c5"):
         second_try_works(parts, user)
     (rule,) = parts.dialogue.ledger.rules("active")

@@ -8,16 +8,15 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from tests.conftest import make_settings
+from tests.conftest import build_parts, make_settings
 from web.server import BackgroundServer, make_server
 
 
 @pytest.fixture
 def base_url(tmp_path, knowledge):
-    from engine.wiring import build
 
     settings = make_settings(tmp_path, port=0, threads=4, simulation_faults=["slow_queries"])
-    parts = build(settings, knowledge=knowledge)
+    parts = build_parts(settings, knowledge=knowledge)
     server = BackgroundServer(make_server(settings, parts)).start()
     yield f"http://127.0.0.1:{server.server.effective_port}"
     server.stop()
