@@ -221,7 +221,8 @@ def converse(parts: Parts, visit: Visit, clock: Clock) -> Outcome:
             handed_off |= any(a.name == "handoff" for a in answer.actions)
             reached |= answer.decision == "resolve" and answer.playbook == visit.playbook
             checks += exchange.stage is Stage.VERIFYING
-        state = State.load(*parts.dialogue.chats.state(conversation))
+        stage, payload, _ = parts.dialogue.chats.state(conversation)
+        state = State.load(stage, payload)
         text = reply(exchange, state, visit, applied, titles)
     return Outcome(resolved, checks, remedies, handed_off, _learned_fired(parts, conversation), not reached, turns)
 

@@ -3,7 +3,8 @@
     FirstlineError                 base: a message a person can act on
     ├── ConfigurationError         a setting is unknown, of the wrong type, or points nowhere
     ├── InputError                 a message or request that cannot be answered as given
-    │   └── RateLimitError         ... because the user sent too many messages too quickly
+    │   ├── RateLimitError         ... because the user sent too many messages too quickly
+    │   └── ConflictError          ... because something else changed the same thing at the same moment
     ├── DataFileError              a YAML data file is malformed; carries every problem found
     │   ├── PlaybookError          ... a playbook file
     │   └── RuleError              ... a rule file
@@ -38,6 +39,14 @@ class InputError(FirstlineError):
     def __init__(self, message: str, *, code: str = "invalid_input") -> None:
         super().__init__(message)
         self.code = code
+
+
+class ConflictError(InputError):
+    """Two requests changed the same thing at once and this one lost (say, two messages of one conversation
+    answered at the same moment): nothing of it was stored beyond what the caller was told was kept."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="conflict")
 
 
 class RateLimitError(InputError):

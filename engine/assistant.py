@@ -60,6 +60,7 @@ class Answer:
     decision_id: str = ""
     trace: Mapping[str, Any] | None = None
     offered: tuple[str, ...] = ()  # playbooks a clarify reply offered, for the dialogue to read the answer
+    escalation_id: str = ""  # the id the escalation is stored under (not in the published contract)
 
     def contract(self, explain: bool = False) -> dict[str, Any]:
         """The published `ask --json` object; with `explain`, also the decision's `trace`."""
@@ -167,9 +168,12 @@ class Assistant:
         match: Match | None = None,
         progress: Callable[[str], None] | None = None,
         message_id: str | None = None,
+        pending: list[tuple[str, Sequence[Any]]] | None = None,
     ) -> Answer:
         """Decide on one message. The dialogue passes the `match` the user confirmed, a `progress` callback
-        told before each remedy runs, and the `message_id` of the message it already stored."""
+        told before each remedy runs, the `message_id` of the message it already stored, and `pending`: a list
+        the decision's statements are added to, for the dialogue to commit with the conversation's new state in
+        one transaction (without it the decision is committed here, at once)."""
         started = time.perf_counter()
         text = clean_message(text, self.max_message_chars)
         dry_run = self.dry_run if dry_run is None else dry_run
@@ -194,8 +198,14 @@ class Assistant:
             answer = self._decide(turn, session, dry_run)
         # Rules fire again when remediations report back, so what fired is read once the session is done.
         answer = replace(answer, decision_id=turn.decision_id, rules_fired=tuple(f.rule for f in session.run.firings),
-                         trace={"decision_id": turn.decision_id, **session.run.trace()})
-        self._record(turn, session.run, answer, message_id, dry_run, (time.perf_counter() - started) * 1000)
+                         trace={"decision_id": turn.decision_id, **session.run.trace()},
+                         escalation_id=self.new_id() if answer.escalation else "")
+        statements = self._record(turn, session.run, answer, message_id, dry_run,
+                                  (time.perf_counter() - started) * 1000)
+        if pending is None:
+            self.store.transaction(statements)
+        else:
+            pending.extend(statements)
         return answer
 
     def history(self, conversation_id: str, user_id: str) -> list[dict[str, Any]]:
@@ -500,7 +510,9 @@ class Assistant:
 
     # -- recording ----------------------------------------------------------------------------------
 
-    def _record(self, turn: _Turn, run: Run, answer: Answer, message_id: str, dry_run: bool, ms: float) -> None:
+    def _record(self, turn: _Turn, run: Run, answer: Answer, message_id: str, dry_run: bool,
+                ms: float) -> list[tuple[str, Sequence[Any]]]:
+        """The statements that store the decision, its facts, actions, escalations, hand-off and reply."""
         facts = [(f.type, f.origin, dict(f.fields)) for f in run.facts.values()]
         rows = [ActionRow(seq, o.request.action, o.request.target, dict(o.request.params), o.request.rule,
                           o.status, o.detail, o.started_at, o.finished_at) for seq, o in enumerate(turn.outcomes, 1)]
@@ -522,7 +534,7 @@ class Assistant:
                 "earlier_actions": [f.fields for f in turn.facts if f.type == "action"],
             }
             handoff = (ENGINEERING, found.detail, diagnostics)
-        self.store.record_decision(
+        return self.store.decision_statements(
             DecisionRecord(
                 id=turn.decision_id, message_id=message_id, conversation_id=turn.conversation_id,
                 user_id=turn.user_id, decision=answer.decision, category=answer.category,
@@ -536,6 +548,7 @@ class Assistant:
                 handoff=handoff,
                 errors=answer.errors,
                 trace=dict(answer.trace or {}),
+                escalation_id=answer.escalation_id,
             ),
             self.new_id,
         )

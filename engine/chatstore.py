@@ -91,19 +91,32 @@ class ChatStore:
     def __init__(self, store: DuckDBStore) -> None:
         self.store = store
         store.execute(SCHEMA)
+        # Files written before turns were versioned: every state starts at version 0.
+        store.execute("ALTER TABLE conversation_state ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT 0")
 
     # -- state --------------------------------------------------------------------------------------
 
-    def state(self, conversation_id: str) -> tuple[str, dict[str, Any]] | None:
-        rows = self.store.execute("SELECT stage, payload FROM conversation_state WHERE conversation_id = ?",
-                                  (conversation_id,))
-        return (rows[0][0], json.loads(rows[0][1])) if rows else None
+    def state(self, conversation_id: str) -> tuple[str, dict[str, Any], int] | None:
+        """(stage, payload, version) of a conversation's state; the version changes with every saved turn."""
+        rows = self.store.execute(
+            "SELECT stage, payload, coalesce(version, 0) FROM conversation_state WHERE conversation_id = ?",
+            (conversation_id,))
+        return (rows[0][0], json.loads(rows[0][1]), int(rows[0][2])) if rows else None
 
-    def save_state_sql(self, conversation_id: str, user_id: str, stage: str, payload: dict[str, Any],
-                       now: float) -> tuple[str, Sequence[Any]]:
-        """The statement that saves a conversation's state, to go in the same transaction as its message."""
-        return ("INSERT OR REPLACE INTO conversation_state VALUES (?, ?, ?, ?, ?)",
-                (conversation_id, user_id, stage, json.dumps(payload), now))
+    def state_guard(self, conversation_id: str, user_id: str, stage: str, payload: dict[str, Any], now: float,
+                    version: int | None) -> tuple[str, Sequence[Any], str]:
+        """The statement that saves a conversation's state if nobody saved another since it was read at
+        `version` (None: there was no state yet), for `DuckDBStore.transaction(..., guard=...)`: of two turns of
+        one conversation answered at once, the second to commit is refused whole, never written over the first."""
+        lost = ("This conversation moved on while your message was being answered (another message in it was "
+                "answered at the same moment). Your message is kept; send it again if it still needs an answer.")
+        if version is None:
+            return ("INSERT INTO conversation_state (conversation_id, user_id, stage, payload, updated_at, version) "
+                    "VALUES (?, ?, ?, ?, ?, 1) ON CONFLICT DO NOTHING RETURNING version",
+                    (conversation_id, user_id, stage, json.dumps(payload), now), lost)
+        return ("UPDATE conversation_state SET user_id = ?, stage = ?, payload = ?, updated_at = ?, "
+                "version = version + 1 WHERE conversation_id = ? AND coalesce(version, 0) = ? RETURNING version",
+                (user_id, stage, json.dumps(payload), now, conversation_id, version), lost)
 
     @staticmethod
     def message_sql(message_id: str, conversation_id: str, user_id: str, role: str, text: str,
@@ -111,8 +124,9 @@ class ChatStore:
         return ("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)", (message_id, conversation_id, user_id, role, text,
                                                                    now))
 
-    def write(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
-        self.store.transaction(statements)
+    def write(self, statements: list[tuple[str, Sequence[Any]]],
+              guard: tuple[str, Sequence[Any], str] | None = None) -> None:
+        self.store.transaction(statements, guard)
 
     def conversations(self, user_id: str) -> list[ConversationRow]:
         """The user's conversations, the most recently active first."""
@@ -147,10 +161,6 @@ class ChatStore:
                      (row.id, row.user_id, conversation_id, row.playbook, row.text, now))])
 
     # -- escalations --------------------------------------------------------------------------------
-
-    def escalation_of(self, decision_id: str) -> EscalationRow | None:
-        rows = self.store.execute("SELECT * FROM escalations WHERE decision_id = ? ORDER BY rowid", (decision_id,))
-        return EscalationRow(*rows[0]) if rows else None
 
     def escalation(self, escalation_id: str) -> EscalationRow | None:
         rows = self.store.execute("SELECT * FROM escalations WHERE id = ?", (escalation_id,))

@@ -111,8 +111,10 @@ class _Turn:
     state: State
     progress: Progress
     replies: list[str] = field(default_factory=list)
-    written: int = 0  # replies already in the store
+    written: int = 0  # replies already staged in `pending`
     understood: str | None = None
+    version: int | None = None  # of the state this turn started from (None: the conversation had none)
+    pending: list[tuple[str, Sequence[Any]]] = field(default_factory=list)  # committed with the new state
 
 
 # The remediations the user is answering about: those of the latest decision in this conversation that ran a
@@ -182,8 +184,8 @@ class Dialogue:
         self.assistant.store.start_conversation(conversation_id, user_id, channel)
         greeting = self.voice.say("greeting", conversation_id)
         now = self.clock()
-        self.chats.write([self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", greeting, now),
-                          self.chats.save_state_sql(conversation_id, user_id, Stage.OPEN, State().payload(), now)])
+        self.chats.write([self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", greeting, now)],
+                         self.chats.state_guard(conversation_id, user_id, Stage.OPEN, State().payload(), now, None))
         return Exchange(conversation_id, Stage.OPEN, (greeting,))
 
     def conversations(self, user_id: str) -> list[ConversationRow]:
@@ -208,16 +210,19 @@ class Dialogue:
         self.assistant.store.add_message(message_id, conversation_id, user_id, "user", text)
         tell = progress or (lambda _message: None)
         tell("Reading your message…")
-        state = self._state(conversation_id)
+        state, version = self._versioned_state(conversation_id)
         state.turn += 1
         turn = _Turn(conversation_id, user_id, channel, text, self.knowledge.embedder.encode_one(text), message_id,
-                     state, tell)
+                     state, tell, version=version)
         handler = {Stage.OPEN: self._problem, Stage.CONFIRMING: self._confirming, Stage.CHOOSING: self._choosing,
                    Stage.VERIFYING: self._verifying, Stage.AWAITING_DECISION: self._awaiting,
                    Stage.RATING: self._rating}[state.stage]
         answer = handler(turn)
-        self._flush(turn, [self.chats.save_state_sql(conversation_id, user_id, turn.state.stage,
-                                                     turn.state.payload(), self.clock())])
+        self._stage_replies(turn)
+        # One transaction: the replies, the decision with its actions and escalations, and the new state, saved
+        # only if no other turn of this conversation committed since this one read the state.
+        self.chats.write(turn.pending, self.chats.state_guard(conversation_id, user_id, turn.state.stage,
+                                                              turn.state.payload(), self.clock(), version))
         return Exchange(conversation_id, turn.state.stage, tuple(turn.replies), self._choices(turn.state),
                         turn.understood, answer)
 
@@ -226,15 +231,14 @@ class Dialogue:
         self._own(conversation_id, user_id)
         if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
             raise InputError("`rating` must be a whole number from 1 to 5", code="invalid_body")
-        state = self._state(conversation_id)
+        state, version = self._versioned_state(conversation_id)
         thanks = self.voice.say("thanks_rating", f"{conversation_id}:{state.turn}")
         now = self.clock()
         state = State(turn=state.turn)
         self.chats.write([
             self.chats.feedback_sql(self.new_id(), conversation_id, user_id, rating, comment.strip(), now),
             self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", thanks, now),
-            self.chats.save_state_sql(conversation_id, user_id, state.stage, state.payload(), now),
-        ])
+        ], self.chats.state_guard(conversation_id, user_id, state.stage, state.payload(), now, version))
         return Exchange(conversation_id, state.stage, (thanks,))
 
     def decide(self, escalation_id: str, decided_by: str, outcome: Outcome, note: str) -> EscalationRow:
@@ -247,7 +251,7 @@ class Dialogue:
         note = note.strip()
         if not note:
             raise InputError("`note` is required: tell the user what was decided and why", code="invalid_body")
-        state = self._state(escalation.conversation_id)
+        state, version = self._versioned_state(escalation.conversation_id)
         title = self._title(state.playbook) if state.playbook else escalation.category
         seed = f"{escalation.conversation_id}:{state.turn}:decided"
         posted = self.voice.say("decided", seed, title=title, decision=f"{Outcome(outcome).value}. {note}")
@@ -258,11 +262,12 @@ class Dialogue:
                                               posted, now),
                        self.chats.message_sql(self.new_id(), escalation.conversation_id, escalation.user_id,
                                               "assistant", rate, now)]
+        guard = None
         if state.stage is Stage.AWAITING_DECISION and state.escalation_id == escalation_id:
             state.stage = Stage.RATING  # a user who moved on to another problem is not interrupted
-            statements.append(self.chats.save_state_sql(escalation.conversation_id, escalation.user_id,
-                                                        state.stage, state.payload(), now))
-        self.chats.write(statements)
+            guard = self.chats.state_guard(escalation.conversation_id, escalation.user_id, state.stage,
+                                           state.payload(), now, version)
+        self.chats.write(statements, guard)
         return self.chats.escalation(escalation_id)
 
     def forget(self, user_id: str) -> dict[str, int]:
@@ -294,11 +299,11 @@ class Dialogue:
 
     def _decide(self, turn: _Turn, match: Match) -> Answer:
         turn.progress("Let me check a few things…")
-        self._flush(turn, [])  # lines said before the decision go before its reply
+        self._stage_replies(turn)  # lines said before the decision go before its reply
         answer = self.assistant.answer(turn.text, turn.user_id, turn.conversation_id, turn.channel, match=match,
-                                       progress=turn.progress, message_id=turn.message_id)
+                                       progress=turn.progress, message_id=turn.message_id, pending=turn.pending)
         turn.replies.append(answer.reply)
-        turn.written = len(turn.replies)  # the assistant stored its reply with the decision
+        turn.written = len(turn.replies)  # the decision's statements hold its reply
         state = turn.state
         state.playbook = answer.playbook
         # Other technical problems named in the same message are taken up once this one is done.
@@ -309,8 +314,7 @@ class Dialogue:
             state.options = list(answer.offered)
             state.stage = Stage.CONFIRMING if len(answer.offered) == 1 else Stage.CHOOSING
         elif answer.decision == "escalate":
-            escalation = self.chats.escalation_of(answer.decision_id)
-            state.escalation_id = escalation.id if escalation else None
+            state.escalation_id = answer.escalation_id or None
             state.stage = Stage.AWAITING_DECISION
             if state.pending:  # a person decides that one; meanwhile the technical problem can be looked at
                 self._take_up_pending(turn)
@@ -570,14 +574,12 @@ class Dialogue:
                 self.ledger.record_outcome(answer.playbook, action.name, action.target, turn.conversation_id,
                                            turn.user_id, False)
 
-    def _flush(self, turn: _Turn, also: list[tuple[str, Sequence[Any]]]) -> None:
-        """Store the replies not yet stored, with `also`, in one transaction."""
+    def _stage_replies(self, turn: _Turn) -> None:
+        """Add the replies said so far, at this moment, to the turn's transaction."""
         now = self.clock()
-        statements = [self.chats.message_sql(self.new_id(), turn.conversation_id, turn.user_id, "assistant", reply,
-                                             now) for reply in turn.replies[turn.written:]]
+        turn.pending += [self.chats.message_sql(self.new_id(), turn.conversation_id, turn.user_id, "assistant",
+                                                reply, now) for reply in turn.replies[turn.written:]]
         turn.written = len(turn.replies)
-        if statements or also:
-            self.chats.write([*statements, *also])
 
     def _choices(self, state: State) -> tuple[Choice, ...]:
         if state.stage is Stage.CONFIRMING:
@@ -592,8 +594,11 @@ class Dialogue:
         return ()
 
     def _state(self, conversation_id: str) -> State:
+        return self._versioned_state(conversation_id)[0]
+
+    def _versioned_state(self, conversation_id: str) -> tuple[State, int | None]:
         found = self.chats.state(conversation_id)
-        return State.load(*found) if found else State()
+        return (State.load(found[0], found[1]), found[2]) if found else (State(), None)
 
     def _own(self, conversation_id: str, user_id: str) -> None:
         if self.assistant.store.conversation_owner(conversation_id) != user_id:

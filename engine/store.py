@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import duckdb
 
-from core.errors import StoreError
+from core.errors import ConflictError, StoreError
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (
@@ -125,6 +125,7 @@ class DecisionRecord:
     handoff: tuple[str, str, dict[str, Any]] | None = None  # (team, summary, diagnostics)
     errors: Sequence[str] = field(default_factory=tuple)
     trace: dict[str, Any] | None = None
+    escalation_id: str = ""  # the id of `escalation`, when the caller needs it before the row is committed
 
 
 @dataclass(frozen=True)
@@ -169,9 +170,11 @@ class EventStore(Protocol):
 
     def conversation_owner(self, conversation_id: str) -> str | None: ...
 
-    def record_decision(self, record: DecisionRecord, new_id: Callable[[], str]) -> None: ...
+    def decision_statements(self, record: DecisionRecord,
+                            new_id: Callable[[], str]) -> list[tuple[str, Sequence[Any]]]: ...
 
-    def last_action_at(self, name: str, target: str, statuses: Sequence[str]) -> float | None: ...
+    def transaction(self, statements: list[tuple[str, Sequence[Any]]],
+                    guard: tuple[str, Sequence[Any], str] | None = None) -> None: ...
 
     def user_turns(self, conversation_id: str) -> int: ...
 
@@ -222,8 +225,13 @@ class DuckDBStore:
         except duckdb.Error as error:
             raise StoreError(f"query failed: {error}") from None
 
-    def _write(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
-        """Run statements in one transaction; consecutive inserts into one table go as one batch."""
+    def _write(self, statements: list[tuple[str, Sequence[Any]]],
+               guard: tuple[str, Sequence[Any], str] | None = None) -> None:
+        """Run statements in one transaction; consecutive inserts into one table go as one batch.
+
+        `guard` is (sql, params, message): a statement run first that must return a row (an UPDATE ... WHERE
+        version = ? RETURNING, say); when it returns none, or breaks a key, nothing is written and ConflictError
+        says `message`."""
         batches: list[tuple[str, list[Sequence[Any]]]] = []
         for sql, params in statements:
             if batches and batches[-1][0] == sql:
@@ -234,6 +242,9 @@ class DuckDBStore:
         with self._write_lock:
             try:
                 cursor.execute("BEGIN TRANSACTION")
+                if guard is not None and not self._guard_holds(cursor, guard):
+                    cursor.execute("ROLLBACK")
+                    raise ConflictError(guard[2])
                 for sql, rows in batches:
                     for start in range(0, len(rows), ROWS_PER_INSERT):
                         chunk = rows[start:start + ROWS_PER_INSERT]
@@ -243,9 +254,18 @@ class DuckDBStore:
                 cursor.execute("ROLLBACK")
                 raise StoreError(f"could not write to {self.path}: {error}") from None
 
-    def transaction(self, statements: list[tuple[str, Sequence[Any]]]) -> None:
-        """Run statements in one transaction, for modules that keep tables of their own (chats, healing)."""
-        self._write(statements)
+    @staticmethod
+    def _guard_holds(cursor: duckdb.DuckDBPyConnection, guard: tuple[str, Sequence[Any], str]) -> bool:
+        try:
+            return bool(cursor.execute(guard[0], guard[1]).fetchall())
+        except duckdb.ConstraintException:
+            return False
+
+    def transaction(self, statements: list[tuple[str, Sequence[Any]]],
+                    guard: tuple[str, Sequence[Any], str] | None = None) -> None:
+        """Run statements in one transaction, for modules that keep tables of their own (chats, healing); see
+        `_write` for `guard`."""
+        self._write(statements, guard)
 
     write = transaction  # the healing ledger's name for it
 
@@ -261,7 +281,10 @@ class DuckDBStore:
         rows = self.execute("SELECT user_id FROM conversations WHERE id = ?", (conversation_id,))
         return rows[0][0] if rows else None
 
-    def record_decision(self, record: DecisionRecord, new_id: Callable[[], str]) -> None:
+    def decision_statements(self, record: DecisionRecord,
+                            new_id: Callable[[], str]) -> list[tuple[str, Sequence[Any]]]:
+        """The statements that store a decision with everything about it, for a caller that commits them in
+        one transaction with more (the dialogue: with the conversation's new state)."""
         r = record
         statements: list[tuple[str, Sequence[Any]]] = [
             ("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -282,9 +305,11 @@ class DuckDBStore:
             for a in r.actions
         ]
         # The decision's own escalation first: readers take a decision's escalations in insertion order.
-        for category, summary in ([r.escalation] if r.escalation else []) + list(r.also_escalated):
+        escalations = [(r.escalation_id or new_id(), *r.escalation)] if r.escalation else []
+        escalations += [(new_id(), category, summary) for category, summary in r.also_escalated]
+        for escalation_id, category, summary in escalations:
             statements.append(("INSERT INTO escalations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (new_id(), r.id, r.conversation_id, r.user_id, category, summary, "open",
+                               (escalation_id, r.id, r.conversation_id, r.user_id, category, summary, "open",
                                 r.created_at)))
         if r.handoff:
             team, summary, diagnostics = r.handoff
@@ -296,7 +321,7 @@ class DuckDBStore:
                                (r.id, r.ruleset_version, json.dumps(r.trace, default=str))))
         statements.append(("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
                            (new_id(), r.conversation_id, r.user_id, "assistant", r.reply, r.created_at)))
-        self._write(statements)
+        return statements
 
     def trace(self, decision_id: str) -> dict[str, Any] | None:
         """The stored trace of a decision, with the ids that place it."""
@@ -333,14 +358,6 @@ class DuckDBStore:
         self._write([("INSERT OR REPLACE INTO resolutions VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       (r.name, r.playbook, r.service, r.metric, r.action, r.target, r.successes, r.failures))
                      for r in rows])
-
-    def last_action_at(self, name: str, target: str, statuses: Sequence[str]) -> float | None:
-        marks = ", ".join("?" for _ in statuses)
-        rows = self.execute(
-            f"SELECT max(finished_at) FROM actions WHERE name = ? AND target = ? AND status IN ({marks})",
-            (name, target, *statuses),
-        )
-        return rows[0][0] if rows and rows[0][0] is not None else None
 
     def user_turns(self, conversation_id: str) -> int:
         """How many messages the user has sent in this conversation, the current one included."""

@@ -17,7 +17,8 @@ def _ref(name: str) -> dict[str, str]:
 
 
 def _op(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None, status: str = "200",
-        params: tuple[str, ...] = (), security: bool = False, extra: dict[str, Any] | None = None) -> dict[str, Any]:
+        params: tuple[str, ...] = (), security: bool = False, extra: dict[str, Any] | None = None,
+        conflict: bool = False) -> dict[str, Any]:
     operation: dict[str, Any] = {
         "summary": summary,
         "responses": {status: {"description": "OK", **ok}, "400": ERROR, "401": ERROR, "404": ERROR, "500": ERROR},
@@ -29,6 +30,8 @@ def _op(summary: str, ok: dict[str, Any], body: dict[str, Any] | None = None, st
     if security:
         operation["security"] = [{"bearer": []}]
         operation["responses"]["403"] = ERROR
+    if conflict:  # another request changed the same conversation at the same moment
+        operation["responses"]["409"] = ERROR
     operation.update(extra or {})
     return operation
 
@@ -40,7 +43,8 @@ def document() -> dict[str, Any]:
                                         **_json(_ref("Turn")),
                                         "content": {"application/json": {"schema": _ref("Turn")},
                                                     "text/event-stream": {"schema": {"type": "string"}}}},
-                                "400": ERROR, "401": ERROR, "404": ERROR, "429": ERROR, "500": ERROR}}
+                                "400": ERROR, "401": ERROR, "404": ERROR, "409": ERROR, "429": ERROR,
+                                "500": ERROR}}
     return {
         "openapi": "3.0.3",
         "info": {"title": "Firstline API", "version": "1",
@@ -62,7 +66,7 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/conversations/{conversation_id}/feedback": {
                 "post": _op("Rate the conversation from 1 to 5, with an optional comment", _json(_ref("Turn")),
-                            body=_ref("Feedback"), params=("conversation_id",)),
+                            body=_ref("Feedback"), params=("conversation_id",), conflict=True),
             },
             "/api/v1/history": {
                 "delete": _op("Delete everything stored about me: messages, decisions, facts, actions, feedback, "
