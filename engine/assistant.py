@@ -428,15 +428,13 @@ class Assistant:
         name, target = str(intent.args["name"]), str(intent.args["target"])
         params = dict(intent.args.get("params") or {})
         remedy = next((r for r in playbook.remedies if r.action == name and r.target == target), None)
-        common = {"requester": conversation_requester(turn.conversation_id), "rule": intent.rule,
-                  "subject": turn.user_id if ACTIONS[name].per_user else "", "settle_now": True,
-                  "hand_off_on_failure": False}
-        if remedy is None:
-            return ActionRequest(name, target, explain=f"ran {name.replace('_', ' ')} on {target}", params=params,
-                                 **common)
-        verify = (remedy.verify.service, remedy.verify.metric) if remedy.verify else None
-        return ActionRequest(name, target, explain=remedy.explain, params=params or dict(remedy.params),
-                             verify=verify, **common)
+        explain = remedy.explain if remedy else f"ran {name.replace('_', ' ')} on {target}"
+        verify = (remedy.verify.service, remedy.verify.metric) if remedy and remedy.verify else None
+        spec = ACTIONS.get(name)  # an unknown name fails in the actuator, as an outcome
+        return ActionRequest(name, target, conversation_requester(turn.conversation_id), explain=explain,
+                             params=params or (dict(remedy.params) if remedy else {}), verify=verify, rule=intent.rule,
+                             subject=turn.user_id if spec is not None and spec.per_user else "", settle_now=True,
+                             hand_off_on_failure=False)
 
     def _failed_rule_actions(self, run: Run) -> tuple[ActionResult, ...]:
         """Rule actions that raised (recorded, and the engine went on)."""

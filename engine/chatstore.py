@@ -37,6 +37,30 @@ CREATE TABLE IF NOT EXISTS escalation_decisions (
 );
 """
 
+# The remediations the user is answering about: those of the latest decision in this conversation that ran a
+# remedy that looked fine (a decision may run several, e.g. the remedy telemetry points at and a learned one).
+LAST_FIXES_SQL = """
+SELECT a.name, a.target FROM actions a WHERE a.decision_id = (
+    SELECT a2.decision_id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id
+    WHERE d.conversation_id = ? AND a2.status = 'succeeded' AND a2.name NOT IN ('handoff', 'escalate')
+    ORDER BY a2.finished_at DESC LIMIT 1)
+AND a.status = 'succeeded' AND a.name NOT IN ('handoff', 'escalate') ORDER BY a.seq
+"""
+# The user says it is still broken: every remedy of the decision they judged counts as failed for the rules.
+NOT_FIXED_SQL = """
+INSERT INTO actions SELECT ? || '-' || a.seq, a.decision_id, a.user_id, a.seq + 1000, a.name, a.target, '{}',
+    'user_says_not_fixed', 'failed', 'the user reports it is still not working', ?, ?
+FROM actions a WHERE a.decision_id = (
+    SELECT a2.decision_id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id
+    WHERE d.conversation_id = ? AND a2.status IN ('succeeded', 'skipped') AND a2.name NOT IN ('handoff', 'escalate')
+    ORDER BY a2.finished_at DESC LIMIT 1)
+AND a.status IN ('succeeded', 'skipped') AND a.name NOT IN ('handoff', 'escalate')
+"""
+FAILED_BEFORE_SQL = (
+    "SELECT count(*) FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE d.conversation_id = ? "
+    "AND a.status = 'failed' AND a.name NOT IN ('handoff', 'escalate')")
+
+
 # Every table holding something of a user's, and how its rows are found: by user id, or through the
 # user's decisions or escalations. `forget` deletes from all of them; a test reads them all back.
 BY_USER = ("messages", "decisions", "actions", "escalations", "handoffs", "conversations", "conversation_state",
@@ -117,6 +141,20 @@ class ChatStore:
         return ("UPDATE conversation_state SET user_id = ?, stage = ?, payload = ?, updated_at = ?, "
                 "version = version + 1 WHERE conversation_id = ? AND coalesce(version, 0) = ? RETURNING version",
                 (user_id, stage, json.dumps(payload), now, conversation_id, version), lost)
+
+    # -- the user's verdict on a fix ------------------------------------------------------------------
+
+    def last_fixes(self, conversation_id: str) -> list[tuple[str, str]]:
+        """(action, target) of the remedies the user is answering about, in the order they ran."""
+        return [(str(a), str(t)) for a, t in self.store.execute(LAST_FIXES_SQL, (conversation_id,))]
+
+    def record_not_fixed(self, conversation_id: str, verdict_id: str, now: float) -> None:
+        """The user says the last fix did not work: its remedies count as failed for the rules from now on."""
+        self.write([(NOT_FIXED_SQL, (verdict_id, now, now, conversation_id))])
+
+    def failed_actions(self, conversation_id: str) -> int:
+        """How many remedies of this conversation failed, by telemetry or by the user's word."""
+        return int(self.store.execute(FAILED_BEFORE_SQL, (conversation_id,))[0][0])
 
     @staticmethod
     def message_sql(message_id: str, conversation_id: str, user_id: str, role: str, text: str,

@@ -117,29 +117,6 @@ class _Turn:
     pending: list[tuple[str, Sequence[Any]]] = field(default_factory=list)  # committed with the new state
 
 
-# The remediations the user is answering about: those of the latest decision in this conversation that ran a
-# remedy that looked fine (a decision may run several, e.g. the remedy telemetry points at and a learned one).
-LAST_FIXES_SQL = """
-SELECT a.name, a.target FROM actions a WHERE a.decision_id = (
-    SELECT a2.decision_id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id
-    WHERE d.conversation_id = ? AND a2.status = 'succeeded' AND a2.name NOT IN ('handoff', 'escalate')
-    ORDER BY a2.finished_at DESC LIMIT 1)
-AND a.status = 'succeeded' AND a.name NOT IN ('handoff', 'escalate') ORDER BY a.seq
-"""
-# The user says it is still broken: every remedy of the decision they judged counts as failed for the rules.
-NOT_FIXED_SQL = """
-INSERT INTO actions SELECT ? || '-' || a.seq, a.decision_id, a.user_id, a.seq + 1000, a.name, a.target, '{}',
-    'user_says_not_fixed', 'failed', 'the user reports it is still not working', ?, ?
-FROM actions a WHERE a.decision_id = (
-    SELECT a2.decision_id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id
-    WHERE d.conversation_id = ? AND a2.status IN ('succeeded', 'skipped') AND a2.name NOT IN ('handoff', 'escalate')
-    ORDER BY a2.finished_at DESC LIMIT 1)
-AND a.status IN ('succeeded', 'skipped') AND a.name NOT IN ('handoff', 'escalate')
-"""
-FAILED_BEFORE_SQL = (
-    "SELECT count(*) FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE d.conversation_id = ? "
-    "AND a.status = 'failed' AND a.name NOT IN ('handoff', 'escalate')")
-
 YES_NO = (Choice("Yes", "yes"), Choice("No", "no"))
 CHECK = (Choice("Yes, it works", "yes, it works now"), Choice("Partly", "partly"),
          Choice("No, still broken", "no, it's still broken"))
@@ -268,7 +245,10 @@ class Dialogue:
             guard = self.chats.state_guard(escalation.conversation_id, escalation.user_id, state.stage,
                                            state.payload(), now, version)
         self.chats.write(statements, guard)
-        return self.chats.escalation(escalation_id)
+        decided = self.chats.escalation(escalation_id)
+        if decided is None:  # deleted with its user's history meanwhile
+            raise InputError("no such escalation", code="not_found")
+        return decided
 
     def forget(self, user_id: str) -> dict[str, int]:
         """Delete the user's history everywhere, the examples learned from them in the index included."""
@@ -478,13 +458,13 @@ class Dialogue:
 
     def _record_verdict(self, turn: _Turn) -> None:
         """The user says the last fix did not work: its actions count as failed for the rules from now on."""
-        self.assistant.store.transaction([(NOT_FIXED_SQL, (self.new_id(), self.clock(), self.clock(),
-                                                           turn.conversation_id))])
+        self.chats.record_not_fixed(turn.conversation_id, self.new_id(), self.clock())
 
     def _learn(self, turn: _Turn) -> None:
         """A fix the user confirmed teaches the index how they described the problem (removable by id)."""
         state = turn.state
-        if not self.learn or not state.problem or state.playbook not in self.knowledge.playbooks:
+        if not self.learn or not state.problem or state.playbook is None \
+                or state.playbook not in self.knowledge.playbooks:
             return
         self.teach(turn.user_id, turn.conversation_id, state.playbook, state.problem)
 
@@ -510,48 +490,47 @@ class Dialogue:
         between them, since the user cannot say which one did it); it scores the shadow rules whose fix has now
         been judged in this conversation; and a confirmed fix that was not the first thing tried votes for a
         learned rule."""
-        playbook_id = turn.state.playbook
-        if self.ledger is None or not self.learn or playbook_id not in self.knowledge.playbooks:
+        playbook_id, ledger = turn.state.playbook, self.ledger
+        if ledger is None or not self.learn or playbook_id is None or playbook_id not in self.knowledge.playbooks:
             return
-        fixes = [tuple(row) for row in self.assistant.store.execute(LAST_FIXES_SQL, (turn.conversation_id,))]
+        fixes = self.chats.last_fixes(turn.conversation_id)
         if not fixes:
             return  # nothing was run (a dry run, or a hand-off): no remedy to credit
         weight = 1.0 / len(fixes) if succeeded else 1.0
         for action, target in fixes:
-            self.ledger.record_outcome(playbook_id, action, target, turn.conversation_id, turn.user_id, succeeded,
-                                       weight)
+            ledger.record_outcome(playbook_id, action, target, turn.conversation_id, turn.user_id, succeeded, weight)
         # A live rule for this problem whose fix keeps failing retires; other playbooks' rules are not touched.
-        changed = bool(self.ledger.review_active(playbook_id))
-        changed |= self._score_shadow_rules(turn)
-        (earlier_failures,), = self.assistant.store.execute(FAILED_BEFORE_SQL, (turn.conversation_id,))
+        changed = bool(ledger.review_active(playbook_id))
+        changed |= self._score_shadow_rules(ledger, turn)
+        earlier_failures = self.chats.failed_actions(turn.conversation_id)
         if succeeded and (earlier_failures or len(turn.state.tried) > 1):
             for action, target in fixes:
-                self._vote(turn, playbook_id, action, target)
+                self._vote(ledger, turn, playbook_id, action, target)
         if changed:
             self.publish_learned_rules()  # the rule source picks the file up
 
-    def _score_shadow_rules(self, turn: _Turn) -> bool:
+    def _score_shadow_rules(self, ledger: Ledger, turn: _Turn) -> bool:
         """A shadow rule says "this fix works for this problem": each one that would have applied to this
         conversation and whose fix has been judged in it agrees if the fix worked. A problem fixed by something
         else says nothing about the rule's fix (rules add their fix; they do not replace the others), so it is
         not a case. True if a rule was promoted."""
         state = turn.state
-        judged = self.ledger.conversation_outcomes(turn.conversation_id)
+        judged = ledger.conversation_outcomes(turn.conversation_id)
         first = state.first_playbook
         candidates = {c[0] for c in state.candidates}
         promoted = False
         for playbook in sorted({key[0] for key in judged}):
-            for rule in self.ledger.rules("shadow", playbook=playbook):
+            for rule in ledger.rules("shadow", playbook=playbook):
                 fix = rule.provenance.get("fix", {})
                 if fix.get("matched") and (fix["matched"] != first or fix.get("playbook") not in candidates):
                     continue  # matched to another playbook first, or without this candidate: it would not apply
                 outcome = judged.get((fix.get("playbook"), fix.get("action"), fix.get("target")))
                 if outcome is not None:
-                    case = self.ledger.record_shadow_case(rule.name, turn.conversation_id, outcome, turn.user_id)
+                    case = ledger.record_shadow_case(rule.name, turn.conversation_id, outcome, turn.user_id)
                     promoted |= case is not None
         return promoted
 
-    def _vote(self, turn: _Turn, playbook_id: str, action: str, target: str) -> None:
+    def _vote(self, ledger: Ledger, turn: _Turn, playbook_id: str, action: str, target: str) -> None:
         """A fix that was not the first thing tried votes for a learned rule: the second remedy of the same
         playbook, or the fix of a close candidate when the playbook first matched was not the problem."""
         remedy = next((r for r in self.knowledge.playbooks[playbook_id].remedies
@@ -560,18 +539,19 @@ class Dialogue:
         first = turn.state.first_playbook
         fix = Fix(playbook_id, action, target, signal.service if signal else "", signal.metric if signal else "",
                   matched=first if first and first != playbook_id else "")
-        proposed = self.ledger.record_resolution(fix, turn.conversation_id, turn.user_id)
-        if proposed is not None and proposed.status == "proposed" and self.ledger.policy.auto_shadow:
-            self.ledger.set_status(proposed.name, "shadow", "learning", "shadowing a new proposal")
+        proposed = ledger.record_resolution(fix, turn.conversation_id, turn.user_id)
+        if proposed is not None and proposed.status == "proposed" and ledger.policy.auto_shadow:
+            ledger.set_status(proposed.name, "shadow", "learning", "shadowing a new proposal")
 
     def _count_verified_failures(self, turn: _Turn, answer: Answer) -> None:
         """A remedy whose verification on telemetry failed did not fix the problem: it counts at once. A verified
         success waits for the user's word (a metric back to normal does not prove their problem is gone)."""
-        if self.ledger is None or not self.learn or answer.playbook not in self.knowledge.playbooks:
+        ledger, playbook = self.ledger, answer.playbook
+        if ledger is None or not self.learn or playbook is None or playbook not in self.knowledge.playbooks:
             return
         for action in answer.actions:
             if action.status == "failed" and action.name not in ("handoff", "escalate"):
-                self.ledger.record_outcome(answer.playbook, action.name, action.target, turn.conversation_id,
+                ledger.record_outcome(playbook, action.name, action.target, turn.conversation_id,
                                            turn.user_id, False)
 
     def _stage_replies(self, turn: _Turn) -> None:

@@ -113,8 +113,8 @@ class Healer:
             if key in seen:
                 continue
             seen.add(key)
-            place = (remedy.get("signal_service"), remedy.get("signal_metric"))
-            signal = by_place.get(place) or self._spike(fresh, key[1])
+            service, metric = remedy.get("signal_service"), remedy.get("signal_metric")
+            signal = (by_place.get((service, metric)) if service and metric else None) or self._spike(fresh, key[1])
             attempts.append(self._attempt(key[0], key[1], intent.rule, signal, ids.get(signal) if signal else None))
         return [a for a in attempts if a is not None]
 
@@ -134,7 +134,7 @@ class Healer:
         now = self.clock()
         for row in self.ledger.verifying():
             settled = detector.settled(*row.verify, since=row.started_at) if row.verify else None
-            if settled:
+            if settled and row.verify:
                 value = detector.latest(*row.verify)
                 self.actuator.settle(row, True, f"{row.detail}; verified: {row.verify[0]} {row.verify[1]} back in "
                                      f"bounds ({value:g})")

@@ -91,7 +91,7 @@ class Monitor:
 
     def _signal(self, alert: AlertRecord, now: float) -> Signal | None:
         service = self.healer.topology.services.get(alert.service or "")
-        if service is None or alert.metric not in service.limits:
+        if service is None or alert.metric is None or alert.metric not in service.limits:
             return None
         value = self.detector.latest(service.name, alert.metric)
         return Signal(service.name, alert.metric, Kind.ALERT, State.HARD, value if value is not None else 0.0,

@@ -114,8 +114,8 @@ def load_topology(path: Path, actions: Mapping[str, str | None] | None = None) -
     try:
         parsed = _File.model_validate(doc.data)
     except ValidationError as error:
-        found = [doc.problem(list(e["loc"]), e["msg"]) for e in error.errors()]
-        raise ConfigurationError("infrastructure file problems:\n" + "\n".join(f"  {p}" for p in found)) from None
+        invalid = [doc.problem(list(e["loc"]), e["msg"]) for e in error.errors()]
+        raise ConfigurationError("infrastructure file problems:\n" + "\n".join(f"  {p}" for p in invalid)) from None
     found: list[Problem] = []
     for name, service in parsed.services.items():
         for dependency in service.depends_on:

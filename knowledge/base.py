@@ -283,11 +283,11 @@ class KnowledgeBase:
             band = Band.ANSWER if share >= c.answer_share else Band.CLARIFY
         return self._match(order, scores, band, c.confidence(best), group, probability)
 
-    def _group_first(self, ranking: Sequence[int], group: int) -> list[int]:
+    def _group_first(self, ranking: Sequence[int] | np.ndarray, group: int) -> list[int]:
         """`ranking` with the classes of `group` moved to the front, each part keeping its order."""
         return [i for i in ranking if self._group[i] == group] + [i for i in ranking if self._group[i] != group]
 
-    def _match(self, order: Sequence[int], scores: np.ndarray, band: Band, confidence: float, group: str,
+    def _match(self, order: Sequence[int] | np.ndarray, scores: np.ndarray, band: Band, confidence: float, group: str,
                probability: float) -> Match:
         """A Match whose candidates are the first shown classes of `order` (background topics are not shown)."""
         shown = [int(i) for i in order if self._shown[i]][:TOP_CANDIDATES]
@@ -300,7 +300,7 @@ class KnowledgeBase:
     def scores(self, queries: np.ndarray) -> np.ndarray:
         """Score of every playbook per query, aggregated as `self.scoring` says."""
         if self.scoring is Scoring.HEAD:
-            return energy_scores(self.head.logits(queries), ~self._is_oos)
+            return energy_scores(self._fitted_head().logits(queries), ~self._is_oos)
         if self.scoring is Scoring.KNN:
             return self._votes(queries)
         if self.scoring is Scoring.NEAREST:
@@ -309,6 +309,12 @@ class KnowledgeBase:
         if self.scoring is Scoring.CENTROID:
             return centroid
         return (self._nearest(queries) + centroid) / 2
+
+    def _fitted_head(self) -> LinearHead:
+        if self.head is None:
+            raise KnowledgeError("the classifier head is not fitted; rebuild the index (`firstline index build "
+                                 "--force`)")
+        return self.head
 
     def _votes(self, queries: np.ndarray, exclude_self: bool = False) -> np.ndarray:
         """Similarity-weighted vote of the VOTERS nearest examples, per playbook."""
@@ -345,7 +351,7 @@ class KnowledgeBase:
         if self.scoring is Scoring.HEAD:
             scores = np.zeros((len(ids), len(self._order)), dtype="float64")
             for train, held in folds(len(ids)):
-                head = fit_head(vectors[train], labels[train], len(self._order), self.head.c)
+                head = fit_head(vectors[train], labels[train], len(self._order), self._fitted_head().c)
                 scores[held] = energy_scores(head.logits(vectors[held]), ~self._is_oos)
             return self._outcome(scores, labels)
         if self.scoring is Scoring.KNN:

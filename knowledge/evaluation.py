@@ -380,8 +380,8 @@ def report_lines(result: EvalResult) -> list[str]:
     lines += ["", "first-turn decisions (share of each true group)"]
     verbs = ("resolve", "clarify", "escalate", "decline")
     lines.append(f"{'':<16}" + "".join(f"{v:>10}" for v in verbs))
-    for truth, row in r.decisions.items():
-        lines.append(f"{truth:<16}" + "".join(f"{pct(row.get(v, 0.0)):>10}" for v in verbs))
+    for truth, shares in r.decisions.items():
+        lines.append(f"{truth:<16}" + "".join(f"{pct(shares.get(v, 0.0)):>10}" for v in verbs))
     lines.append(f"background lines kept: {r.background_lines}")
     lines += [f"note: {note}" for note in r.notes]
     return lines

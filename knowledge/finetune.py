@@ -206,7 +206,9 @@ def tuned_model(
     Only curated playbook examples train the model: learned phrasings stay out of its weights, so deleting
     a user's history never needs a retrain.
     """
-    texts, labels, negatives = [], [], []
+    texts: list[str] = []
+    labels: list[str] = []
+    negatives: list[str] = []
     for pid in sorted(playbooks):
         playbook = playbooks[pid]
         if playbook.category == OUT_OF_SCOPE:

@@ -46,8 +46,9 @@ class VectorIndex:
         raw = faiss.IndexIVFFlat(quantizer, dimension, nlist, faiss.METRIC_INNER_PRODUCT)
         raw.train(training)
         raw.nprobe = nprobe or max(DEFAULT_NPROBE, nlist // 32)
-        raw.set_direct_map_type(faiss.DirectMap.Hashtable)  # reconstruct and remove by id
-        quantizer.this.disown()  # the IVF index owns its quantizer from here
+        # faiss's SWIG bindings are typed only in part: these attributes exist at run time.
+        raw.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # reconstruct, remove by id
+        quantizer.this.disown()  # type: ignore[attr-defined]  # the IVF index owns its quantizer from here
         raw.own_fields = True
         return cls(raw)
 
@@ -89,7 +90,7 @@ class VectorIndex:
 
     def remove(self, ids: np.ndarray) -> int:
         """Remove rows by id; returns how many were there."""
-        return int(self._index.remove_ids(np.asarray(ids, dtype="int64")))
+        return int(self._index.remove_ids(np.asarray(ids, dtype="int64")))  # type: ignore[arg-type]  # SWIG converts
 
     # -- reading ------------------------------------------------------------------------------------
 
@@ -100,7 +101,7 @@ class VectorIndex:
         return self._index.search(queries, k)
 
     def reconstruct(self, row_id: int) -> np.ndarray:
-        return self._index.reconstruct(int(row_id))
+        return np.asarray(self._index.reconstruct(int(row_id)))
 
     def vectors(self, ids: np.ndarray) -> np.ndarray:
         if len(ids) == 0:
@@ -121,7 +122,7 @@ class VectorIndex:
             raise KnowledgeError(f"cannot read the faiss index {path}: {error}; rebuild it with "
                                  "`firstline index build --force`") from None
         if isinstance(raw, faiss.IndexIVF):
-            raw.set_direct_map_type(faiss.DirectMap.Hashtable)
+            raw.set_direct_map_type(faiss.DirectMap.Hashtable)  # type: ignore[attr-defined]  # untyped in SWIG
         return cls(raw)
 
 

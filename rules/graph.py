@@ -165,7 +165,7 @@ def _never_fire(rulebase: RuleBase) -> list[tuple[str, str]]:
             producers.setdefault(fact_type, []).append((rule.name, fields))
     found = []
     for rule in rulebase.rules:
-        reasons = []
+        reasons: list[str] = []
         for index, alternative in enumerate(rule.alternatives):
             reason = _impossible(alternative, rulebase, rule, producers)
             if reason is None:

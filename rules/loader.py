@@ -161,10 +161,9 @@ class _RuleParser:
         self.problems.append(self.doc.problem(at, message))
 
     def parse(self, raw: dict, ruleset: str) -> tuple[Rule, list[Problem]]:
-        at = ["rules", self.index]
+        at: list[str | int] = ["rules", self.index]
         mode = next(iter(raw["when"]))
-        alternatives = self._block(mode, raw["when"][mode], [*at, "when", mode], {})[0]
-        alternatives = [tuple(a) for a in alternatives]
+        alternatives = [tuple(a) for a in self._block(mode, raw["when"][mode], [*at, "when", mode], {})[0]]
         if len(alternatives) > MAX_ALTERNATIVES:
             self.problem([*at, "when"], f"the condition expands to {len(alternatives)} alternatives; the limit is "
                          f"{MAX_ALTERNATIVES}. Split it into several rules")
@@ -213,9 +212,10 @@ class _RuleParser:
             return [[p for p in negated if p is not None]], counts
         fact_type = next((k for k in item if k not in PATTERN_KEYS), None)
         counts = dict(counts)
+        default = None
         if fact_type is not None:
             counts[fact_type] = counts.get(fact_type, 0) + 1
-        default = fact_type if counts.get(fact_type, 1) == 1 else f"{fact_type}_{counts.get(fact_type)}"
+            default = fact_type if counts[fact_type] == 1 else f"{fact_type}_{counts[fact_type]}"
         pattern = self._pattern(item, at, item.get("as") or default, False)
         return [[pattern] if pattern else []], counts
 
@@ -241,7 +241,7 @@ class _RuleParser:
                              f"{', '.join(sorted(self.vocabulary.with_age())) or 'none'}")
             else:
                 tests.append(Test("age_s", "le", item["within"]))
-        name = f"not_{fact_type}_{next(self._negations)}" if negated else alias
+        name = f"not_{fact_type}_{next(self._negations)}" if negated else (alias or fact_type)
         return Pattern(fact_type, name, tuple(tests), negated, self.doc.line_of(at), tuple(at))
 
     def _tests(self, fact_type: str, fields: Any, at: list) -> list[Test]:
@@ -259,7 +259,7 @@ class _RuleParser:
                 test, error = self._test(fact_type, name, op, value)
                 if error:
                     self.problem([*at, name], error)
-                else:
+                elif test is not None:
                     tests.append(test)
         return tests
 
@@ -289,7 +289,7 @@ class _RuleParser:
         domain = self.vocabulary.domains.get((fact_type, name))
         outside = [v for v in values if domain is not None and v not in domain]
         if outside:
-            return None, f"{outside[0]!r} is not one of: {', '.join(map(str, domain))}"
+            return None, f"{outside[0]!r} is not one of: {', '.join(map(str, domain or ()))}"
         return Test(name, op, tuple(value) if op in ("in", "not_in") else value), None
 
     def _check_alternative(self, alternative: tuple[Pattern, ...], at: list) -> None:

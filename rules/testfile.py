@@ -82,7 +82,7 @@ def load_cases(paths: list[Path], vocabulary: Vocabulary = SUPPORT) -> list[Case
 
 
 def _case(doc: Located, index: int, raw: dict, vocabulary: Vocabulary) -> tuple[Case, list[Problem]]:
-    at = ["tests", index]
+    at: list[str | int] = ["tests", index]
     problems: list[Problem] = []
     facts = []
     for j, item in enumerate(raw["facts"]):
