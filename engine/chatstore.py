@@ -46,25 +46,27 @@ SELECT a.name, a.target FROM actions a WHERE a.decision_id = (
     ORDER BY a2.finished_at DESC LIMIT 1)
 AND a.status = 'succeeded' AND a.name NOT IN ('handoff', 'escalate') ORDER BY a.seq
 """
-# The user says it is still broken: every remedy of the decision they judged counts as failed for the rules.
+# The user says it is still broken: every remedy of the decision they judged gets a verdict of its own, which the
+# rules then see as a failed action (engine/store.py, `past_actions`).
 NOT_FIXED_SQL = """
-INSERT INTO actions SELECT ? || '-' || a.seq, a.decision_id, a.user_id, a.seq + 1000, a.name, a.target, '{}',
-    'user_says_not_fixed', 'failed', 'the user reports it is still not working', ?, ?
-FROM actions a WHERE a.decision_id = (
+INSERT INTO fix_verdicts SELECT ? || '-' || a.seq, d.conversation_id, a.decision_id, a.user_id, a.name, a.target,
+    'not_fixed', ?
+FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE a.decision_id = (
     SELECT a2.decision_id FROM actions a2 JOIN decisions d ON d.id = a2.decision_id
     WHERE d.conversation_id = ? AND a2.status IN ('succeeded', 'skipped') AND a2.name NOT IN ('handoff', 'escalate')
     ORDER BY a2.finished_at DESC LIMIT 1)
 AND a.status IN ('succeeded', 'skipped') AND a.name NOT IN ('handoff', 'escalate')
 """
 FAILED_BEFORE_SQL = (
-    "SELECT count(*) FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE d.conversation_id = ? "
-    "AND a.status = 'failed' AND a.name NOT IN ('handoff', 'escalate')")
+    "SELECT (SELECT count(*) FROM actions a JOIN decisions d ON d.id = a.decision_id WHERE d.conversation_id = ? "
+    "AND a.status = 'failed' AND a.name NOT IN ('handoff', 'escalate')) "
+    "+ (SELECT count(*) FROM fix_verdicts WHERE conversation_id = ? AND verdict = 'not_fixed')")
 
 
 # Every table holding something of a user's, and how its rows are found: by user id, or through the
 # user's decisions or escalations. `forget` deletes from all of them; a test reads them all back.
-BY_USER = ("messages", "decisions", "actions", "escalations", "handoffs", "conversations", "conversation_state",
-           "feedback", "learned_examples")
+BY_USER = ("messages", "decisions", "actions", "fix_verdicts", "escalations", "handoffs", "conversations",
+           "conversation_state", "feedback", "learned_examples")
 BY_DECISION = ("candidates", "facts", "rules_fired", "traces")
 FORGOTTEN = "forgotten"  # who asked for an action, once the user who asked has had their history deleted
 
@@ -150,11 +152,11 @@ class ChatStore:
 
     def record_not_fixed(self, conversation_id: str, verdict_id: str, now: float) -> None:
         """The user says the last fix did not work: its remedies count as failed for the rules from now on."""
-        self.write([(NOT_FIXED_SQL, (verdict_id, now, now, conversation_id))])
+        self.write([(NOT_FIXED_SQL, (verdict_id, now, conversation_id))])
 
     def failed_actions(self, conversation_id: str) -> int:
         """How many remedies of this conversation failed, by telemetry or by the user's word."""
-        return int(self.store.execute(FAILED_BEFORE_SQL, (conversation_id,))[0][0])
+        return int(self.store.execute(FAILED_BEFORE_SQL, (conversation_id, conversation_id))[0][0])
 
     @staticmethod
     def message_sql(message_id: str, conversation_id: str, user_id: str, role: str, text: str,

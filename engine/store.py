@@ -49,6 +49,10 @@ CREATE TABLE IF NOT EXISTS actions (
     name VARCHAR NOT NULL, target VARCHAR NOT NULL, params JSON NOT NULL, rule VARCHAR, status VARCHAR NOT NULL,
     detail VARCHAR NOT NULL, started_at DOUBLE NOT NULL, finished_at DOUBLE NOT NULL
 );
+CREATE TABLE IF NOT EXISTS fix_verdicts (
+    id VARCHAR PRIMARY KEY, conversation_id VARCHAR NOT NULL, decision_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL,
+    action VARCHAR NOT NULL, target VARCHAR NOT NULL, verdict VARCHAR NOT NULL, said_at DOUBLE NOT NULL
+);
 CREATE TABLE IF NOT EXISTS handoffs (
     id VARCHAR PRIMARY KEY, decision_id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL,
     user_id VARCHAR NOT NULL, team VARCHAR NOT NULL, summary VARCHAR NOT NULL, diagnostics JSON NOT NULL,
@@ -335,12 +339,16 @@ class DuckDBStore:
                 "user_id": user_id}
 
     def past_actions(self, user_id: str, since: float, limit: int) -> list[PastAction]:
-        """The user's remediations that finished after `since`, newest first."""
+        """The user's remediations that finished after `since`, newest first. A remedy the user said did not fix
+        their problem appears again as failed at the moment they said so (rule `user_says_not_fixed`)."""
         rows = self.execute(
-            "SELECT a.name, a.target, a.status, coalesce(a.rule, ''), a.finished_at, d.conversation_id "
+            "SELECT name, target, status, rule, finished_at, conversation_id FROM ("
+            "SELECT a.name, a.target, a.status, coalesce(a.rule, '') AS rule, a.finished_at, d.conversation_id "
             "FROM actions a JOIN decisions d ON d.id = a.decision_id "
             "WHERE a.user_id = ? AND a.finished_at >= ? AND a.name NOT IN ('handoff', 'escalate') "
-            "ORDER BY a.finished_at DESC LIMIT ?", (user_id, since, limit))
+            "UNION ALL SELECT v.action, v.target, 'failed', 'user_says_not_fixed', v.said_at, v.conversation_id "
+            "FROM fix_verdicts v WHERE v.user_id = ? AND v.said_at >= ? AND v.verdict = 'not_fixed') "
+            "ORDER BY finished_at DESC LIMIT ?", (user_id, since, user_id, since, limit))
         return [PastAction(*row) for row in rows]
 
     def account(self, user_id: str) -> Account | None:

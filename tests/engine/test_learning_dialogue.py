@@ -130,8 +130,13 @@ def test_one_verdict_judges_every_remedy_the_decision_ran(tmp_path, knowledge):
         assert len(ran) == 2, "both unhealthy signals get their remedy in one decision"
         ledger = parts.dialogue.ledger
         assert [ledger.posterior("dashboard_slow", *fix) for fix in ran] == [(1.0, 2.0), (1.0, 2.0)]
-        judged = parts.store.execute("SELECT name, target FROM actions WHERE rule = 'user_says_not_fixed'")
+        judged = parts.store.execute("SELECT action, target FROM fix_verdicts WHERE verdict = 'not_fixed'")
         assert sorted(judged) == sorted(ran)  # the rules will not repeat either of them for this user
+        # The verdicts are rows of their own: `actions` holds only what really ran.
+        assert parts.store.execute("SELECT count(*) FROM actions WHERE rule = 'user_says_not_fixed'") == [(0,)]
+        facts = parts.store.past_actions("ann", 0.0, 50)
+        assert {(f.name, f.target) for f in facts if f.rule == "user_says_not_fixed" and f.status == "failed"} \
+            == set(ran)
         for fault in faults:
             parts.infrastructure.inject(fault)
         talk(parts, "bob", PROBLEM, "yes it works now")
