@@ -3,7 +3,7 @@
 For each size N, in a fresh DuckDB store:
 
 1. learn: N rules, each proposed by two distinct users' confirmations and validated as a rule file would be
-   (`Ledger.record_resolution`), then approved; the time per proposal.
+   (`LearningLedger.record_resolution`), then approved; the time per proposal.
 2. confirm: the bookkeeping one confirmed fix costs with N rules stored (what the dialogue does: count the
    outcome, review the live rules of that playbook, score its shadow rules); against N = 0, same run.
 3. publish: export the active rules, load them with the built-in rules, register the shards.
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench import synthetic
 from core.settings import PROJECT_ROOT
 from engine.catalogue import action_targets
-from engine.learning import Fix, Ledger, Policy, rule_validator
+from engine.learning import Fix, LearningLedger, Policy, rule_validator
 from engine.ruleengine import RuleEngine
 from engine.store import DuckDBStore
 from engine.topology import load_topology
@@ -48,7 +48,7 @@ def median_ms(samples: list[float]) -> float:
     return round(statistics.median(samples) * 1000, 3) if samples else 0.0
 
 
-def learn(ledger: Ledger, n: int, pack: synthetic.Pack) -> list[float]:
+def learn(ledger: LearningLedger, n: int, pack: synthetic.Pack) -> list[float]:
     """N rules from two users' votes each; returns the seconds of each proposing vote."""
     took = []
     for k in range(n):
@@ -63,7 +63,7 @@ def learn(ledger: Ledger, n: int, pack: synthetic.Pack) -> list[float]:
     return took
 
 
-def confirm(ledger: Ledger, count: int, pack: synthetic.Pack, rng: random.Random) -> list[float]:
+def confirm(ledger: LearningLedger, count: int, pack: synthetic.Pack, rng: random.Random) -> list[float]:
     """The ledger work of one confirmed fix, as `Dialogue._count_outcome` does it."""
     took = []
     for i in range(count):
@@ -94,7 +94,7 @@ def decide(engine: RuleEngine, decisions: list[tuple[list, str | None]]) -> tupl
 def one_size(n: int, args: argparse.Namespace, pack: synthetic.Pack, known, folder: Path) -> dict:
     store = DuckDBStore(folder / f"learned_{n}.duckdb")
     try:
-        ledger = Ledger(store, Policy(), validate=rule_validator(*known))
+        ledger = LearningLedger(store, Policy(), validate=rule_validator(*known))
         learned = learn(ledger, n, pack)
         rng = random.Random(n)
         confirm(ledger, 20, pack, rng)  # warm up
@@ -127,7 +127,7 @@ def baseline(args: argparse.Namespace, pack: synthetic.Pack, known, folder: Path
     """No learned rules: the confirmation bookkeeping and a decision with the built-in rules alone."""
     store = DuckDBStore(folder / "baseline.duckdb")
     try:
-        ledger = Ledger(store, Policy(), validate=rule_validator(*known))
+        ledger = LearningLedger(store, Policy(), validate=rule_validator(*known))
         rng = random.Random(0)
         confirm(ledger, 20, pack, rng)
         confirmations = confirm(ledger, args.confirmations, pack, rng)

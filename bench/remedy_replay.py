@@ -50,8 +50,8 @@ from bench.learning_replay import plot_on_off, rolling, share
 from core.settings import Settings, load_settings
 from core.taxonomy import Kind
 from engine.catalogue import ACTIONS
-from engine.dialogue import Exchange, Stage, State
-from engine.learning import Ledger
+from engine.dialogue import ConversationState, Exchange, Stage
+from engine.learning import LearningLedger
 from engine.simulation import CLEARS, FAULTS, SimulatedInfrastructure
 from engine.wiring import Parts, build, load_pack, open_index
 from knowledge.base import KnowledgeBase
@@ -189,7 +189,7 @@ def stage_world(infrastructure: SimulatedInfrastructure, fault: str) -> None:
 # -- the user --------------------------------------------------------------------------------------------
 
 
-def reply(exchange: Exchange, state: State, visit: Visit, applied: set[Fix],
+def reply(exchange: Exchange, state: ConversationState, visit: Visit, applied: set[Fix],
           titles: Mapping[str, str]) -> str | None:
     """What the user says next, or None when they are done (fixed, handed off, or not understood)."""
     if exchange.stage is Stage.CONFIRMING:
@@ -222,7 +222,7 @@ def converse(parts: Parts, visit: Visit, clock: Clock) -> Outcome:
             reached |= answer.decision == "resolve" and answer.playbook == visit.playbook
             checks += exchange.stage is Stage.VERIFYING
         stage, payload, _ = parts.dialogue.chats.state(conversation)
-        state = State.load(stage, payload)
+        state = ConversationState.load(stage, payload)
         text = reply(exchange, state, visit, applied, titles)
     return Outcome(resolved, checks, remedies, handed_off, _learned_fired(parts, conversation), not reached, turns)
 
@@ -269,7 +269,7 @@ def replay(settings: Settings, knowledge: KnowledgeBase, world: Mapping[str, Sce
     return Run(outcomes, learned, time.perf_counter() - started)
 
 
-def ledger_report(ledger: Ledger | None, world: Mapping[str, Scenario], seen: set[str]) -> dict[str, object]:
+def ledger_report(ledger: LearningLedger | None, world: Mapping[str, Scenario], seen: set[str]) -> dict[str, object]:
     """What the ledger learned: rules by status, and for how many playbooks the working remedy now has the
     best posterior and a live rule."""
     assert ledger is not None
@@ -287,7 +287,7 @@ def ledger_report(ledger: Ledger | None, world: Mapping[str, Scenario], seen: se
     }
 
 
-def _best(ledger: Ledger, scenario: Scenario) -> Fix | None:
+def _best(ledger: LearningLedger, scenario: Scenario) -> Fix | None:
     """The remedy with the highest posterior mean; None while the leader is tied (nothing learned)."""
     means = sorted(((ledger.confidence(scenario.playbook, *fix), fix) for fix in scenario.remedies), reverse=True)
     return means[0][1] if means[0][0] > means[1][0] else None

@@ -15,7 +15,7 @@ from engine.actuator import ActionOutcome, ActionRequest, Actuator, conversation
 from engine.catalogue import ACTIONS
 from engine.explain import decision_trace, explain_rule
 from engine.facts import Asking, FactBuilder, Infrastructure, outcome_fact
-from engine.learning import Ledger
+from engine.learning import LearningLedger
 from engine.resolutions import ResolutionBook
 from engine.ruleengine import Fact, Intent, RuleEngine, Run, Session
 from engine.rulesource import RuleSource
@@ -140,7 +140,7 @@ class Assistant:
         resolutions: ResolutionBook | None = None,
         rule_source: RuleSource | None = None,
         clarify_gap: float = 0.05,
-        learning: Ledger | None = None,
+        learning: LearningLedger | None = None,
     ) -> None:
         self.knowledge = knowledge
         self.rules = rules

@@ -20,7 +20,7 @@ import yaml
 from core.errors import InputError, RuleError
 from core.taxonomy import CATEGORIES
 from engine.explain import explain_rule
-from engine.learning import STATUSES, LearnedRule, Ledger
+from engine.learning import STATUSES, LearnedRule, LearningLedger
 from rules.model import RuleBase
 
 VERBS = {"approve": "active", "reject": "rejected", "retire": "retired", "shadow": "shadow"}
@@ -72,7 +72,7 @@ class RuleReview:
     reach the engine.
     """
 
-    def __init__(self, ledger: Ledger, parse: Callable[[dict[str, Any]], RuleBase] | None = None) -> None:
+    def __init__(self, ledger: LearningLedger, parse: Callable[[dict[str, Any]], RuleBase] | None = None) -> None:
         self.ledger = ledger
         self.parse = parse
 
@@ -160,7 +160,7 @@ class Curation:
         self.drafts_dir = drafts_dir
 
     @property
-    def ledger(self) -> Ledger:
+    def ledger(self) -> LearningLedger:
         return self.review.ledger
 
     def change_rule(self, name: str, verb: str, actor: str, reason: str = "",

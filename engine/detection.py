@@ -35,7 +35,7 @@ WARM_UP = 5  # samples before the EWMA is trusted
 ANOMALY_MIN_SHARE = 0.1  # an anomaly must also have moved this share of the way from its level to its limit
 
 
-class Kind(StrEnum):
+class SignalKind(StrEnum):
     THRESHOLD = "threshold"
     ANOMALY = "anomaly"
     TREND = "trend"
@@ -43,7 +43,7 @@ class Kind(StrEnum):
     DEPLOY = "deploy"
 
 
-class State(StrEnum):
+class SignalState(StrEnum):
     SOFT = "soft"  # seen, not yet confirmed
     HARD = "hard"  # confirmed: act
     FLAPPING = "flapping"  # confirmed but unstable: do not act
@@ -75,8 +75,8 @@ class Signal:
 
     service: str
     metric: str
-    kind: Kind
-    state: State
+    kind: SignalKind
+    state: SignalState
     value: float
     limit: float
     at: float
@@ -87,17 +87,17 @@ class Signal:
 
     @property
     def actionable(self) -> bool:
-        return self.state is State.HARD and self.kind is not Kind.DEPLOY
+        return self.state is SignalState.HARD and self.kind is not SignalKind.DEPLOY
 
     def describe(self) -> str:
-        if self.kind is Kind.TREND and self.eta_s is not None:
+        if self.kind is SignalKind.TREND and self.eta_s is not None:
             return (f"{self.service} {self.metric} {self.value:g} heads for its limit {self.limit:g} "
                     f"in {self.eta_s / 60:.0f} min (trend)")
-        if self.kind is Kind.ANOMALY:
+        if self.kind is SignalKind.ANOMALY:
             return f"{self.service} {self.metric} {self.value:g} is unusual (z {self.score:.1f}; limit {self.limit:g})"
-        if self.kind is Kind.DEPLOY:
+        if self.kind is SignalKind.DEPLOY:
             return f"{self.service} runs a new version ({self.limit:g} -> {self.value:g})"
-        if self.kind is Kind.ALERT:
+        if self.kind is SignalKind.ALERT:
             return f"{self.service} {self.metric}: alert {self.detail}"
         return f"{self.service} {self.metric} {self.value:g} is past its limit {self.limit:g}"
 
@@ -145,7 +145,8 @@ class _Series:
     mean: float | None = None
     var: float = 0.0
     seen: int = 0
-    runs: dict[Kind, int] = field(default_factory=lambda: dict.fromkeys((Kind.THRESHOLD, Kind.ANOMALY, Kind.TREND), 0))
+    runs: dict[SignalKind, int] = field(
+        default_factory=lambda: dict.fromkeys((SignalKind.THRESHOLD, SignalKind.ANOMALY, SignalKind.TREND), 0))
     problems: deque[bool] = field(default_factory=lambda: deque(maxlen=FLAP_CHECKS))
     flapping: bool = False
     elevated: bool = False  # off its usual level towards its limit, if not (yet) anomalous: a suspect
@@ -230,18 +231,20 @@ class Detector:
         while series.checks and series.checks[0] < now - self.config.window_s:
             series.checks.popleft()
         limit = self.topology.services[service].limits[metric]
-        raw: dict[Kind, Signal] = {}
+        raw: dict[SignalKind, Signal] = {}
         series.elevated = False
         if self.topology.is_unhealthy(service, metric, value):
-            raw[Kind.THRESHOLD] = Signal(service, metric, Kind.THRESHOLD, State.SOFT, value, limit, now)
+            raw[SignalKind.THRESHOLD] = Signal(service, metric, SignalKind.THRESHOLD, SignalState.SOFT, value, limit,
+                                               now)
         if self.config.predictive:
             anomaly = self._anomaly(series, service, metric, value, limit, now)
             if anomaly:
-                raw[Kind.ANOMALY] = anomaly
-            trend = self._trend(series, service, metric, value, limit, now) if not raw.get(Kind.THRESHOLD) else None
+                raw[SignalKind.ANOMALY] = anomaly
+            crossed = raw.get(SignalKind.THRESHOLD)
+            trend = self._trend(series, service, metric, value, limit, now) if not crossed else None
             if trend:
-                raw[Kind.TREND] = trend
-        if Kind.ANOMALY not in raw and not repeated:
+                raw[SignalKind.TREND] = trend
+        if SignalKind.ANOMALY not in raw and not repeated:
             self._learn(series, value)
         for kind in series.runs:
             series.runs[kind] = series.runs[kind] + 1 if kind in raw else 0
@@ -250,9 +253,9 @@ class Detector:
 
     def _graded(self, signal: Signal, series: _Series) -> Signal:
         if series.runs[signal.kind] < self.config.confirm_checks:
-            state = State.SOFT
+            state = SignalState.SOFT
         else:
-            state = State.FLAPPING if series.flapping else State.HARD
+            state = SignalState.FLAPPING if series.flapping else SignalState.HARD
         return Signal(signal.service, signal.metric, signal.kind, state, signal.value, signal.limit, signal.at,
                       signal.eta_s, signal.score, detail=signal.detail)
 
@@ -268,7 +271,7 @@ class Detector:
         series.elevated = z >= self.config.anomaly_z / 2 and share >= ANOMALY_MIN_SHARE / 2
         if z < self.config.anomaly_z or share < ANOMALY_MIN_SHARE:
             return None
-        return Signal(service, metric, Kind.ANOMALY, State.SOFT, value, limit, now, score=z,
+        return Signal(service, metric, SignalKind.ANOMALY, SignalState.SOFT, value, limit, now, score=z,
                       detail=f"usual level {series.mean:.4g}")
 
     def _trend(self, series: _Series, service: str, metric: str, value: float, limit: float,
@@ -283,7 +286,7 @@ class Detector:
         eta = fit.eta(limit, self._below(metric))
         if eta is None or eta > self.config.horizon_s:
             return None
-        return Signal(service, metric, Kind.TREND, State.SOFT, value, limit, now, eta_s=eta,
+        return Signal(service, metric, SignalKind.TREND, SignalState.SOFT, value, limit, now, eta_s=eta,
                       detail=f"slope {fit.slope:.4g}/s")
 
     def _learn(self, series: _Series, value: float) -> None:
@@ -313,8 +316,8 @@ class Detector:
             if old is not None and old != release:
                 self._deploys[service] = (snapshot.at, old, release)
             self._versions[service] = release
-        return [Signal(service, VERSION_METRIC, Kind.DEPLOY, State.HARD, float(new), float(old), snapshot.at,
-                       detail=f"deployed {max(0.0, snapshot.at - at):.0f} s ago")
+        return [Signal(service, VERSION_METRIC, SignalKind.DEPLOY, SignalState.HARD, float(new), float(old),
+                       snapshot.at, detail=f"deployed {max(0.0, snapshot.at - at):.0f} s ago")
                 for service, (at, old, new) in self.recent_deploys(snapshot.at).items()]
 
     def _below(self, metric: str) -> bool:

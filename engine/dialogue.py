@@ -28,8 +28,8 @@ import numpy as np
 from core.errors import InputError, RateLimitError
 from engine.assistant import Answer, Assistant, clean_message
 from engine.chatstore import ChatStore, ConversationRow, EscalationRow, LearnedRow
-from engine.learning import Fix, Ledger
-from engine.understanding import Intent, Reading, ReplyReader
+from engine.learning import Fix, LearningLedger
+from engine.understanding import Reading, ReplyIntent, ReplyReader
 from knowledge.base import Band, Candidate, Match
 
 Progress = Callable[[str], None]
@@ -47,13 +47,13 @@ class Stage(StrEnum):
     RATING = "rating"  # asked for a 1-5 rating
 
 
-class Outcome(StrEnum):
+class EscalationOutcome(StrEnum):
     APPROVED = "approved"
     DECLINED = "declined"
 
 
 @dataclass
-class State:
+class ConversationState:
     """What the conversation is in the middle of; saved as JSON with every turn."""
 
     stage: Stage = Stage.OPEN
@@ -67,7 +67,7 @@ class State:
     pending: list[list[str]] = field(default_factory=list)  # [playbook, text] of other problems the user named
 
     @classmethod
-    def load(cls, stage: str, payload: dict[str, Any]) -> State:
+    def load(cls, stage: str, payload: dict[str, Any]) -> ConversationState:
         known = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__ and k != "stage"}
         return cls(stage=Stage(stage), **known)
 
@@ -108,7 +108,7 @@ class _Turn:
     text: str
     vector: np.ndarray
     message_id: str
-    state: State
+    state: ConversationState
     progress: Progress
     replies: list[str] = field(default_factory=list)
     written: int = 0  # replies already staged in `pending`
@@ -128,7 +128,7 @@ class Dialogue:
 
     def __init__(self, assistant: Assistant, chats: ChatStore, reader: ReplyReader, rate_limit: int,
                  rate_window_s: float, learn: bool = True, clock: Callable[[], float] = time.time,
-                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex, ledger: Ledger | None = None,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex, ledger: LearningLedger | None = None,
                  learned_rules_file: Path | None = None) -> None:
         self.ledger = ledger
         self.learned_rules_file = learned_rules_file
@@ -161,8 +161,9 @@ class Dialogue:
         self.assistant.store.start_conversation(conversation_id, user_id, channel)
         greeting = self.voice.say("greeting", conversation_id)
         now = self.clock()
+        opening = ConversationState().payload()
         self.chats.write([self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", greeting, now)],
-                         self.chats.state_guard(conversation_id, user_id, Stage.OPEN, State().payload(), now, None))
+                         self.chats.state_guard(conversation_id, user_id, Stage.OPEN, opening, now, None))
         return Exchange(conversation_id, Stage.OPEN, (greeting,))
 
     def conversations(self, user_id: str) -> list[ConversationRow]:
@@ -211,14 +212,14 @@ class Dialogue:
         state, version = self._versioned_state(conversation_id)
         thanks = self.voice.say("thanks_rating", f"{conversation_id}:{state.turn}")
         now = self.clock()
-        state = State(turn=state.turn)
+        state = ConversationState(turn=state.turn)
         self.chats.write([
             self.chats.feedback_sql(self.new_id(), conversation_id, user_id, rating, comment.strip(), now),
             self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", thanks, now),
         ], self.chats.state_guard(conversation_id, user_id, state.stage, state.payload(), now, version))
         return Exchange(conversation_id, state.stage, (thanks,))
 
-    def decide(self, escalation_id: str, decided_by: str, outcome: Outcome, note: str) -> EscalationRow:
+    def decide(self, escalation_id: str, decided_by: str, outcome: EscalationOutcome, note: str) -> EscalationRow:
         """A person's decision on a business escalation, posted into its conversation with a rating question."""
         escalation = self.chats.escalation(escalation_id)
         if escalation is None:
@@ -231,9 +232,10 @@ class Dialogue:
         state, version = self._versioned_state(escalation.conversation_id)
         title = self._title(state.playbook) if state.playbook else escalation.category
         seed = f"{escalation.conversation_id}:{state.turn}:decided"
-        posted = self.voice.say("decided", seed, title=title, decision=f"{Outcome(outcome).value}. {note}")
+        posted = self.voice.say("decided", seed, title=title, decision=f"{EscalationOutcome(outcome).value}. {note}")
         rate = self.voice.say("rate", seed)
-        statements = self.chats.decision_sql(escalation_id, decided_by, Outcome(outcome).value, note, self.clock())
+        statements = self.chats.decision_sql(escalation_id, decided_by, EscalationOutcome(outcome).value, note,
+                                             self.clock())
         now = self.clock()
         statements += [self.chats.message_sql(self.new_id(), escalation.conversation_id, escalation.user_id, "team",
                                               posted, now),
@@ -272,7 +274,7 @@ class Dialogue:
 
     def _problem(self, turn: _Turn) -> Answer:
         """A message about a (new) problem: the assistant decides, and the decision sets the next stage."""
-        turn.state = State(turn=turn.state.turn, problem=turn.text)
+        turn.state = ConversationState(turn=turn.state.turn, problem=turn.text)
         match = self.knowledge.match(turn.text, turn.vector)
         turn.state.candidates = [[c.playbook, c.category, c.score] for c in match.candidates]
         return self._decide(turn, match)
@@ -309,19 +311,20 @@ class Dialogue:
         return answer
 
     def _confirming(self, turn: _Turn) -> Answer | None:
-        reading, match = self._read(turn, (Intent.YES, Intent.NO, Intent.CORRECTION, Intent.NEW_PROBLEM))
+        reading, match = self._read(turn, (ReplyIntent.YES, ReplyIntent.NO, ReplyIntent.CORRECTION,
+                                           ReplyIntent.NEW_PROBLEM))
         if self._is_new_problem(reading, match, turn.state):
             return self._new_problem(turn)
-        if reading.intent is Intent.YES:
+        if reading.intent is ReplyIntent.YES:
             return self._decide(turn, self._confirmed(turn.state, turn.state.options[0]))
-        if reading.intent is Intent.NO:
+        if reading.intent is ReplyIntent.NO:
             rest = [p for p in turn.state.options[1:] if p not in turn.state.tried]
             if rest:  # a verified fix that did not work, and another candidate was close: offer it
                 turn.state.options = rest
                 turn.replies.append(self.voice.say("try_other", self._seed(turn), title=self._title(rest[0])))
                 return None
             turn.replies.append(self.voice.say("not_this", self._seed(turn)))
-            turn.state = State(turn=turn.state.turn)
+            turn.state = ConversationState(turn=turn.state.turn)
             return None
         turn.replies.append(self.voice.say("reask_confirm", self._seed(turn),
                                            title=self._title(turn.state.options[0])))
@@ -332,21 +335,21 @@ class Dialogue:
         if picked is not None:
             turn.understood = f"choice:{picked}"
             return self._decide(turn, self._confirmed(turn.state, picked))
-        reading, match = self._read(turn, (Intent.NO, Intent.CORRECTION, Intent.NEW_PROBLEM))
+        reading, match = self._read(turn, (ReplyIntent.NO, ReplyIntent.CORRECTION, ReplyIntent.NEW_PROBLEM))
         if self._is_new_problem(reading, match, turn.state):
             return self._new_problem(turn)
-        if reading.intent is Intent.NO:
+        if reading.intent is ReplyIntent.NO:
             turn.replies.append(self.voice.say("not_this", self._seed(turn)))
-            turn.state = State(turn=turn.state.turn)
+            turn.state = ConversationState(turn=turn.state.turn)
             return None
         turn.replies.append(self.voice.say("reask_choice", self._seed(turn), options=self._titles(turn.state.options)))
         return None
 
     def _verifying(self, turn: _Turn) -> Answer | None:
-        reading, match = self._read(turn, tuple(Intent))
+        reading, match = self._read(turn, tuple(ReplyIntent))
         if self._is_new_problem(reading, match, turn.state):
             return self._new_problem(turn)
-        if reading.intent is Intent.YES:
+        if reading.intent is ReplyIntent.YES:
             self._learn(turn)
             self._count_outcome(turn, succeeded=True)
             turn.replies.append(self.voice.say("fixed", self._seed(turn)))
@@ -356,12 +359,12 @@ class Dialogue:
             turn.replies.append(self.voice.say("rate", self._seed(turn)))
             turn.state.stage = Stage.RATING
             return None
-        if reading.intent in (Intent.NO, Intent.PARTLY):
+        if reading.intent in (ReplyIntent.NO, ReplyIntent.PARTLY):
             return self._still_broken(turn, reading.intent)
         turn.replies.append(self.voice.say("reask_check", self._seed(turn)))
         return None
 
-    def _still_broken(self, turn: _Turn, intent: Intent) -> Answer | None:
+    def _still_broken(self, turn: _Turn, intent: ReplyIntent) -> Answer | None:
         """The fix did not (fully) work: the next close candidate if there is one, else the same problem again,
         where the failure the user reported keeps the rules from repeating the remedy."""
         state = turn.state
@@ -372,13 +375,14 @@ class Dialogue:
             state.options, state.stage = untried, Stage.CONFIRMING
             turn.replies.append(self.voice.say("try_other", self._seed(turn), title=self._title(untried[0])))
             return None
-        turn.replies.append(self.voice.say("partly" if intent is Intent.PARTLY else "retry", self._seed(turn)))
+        turn.replies.append(self.voice.say("partly" if intent is ReplyIntent.PARTLY else "retry", self._seed(turn)))
         assert state.playbook is not None
         return self._decide(turn, self._confirmed(state, state.playbook))
 
     def _awaiting(self, turn: _Turn) -> Answer | None:
-        reading, match = self._read(turn, (Intent.NEW_PROBLEM, Intent.CORRECTION, Intent.YES, Intent.NO))
-        if self._names_a_problem(match) or reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
+        reading, match = self._read(turn, (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION, ReplyIntent.YES,
+                                           ReplyIntent.NO))
+        if self._names_a_problem(match) or reading.intent in (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION):
             return self._new_problem(turn)
         title = self._title(turn.state.playbook)
         turn.replies.append(self.voice.say("waiting", self._seed(turn), title=title))
@@ -392,9 +396,9 @@ class Dialogue:
             turn.replies.append(self.voice.say("thanks_rating", self._seed(turn)))
             self.chats.write([self.chats.feedback_sql(self.new_id(), turn.conversation_id, turn.user_id, rating,
                                                       comment, self.clock())])
-            turn.state = State(turn=turn.state.turn)
+            turn.state = ConversationState(turn=turn.state.turn)
             return None
-        reading, match = self._read(turn, tuple(Intent))
+        reading, match = self._read(turn, tuple(ReplyIntent))
         # A plain "yes, it works now" (say, after a hand-off) is about this problem, not a new one.
         unclear = reading.intent is None and match.band is not Band.OUT_OF_SCOPE
         if unclear or self._is_new_problem(reading, match, turn.state):
@@ -406,26 +410,26 @@ class Dialogue:
         """The user named another problem in the same message: offer it now, as a yes-or-no question."""
         (playbook, text), *rest = turn.state.pending
         category = self.knowledge.playbooks[playbook].category if playbook in self.knowledge.playbooks else ""
-        turn.state = State(turn=turn.state.turn, problem=text, options=[playbook],
+        turn.state = ConversationState(turn=turn.state.turn, problem=text, options=[playbook],
                            candidates=[[playbook, category, 1.0]], stage=Stage.CONFIRMING, pending=rest)
         turn.replies.append(self.voice.say("take_up_pending", self._seed(turn), title=self._title(playbook)))
 
     def _new_problem(self, turn: _Turn) -> Answer:
-        turn.understood = turn.understood or Intent.NEW_PROBLEM.value
+        turn.understood = turn.understood or ReplyIntent.NEW_PROBLEM.value
         turn.replies.append(self.voice.say("new_problem", self._seed(turn)))
         return self._problem(turn)
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def _read(self, turn: _Turn, allowed: Sequence[Intent]) -> tuple[Reading, Match]:
+    def _read(self, turn: _Turn, allowed: Sequence[ReplyIntent]) -> tuple[Reading, Match]:
         reading = self.reader.read(turn.text, turn.vector, allowed)
         turn.understood = reading.intent.value if reading.intent else None
         return reading, self.knowledge.match_vector(turn.vector)
 
-    def _is_new_problem(self, reading: Reading, match: Match, state: State) -> bool:
+    def _is_new_problem(self, reading: Reading, match: Match, state: ConversationState) -> bool:
         """A reply that names a problem clearly, and not the one in hand, is a new problem (or a correction)
         unless it reads clearly as yes, no or partly about the current one."""
-        if reading.intent in (Intent.NEW_PROBLEM, Intent.CORRECTION):
+        if reading.intent in (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION):
             return match.band is not Band.OUT_OF_SCOPE
         clear_other = self._names_a_problem(match) and match.best.playbook not in (state.playbook, *state.options)
         return clear_other and (reading.intent is None or match.best.score > reading.score)
@@ -448,7 +452,7 @@ class Dialogue:
 
     # -- helpers ------------------------------------------------------------------------------------
 
-    def _confirmed(self, state: State, playbook: str) -> Match:
+    def _confirmed(self, state: ConversationState, playbook: str) -> Match:
         """The problem's match with `playbook` first and in the answer band: the user has said it is the one."""
         candidates = [Candidate(p, c, float(s)) for p, c, s in state.candidates]
         chosen = next((c for c in candidates if c.playbook == playbook), None)
@@ -509,7 +513,7 @@ class Dialogue:
         if changed:
             self.publish_learned_rules()  # the rule source picks the file up
 
-    def _score_shadow_rules(self, ledger: Ledger, turn: _Turn) -> bool:
+    def _score_shadow_rules(self, ledger: LearningLedger, turn: _Turn) -> bool:
         """A shadow rule says "this fix works for this problem": each one that would have applied to this
         conversation and whose fix has been judged in it agrees if the fix worked. A problem fixed by something
         else says nothing about the rule's fix (rules add their fix; they do not replace the others), so it is
@@ -530,7 +534,7 @@ class Dialogue:
                     promoted |= case is not None
         return promoted
 
-    def _vote(self, ledger: Ledger, turn: _Turn, playbook_id: str, action: str, target: str) -> None:
+    def _vote(self, ledger: LearningLedger, turn: _Turn, playbook_id: str, action: str, target: str) -> None:
         """A fix that was not the first thing tried votes for a learned rule: the second remedy of the same
         playbook, or the fix of a close candidate when the playbook first matched was not the problem."""
         remedy = next((r for r in self.knowledge.playbooks[playbook_id].remedies
@@ -561,7 +565,7 @@ class Dialogue:
                                                 reply, now) for reply in turn.replies[turn.written:]]
         turn.written = len(turn.replies)
 
-    def _choices(self, state: State) -> tuple[Choice, ...]:
+    def _choices(self, state: ConversationState) -> tuple[Choice, ...]:
         if state.stage is Stage.CONFIRMING:
             return YES_NO
         if state.stage is Stage.CHOOSING:
@@ -573,12 +577,12 @@ class Dialogue:
             return RATINGS
         return ()
 
-    def _state(self, conversation_id: str) -> State:
+    def _state(self, conversation_id: str) -> ConversationState:
         return self._versioned_state(conversation_id)[0]
 
-    def _versioned_state(self, conversation_id: str) -> tuple[State, int | None]:
+    def _versioned_state(self, conversation_id: str) -> tuple[ConversationState, int | None]:
         found = self.chats.state(conversation_id)
-        return (State.load(found[0], found[1]), found[2]) if found else (State(), None)
+        return (ConversationState.load(found[0], found[1]), found[2]) if found else (ConversationState(), None)
 
     def _own(self, conversation_id: str, user_id: str) -> None:
         if self.assistant.store.conversation_owner(conversation_id) != user_id:

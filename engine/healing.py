@@ -21,7 +21,7 @@ from typing import Any
 import networkx as nx
 
 from engine.actuator import ENGINEERING, MONITOR, ActionRequest, Actuator, Event, alert_requester
-from engine.detection import Detector, Kind, Signal
+from engine.detection import Detector, Signal, SignalKind
 from engine.ledger import FAILURES, DuckDBLedger, RemediationRow
 from engine.ruleengine import Fact, RuleEngine
 from engine.safety import SafetyPolicy
@@ -71,7 +71,7 @@ class Healer:
         now = self.clock()
         self._end_episodes(signals)
         actionable = [s for s in signals if s.actionable]
-        unhealthy = {s.service for s in signals if s.kind is not Kind.DEPLOY} | detector.suspects()
+        unhealthy = {s.service for s in signals if s.kind is not SignalKind.DEPLOY} | detector.suspects()
         busy = {row.target for row in self.ledger.verifying()}
         roots = {s: self._root(s, unhealthy) for s in actionable}
         ids = {s: self._episode(s, roots[s]).signal_id for s in actionable}
@@ -81,7 +81,7 @@ class Healer:
                  if not busy & ({s.service, roots[s]} | nx.descendants(self.topology.graph, s.service))]
         attempts: list[RemediationRow] = []
         if fresh:
-            attempts = self._decide_and_act(fresh, [s for s in signals if s.kind is Kind.DEPLOY], roots, ids, now)
+            attempts = self._decide_and_act(fresh, [s for s in signals if s.kind is SignalKind.DEPLOY], roots, ids, now)
         self.verify(detector)
         return attempts
 

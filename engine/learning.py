@@ -145,7 +145,7 @@ class LearnedRule:
     at: float
 
 
-class Ledger:
+class LearningLedger:
     """Remedy outcomes, resolution votes and learned rules in the event store's DuckDB."""
 
     def __init__(self, store, policy: Policy = Policy(), clock: Callable[[], float] = time.time,

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import FirstlineError, TelemetryError
-from engine.detection import Detector, Kind, Signal, State
+from engine.detection import Detector, Signal, SignalKind, SignalState
 from engine.healing import Healer
 from engine.ledger import AlertRecord, DuckDBLedger, RemediationRow
 from engine.telemetry import Snapshot, TelemetrySource
@@ -72,7 +72,7 @@ class Monitor:
                 self.ledger.record_samples(snapshot, self.source.name)
             detected = self.detector.update(snapshot)
             if not self.act_on_detection:
-                detected = [s for s in detected if s.kind is Kind.DEPLOY]
+                detected = [s for s in detected if s.kind is SignalKind.DEPLOY]
             signals = detected + self._alert_signals(now)
             attempts = self.healer.step(signals, self.detector)
             return TickReport(now, snapshot, signals, attempts)
@@ -94,8 +94,9 @@ class Monitor:
         if service is None or alert.metric is None or alert.metric not in service.limits:
             return None
         value = self.detector.latest(service.name, alert.metric)
-        return Signal(service.name, alert.metric, Kind.ALERT, State.HARD, value if value is not None else 0.0,
-                      service.limits[alert.metric], now, fingerprint=alert.fingerprint, detail=alert.alertname)
+        return Signal(service.name, alert.metric, SignalKind.ALERT, SignalState.HARD,
+                      value if value is not None else 0.0, service.limits[alert.metric], now,
+                      fingerprint=alert.fingerprint, detail=alert.alertname)
 
     # -- the thread ---------------------------------------------------------------------------------
 

@@ -120,7 +120,7 @@ def _refusal(policy: SafetyPolicy, view: SafetyView, now: float, breaker: Breake
     return None
 
 
-class Ledger(Protocol):
+class SafetyLedger(Protocol):
     """The stored state safety decisions read, and the attempts they write."""
 
     def view(self, attempt: Attempt, now: float, policy: SafetyPolicy) -> SafetyView: ...

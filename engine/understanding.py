@@ -21,7 +21,7 @@ from core.errors import ConfigurationError
 from knowledge.embedder import Embedder
 
 
-class Intent(StrEnum):
+class ReplyIntent(StrEnum):
     YES = "yes"
     NO = "no"
     PARTLY = "partly"
@@ -33,7 +33,7 @@ class Intent(StrEnum):
 class Reading:
     """What a reply means (None: too close to call), its best similarity and its lead over the runner-up."""
 
-    intent: Intent | None
+    intent: ReplyIntent | None
     score: float
     margin: float
 
@@ -48,13 +48,13 @@ class ReplyCalibration:
     raw_accuracy: float  # out of fold, every reading
 
 
-INTENTS = tuple(Intent)
+INTENTS = tuple(ReplyIntent)
 TARGET_ACCURACY = 0.9
 MIN_EXAMPLES = 5
 FOLDS = 8
 
 
-def load_reply_examples(path: Path) -> dict[Intent, tuple[str, ...]]:
+def load_reply_examples(path: Path) -> dict[ReplyIntent, tuple[str, ...]]:
     """The example replies per meaning, checked: every meaning present, each with a few strings."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
@@ -62,11 +62,12 @@ def load_reply_examples(path: Path) -> dict[Intent, tuple[str, ...]]:
         raise ConfigurationError(f"cannot read the reply examples {path}: {error}") from None
     if not isinstance(data, dict):
         raise ConfigurationError(f"{path}: expected a mapping of meaning -> list of example replies")
-    unknown = sorted(set(map(str, data)) - {i.value for i in Intent})  # unquoted yes: and no: load as True, False
+    unknown = sorted(set(map(str, data)) - {i.value for i in ReplyIntent})  # unquoted yes: and no: load as True, False
     if unknown:
-        raise ConfigurationError(f"{path}: unknown meaning(s) {unknown}; known: {', '.join(i.value for i in Intent)}")
-    examples: dict[Intent, tuple[str, ...]] = {}
-    for intent in Intent:
+        known = ", ".join(i.value for i in ReplyIntent)
+        raise ConfigurationError(f"{path}: unknown meaning(s) {unknown}; known: {known}")
+    examples: dict[ReplyIntent, tuple[str, ...]] = {}
+    for intent in ReplyIntent:
         texts = data.get(intent.value) or []
         if not isinstance(texts, list) or not all(isinstance(t, str) and t.strip() for t in texts):
             raise ConfigurationError(f"{path}: {intent.value}: expected a list of non-empty strings")
@@ -84,7 +85,7 @@ class ReplyReader:
     polarity from the examples and reads more than four in five right, out of fold.
     """
 
-    def __init__(self, examples: Mapping[Intent, Sequence[str]], embedder: Embedder,
+    def __init__(self, examples: Mapping[ReplyIntent, Sequence[str]], embedder: Embedder,
                  target_accuracy: float = TARGET_ACCURACY) -> None:
         self.embedder = embedder
         texts = [t for values in examples.values() for t in values]
@@ -93,7 +94,7 @@ class ReplyReader:
         self._model = _classifier().fit(self._vectors, self._labels)
         self.calibration = self._calibrate(target_accuracy)
 
-    def read(self, text: str, vector: np.ndarray | None = None, allowed: Sequence[Intent] = INTENTS) -> Reading:
+    def read(self, text: str, vector: np.ndarray | None = None, allowed: Sequence[ReplyIntent] = INTENTS) -> Reading:
         """The meaning of `text` among `allowed` (pass its `vector` if it is already encoded)."""
         vector = self.embedder.encode_one(text) if vector is None else vector
         probabilities = self._model.predict_proba(vector.reshape(1, -1))[0]
@@ -123,7 +124,7 @@ def _classifier() -> LogisticRegression:
     return LogisticRegression(C=8.0, max_iter=2000)
 
 
-def _reading(probabilities: np.ndarray, allowed: Sequence[Intent], min_margin: float) -> Reading:
+def _reading(probabilities: np.ndarray, allowed: Sequence[ReplyIntent], min_margin: float) -> Reading:
     """The most probable allowed meaning, if it leads the next allowed one by `min_margin`."""
     positions = [INTENTS.index(i) for i in allowed]
     kept = probabilities[positions] / max(float(probabilities[positions].sum()), 1e-9)

@@ -20,7 +20,7 @@ from engine.curation import Curation, RuleReview
 from engine.detection import DetectionConfig, Detector
 from engine.dialogue import Dialogue
 from engine.healing import Event, Healer
-from engine.learning import Ledger, Policy, rule_parser, rule_validator
+from engine.learning import LearningLedger, Policy, rule_parser, rule_validator
 from engine.ledger import DuckDBLedger
 from engine.monitor import Monitor
 from engine.resolutions import ResolutionBook
@@ -218,7 +218,7 @@ def build(
                              knowledge.calibration)
     language_of("warm up")  # load the language identifier now, not during a user's first turn
     known = (action_targets(topology), frozenset(playbooks))
-    ledger = Ledger(store, Policy.from_settings(settings), clock, validate=rule_validator(*known))
+    ledger = LearningLedger(store, Policy.from_settings(settings), clock, validate=rule_validator(*known))
     engine = RuleEngine(rulebase)
     rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,
                              settings.rules_reload_s)

@@ -10,7 +10,7 @@ import click
 
 from engine.catalogue import action_targets
 from engine.curation import RuleFilter, RuleReview
-from engine.learning import STATUSES, Ledger, Policy, rule_parser, rule_validator
+from engine.learning import STATUSES, LearningLedger, Policy, rule_parser, rule_validator
 from engine.store import DuckDBStore
 from engine.trace import trace_lines
 from engine.wiring import load_pack
@@ -26,7 +26,7 @@ def _review(obj: Context) -> Iterator[RuleReview]:
     store = DuckDBStore(settings.database_path)
     try:
         known = (action_targets(topology), frozenset(playbooks))
-        ledger = Ledger(store, Policy.from_settings(settings), validate=rule_validator(*known))
+        ledger = LearningLedger(store, Policy.from_settings(settings), validate=rule_validator(*known))
         yield RuleReview(ledger, rule_parser(*known))
         # Publish what is live now; a running server's rule source picks the file up.
         ledger.export(settings.learned_rules_dir / "active.yaml")
@@ -35,7 +35,7 @@ def _review(obj: Context) -> Iterator[RuleReview]:
 
 
 @contextlib.contextmanager
-def _ledger(obj: Context) -> Iterator[Ledger]:
+def _ledger(obj: Context) -> Iterator[LearningLedger]:
     with _review(obj) as review:
         yield review.ledger
 

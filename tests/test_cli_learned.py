@@ -4,7 +4,7 @@ import json
 
 from core.settings import load_settings
 from engine.catalogue import action_targets
-from engine.learning import Fix, Ledger, rule_validator
+from engine.learning import Fix, LearningLedger, rule_validator
 from engine.store import DuckDBStore
 from engine.wiring import load_pack
 from tests.conftest import build_parts
@@ -18,7 +18,7 @@ def seed(data_dir) -> str:
     topology, playbooks = load_pack(settings)
     store = DuckDBStore(settings.database_path)
     try:
-        ledger = Ledger(store, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
+        ledger = LearningLedger(store, validate=rule_validator(action_targets(topology), frozenset(playbooks)))
         ledger.record_resolution(FIX, "conv-a", "alice")
         return ledger.record_resolution(FIX, "conv-b", "bob").name
     finally:

@@ -12,7 +12,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 
 from core.errors import InputError
-from engine.dialogue import Choice, Exchange, Outcome
+from engine.dialogue import Choice, EscalationOutcome, Exchange
 from engine.tokens import Role
 from engine.wiring import Parts
 from web.errors import error_body
@@ -127,10 +127,10 @@ def make_blueprint(workers: int) -> Blueprint:
         _decider()
         body = json_body()
         outcome = body.get("outcome")
-        if outcome not in {o.value for o in Outcome}:
+        if outcome not in {o.value for o in EscalationOutcome}:
             raise InputError("`outcome` must be \"approved\" or \"declined\"", code="invalid_body")
         note = _text(body, "note")
-        row = _parts().dialogue.decide(escalation_id, g.user_id, Outcome(outcome), note)
+        row = _parts().dialogue.decide(escalation_id, g.user_id, EscalationOutcome(outcome), note)
         return jsonify({"escalation": _escalation(row)})
 
     return api

@@ -18,7 +18,7 @@ from bench.remedy_replay import (
     settings_for,
     summarize,
 )
-from engine.dialogue import Exchange, Stage, State
+from engine.dialogue import ConversationState, Exchange, Stage
 from engine.wiring import load_pack
 
 CACHE = ("clear_user_cache", "cache")
@@ -57,7 +57,8 @@ def test_the_user_confirms_only_their_own_problem_and_judges_by_the_world(playbo
     other = next(p for p in scenarios(playbooks) if p != visit.playbook)
 
     def says(stage, options=(), applied=()):
-        return reply(Exchange("c", stage, ()), State(stage=stage, options=list(options)), visit, set(applied), titles)
+        state = ConversationState(stage=stage, options=list(options))
+        return reply(Exchange("c", stage, ()), state, visit, set(applied), titles)
 
     assert says(Stage.CONFIRMING, [visit.playbook]) == YES and says(Stage.CONFIRMING, [other]) == NO
     assert says(Stage.CHOOSING, [other, visit.playbook]) == titles[visit.playbook]

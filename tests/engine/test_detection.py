@@ -1,7 +1,7 @@
 import pytest
 
 from core.settings import PROJECT_ROOT
-from engine.detection import DetectionConfig, Detector, Kind, State, least_squares
+from engine.detection import DetectionConfig, Detector, SignalKind, SignalState, least_squares
 from engine.scenarios import EPOCH, SimClock
 from engine.simulation import SimulatedInfrastructure
 from engine.telemetry import SimulationSource, Snapshot
@@ -37,14 +37,14 @@ def test_least_squares_is_predict_linear():
 
 def test_a_breach_is_soft_until_confirmed_then_hard():
     detector = Detector(TOPOLOGY, DetectionConfig(confirm_checks=3, predictive=False))
-    states = [[s.state for s in of(signals, Kind.THRESHOLD)] for signals in feed(detector, [50, 95, 95, 95, 50])]
-    assert states == [[], [State.SOFT], [State.SOFT], [State.HARD], []]
+    states = [[s.state for s in of(signals, SignalKind.THRESHOLD)] for signals in feed(detector, [50, 95, 95, 95, 50])]
+    assert states == [[], [SignalState.SOFT], [SignalState.SOFT], [SignalState.HARD], []]
 
 
 def test_a_rising_metric_is_predicted_before_it_crosses():
     detector = Detector(TOPOLOGY, DetectionConfig(confirm_checks=3, horizon_s=1800))
     values = [48 + 0.02 * 15 * i for i in range(60)]  # +0.02 %/s: reaches 90 after 35 minutes
-    hard = [s for signals in feed(detector, values) for s in of(signals, Kind.TREND) if s.actionable]
+    hard = [s for signals in feed(detector, values) for s in of(signals, SignalKind.TREND) if s.actionable]
     assert hard, "the trend was never confirmed"
     first = hard[0]
     assert first.value < LIMIT and first.eta_s <= 1800
@@ -61,23 +61,23 @@ def test_a_jump_is_an_anomaly_long_before_the_limit():
     detector = Detector(TOPOLOGY, DetectionConfig(confirm_checks=2))
     base = [0.003 * (1 + 0.02 * (-1) ** i) for i in range(20)]
     signals = feed(detector, [*base, 0.008, 0.0081, 0.0082], metric="error_rate")
-    anomalies = of(signals[-1], Kind.ANOMALY)
+    anomalies = of(signals[-1], SignalKind.ANOMALY)
     assert anomalies and anomalies[0].actionable and anomalies[0].value < 0.02
-    assert not any(of(s, Kind.ANOMALY) for s in signals[:20])
+    assert not any(of(s, SignalKind.ANOMALY) for s in signals[:20])
 
 
 def test_the_threshold_baseline_sees_neither_trends_nor_anomalies():
     detector = Detector(TOPOLOGY, DetectionConfig(predictive=False))
     values = [48 + 0.02 * 15 * i for i in range(60)]
     kinds = {s.kind for signals in feed(detector, values) for s in signals}
-    assert kinds <= {Kind.THRESHOLD}
+    assert kinds <= {SignalKind.THRESHOLD}
 
 
 def test_a_flapping_metric_is_not_acted_on():
     detector = Detector(TOPOLOGY, DetectionConfig(confirm_checks=1, predictive=False))
     signals = feed(detector, [95 if i % 2 else 50 for i in range(30)])
     late = [s for batch in signals[20:] for s in batch]
-    assert late and all(s.state is State.FLAPPING and not s.actionable for s in late)
+    assert late and all(s.state is SignalState.FLAPPING and not s.actionable for s in late)
     # Once it stays put, flapping ends (the low threshold) and the breach is acted on again.
     steady = feed(detector, [95] * 25, start=EPOCH + 30 * 15)
     assert any(s.actionable for s in steady[-1])
@@ -87,10 +87,10 @@ def test_a_new_version_is_a_deploy_signal_while_it_is_recent():
     detector = Detector(TOPOLOGY, DetectionConfig(deploy_window_s=60))
     feed(detector, [50], versions={"api": 7})
     signals = feed(detector, [50], versions={"api": 8}, start=EPOCH + 15)[0]
-    deploy = of(signals, Kind.DEPLOY)
+    deploy = of(signals, SignalKind.DEPLOY)
     assert deploy and deploy[0].service == "api" and deploy[0].value == 8 and not deploy[0].actionable
     later = feed(detector, [50], versions={"api": 8}, start=EPOCH + 120)[0]
-    assert not of(later, Kind.DEPLOY)
+    assert not of(later, SignalKind.DEPLOY)
 
 
 def test_settled_needs_samples_then_judges_the_return():

@@ -5,7 +5,7 @@ import pytest
 
 from core.errors import InputError, RateLimitError
 from engine.chatstore import BY_DECISION, BY_USER
-from engine.dialogue import Dialogue, Outcome, Stage
+from engine.dialogue import Dialogue, EscalationOutcome, Stage
 from tests.conftest import build_parts, make_settings
 
 
@@ -69,13 +69,13 @@ def test_a_business_request_waits_for_a_person_whose_decision_is_posted(chat):
     asked, waiting = talk(chat, "eve", "Can we get a non-profit discount?", "any news?")
     assert asked.stage is Stage.AWAITING_DECISION and waiting.stage is Stage.AWAITING_DECISION
     (escalation,) = chat.dialogue.chats.escalations("open")
-    decided = chat.dialogue.decide(escalation.id, "dana", Outcome.APPROVED, "50% off from next month.")
+    decided = chat.dialogue.decide(escalation.id, "dana", EscalationOutcome.APPROVED, "50% off from next month.")
     assert decided.status == "approved"
     messages = chat.assistant.history(asked.conversation_id, "eve")
     assert messages[-2]["role"] == "team" and "50% off from next month." in messages[-2]["text"]
     assert chat.dialogue.status(asked.conversation_id, "eve")[0] is Stage.RATING
     with pytest.raises(InputError, match="already decided"):
-        chat.dialogue.decide(escalation.id, "dana", Outcome.DECLINED, "changed my mind")
+        chat.dialogue.decide(escalation.id, "dana", EscalationOutcome.DECLINED, "changed my mind")
 
 
 def test_the_state_lives_in_the_store_not_in_the_dialogue(chat):
@@ -109,7 +109,7 @@ def test_deleting_history_leaves_nothing_of_the_user(chat):
     talk(chat, "ivy", *texts)
     (escalated,) = talk(chat, "ivy", "Can we get a non-profit discount?")
     (escalation,) = chat.dialogue.chats.escalations("open")
-    chat.dialogue.decide(escalation.id, "dana", Outcome.DECLINED, "Not for companies of this size.")
+    chat.dialogue.decide(escalation.id, "dana", EscalationOutcome.DECLINED, "Not for companies of this size.")
     talk(chat, "ivy", "The dashboard is loading really slowly", "no, it's still slow", "still broken")
     talk(chat, "jon", "The dashboard is loading really slowly", "yes it works now")
     ids = [row[0] for row in chat.store.execute("SELECT id FROM decisions WHERE user_id = 'ivy'")]

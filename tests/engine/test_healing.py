@@ -11,7 +11,7 @@ from engine.adapters import AdapterRouter
 from engine.adapters.simulated import SimulatedAdapter
 from engine.adapters.webhook import WebhookAdapter
 from engine.catalogue import ACTIONS, action_targets
-from engine.detection import DetectionConfig, Detector, Kind, Signal, State
+from engine.detection import DetectionConfig, Detector, Signal, SignalKind, SignalState
 from engine.healing import Healer
 from engine.ledger import DuckDBLedger
 from engine.monitor import Monitor
@@ -150,7 +150,7 @@ def test_a_hanging_remediation_is_timed_out_recorded_and_handed_off(tmp_path, ru
     with HTTPPeer(hold=True) as peer:
         router = AdapterRouter(WebhookAdapter(peer.url, timeout_s=30), {}, TOPOLOGY)
         stack = Stack(tmp_path, rules, router=router, action_timeout_s=0.5)
-        signal = Signal("database", "slow_queries", Kind.THRESHOLD, State.HARD, 20, 8, EPOCH)
+        signal = Signal("database", "slow_queries", SignalKind.THRESHOLD, SignalState.HARD, 20, 8, EPOCH)
         stack.healer.step([signal], stack.detector)
         rows = stack.ledger.remediations()
         assert [(r.action, r.status) for r in rows] == [("kill_slow_queries", "timed_out")]
@@ -163,11 +163,11 @@ def test_the_concurrency_cap_holds_while_an_action_runs(tmp_path, rules):
     with HTTPPeer(hold=True) as peer:
         router = AdapterRouter(WebhookAdapter(peer.url, timeout_s=30), {}, TOPOLOGY)
         stack = Stack(tmp_path, rules, router=router, max_concurrent=1, action_timeout_s=20)
-        slow = Signal("database", "slow_queries", Kind.THRESHOLD, State.HARD, 20, 8, EPOCH)
+        slow = Signal("database", "slow_queries", SignalKind.THRESHOLD, SignalState.HARD, 20, 8, EPOCH)
         first = threading.Thread(target=stack.healer.step, args=([slow], stack.detector))
         first.start()
         assert peer.arrived.wait(10)
-        cache = Signal("cache", "cache_hit_ratio", Kind.THRESHOLD, State.HARD, 0.5, 0.75, EPOCH)
+        cache = Signal("cache", "cache_hit_ratio", SignalKind.THRESHOLD, SignalState.HARD, 0.5, 0.75, EPOCH)
         second = stack.healer.step([cache], stack.detector)
         peer.release()
         first.join(20)

@@ -9,7 +9,7 @@ import yaml
 from core.errors import ConfigurationError, InputError
 from core.settings import load_settings
 from engine.catalogue import action_targets
-from engine.learning import Fix, Ledger, Policy, rule_validator
+from engine.learning import Fix, LearningLedger, Policy, rule_validator
 from engine.ruleengine import Fact, RuleEngine
 from engine.store import DuckDBStore
 from engine.wiring import load_pack
@@ -23,7 +23,7 @@ def ledger(tmp_path, settings):
     topology, playbooks = load_pack(settings)
     store = DuckDBStore(tmp_path / "learning.duckdb")
     clock = iter(float(t) for t in range(1_000_000))
-    yield Ledger(store, Policy(min_users=2, shadow_cases=3, shadow_precision=0.6),
+    yield LearningLedger(store, Policy(min_users=2, shadow_cases=3, shadow_precision=0.6),
                  clock=lambda: next(clock), validate=rule_validator(action_targets(topology), frozenset(playbooks)))
     store.close()
 

@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from core.errors import ConfigurationError
-from engine.understanding import Intent, ReplyReader, load_reply_examples
+from engine.understanding import ReplyIntent, ReplyReader, load_reply_examples
 from tests.conftest import ROOT
 
 HOLDOUT = ROOT / "data" / "eval" / "replies_holdout.csv"
@@ -22,7 +22,7 @@ def test_held_out_replies_are_read_right(reader):
     examples = {t.lower() for texts in load_reply_examples(ROOT / "data" / "reply_examples.yaml").values()
                 for t in texts}
     assert not {r["text"].lower() for r in rows} & examples, "held-out replies must not be training examples"
-    readings = [(reader.read(r["text"]), Intent(r["label"])) for r in rows]
+    readings = [(reader.read(r["text"]), ReplyIntent(r["label"])) for r in rows]
     read = [(reading.intent, label) for reading, label in readings if reading.intent is not None]
     accuracy = sum(intent is label for intent, label in read) / len(read)
     coverage = len(read) / len(rows)
@@ -38,8 +38,8 @@ def test_the_margin_is_calibrated_to_the_target(reader):
 
 
 def test_readings_can_be_restricted_to_what_was_asked(reader):
-    reading = reader.read("no, that's not it", allowed=(Intent.YES, Intent.NO))
-    assert reading.intent is Intent.NO and reading.margin > 0.5
+    reading = reader.read("no, that's not it", allowed=(ReplyIntent.YES, ReplyIntent.NO))
+    assert reading.intent is ReplyIntent.NO and reading.margin > 0.5
 
 
 def test_unquoted_yes_and_no_keys_are_caught(tmp_path):
@@ -47,6 +47,6 @@ def test_unquoted_yes_and_no_keys_are_caught(tmp_path):
     path.write_text("yes: [a, b, c, d, e]\nno: [a, b, c, d, e]\n", encoding="utf-8")
     with pytest.raises(ConfigurationError, match="unknown meaning"):
         load_reply_examples(path)
-    path.write_text("".join(f'"{i.value}": [a, b]\n' for i in Intent), encoding="utf-8")
+    path.write_text("".join(f'"{i.value}": [a, b]\n' for i in ReplyIntent), encoding="utf-8")
     with pytest.raises(ConfigurationError, match="at least 5"):
         load_reply_examples(path)
