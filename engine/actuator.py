@@ -167,10 +167,8 @@ class Actuator:
         if verified:
             self.ledger.finish(row.id, "succeeded", detail, now)
             return None
-        self.ledger.finish(row.id, "failed", detail, now)
-        rollback = self._rollback(row.action, row.target)
-        self.ledger.set_rollback(row.id, rollback)
-        self._handoff(row.id, f"{row.action} on {row.target} {problem or 'failed verification'}; rollback: {rollback}",
+        rollback = self._undo(row.id, row.action, row.target, detail, now)
+        self.hand_off(row.id, f"{row.action} on {row.target} {problem or 'failed verification'}; rollback: {rollback}",
                       {"action": row.action, "target": row.target, "verify": row.verify, "detail": detail,
                        "rollback": rollback, "requester": row.requester}, now)
         return rollback
@@ -183,7 +181,7 @@ class Actuator:
         if status != "succeeded":
             self.ledger.finish(attempt.id, status, detail, finished)
             if request.hand_off_on_failure:
-                self._handoff(attempt.id, f"{request.action} on {request.target} {status.replace('_', ' ')}: "
+                self.hand_off(attempt.id, f"{request.action} on {request.target} {status.replace('_', ' ')}: "
                               f"{detail}", {"action": request.action, "target": request.target, "status": status,
                                             "detail": detail, "requester": request.requester}, finished)
         elif not request.settle_now:
@@ -196,11 +194,9 @@ class Actuator:
                 self.ledger.finish(attempt.id, status, detail, finished)
             else:
                 status, detail = "failed", f"{detail}; verification failed: {problem}"
-                self.ledger.finish(attempt.id, status, detail, finished)
-                rollback = self._rollback(request.action, request.target)
-                self.ledger.set_rollback(attempt.id, rollback)
+                rollback = self._undo(attempt.id, request.action, request.target, detail, finished)
                 if request.hand_off_on_failure:
-                    self._handoff(attempt.id, f"{request.action} on {request.target}: {detail}; rollback: "
+                    self.hand_off(attempt.id, f"{request.action} on {request.target}: {detail}; rollback: "
                                   f"{rollback}", {"action": request.action, "target": request.target,
                                                   "detail": detail, "rollback": rollback}, finished)
         self._emit(Event(finished, "acted", f"{request.action} on {request.target}: {status} "
@@ -255,6 +251,14 @@ class Actuator:
                 return f"{service} {metric} is {value:g} (limit {limit:g})"
         return None
 
+    def _undo(self, attempt_id: str, action: str, target: str, detail: str, now: float) -> str:
+        """Record a ran-but-did-not-work action as failed, take it back where it can be, and record how that went;
+        returns the rollback outcome."""
+        self.ledger.finish(attempt_id, "failed", detail, now)
+        rollback = self._rollback(action, target)
+        self.ledger.set_rollback(attempt_id, rollback)
+        return rollback
+
     def _rollback(self, action: str, target: str) -> str:
         try:
             undone = self.executor.undo(action, target, {})
@@ -268,7 +272,8 @@ class Actuator:
                          outcome.split(":")[0]))
         return outcome
 
-    def _handoff(self, source_id: str, summary: str, diagnostics: dict[str, Any], now: float) -> None:
+    def hand_off(self, source_id: str, summary: str, diagnostics: dict[str, Any], now: float) -> None:
+        """A problem for engineering, recorded with what was found and told to the timeline."""
         self.ledger.record_handoff(source_id, summary, diagnostics, now)
         self._emit(Event(now, "handoff", f"handed to {ENGINEERING}: {summary}", status="created"))
 

@@ -113,7 +113,6 @@ class _Turn:
     replies: list[str] = field(default_factory=list)
     written: int = 0  # replies already staged in `pending`
     understood: str | None = None
-    version: int | None = None  # of the state this turn started from (None: the conversation had none)
     pending: list[tuple[str, Sequence[Any]]] = field(default_factory=list)  # committed with the new state
 
 
@@ -191,7 +190,7 @@ class Dialogue:
         state, version = self._versioned_state(conversation_id)
         state.turn += 1
         turn = _Turn(conversation_id, user_id, channel, text, self.knowledge.embedder.encode_one(text), message_id,
-                     state, tell, version=version)
+                     state, tell)
         handler = {Stage.OPEN: self._problem, Stage.CONFIRMING: self._confirming, Stage.CHOOSING: self._choosing,
                    Stage.VERIFYING: self._verifying, Stage.AWAITING_DECISION: self._awaiting,
                    Stage.RATING: self._rating}[state.stage]

@@ -13,14 +13,13 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import networkx as nx
 
-from engine.actuator import ENGINEERING, MONITOR, ActionRequest, Actuator, Event, alert_requester
+from engine.actuator import MONITOR, ActionRequest, Actuator, Event, alert_requester
 from engine.detection import Detector, Signal, SignalKind
 from engine.ledger import FAILURES, DuckDBLedger, RemediationRow
 from engine.ruleengine import Fact, RuleEngine
@@ -30,7 +29,7 @@ from engine.topology import Topology
 
 ROLLBACK_ACTION = "rollback_deploy"  # the remedy of a recent deploy
 log = logging.getLogger("firstline.healing")
-__all__ = ["ENGINEERING", "ROLLBACK_ACTION", "Event", "Healer"]
+__all__ = ["ROLLBACK_ACTION", "Event", "Healer"]
 
 
 @dataclass
@@ -50,7 +49,6 @@ class Healer:
         ledger: DuckDBLedger,
         policy: SafetyPolicy,
         clock: Callable[[], float] = time.time,
-        new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         on_event: Callable[[Event], None] | None = None,
     ) -> None:
         self.topology = topology
@@ -59,7 +57,6 @@ class Healer:
         self.ledger = ledger
         self.policy = policy
         self.clock = clock
-        self.new_id = new_id
         self.on_event = on_event
         # Which signals are already in the audit trail: only a new episode (a signal turning hard) is recorded.
         self._episodes: dict[tuple[str, str, str], _Episode] = {}
@@ -206,12 +203,8 @@ class Healer:
         if episode is None or episode.handed_off:
             return  # one hand-off per episode, however many ticks it lasts
         episode.handed_off = True
-        self._handoff(episode.signal_id, summary or "a confirmed problem with no automated remedy",
-                      {"signal": dict(bound)}, now)
-
-    def _handoff(self, source_id: str, summary: str, diagnostics: dict[str, Any], now: float) -> None:
-        self.ledger.record_handoff(source_id, summary, diagnostics, now)
-        self._emit(Event(now, "handoff", f"handed to {ENGINEERING}: {summary}", status="created"))
+        self.actuator.hand_off(episode.signal_id, summary or "a confirmed problem with no automated remedy",
+                               {"signal": dict(bound)}, now)
 
     def _spike(self, fresh: list[Signal], service: str) -> Signal | None:
         return next((s for s in fresh if s.service == service and s.metric == "error_rate"), None)

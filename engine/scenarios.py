@@ -157,7 +157,7 @@ def run_scenario(
         policy = SafetyPolicy.from_settings(settings)
         actuator = Actuator(AdapterRouter(SimulatedAdapter(infrastructure), {}, topology), ledger, topology, policy,
                             infrastructure.observe, clock, new_id, events.append)
-        healer = Healer(topology, rules, actuator, ledger, policy, clock, new_id, events.append)
+        healer = Healer(topology, rules, actuator, ledger, policy, clock, events.append)
         monitor = Monitor(SimulationSource(infrastructure), Detector(topology, DetectionConfig.from_settings(
             settings, predictive)), healer, ledger, interval, clock, record_samples=audit is not None)
         impact, recovered = 0.0, None

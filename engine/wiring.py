@@ -179,7 +179,7 @@ def build_healing(settings: Settings, topology: Topology, infrastructure: Simula
     policy = SafetyPolicy.from_settings(settings)
     telemetry = _Telemetry(source, infrastructure, clock)
     actuator = Actuator(router, ledger, topology, policy, telemetry.observe, clock, new_id, on_event)
-    healer = Healer(topology, rules, actuator, ledger, policy, clock, new_id, on_event)
+    healer = Healer(topology, rules, actuator, ledger, policy, clock, on_event)
     detector = Detector(topology, DetectionConfig.from_settings(settings))
     monitor = Monitor(source, detector, healer, ledger, settings.monitor_interval_s, clock)
     return Healing(source, router, ledger, healer, monitor, actuator, telemetry)
