@@ -19,8 +19,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.settings import load_settings
-from engine.ruleengine import RuleEngine
-from engine.scenarios import SCENARIOS, ScenarioReport, run_scenario
+from engine.decision.ruleengine import RuleEngine
+from engine.healing.scenarios import SCENARIOS, ScenarioReport, run_scenario
 from engine.wiring import load_pack, load_rulebase
 
 MODES = ("predictive", "threshold")

@@ -29,18 +29,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench import synthetic
 from core.settings import PROJECT_ROOT
-from engine.catalogue import action_targets
-from engine.learning import Fix, LearningLedger, Policy, rule_validator
-from engine.ruleengine import RuleEngine
+from engine.actions.catalogue import action_targets
+from engine.decision.ruleengine import RuleEngine
+from engine.infra.topology import load_topology
+from engine.learning.ledger import Fix, LearningLedger, Policy, rule_validator
 from engine.store import DuckDBStore
-from engine.topology import load_topology
 from rules.loader import load_rules
 
 BUILTIN = sorted((PROJECT_ROOT / "rules" / "builtin").glob("*.yaml"))
 
 
 def fix_of(k: int, pack: synthetic.Pack) -> Fix:
-    r = synthetic.resolution(k, pack)
+    r = synthetic.learned(k, pack)
     return Fix(r.playbook, r.action, r.target, r.service, r.metric)
 
 

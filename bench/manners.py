@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from durable import engine as durable
 
-from engine.ruleengine import Fact, RuleEngine
+from engine.decision.ruleengine import Fact, RuleEngine
 from rules.loader import load_rules
 from rules.model import Vocabulary
 

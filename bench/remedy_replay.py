@@ -49,10 +49,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from bench.learning_replay import plot_on_off, rolling, share
 from core.settings import Settings, load_settings
 from core.taxonomy import Kind
-from engine.catalogue import ACTIONS
-from engine.dialogue import ConversationState, Exchange, Stage
-from engine.learning import LearningLedger
-from engine.simulation import CLEARS, FAULTS, SimulatedInfrastructure
+from engine.actions.catalogue import ACTIONS
+from engine.chat.dialogue import ConversationState, Exchange, Stage
+from engine.infra.simulation import CLEARS, FAULTS, SimulatedInfrastructure
+from engine.learning.ledger import LearningLedger
 from engine.wiring import Parts, build, load_pack, open_index
 from knowledge.base import KnowledgeBase
 from knowledge.playbooks import Playbook, Remedy
@@ -228,10 +228,8 @@ def converse(parts: Parts, visit: Visit, clock: Clock) -> Outcome:
 
 
 def _learned_fired(parts: Parts, conversation: str | None) -> bool:
-    (count,), = parts.store.execute(
-        "SELECT count(*) FROM rules_fired r JOIN decisions d ON d.id = r.decision_id "
-        "WHERE d.conversation_id = ? AND r.rule IN (SELECT name FROM learned_rules)", (conversation,))
-    return count > 0
+    ledger = parts.dialogue.learning.ledger
+    return conversation is not None and ledger is not None and ledger.records.learned_fired_in(conversation)
 
 
 # -- the systems -----------------------------------------------------------------------------------------
@@ -263,7 +261,7 @@ def replay(settings: Settings, knowledge: KnowledgeBase, world: Mapping[str, Sce
             stage_world(parts.infrastructure, world[visit.playbook].fault)
             clock.advance(visit.gap_s)
             outcomes.append(converse(parts, visit, clock))
-        learned = ledger_report(parts.dialogue.ledger, world, {v.playbook for v in stream})
+        learned = ledger_report(parts.dialogue.learning.ledger, world, {v.playbook for v in stream})
     finally:
         parts.close()  # also takes the phrasings learned into `knowledge` out again
     return Run(outcomes, learned, time.perf_counter() - started)
@@ -277,7 +275,7 @@ def ledger_report(ledger: LearningLedger | None, world: Mapping[str, Scenario], 
     live = {(r.provenance["fix"]["playbook"], r.provenance["fix"]["action"], r.provenance["fix"]["target"])
             for r in rules if r.status == "active"}
     ranked_first = [p for p in sorted(seen) if _best(ledger, world[p]) == world[p].working]
-    (outcomes,), = ledger.store.execute("SELECT count(*) FROM remedy_outcomes")
+    outcomes = ledger.records.outcome_count()
     return {
         "outcomes_recorded": int(outcomes),
         "rules_by_status": dict(sorted(Counter(r.status for r in rules).items())),

@@ -8,8 +8,7 @@ Three measurements in one run:
    same compiled shards on a bare durable-rules host: build the fact dicts, assert them in a fresh session,
    delete it, with actions that do nothing, so it does not chain. The difference is what our layer costs:
    routing, ids, bookkeeping per fact, `none` checks, templates, the proposals it asserts and the trace.
-2. Design: 5,000 learned resolutions as 5,000 rules in shards, or as 5,000 `resolution` rows of which a
-   decision gets its playbook's, consumed by one generic rule; both with the built-in rules, same decisions.
+2. Design: 5,000 learned rules in shards beside the built-in rules, as the learning loop writes them back.
 3. Changes at run time: a new rule base version swapped in and the old one deleted once drained, many times;
    the time a swap takes and the memory it leaves behind.
 
@@ -36,8 +35,7 @@ from durable import engine as durable
 
 from bench import synthetic
 from core.settings import PROJECT_ROOT
-from engine.resolutions import ResolutionBook
-from engine.ruleengine import Fact, RuleEngine, accept_rules, session_fact
+from engine.decision.ruleengine import Fact, RuleEngine, accept_rules, session_fact
 from rules.compiler import TYPE_FIELD, compile_rules
 from rules.loader import load_rules
 from rules.model import RuleBase
@@ -111,9 +109,9 @@ def time_raw(host: RawHost, names: list[str], plan, decisions: list[list[Fact]])
 
 
 def decisions_for(n: int, pack: synthetic.Pack, count: int, seed: int) -> list[list[Fact]]:
-    """Decisions that each make one of the N learned resolutions apply."""
+    """Decisions that each make one of the N learned rules apply."""
     rng = random.Random(seed)
-    picked = [synthetic.resolution(rng.randrange(n), pack) for _ in range(count)]
+    picked = [synthetic.learned(rng.randrange(n), pack) for _ in range(count)]
     return [synthetic.decision(pack, r.playbook, (r.service, r.metric)) for r in picked]
 
 
@@ -147,18 +145,10 @@ def designs(count: int, pack: synthetic.Pack, folder: Path) -> dict[str, dict]:
     started = time.perf_counter()
     sharded = RuleEngine(load_rules(synthetic.write_rules(folder / "design", n, pack, with_builtin=True)))
     sharded_setup = time.perf_counter() - started
-    started = time.perf_counter()
-    book = ResolutionBook(synthetic.rows(n, pack))
-    facts_engine = RuleEngine(load_rules([BUILTIN]))
-    facts_setup = time.perf_counter() - started
-    with_rows = [d + book.facts_for(d[0].fields["playbook"]) for d in decisions]
-    time_ours(sharded, decisions[:20]), time_ours(facts_engine, with_rows[:20])
+    time_ours(sharded, decisions[:20])
     out = {
         "rules_in_shards": {**summary(time_ours(sharded, decisions)), "setup_s": round(sharded_setup, 2),
                             "shards": sharded.shards, "rules": len(sharded.rulebase)},
-        "resolutions_as_facts": {**summary(time_ours(facts_engine, with_rows)), "setup_s": round(facts_setup, 2),
-                                 "shards": facts_engine.shards, "rules": len(facts_engine.rulebase),
-                                 "facts_per_decision": round(statistics.mean(len(d) for d in with_rows), 1)},
     }
     print(f"designs: {out}", file=sys.stderr)
     return out
@@ -211,7 +201,7 @@ def main() -> None:
         print(f"{row['rules']:>6} {row['shards']:>6} | {ours['decisions_per_s']:>15} {ours['p50_ms']:>7} "
               f"{ours['p99_ms']:>7} | {raw['decisions_per_s']:>19} {raw['p50_ms']:>7} {raw['p99_ms']:>7} | "
               f"{row['overhead_p50_ms']:>9} ms")
-    print(f"\n{'5,000 learned resolutions':<28} {'dec/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'setup s':>8} {'shards':>6}")
+    print(f"\n{'5,000 learned rules':<28} {'dec/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'setup s':>8} {'shards':>6}")
     for name, row in result["designs"].items():
         print(f"{name:<28} {row['decisions_per_s']:>7} {row['p50_ms']:>7} {row['p99_ms']:>7} {row['setup_s']:>8} "
               f"{row['shards']:>6}")

@@ -1,9 +1,8 @@
-"""Synthetic learned knowledge for scale tests and benchmarks: N learned resolutions, as rules or as rows.
+"""Synthetic learned knowledge for scale tests and benchmarks: N learned rules.
 
-Both forms say the same thing: "for playbook P, when service S's metric M is unhealthy, run action A on S".
-As rules, each is one rule file entry routed by its literal playbook; as rows, each is a `resolution` fact
-that the one generic rule in `rules/builtin/learned.yaml` consumes. Playbooks, services and metrics are the
-default pack's, so decisions look like real ones (about 50 facts each).
+Each says "for playbook P, when service S's metric M is unhealthy, run action A on S", as one rule file entry
+routed by its literal playbook, the shape the learning loop writes back. Playbooks, services and metrics are
+the default pack's, so decisions look like real ones (about 50 facts each).
 """
 
 from __future__ import annotations
@@ -12,9 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from core.settings import PROJECT_ROOT
-from engine.store import ResolutionRow
-from engine.topology import load_topology
-from engine.trace import Fact
+from engine.decision.trace import Fact
+from engine.infra.topology import load_topology
 
 ACTIONS = ("restart_service", "scale_out", "rollback_deploy")  # actions any service accepts
 
@@ -39,20 +37,32 @@ TECHNICAL = ("performance", "authentication", "data_sync", "feature_malfunction"
              "account", "bug_error")
 
 
-def resolution(k: int, pack: Pack) -> ResolutionRow:
+@dataclass(frozen=True)
+class Learned:
+    """One learned fix: for `playbook`, when `service`'s `metric` was unhealthy, `action` on `target`."""
+
+    name: str
+    playbook: str
+    service: str
+    metric: str
+    action: str
+    target: str
+
+
+def learned(k: int, pack: Pack) -> Learned:
     playbook = pack.playbooks[k % len(pack.playbooks)]
     j = k // len(pack.playbooks)
     service, metric = pack.signals[j % len(pack.signals)]
     action = ACTIONS[(j // len(pack.signals)) % len(ACTIONS)]
-    return ResolutionRow(f"learned_{k:05d}", playbook, service, metric, action, service)
+    return Learned(f"learned_{k:05d}", playbook, service, metric, action, service)
 
 
-def rows(n: int, pack: Pack) -> list[ResolutionRow]:
-    return [resolution(k, pack) for k in range(n)]
+def rows(n: int, pack: Pack) -> list[Learned]:
+    return [learned(k, pack) for k in range(n)]
 
 
 def rules_yaml(n: int, pack: Pack) -> str:
-    """N learned resolutions as rules, one per resolution (the sharded design)."""
+    """N learned rules (the sharded design)."""
     out = ["ruleset: learned_rules", "rules:"]
     for r in rows(n, pack):
         out += [
@@ -98,7 +108,7 @@ def decision(pack: Pack, playbook: str, unhealthy: tuple[str, str]) -> list[Fact
 
 
 def expected(n: int, pack: Pack, playbook: str, unhealthy: tuple[str, str]) -> dict[tuple[str, str], set[str]]:
-    """The remediations learned for a decision, each with the resolutions that teach it (any one may fire:
+    """The remediations learned for a decision, each with the learned rules that teach it (any one may fire:
     once one has proposed a remediation, the others that teach the same are redundant)."""
     found: dict[tuple[str, str], set[str]] = {}
     for r in rows(n, pack):

@@ -4,6 +4,8 @@
     ├── ConfigurationError         a setting is unknown, of the wrong type, or points nowhere
     ├── InputError                 a message or request that cannot be answered as given
     │   ├── RateLimitError         ... because the user sent too many messages too quickly
+    │   ├── NotFoundError          ... because what it names does not exist (or is not the asker's to see)
+    │   ├── ForbiddenError         ... because the asker's role may not do it
     │   └── ConflictError          ... because something else changed the same thing at the same moment
     ├── DataFileError              a YAML data file is malformed; carries every problem found
     │   ├── PlaybookError          ... a playbook file
@@ -13,7 +15,8 @@
     ├── StoreError                 the event store cannot be opened or written
     └── TelemetryError             a telemetry source could not be read or parsed
 
-Only the outer layers (CLI, web) turn these into output; nothing below them prints.
+Only the outer layers (CLI, web) turn these into output; nothing below them prints. Only `web/errors.py` knows
+HTTP: it maps each kind's `code` to a status.
 """
 
 from __future__ import annotations
@@ -42,11 +45,27 @@ class InputError(FirstlineError):
 
 
 class ConflictError(InputError):
-    """Two requests changed the same thing at once and this one lost (say, two messages of one conversation
-    answered at the same moment): nothing of it was stored beyond what the caller was told was kept."""
+    """The request collides with the current state: two requests changed the same thing at once and this one
+    lost (nothing of it was stored beyond what the caller was told was kept), or the thing is already in the
+    state asked for (an escalation already decided, a name already taken)."""
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="conflict")
+
+
+class NotFoundError(InputError):
+    """What the request names does not exist, or is not the asker's: the two look the same from outside, so
+    nobody learns which ids exist."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="not_found")
+
+
+class ForbiddenError(InputError):
+    """The asker is known but their role may not do this; the message says which role may."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="forbidden")
 
 
 class RateLimitError(InputError):

@@ -5,6 +5,15 @@ from __future__ import annotations
 from enum import StrEnum
 
 
+class Decision(StrEnum):
+    """What Firstline did with a message (the `decision` of the published `ask --json` contract)."""
+
+    RESOLVE = "resolve"  # acted on (or handed to engineering, with `handoff` among the actions)
+    CLARIFY = "clarify"  # asked which problem it is, or what the problem is
+    ESCALATE = "escalate"  # a business request: a person decides
+    DECLINE = "decline"  # out of scope
+
+
 class Kind(StrEnum):
     TECHNICAL = "technical"
     BUSINESS = "business"

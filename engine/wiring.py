@@ -11,29 +11,27 @@ from pathlib import Path
 
 from core.errors import ConfigurationError, TelemetryError
 from core.settings import Settings
-from engine.actuator import Actuator
-from engine.adapters import AdapterRouter, build_router
-from engine.assistant import Assistant
-from engine.catalogue import ACTIONS, action_targets
-from engine.chatstore import ChatStore
-from engine.curation import Curation, RuleReview
-from engine.detection import DetectionConfig, Detector
-from engine.dialogue import Dialogue
-from engine.healing import Event, Healer
-from engine.learning import LearningLedger, Policy, rule_parser, rule_validator
-from engine.ledger import DuckDBLedger
-from engine.monitor import Monitor
-from engine.resolutions import ResolutionBook
-from engine.ruleengine import RuleEngine
-from engine.rulesource import RuleSource
-from engine.safety import SafetyPolicy
-from engine.simulation import SimulatedInfrastructure
-from engine.store import DuckDBStore
-from engine.telemetry import ScrapeSource, SimulationSource, TelemetrySource
-from engine.tokens import TokenBook
-from engine.topology import Topology, load_topology
-from engine.understanding import ReplyReader, load_reply_examples
-from engine.voice import load_voice
+from engine.access.tokens import TokenBook
+from engine.actions.actuator import Actuator
+from engine.actions.adapters import AdapterRouter, build_router
+from engine.actions.catalogue import ACTIONS, action_targets
+from engine.actions.safety import SafetyPolicy
+from engine.chat.assistant import Assistant
+from engine.chat.dialogue import Dialogue
+from engine.chat.understanding import ReplyReader, load_reply_examples
+from engine.chat.voice import load_voice
+from engine.decision.ruleengine import RuleEngine
+from engine.decision.rulesource import RuleSource
+from engine.healing.detection import DetectionConfig, Detector
+from engine.healing.healer import Event, Healer
+from engine.healing.monitor import Monitor
+from engine.infra.simulation import SimulatedInfrastructure
+from engine.infra.telemetry import ScrapeSource, SimulationSource, TelemetrySource
+from engine.infra.topology import Topology, load_topology
+from engine.learning.curation import Curation, RuleReview
+from engine.learning.ledger import LearningLedger, Policy, rule_parser, rule_validator
+from engine.learning.loop import LearningLoop
+from engine.store import Conversations, Decisions, DuckDBStore, Escalations, HealingLedger, Privacy, Tokens
 from knowledge.background import load_background
 from knowledge.base import BuildReport, KnowledgeBase, Scoring, open_knowledge
 from knowledge.embedder import Embedder
@@ -87,7 +85,7 @@ class Healing:
 
     source: TelemetrySource
     router: AdapterRouter
-    ledger: DuckDBLedger
+    ledger: HealingLedger
     healer: Healer
     monitor: Monitor
     actuator: Actuator
@@ -127,6 +125,7 @@ class Parts:
     tokens: TokenBook
     curation: Curation
     healing: Healing | None = None
+    learning: LearningLoop | None = None
 
     def close(self) -> None:
         if self.healing is not None:
@@ -175,7 +174,7 @@ def build_healing(settings: Settings, topology: Topology, infrastructure: Simula
     """Source, adapters, ledger, healer and monitor, sharing the chat's rule engine and event store."""
     router = router or build_router(settings, infrastructure, topology)
     source = telemetry_source(settings, topology, infrastructure, clock)
-    ledger = DuckDBLedger(store, new_id)
+    ledger = HealingLedger(store, new_id)
     policy = SafetyPolicy.from_settings(settings)
     telemetry = _Telemetry(source, infrastructure, clock)
     actuator = Actuator(router, ledger, topology, policy, telemetry.observe, clock, new_id, on_event)
@@ -233,23 +232,25 @@ def build(
         actuator=healing.actuator,
         infrastructure=healing.telemetry,
         topology=topology,
-        store=store,
+        store=Decisions(store),
         voice=voice,
         max_message_chars=settings.max_message_chars,
         dry_run=settings.dry_run,
         clock=clock,
-        resolutions=ResolutionBook(store.resolutions()),
         rule_source=rule_source,
         clarify_gap=settings.clarify_gap,
         learning=ledger,
         new_id=new_id,
     )
-    chats = ChatStore(store)
-    dialogue = Dialogue(assistant, chats, ReplyReader(reply_examples, knowledge.embedder),
-                        settings.rate_limit_messages, settings.rate_limit_window_s,
-                        settings.learn_from_confirmations, clock, new_id, ledger=ledger,
-                        learned_rules_file=settings.learned_rules_dir / "active.yaml")
+    conversations = Conversations(store)
+    learning = LearningLoop(knowledge, conversations, ledger, settings.learn_from_confirmations,
+                            settings.learned_rules_dir / "active.yaml", clock, new_id)
+    dialogue = Dialogue(assistant, ReplyReader(reply_examples, knowledge.embedder), learning,
+                        conversations=conversations, escalations=Escalations(store), privacy=Privacy(store),
+                        rate_limit=settings.rate_limit_messages, rate_window_s=settings.rate_limit_window_s,
+                        clock=clock, new_id=new_id)
     curation = Curation(RuleReview(ledger, rule_parser(*known)), lambda: knowledge.playbooks,
-                        lambda: knowledge.examples.values(), dialogue.teach, dialogue.publish_learned_rules,
+                        lambda: knowledge.examples.values(), learning.teach, learning.publish,
                         settings.data_dir / "drafts", assistant.trace, assistant.why_not)
-    return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(chats, clock), curation, healing)
+    return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(Tokens(store), clock), curation,
+                 healing, learning)

@@ -19,16 +19,15 @@ import click
 
 from core.errors import DataFileError, FirstlineError, InputError
 from core.settings import Settings, describe, load_settings
-from engine.assistant import Answer, clean_message
-from engine.chatstore import ChatStore
-from engine.healing import Event
-from engine.ruleengine import RuleEngine
-from engine.scenarios import SCENARIOS, ScenarioReport, run_scenario
-from engine.store import DuckDBStore
-from engine.tokens import Role, TokenBook
-from engine.trace import trace_lines
-from engine.understanding import load_reply_examples
-from engine.voice import load_voice
+from engine.access.tokens import Role, TokenBook
+from engine.chat.assistant import Answer, clean_message
+from engine.chat.understanding import load_reply_examples
+from engine.chat.voice import load_voice
+from engine.decision.ruleengine import RuleEngine
+from engine.decision.trace import trace_lines
+from engine.healing.healer import Event
+from engine.healing.scenarios import SCENARIOS, ScenarioReport, run_scenario
+from engine.store import DuckDBStore, Tokens
 from engine.wiring import build, load_pack, load_rulebase, open_healing, open_index
 from firstline.context import Context
 from firstline.curate import rules_group
@@ -373,7 +372,7 @@ def token_create(obj: Context, user: str, role: str) -> None:
     """Create a token; it is printed once, and only a salted hash of it is stored."""
     store = DuckDBStore(obj.settings().database_path)
     try:
-        issued = TokenBook(ChatStore(store)).create(user, Role(role))
+        issued = TokenBook(Tokens(store)).create(user, Role(role))
     finally:
         store.close()
     click.echo(issued.token)
@@ -388,7 +387,7 @@ def token_revoke(obj: Context, token_id: str) -> None:
     """Revoke a token by its id (the part after `fl_`)."""
     store = DuckDBStore(obj.settings().database_path)
     try:
-        if not TokenBook(ChatStore(store)).revoke(token_id):
+        if not TokenBook(Tokens(store)).revoke(token_id):
             raise InputError(f"no token with id {token_id!r}")
     finally:
         store.close()

@@ -11,11 +11,11 @@ import click
 import yaml
 
 from core.errors import InputError
-from engine.explain import decision_trace
-from engine.ruleengine import RuleEngine
-from engine.ruletest import run_cases
-from engine.store import DuckDBStore
-from engine.trace import trace_lines
+from engine.decision.explain import decision_trace
+from engine.decision.ruleengine import RuleEngine
+from engine.decision.ruletest import run_cases
+from engine.decision.trace import trace_lines
+from engine.store import Decisions, DuckDBStore
 from engine.wiring import load_pack, load_rulebase
 from firstline.context import Context
 from rules.compiler import compile_rule
@@ -176,7 +176,7 @@ def trace_command(obj: Context, decision_id: str, why_not: tuple[str, ...], as_j
     rulebase = _rulebase(obj)
     store = DuckDBStore(settings.database_path)
     try:
-        trace = decision_trace(store, rulebase, decision_id, why_not=why_not)
+        trace = decision_trace(Decisions(store), rulebase, decision_id, why_not=why_not)
     finally:
         store.close()
     click.echo(json.dumps(trace, indent=2, default=str) if as_json else "\n".join(trace_lines(trace)))

@@ -8,11 +8,11 @@ from collections.abc import Iterator
 
 import click
 
-from engine.catalogue import action_targets
-from engine.curation import RuleFilter, RuleReview
-from engine.learning import STATUSES, LearningLedger, Policy, rule_parser, rule_validator
-from engine.store import DuckDBStore
-from engine.trace import trace_lines
+from engine.actions.catalogue import action_targets
+from engine.decision.trace import trace_lines
+from engine.learning.curation import RuleFilter, RuleReview
+from engine.learning.ledger import STATUSES, LearningLedger, Policy, rule_parser, rule_validator
+from engine.store import CurationQueries, Decisions, DuckDBStore
 from engine.wiring import load_pack
 from firstline.context import Context
 
@@ -108,7 +108,7 @@ def show_command(obj: Context, name: str, traces: bool) -> None:
 
 
 def _explained(review: RuleReview, decision_id: str, name: str) -> list[str]:
-    trace = review.ledger.store.trace(decision_id)
+    trace = Decisions(review.ledger.records.db).trace(decision_id)
     if trace is None:
         return ["(deleted by its user)"]
     trace["why_not"] = [review.why_not(trace, name)]
@@ -170,9 +170,7 @@ def handoff_group() -> None:
 def handoff_list(obj: Context) -> None:
     """Open hand-offs, oldest first."""
     with _ledger(obj) as ledger:
-        rows = ledger.store.execute(
-            "SELECT h.id, d.playbook, h.summary FROM handoffs h JOIN decisions d ON d.id = h.decision_id "
-            "WHERE h.status = 'open' ORDER BY h.created_at")
+        rows = CurationQueries(ledger.records.db).open_handoffs()
     if not rows:
         click.echo("no open hand-offs")
     for handoff_id, playbook, summary in rows:

@@ -24,7 +24,7 @@ from rules.loader import PLACEHOLDER
 from rules.model import COMPARISONS, ENGINEERING, Pattern, Rule, RuleBase, Test
 from rules.shards import routes_of
 
-# What the assistant does when rules ask for several decisions (engine.assistant): the first wins.
+# What the assistant does when rules ask for several decisions (engine.chat.assistant): the first wins.
 DECISION_ORDER = ("escalate", "handoff", "clarify", "decline", "remediate")
 MAX_CYCLES = 50
 

@@ -77,11 +77,6 @@ SUPPORT = Vocabulary(
             "name": str, "target": str, "status": str, "rule": str, "age_s": NUMBER, "same_conversation": bool,
             "current": bool,
         },
-        # A learned resolution for the matched playbook: what fixed it before, and when telemetry showed what.
-        "resolution": {
-            "name": str, "playbook": str, "service": str, "metric": str, "action": str, "target": str,
-            "successes": int, "failures": int,
-        },
         "hypothesis": {"name": str, "service": str, "metric": str},
         # From the monitor: a detected or alerted problem on one metric; `eta_s` is -1 unless it is a prediction.
         "signal": {

@@ -83,8 +83,7 @@ def plan_shards(rulebase: RuleBase, capacity: int = SHARD_CAPACITY, reserved: in
     core_size = sum(compiled_size(r) for r in core)
     if core_size > room:
         raise ShardError(f"{core_size} compiled rules test no literal match.playbook, and one durable-rules "
-                         f"ruleset holds {room}; give rules a `match: {{playbook: ...}}` pattern, or express "
-                         "learned resolutions as `resolution` facts")
+                         f"ruleset holds {room}; give rules a `match: {{playbook: ...}}` pattern")
     if core_size + sum(compiled_size(r) for rules in by_playbook.values() for r in rules) <= room:
         return ShardPlan((Shard(rulebase.rules, frozenset(by_playbook)),), {})
     return _pack(core, by_playbook, room - core_size)
@@ -98,7 +97,7 @@ def _pack(core: list[Rule], by_playbook: dict[str, list[Rule]], room: int) -> Sh
         need = sum(compiled_size(r) for r in rules.values())
         if need > room:
             raise ShardError(f"playbook {playbook!r} has {need} compiled rules besides the core; a shard has room "
-                             f"for {room}. Express its learned resolutions as `resolution` facts")
+                             f"for {room}. Retire or merge some of its learned rules (`firstline learned`)")
         for playbooks, held in groups:
             extra = sum(compiled_size(r) for name, r in rules.items() if name not in held)
             if sum(compiled_size(r) for r in held.values()) + extra <= room:

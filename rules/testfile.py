@@ -13,7 +13,7 @@ The format, like StackStorm's st2-rule-tester but for many cases per file:
 
 Files are checked like rule files (schema, then every fact type and field against the vocabulary), and
 every problem is reported at once as `file:line: field: message`. The engine runs the cases
-(`engine.ruletest`), because only the engine may touch durable-rules.
+(`engine.decision.ruletest`), because only the engine may touch durable-rules.
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Fixtures that build on each other: settings -> knowledge (built once per session, a fresh copy per test)
--> parts -> assistant -> app."""
+"""Fixtures that build on each other: clock; settings -> store; settings -> knowledge (built once per session,
+a fresh copy per test) -> parts (the engine) -> assistant; parts -> app -> client. Every test gets its own of
+each (the session shares only the built index, read-only), ids come from a counter and time from `clock`
+where a test needs to move it."""
 
 from __future__ import annotations
 
@@ -17,11 +19,25 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 from core.settings import Settings, load_settings
+from engine.store import DuckDBStore
 from engine.wiring import Parts, build, load_pack, open_index
 from knowledge.base import KnowledgeBase
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
+
+
+class ManualClock:
+    """A clock a test moves by hand: `clock()` is the time in epoch seconds, `advance(s)` moves it on."""
+
+    def __init__(self, now: float = 1_700_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
 
 
 def sequential_ids() -> Callable[[], str]:
@@ -74,6 +90,19 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def store(settings: Settings, clock: ManualClock):
+    """The DuckDB store alone, on the test's data folder, on the manual clock."""
+    opened = DuckDBStore(settings.database_path, clock)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
 def parts(settings: Settings, knowledge: KnowledgeBase):
     built = build_parts(settings, knowledge=knowledge)
     yield built
@@ -83,6 +112,18 @@ def parts(settings: Settings, knowledge: KnowledgeBase):
 @pytest.fixture
 def assistant(parts: Parts):
     return parts.assistant
+
+
+@pytest.fixture
+def app(settings: Settings, parts: Parts):
+    from web import create_app
+
+    return create_app(settings, parts)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
 
 
 def shared_file(*parts: str) -> Path:

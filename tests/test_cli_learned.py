@@ -3,8 +3,8 @@
 import json
 
 from core.settings import load_settings
-from engine.catalogue import action_targets
-from engine.learning import Fix, LearningLedger, rule_validator
+from engine.actions.catalogue import action_targets
+from engine.learning.ledger import Fix, LearningLedger, rule_validator
 from engine.store import DuckDBStore
 from engine.wiring import load_pack
 from tests.conftest import build_parts
@@ -64,7 +64,7 @@ def test_show_prints_the_record_and_example_traces_of_a_rule_taught_in_conversat
     try:
         for user in ("ann", "bob"):
             second_try_works(parts, user)
-        (rule,) = parts.dialogue.ledger.rules("shadow")
+        (rule,) = parts.dialogue.learning.ledger.rules("shadow")
     finally:
         parts.close()
     listed = firstline("learned", "list", data_dir=tmp_path).stdout.decode()

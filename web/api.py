@@ -11,9 +11,9 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
 
-from core.errors import InputError
-from engine.dialogue import Choice, EscalationOutcome, Exchange
-from engine.tokens import Role
+from core.errors import ForbiddenError, InputError
+from engine.access.tokens import Role
+from engine.chat.dialogue import Choice, EscalationOutcome, Exchange
 from engine.wiring import Parts
 from web.errors import error_body
 
@@ -119,7 +119,7 @@ def make_blueprint(workers: int) -> Blueprint:
     def list_escalations():
         _decider()
         status = request.args.get("status", "open")
-        rows = _parts().dialogue.chats.escalations(None if status == "all" else status)
+        rows = _parts().dialogue.escalations.find(None if status == "all" else status)
         return jsonify({"escalations": [_escalation(r) for r in rows]})
 
     @api.post("/escalations/<escalation_id>/decision")
@@ -138,8 +138,8 @@ def make_blueprint(workers: int) -> Blueprint:
 
 def _decider() -> None:
     if g.role is not Role.DECIDER:
-        raise InputError("only deciders may do this: send a decider's API token as Authorization: Bearer TOKEN "
-                         "(firstline token create --user NAME --role decider)", code="forbidden")
+        raise ForbiddenError("only deciders may do this: send a decider's API token as Authorization: Bearer TOKEN "
+                         "(firstline token create --user NAME --role decider)")
 
 
 def _escalation(row) -> dict[str, Any]:

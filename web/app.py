@@ -10,7 +10,7 @@ from flask import Flask, current_app, g, jsonify, render_template, request, sess
 
 from core.errors import InputError
 from core.settings import Settings
-from engine.tokens import Role
+from engine.access.tokens import Role
 from engine.wiring import Parts
 from web.api import API, json_body, make_blueprint
 from web.curator import make_curator_blueprint

@@ -14,10 +14,10 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 
 from core.errors import InputError
 from core.taxonomy import CATEGORIES
-from engine.curation import RuleFilter
-from engine.learning import STATUSES
-from engine.tokens import Role
-from engine.trace import trace_lines
+from engine.access.tokens import Role
+from engine.decision.trace import trace_lines
+from engine.learning.curation import RuleFilter
+from engine.learning.ledger import STATUSES
 from engine.wiring import Parts
 
 PAGE = 50  # learned rules per page: there may be thousands

@@ -10,10 +10,10 @@ from typing import Any
 
 from flask import Blueprint, current_app, g, jsonify, request
 
-from core.errors import InputError
-from engine.curation import VERBS, Curation, RuleFilter
-from engine.learning import LearnedRule
-from engine.tokens import Role
+from core.errors import ForbiddenError, InputError, NotFoundError
+from engine.access.tokens import Role
+from engine.learning.curation import VERBS, Curation, RuleFilter
+from engine.learning.ledger import LearnedRule
 from web.api import API, json_body
 from web.curator import whole_number
 
@@ -28,8 +28,8 @@ def make_curator_api() -> Blueprint:
     @api.before_request
     def curators_only():
         if g.role is not Role.CURATOR:
-            raise InputError("only curators may do this: send a curator's API token as Authorization: Bearer "
-                             "TOKEN (firstline token create --user NAME --role curator)", code="forbidden")
+            raise ForbiddenError("only curators may do this: send a curator's API token as Authorization: Bearer "
+                             "TOKEN (firstline token create --user NAME --role curator)")
 
     @api.get("/learned-rules")
     def list_rules():
@@ -53,8 +53,7 @@ def make_curator_api() -> Blueprint:
     @api.post("/learned-rules/<name>/<verb>")
     def change_rule(name: str, verb: str):
         if verb not in (*VERBS, "revert"):
-            raise InputError(f"unknown change {verb!r}; use approve, reject, retire, shadow or revert",
-                             code="not_found")
+            raise NotFoundError(f"unknown change {verb!r}; use approve, reject, retire, shadow or revert")
         body = json_body()
         reason = body.get("reason", "")
         if not isinstance(reason, str):

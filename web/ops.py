@@ -10,8 +10,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, jsonify, request
 
 from core.errors import FirstlineError, InputError
-from engine.alerts import parse_alertmanager
-from engine.telemetry import CONTENT_TYPE, exposition
+from engine.healing.alerts import parse_alertmanager
+from engine.infra.telemetry import CONTENT_TYPE, exposition
 from engine.wiring import Parts
 
 ALERTMANAGER_PATH = "/api/v1/alerts/alertmanager"

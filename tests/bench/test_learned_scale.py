@@ -5,8 +5,8 @@ import argparse
 
 from bench import learned_scale, synthetic
 from core.settings import PROJECT_ROOT
-from engine.catalogue import action_targets
-from engine.topology import load_topology
+from engine.actions.catalogue import action_targets
+from engine.infra.topology import load_topology
 
 
 def test_learned_rules_are_proposed_published_and_fire(tmp_path):

@@ -18,7 +18,7 @@ from bench.remedy_replay import (
     settings_for,
     summarize,
 )
-from engine.dialogue import ConversationState, Exchange, Stage
+from engine.chat.dialogue import ConversationState, Exchange, Stage
 from engine.wiring import load_pack
 
 CACHE = ("clear_user_cache", "cache")

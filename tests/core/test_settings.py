@@ -1,4 +1,6 @@
+import re
 from pathlib import Path
+from urllib.parse import unquote
 
 import pytest
 
@@ -82,11 +84,43 @@ def test_settings_are_frozen():
         settings.port = 1
 
 
-def test_every_setting_is_described_and_in_the_readme():
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_setting_is_described_and_documented():
+    page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     rows = describe()
     assert {row["key"] for row in rows} == set(Settings.model_fields)
     for row in rows:
         assert row["help"], f"{row['key']} has no help text"
-        assert row["env"] in readme, f"{row['env']} is not documented in the README"
+        # In backticks, so FIRSTLINE_RATE_LIMIT is not satisfied by FIRSTLINE_RATE_LIMIT_MESSAGES.
+        assert f"`{row['env']}`" in page, f"{row['env']} is not documented in docs/settings.md"
+
+
+LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+
+
+def relative_links(text: str) -> list[str]:
+    """Targets of the Markdown links outside code (fenced blocks and `spans`) that are not URLs or anchors."""
+    text = re.sub(r"^(```|~~~).*?^\1", "", text, flags=re.M | re.S)
+    text = re.sub(r"`[^`\n]*`", "", text)
+    targets = [m.group(1) for m in LINK.finditer(text)]
+    return [t for t in targets if not re.match(r"[a-z][a-z0-9+.-]*:", t, re.I) and not t.startswith("#")]
+
+
+def test_relative_links_are_found():
+    text = "[a](docs/a.md) [b](https://x.org) [c](#top) `[d](no.md)` [e](b.md#part)\n```\n[f](no.md)\n```\n"
+    assert relative_links(text) == ["docs/a.md", "b.md#part"]
+
+
+def test_every_relative_link_in_the_docs_points_to_a_file():
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+    broken = []
+    for page in pages:
+        for target in relative_links(page.read_text(encoding="utf-8")):
+            path = unquote(target.split("#", 1)[0])
+            if path and not (page.parent / path).exists():
+                broken.append(f"{page.relative_to(ROOT)}: {target}")
+    assert len(pages) > 1
+    assert not broken, "broken links:\n" + "\n".join(broken)
 

@@ -4,9 +4,9 @@ way; requests that arrive together run one action, and every requester is told t
 import threading
 import time
 
-from engine.actuator import ActionRequest, conversation_requester
-from engine.ledger import AlertRecord
-from engine.safety import Attempt
+from engine.actions.actuator import ActionRequest, conversation_requester
+from engine.actions.safety import Attempt, begin
+from engine.store.healing import AlertRecord
 
 SLOW = "The dashboard is loading really slowly"
 
@@ -94,7 +94,7 @@ def test_four_users_reporting_the_same_problem_at_once_get_one_action_and_the_tr
 
 def test_the_same_message_three_times_in_one_conversation_runs_one_action(chat):
     executor = held(chat)
-    chat.store.start_conversation("c1", "ann", "web")
+    chat.assistant.store.start_conversation("c1", "ann", "web")
     threads, answers, errors = in_threads(*[lambda: chat.assistant.answer(SLOW, "ann", "c1")] * 3)
     wait_for(lambda: len(executor.calls) == 1 and joined_count(chat) == 2, "one action running, two joined")
     executor.release.set()
@@ -134,7 +134,7 @@ def test_a_breaker_opened_by_the_monitor_refuses_a_chat_remediation(chat):
     now = time.time()
     for n in range(policy.breaker_failures):
         attempt = Attempt(f"m{n}", None, "rule", "restart_service", f"service-{n}", {}, "simulated", None)
-        assert ledger.try_begin(attempt, policy, now).allowed
+        assert begin(ledger, attempt, policy, now).allowed
         ledger.finish(f"m{n}", "failed", "pool did not come back", now)
     answer = chat.assistant.answer(SLOW, "cy")
     assert (answer.actions[0].name, answer.actions[0].status) == ("kill_slow_queries", "skipped")

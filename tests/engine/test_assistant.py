@@ -7,8 +7,8 @@ import pytest
 
 from core.errors import InputError
 from core.settings import PROJECT_ROOT
-from engine.store import Account
-from tests.conftest import build_parts, check_ask_contract, make_settings
+from engine.store.decisions import Account
+from tests.conftest import ManualClock, build_parts, check_ask_contract, make_settings
 
 
 def rows(parts, sql, *params):
@@ -56,7 +56,7 @@ def test_healthy_telemetry_runs_the_safe_default(assistant):
 def test_business_requests_are_escalated_to_a_person(parts):
     answer = parts.assistant.answer("Can we get a non-profit discount?", "carol")
     assert (answer.decision, answer.category) == ("escalate", "pricing")
-    assert answer.escalation["category"] == "pricing" and answer.escalation["summary"]
+    assert answer.escalation.category == "pricing" and answer.escalation.summary
     assert rows(parts, "SELECT category, status FROM escalations") == [("pricing", "open")]
     assert rows(parts, "SELECT count(*) FROM actions")[0][0] == 0  # nothing was remediated
 
@@ -152,14 +152,6 @@ def test_conversation_facts_count_the_users_turns(parts):
     assert {p["channel"] for p in payloads} == {"web"}
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_700_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def rules_folder(tmp_path, extra: str = "", name: str = "extra.yaml"):
     """The built-in rules copied to a folder of the test's own, with one more rule file."""
     folder = tmp_path / "rules"
@@ -170,7 +162,7 @@ def rules_folder(tmp_path, extra: str = "", name: str = "extra.yaml"):
 
 
 def test_memory_heading_for_its_limit_is_fixed_before_it_gets_there(tmp_path, knowledge):
-    clock = Clock()
+    clock = ManualClock(1_700_000_000.0)
     parts = build_parts(make_settings(tmp_path, simulation_faults=["memory_leak"]), knowledge=knowledge, clock=clock)
     try:
         clock.now += 15 * 60  # the leak has grown for a quarter of an hour, still under its limit
@@ -243,10 +235,10 @@ rules:
 """
     parts = build_parts(make_settings(tmp_path, rules_dir=rules_folder(tmp_path, extra)), knowledge=knowledge)
     try:
-        parts.store.set_account("pia", Account("enterprise", 250, "admin"))
+        parts.assistant.store.set_account("pia", Account("enterprise", 250, "admin"))
         answer = parts.assistant.answer("Can we get a non-profit discount?", "pia")
         assert answer.rules_fired[0] == "enterprise_pricing_note"
-        assert answer.escalation["summary"].startswith("enterprise account (250 seats):")
+        assert answer.escalation.summary.startswith("enterprise account (250 seats):")
         assert answer.reply.startswith("Your account manager will answer about")
         plain = parts.assistant.answer("Can we get a non-profit discount?", "quinn")  # no account on file
         assert "enterprise_pricing_note" not in plain.rules_fired

@@ -14,7 +14,7 @@ import threading
 import pytest
 
 from core.errors import ConflictError
-from engine.dialogue import Stage
+from engine.chat.dialogue import Stage
 from tests.conftest import ROOT, build_parts, make_settings
 
 

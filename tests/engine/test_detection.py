@@ -1,11 +1,12 @@
 import pytest
 
 from core.settings import PROJECT_ROOT
-from engine.detection import DetectionConfig, Detector, SignalKind, SignalState, least_squares
-from engine.scenarios import EPOCH, SimClock
-from engine.simulation import SimulatedInfrastructure
-from engine.telemetry import SimulationSource, Snapshot
-from engine.topology import load_topology
+from engine.healing.detection import DetectionConfig, Detector, SignalKind, SignalState
+from engine.healing.scenarios import EPOCH, SimClock
+from engine.infra.simulation import SimulatedInfrastructure
+from engine.infra.telemetry import SimulationSource, Snapshot
+from engine.infra.topology import load_topology
+from engine.infra.trends import least_squares
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")
 LIMIT = TOPOLOGY.services["api"].limits["memory_pct"]  # 90

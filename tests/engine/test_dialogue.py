@@ -4,8 +4,8 @@ and forgetting a user everywhere."""
 import pytest
 
 from core.errors import InputError, RateLimitError
-from engine.chatstore import BY_DECISION, BY_USER
-from engine.dialogue import Dialogue, EscalationOutcome, Stage
+from engine.chat.dialogue import Dialogue, EscalationOutcome, Stage
+from engine.store.privacy import BY_DECISION, BY_USER, LEARNING_BY_USER
 from tests.conftest import build_parts, make_settings
 
 
@@ -68,7 +68,7 @@ def test_a_middle_band_match_is_confirmed_and_no_asks_again(tmp_path, knowledge)
 def test_a_business_request_waits_for_a_person_whose_decision_is_posted(chat):
     asked, waiting = talk(chat, "eve", "Can we get a non-profit discount?", "any news?")
     assert asked.stage is Stage.AWAITING_DECISION and waiting.stage is Stage.AWAITING_DECISION
-    (escalation,) = chat.dialogue.chats.escalations("open")
+    (escalation,) = chat.dialogue.escalations.find("open")
     decided = chat.dialogue.decide(escalation.id, "dana", EscalationOutcome.APPROVED, "50% off from next month.")
     assert decided.status == "approved"
     messages = chat.assistant.history(asked.conversation_id, "eve")
@@ -80,7 +80,9 @@ def test_a_business_request_waits_for_a_person_whose_decision_is_posted(chat):
 
 def test_the_state_lives_in_the_store_not_in_the_dialogue(chat):
     (asked,) = talk(chat, "fay", "the export")
-    again = Dialogue(chat.assistant, chat.dialogue.chats, chat.dialogue.reader, 100, 60.0, learn=False)
+    d = chat.dialogue
+    again = Dialogue(chat.assistant, d.reader, d.learning, conversations=d.chats, escalations=d.escalations,
+                     privacy=d.privacy, rate_limit=100, rate_window_s=60.0)
     chosen = again.turn("My CSV export is empty, broken or fails", "fay", asked.conversation_id)
     assert chosen.stage is Stage.VERIFYING
 
@@ -108,7 +110,7 @@ def test_deleting_history_leaves_nothing_of_the_user(chat):
     before = learned()
     talk(chat, "ivy", *texts)
     (escalated,) = talk(chat, "ivy", "Can we get a non-profit discount?")
-    (escalation,) = chat.dialogue.chats.escalations("open")
+    (escalation,) = chat.dialogue.escalations.find("open")
     chat.dialogue.decide(escalation.id, "dana", EscalationOutcome.DECLINED, "Not for companies of this size.")
     talk(chat, "ivy", "The dashboard is loading really slowly", "no, it's still slow", "still broken")
     talk(chat, "jon", "The dashboard is loading really slowly", "yes it works now")
@@ -119,7 +121,7 @@ def test_deleting_history_leaves_nothing_of_the_user(chat):
     assert counts["messages"] > 0 and counts["learned_examples"] == 1 and counts["index_examples"] == 1
 
     tables = [row[0] for row in chat.store.execute("SELECT table_name FROM information_schema.tables")]
-    assert set(BY_USER) | set(BY_DECISION) <= set(tables)
+    assert set(BY_USER) | set(BY_DECISION) | set(LEARNING_BY_USER) <= set(tables)
     for table in tables:
         # Any column of any table: the user's id, their decisions' ids, and what they typed.
         text = chat.store.execute(f"SELECT string_agg(CAST(COLUMNS(*) AS VARCHAR), ' ') FROM {table}")

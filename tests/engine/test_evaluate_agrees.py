@@ -2,7 +2,7 @@
 
 import random
 
-from engine.ruleengine import Fact, RuleEngine
+from engine.decision.ruleengine import Fact, RuleEngine
 from rules import evaluate
 from rules.loader import load_rules
 

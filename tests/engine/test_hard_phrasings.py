@@ -65,7 +65,7 @@ def test_a_business_part_always_goes_to_a_person(assistant, text, business_part)
 def test_the_escalations_of_a_message_are_stored(assistant):
     answer = assistant.answer("export fails, and delete my account and all our data", "two-things-stored",
                               dry_run=True)
-    rows = assistant.store.execute("SELECT category FROM escalations WHERE decision_id = ?", (answer.decision_id,))
+    rows = assistant.store.db.execute("SELECT category FROM escalations WHERE decision_id = ?", (answer.decision_id,))
     assert [r[0] for r in rows] == escalated(answer)
 
 
@@ -116,6 +116,6 @@ def test_a_clear_business_request_in_another_language_goes_to_a_person(assistant
 def test_an_unsure_business_request_goes_to_a_person_with_its_close_readings(assistant):
     answer = assistant.answer("is there any kind of discount we could get", "unsure-business", dry_run=True)
     assert answer.decision == "escalate" and answer.category == "pricing"
-    assert "it may also be:" in answer.escalation["summary"]
+    assert "it may also be:" in answer.escalation.summary
     clear = assistant.answer("Can we get a non-profit discount?", "clear-business", dry_run=True)
-    assert clear.decision == "escalate" and "it may also be" not in clear.escalation["summary"]
+    assert clear.decision == "escalate" and "it may also be" not in clear.escalation.summary

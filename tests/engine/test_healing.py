@@ -6,22 +6,22 @@ import duckdb
 import pytest
 
 from core.settings import PROJECT_ROOT
-from engine.actuator import Actuator
-from engine.adapters import AdapterRouter
-from engine.adapters.simulated import SimulatedAdapter
-from engine.adapters.webhook import WebhookAdapter
-from engine.catalogue import ACTIONS, action_targets
-from engine.detection import DetectionConfig, Detector, Signal, SignalKind, SignalState
-from engine.healing import Healer
-from engine.ledger import DuckDBLedger
-from engine.monitor import Monitor
-from engine.ruleengine import RuleEngine
-from engine.safety import SafetyPolicy
-from engine.scenarios import EPOCH, SCENARIOS, SimClock, run_scenario
-from engine.simulation import SimulatedInfrastructure
+from engine.actions.actuator import Actuator
+from engine.actions.adapters import AdapterRouter
+from engine.actions.adapters.simulated import SimulatedAdapter
+from engine.actions.adapters.webhook import WebhookAdapter
+from engine.actions.catalogue import ACTIONS, action_targets
+from engine.actions.safety import SafetyPolicy
+from engine.decision.ruleengine import RuleEngine
+from engine.healing.detection import DetectionConfig, Detector, Signal, SignalKind, SignalState
+from engine.healing.healer import Healer
+from engine.healing.monitor import Monitor
+from engine.healing.scenarios import EPOCH, SCENARIOS, SimClock, run_scenario
+from engine.infra.simulation import SimulatedInfrastructure
+from engine.infra.telemetry import SimulationSource
+from engine.infra.topology import load_topology
 from engine.store import DuckDBStore
-from engine.telemetry import SimulationSource
-from engine.topology import load_topology
+from engine.store.healing import HealingLedger
 from rules.loader import load_rules
 from tests.conftest import make_settings
 from tests.peers import HTTPPeer
@@ -98,7 +98,7 @@ class Stack:
         self.topology = topology
         self.infrastructure = SimulatedInfrastructure(topology, 7, self.clock)
         self.store = DuckDBStore(tmp_path / "stack.duckdb", self.clock)
-        self.ledger = DuckDBLedger(self.store)
+        self.ledger = HealingLedger(self.store)
         self.events = []
         router = router or AdapterRouter(SimulatedAdapter(self.infrastructure), {}, topology)
         self.policy = SafetyPolicy(**{"verify_timeout_s": 300, **policy})

@@ -8,9 +8,9 @@ import yaml
 
 from core.errors import ConfigurationError, InputError
 from core.settings import load_settings
-from engine.catalogue import action_targets
-from engine.learning import Fix, LearningLedger, Policy, rule_validator
-from engine.ruleengine import Fact, RuleEngine
+from engine.actions.catalogue import action_targets
+from engine.decision.ruleengine import Fact, RuleEngine
+from engine.learning.ledger import Fix, LearningLedger, Policy, rule_validator
 from engine.store import DuckDBStore
 from engine.wiring import load_pack
 from rules.loader import load_rules
@@ -110,7 +110,7 @@ def test_a_users_daily_allowance_caps_their_votes(ledger):
     ledger.policy = Policy(min_users=2, per_user_per_day=2)
     for i in range(5):
         ledger.record_resolution(Fix("dashboard_slow", "restart_service", "api"), f"c{i}", "u1")
-    (votes,), = ledger.store.execute("SELECT count(*) FROM resolution_votes WHERE user_id = 'u1'")
+    (votes,), = ledger.records.db.execute("SELECT count(*) FROM resolution_votes WHERE user_id = 'u1'")
     assert votes == 2
 
 
@@ -118,7 +118,7 @@ def test_forgetting_a_user_removes_their_outcomes_and_votes(ledger):
     ledger.record_outcome("p", "restart", "api", "c1", "gone", True)
     ledger.record_resolution(FIX, "c1", "gone")
     assert ledger.forget_user("gone") == 2
-    assert ledger.store.execute("SELECT count(*) FROM remedy_outcomes")[0][0] == 0
+    assert ledger.records.db.execute("SELECT count(*) FROM remedy_outcomes")[0][0] == 0
     assert yaml.safe_dump(ledger.rules()) == "[]\n"
 
 
@@ -182,6 +182,6 @@ def test_fire_counts_are_of_learned_rules_only(ledger):
     ledger.record_resolution(FIX, "c1", "u1")
     rule = ledger.record_resolution(FIX, "c2", "u2")
     for seq, name in enumerate((rule.name, rule.name, "learned_resolution_for_an_unhealthy_metric")):
-        ledger.store.execute("INSERT INTO rules_fired VALUES (?, ?, ?, ?)", (f"d{seq}", seq, name, "{}"))
+        ledger.records.db.execute("INSERT INTO rules_fired VALUES (?, ?, ?, ?)", (f"d{seq}", seq, name, "{}"))
     assert ledger.fire_counts() == {rule.name: 2}  # the built-in rule's name only looks learned
     assert ledger.fire_counts([rule.name]) == {rule.name: 2} and ledger.fire_counts([]) == {}

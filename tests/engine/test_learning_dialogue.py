@@ -4,7 +4,7 @@ try becomes a learned rule that shadows, is promoted by agreeing cases, is writt
 import pytest
 
 from core.errors import InputError
-from engine.learning import Fix
+from engine.learning.ledger import Fix
 from tests.conftest import build_parts, make_settings
 from tests.engine.test_dialogue import talk
 
@@ -29,12 +29,12 @@ def test_verdicts_count_once_for_the_remedy_they_judge(chat):
     tried = (first.answer.actions[0].name, retry.answer.actions[0].name)
     rows = chat.store.execute("SELECT action, succeeded FROM remedy_outcomes ORDER BY at_s")
     assert rows == [(tried[0], False), (tried[1], True)]
-    ledger = chat.dialogue.ledger
+    ledger = chat.dialogue.learning.ledger
     assert ledger.posterior("dashboard_slow", tried[1], retry.answer.actions[0].target) == (2.0, 1.0)
 
 
 def test_a_second_try_fix_becomes_a_rule_that_shadows_then_goes_live(chat, tmp_path):
-    ledger = chat.dialogue.ledger
+    ledger = chat.dialogue.learning.ledger
     second_try_works(chat, "ann")
     assert ledger.rules() == []  # one user alone proposes nothing
     _, retry, _ = second_try_works(chat, "bob")
@@ -63,12 +63,12 @@ def test_forgetting_a_user_removes_their_votes_and_outcomes(chat):
 
 
 def test_a_live_learned_rule_whose_fix_keeps_failing_is_retired(chat):
-    ledger = chat.dialogue.ledger
+    ledger = chat.dialogue.learning.ledger
     for user in ("ann", "bob"):
         second_try_works(chat, user)
     (rule,) = ledger.rules()
     ledger.set_status(rule.name, "active", "curator", "approved")
-    chat.dialogue.publish_learned_rules()
+    chat.dialogue.learning.publish()
     chat.assistant.rule_source.reload()
     for i in range(6):  # the learned fix runs first now, and every user says it did not help
         chat.infrastructure.inject("slow_queries")
@@ -83,7 +83,7 @@ def test_a_live_learned_rule_whose_fix_keeps_failing_is_retired(chat):
 
 
 def test_a_handoff_closed_with_its_fix_votes_for_a_rule(chat):
-    ledger = chat.dialogue.ledger
+    ledger = chat.dialogue.learning.ledger
     for user in ("hal", "ida"):
         chat.infrastructure.inject("slow_queries")
         talk(chat, user, PROBLEM, "no, it's still slow", "still broken")  # ends with engineering
@@ -112,7 +112,7 @@ def test_a_remedy_that_fails_verification_on_telemetry_counts_as_failed_once(tmp
         first, _ = talk(parts, "frank", "I never got the verification email", "no, still nothing")
         failed = [(a.name, a.target) for a in first.answer.actions if a.status == "failed"]
         assert failed, "the bad deploy keeps the resend from verifying"
-        ledger = parts.dialogue.ledger
+        ledger = parts.dialogue.learning.ledger
         for action, target in failed:  # counted without waiting for the user, and the user's "no" adds nothing
             assert ledger.posterior(first.answer.playbook, action, target) == (1.0, 2.0)
         assert parts.store.execute("SELECT count(*) FROM remedy_outcomes")[0][0] == len(failed)
@@ -128,13 +128,13 @@ def test_one_verdict_judges_every_remedy_the_decision_ran(tmp_path, knowledge):
         first, _ = talk(parts, "ann", PROBLEM, "no, it's still slow")
         ran = [(a.name, a.target) for a in first.answer.actions if a.status == "succeeded"]
         assert len(ran) == 2, "both unhealthy signals get their remedy in one decision"
-        ledger = parts.dialogue.ledger
+        ledger = parts.dialogue.learning.ledger
         assert [ledger.posterior("dashboard_slow", *fix) for fix in ran] == [(1.0, 2.0), (1.0, 2.0)]
         judged = parts.store.execute("SELECT action, target FROM fix_verdicts WHERE verdict = 'not_fixed'")
         assert sorted(judged) == sorted(ran)  # the rules will not repeat either of them for this user
         # The verdicts are rows of their own: `actions` holds only what really ran.
         assert parts.store.execute("SELECT count(*) FROM actions WHERE rule = 'user_says_not_fixed'") == [(0,)]
-        facts = parts.store.past_actions("ann", 0.0, 50)
+        facts = parts.assistant.store.past_actions("ann", 0.0, 50)
         assert {(f.name, f.target) for f in facts if f.rule == "user_says_not_fixed" and f.status == "failed"} \
             == set(ran)
         for fault in faults:
@@ -147,7 +147,7 @@ def test_one_verdict_judges_every_remedy_the_decision_ran(tmp_path, knowledge):
 
 
 def test_a_shadow_rule_is_scored_only_where_its_fix_was_judged(chat):
-    ledger = chat.dialogue.ledger
+    ledger = chat.dialogue.learning.ledger
     fix = Fix("dashboard_slow", "clear_user_cache", "cache")
     ledger.record_resolution(fix, "earlier-1", "x1")
     rule = ledger.set_status(ledger.record_resolution(fix, "earlier-2", "x2").name, "shadow", "test", "test")
@@ -162,11 +162,11 @@ def test_a_shadow_rule_is_scored_only_where_its_fix_was_judged(chat):
 
 
 def test_a_live_rule_whose_fix_runs_beside_another_keeps_its_whole_successes(chat):
-    ledger = chat.dialogue.ledger
+    ledger = chat.dialogue.learning.ledger
     fix = Fix("dashboard_slow", "clear_user_cache", "cache")
     ledger.record_resolution(fix, "earlier-1", "x1")
     rule = ledger.set_status(ledger.record_resolution(fix, "earlier-2", "x2").name, "active", "test", "test")
-    chat.dialogue.publish_learned_rules()
+    chat.dialogue.learning.publish()
     chat.assistant.rule_source.reload()
     for user in ("u1", "u2", "u3", "u4", "u5", "u6"):
         chat.infrastructure.inject("slow_queries")

@@ -2,7 +2,7 @@ import threading
 from pathlib import Path
 
 from core.settings import PROJECT_ROOT
-from engine.ruleengine import Fact, RuleEngine
+from engine.decision.ruleengine import Fact, RuleEngine
 from rules.loader import load_rules
 
 CHAIN = """
@@ -138,10 +138,10 @@ rules:
     then: [{assert: {hypothesis: {name: x}}}]
   - name: learned
     salience: 450
-    when: {all: [{match: {}}, {resolution: {playbook: {ref: match.playbook}}}, {metric: {status: unhealthy}}]}
+    when: {all: [{match: {}}, {candidate: {playbook: {ref: match.playbook}}}, {metric: {status: unhealthy}}]}
     then: [{decline: {}}]
 """
-    facts = [Fact("match", {"playbook": "p"}), metric("unhealthy"), Fact("resolution", {"playbook": "p"})]
+    facts = [Fact("match", {"playbook": "p"}), metric("unhealthy"), Fact("candidate", {"playbook": "p"})]
     assert fired(engine_from(tmp_path, text).run(facts)) == ["generic", "learned"]
 
 

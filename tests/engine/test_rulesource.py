@@ -6,20 +6,13 @@ from pathlib import Path
 import pytest
 
 from core.errors import RuleError
-from engine.ruleengine import Fact, RuleEngine
-from engine.rulesource import RuleSource
+from engine.decision.ruleengine import Fact, RuleEngine
+from engine.decision.rulesource import RuleSource
 from rules.loader import load_rules
+from tests.conftest import ManualClock
 
 RULE = "rules:\n  - {{name: {name}, when: {{all: [{{match: {{}}}}]}}, then: [{{{verb}: {{}}}}]}}\n"
 MATCH = Fact("match", {"band": "answer"})
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def put(path: Path, text: str) -> None:
@@ -34,7 +27,7 @@ def folder(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def source_for(folder: Path, clock: Clock) -> RuleSource:
+def source_for(folder: Path, clock: ManualClock) -> RuleSource:
     engine = RuleEngine(load_rules([folder]))
     return RuleSource([folder], lambda: load_rules([folder]), engine, interval_s=1.0, clock=clock)
 
@@ -44,7 +37,7 @@ def fired(source: RuleSource) -> list[str]:
 
 
 def test_added_changed_and_removed_rules_go_live_without_a_restart(folder):
-    clock = Clock()
+    clock = ManualClock(100.0)
     source = source_for(folder, clock)
     assert not source.check()  # nothing changed
     put(folder / "b.yaml", RULE.format(name="added_rule", verb="decline"))
@@ -61,7 +54,7 @@ def test_added_changed_and_removed_rules_go_live_without_a_restart(folder):
 
 
 def test_a_broken_edit_keeps_the_running_rules_and_says_why(folder):
-    clock = Clock()
+    clock = ManualClock(100.0)
     source = source_for(folder, clock)
     before = source.engine.rulebase.version
     put(folder / "a.yaml", RULE.format(name="first_rule", verb="teleport"))
@@ -76,7 +69,7 @@ def test_a_broken_edit_keeps_the_running_rules_and_says_why(folder):
 
 
 def test_decisions_keep_running_while_rules_are_edited(folder):
-    clock = Clock()
+    clock = ManualClock(100.0)
     source = source_for(folder, clock)
     stop = threading.Event()
     problems: list[str] = []
@@ -106,7 +99,7 @@ def test_decisions_keep_running_while_rules_are_edited(folder):
 
 
 def test_a_rule_base_too_big_for_durable_rules_is_refused_and_the_old_one_kept(folder):
-    clock = Clock()
+    clock = ManualClock(100.0)
     source = source_for(folder, clock)
     many = "rules:\n" + "".join(f"  - {{name: rule_{i:03d}, when: {{all: [{{metric: {{value: {{gt: {i}}}}}}}]}}, "
                                 "then: [{decline: {}}]}\n" for i in range(420))

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from core.settings import PROJECT_ROOT
-from engine.ruleengine import RuleEngine
-from engine.ruletest import run_case, run_cases
+from engine.decision.ruleengine import RuleEngine
+from engine.decision.ruletest import run_case, run_cases
 from rules.loader import load_rules
 from rules.testfile import load_cases
 

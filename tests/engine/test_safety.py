@@ -4,9 +4,10 @@ from pathlib import Path
 
 import pytest
 
-from engine.ledger import DuckDBLedger
-from engine.safety import Attempt, Breaker, SafetyPolicy, SafetyView, breaker_state, decide
+from engine.actions.safety import Attempt, Breaker, SafetyPolicy, SafetyView, begin, breaker_state, decide
 from engine.store import DuckDBStore
+from engine.store.healing import HealingLedger
+from tests.conftest import ManualClock
 
 NOW = 10_000.0
 POLICY = SafetyPolicy(cooldown_s=120, rate_limit=3, rate_window_s=600, max_concurrent=1, breaker_failures=2,
@@ -61,104 +62,96 @@ def test_open_breaker_refuses_and_half_open_lets_one_trial_through():
 # -- the same decisions on stored state ------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = NOW
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def attempt(n: int, action: str = "restart_service", target: str = "api") -> Attempt:
     return Attempt(f"a{n}", None, "rule", action, target, {}, "simulated", ("api", "memory_pct"))
 
 
-def ledger_at(path: Path, clock: Clock) -> tuple[DuckDBStore, DuckDBLedger]:
+def ledger_at(path: Path, clock: ManualClock) -> tuple[DuckDBStore, HealingLedger]:
     store = DuckDBStore(path, clock)
-    return store, DuckDBLedger(store)
+    return store, HealingLedger(store)
 
 
 def test_the_breaker_survives_a_restart(tmp_path):
-    clock = Clock()
+    clock = ManualClock(NOW)
     store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
     for n, target in enumerate(["api", "web"]):
-        assert ledger.try_begin(attempt(n, target=target), POLICY, clock.now).allowed
+        assert begin(ledger, attempt(n, target=target), POLICY, clock.now).allowed
         ledger.finish(f"a{n}", "failed", "boom", clock.now)
         clock.now += 1
     store.close()
     # A new process reads the same file: the breaker is open there too.
     store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
-    verdict = ledger.try_begin(attempt(9, target="cache", action="rebuild_cache"), POLICY, clock.now)
+    verdict = begin(ledger, attempt(9, target="cache", action="rebuild_cache"), POLICY, clock.now)
     assert verdict.breaker is Breaker.OPEN and verdict.status == "skipped"
     clock.now += 400
-    trial = ledger.try_begin(attempt(10, target="cache", action="rebuild_cache"), POLICY, clock.now)
+    trial = begin(ledger, attempt(10, target="cache", action="rebuild_cache"), POLICY, clock.now)
     assert trial.allowed and trial.breaker is Breaker.HALF_OPEN
     ledger.finish("a10", "succeeded", "ok", clock.now)
-    assert ledger.try_begin(attempt(11, target="queue"), POLICY, clock.now).breaker is Breaker.CLOSED
+    assert begin(ledger, attempt(11, target="queue"), POLICY, clock.now).breaker is Breaker.CLOSED
     store.close()
 
 
 def test_stored_cooldown_rate_and_concurrency(tmp_path):
-    clock = Clock()
+    clock = ManualClock(NOW)
     store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
-    assert ledger.try_begin(attempt(1), POLICY, clock.now).allowed  # now running
-    assert ledger.try_begin(attempt(2, target="web"), POLICY, clock.now).reason.startswith("concurrency cap")
+    assert begin(ledger, attempt(1), POLICY, clock.now).allowed  # now running
+    assert begin(ledger, attempt(2, target="web"), POLICY, clock.now).reason.startswith("concurrency cap")
     ledger.finish("a1", "succeeded", "ok", clock.now)
-    assert ledger.try_begin(attempt(3), POLICY, clock.now).reason.startswith("cooling down")
+    assert begin(ledger, attempt(3), POLICY, clock.now).reason.startswith("cooling down")
     for n, target in enumerate(["web", "auth"], start=4):
-        assert ledger.try_begin(attempt(n, target=target), POLICY, clock.now).allowed
+        assert begin(ledger, attempt(n, target=target), POLICY, clock.now).allowed
         ledger.finish(f"a{n}", "succeeded", "ok", clock.now)
-    assert ledger.try_begin(attempt(6, target="cache"), POLICY, clock.now).reason.startswith("rate limit")
+    assert begin(ledger, attempt(6, target="cache"), POLICY, clock.now).reason.startswith("rate limit")
     clock.now += 601
-    assert ledger.try_begin(attempt(7, target="cache"), POLICY, clock.now).allowed
+    assert begin(ledger, attempt(7, target="cache"), POLICY, clock.now).allowed
     store.close()
 
 
 def test_a_request_from_anyone_cools_the_same_action_down_for_everyone(tmp_path):
-    clock = Clock()
+    clock = ManualClock(NOW)
     store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
     chat = Attempt("c1", None, "rule", "restart_service", "api", {}, "simulated", None, "conversation:x")
-    assert ledger.try_begin(chat, POLICY, clock.now).allowed
+    assert begin(ledger, chat, POLICY, clock.now).allowed
     ledger.finish("c1", "succeeded", "ok", clock.now)
-    verdict = ledger.try_begin(attempt(1), POLICY, clock.now + 5)
+    verdict = begin(ledger, attempt(1), POLICY, clock.now + 5)
     assert verdict.reason.startswith("cooling down") and verdict.by == "conversation:x"
     store.close()
 
 
 def test_the_same_action_under_way_is_joined_not_started_again(tmp_path):
-    clock = Clock()
+    clock = ManualClock(NOW)
     store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
-    assert ledger.try_begin(attempt(1), POLICY, clock.now).allowed  # running
-    second = ledger.try_begin(attempt(2), POLICY, clock.now)
+    assert begin(ledger, attempt(1), POLICY, clock.now).allowed  # running
+    second = begin(ledger, attempt(2), POLICY, clock.now)
     assert (second.status, second.joined) == ("joined", "a1")
     ledger.finish("a1", "verifying", "restarted", clock.now, clock.now + 300)
-    assert ledger.try_begin(attempt(3), POLICY, clock.now + 200).joined == "a1"  # still being verified
+    assert begin(ledger, attempt(3), POLICY, clock.now + 200).joined == "a1"  # still being verified
     store.close()
 
 
 def test_per_user_actions_are_gated_per_user(tmp_path):
-    clock = Clock()
+    clock = ManualClock(NOW)
     store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
 
     def unlock(n: int, user: str) -> Attempt:
         return Attempt(f"u{n}", None, "rule", "unlock_account", "auth", {}, "simulated", None,
                        f"conversation:{user}", user)
 
-    assert ledger.try_begin(unlock(1, "ann"), POLICY, clock.now).allowed
+    assert begin(ledger, unlock(1, "ann"), POLICY, clock.now).allowed
     ledger.finish("u1", "succeeded", "ok", clock.now)
-    assert ledger.try_begin(unlock(2, "bob"), POLICY, clock.now).allowed  # another user is not held back
+    assert begin(ledger, unlock(2, "bob"), POLICY, clock.now).allowed  # another user is not held back
     ledger.finish("u2", "succeeded", "ok", clock.now)
-    assert ledger.try_begin(unlock(3, "ann"), POLICY, clock.now).reason.startswith("cooling down")
+    assert begin(ledger, unlock(3, "ann"), POLICY, clock.now).reason.startswith("cooling down")
     # Per-user actions do not use up the allowance of actions on whole services.
-    assert ledger.try_begin(attempt(4), POLICY, clock.now).allowed
+    assert begin(ledger, attempt(4), POLICY, clock.now).allowed
     store.close()
 
 
 def test_a_repeated_refusal_is_recorded_once(tmp_path):
-    clock = Clock()
+    clock = ManualClock(NOW)
     store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
-    ledger.try_begin(attempt(1), SafetyPolicy(dry_run=True), clock.now)
+    begin(ledger, attempt(1), SafetyPolicy(dry_run=True), clock.now)
     clock.now += 15
-    ledger.try_begin(attempt(2), SafetyPolicy(dry_run=True), clock.now)
+    begin(ledger, attempt(2), SafetyPolicy(dry_run=True), clock.now)
     assert [r.status for r in ledger.remediations()] == ["dry_run"]
     store.close()

@@ -2,22 +2,15 @@ import pytest
 
 from core.errors import ConfigurationError, RemediationError
 from core.settings import PROJECT_ROOT
-from engine.simulation import SimulatedInfrastructure
-from engine.topology import load_topology
+from engine.infra.simulation import SimulatedInfrastructure
+from engine.infra.topology import load_topology
+from tests.conftest import ManualClock
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 1_000_000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_healthy_by_default_and_deterministic():
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     first = SimulatedInfrastructure(TOPOLOGY, seed=3, clock=clock)
     second = SimulatedInfrastructure(TOPOLOGY, seed=3, clock=clock)
     assert first.observe() == second.observe()
@@ -26,7 +19,7 @@ def test_healthy_by_default_and_deterministic():
 
 
 def test_slow_queries_slow_the_services_that_depend_on_the_database():
-    infra = SimulatedInfrastructure(TOPOLOGY, clock=Clock())
+    infra = SimulatedInfrastructure(TOPOLOGY, clock=ManualClock(1_000_000.0))
     assert infra.inject("slow_queries") == "database"
     unhealthy = TOPOLOGY.unhealthy_services(infra.observe())
     assert {"database", "api", "web"} <= unhealthy
@@ -34,7 +27,7 @@ def test_slow_queries_slow_the_services_that_depend_on_the_database():
 
 
 def test_the_right_action_clears_the_fault_and_the_wrong_one_does_not():
-    infra = SimulatedInfrastructure(TOPOLOGY, clock=Clock())
+    infra = SimulatedInfrastructure(TOPOLOGY, clock=ManualClock(1_000_000.0))
     infra.inject("cache_degradation")
     infra.execute("restart_service", "cache", {})
     assert "cache" in TOPOLOGY.unhealthy_services(infra.observe())
@@ -43,7 +36,7 @@ def test_the_right_action_clears_the_fault_and_the_wrong_one_does_not():
 
 
 def test_a_memory_leak_grows_with_time():
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     infra = SimulatedInfrastructure(TOPOLOGY, clock=clock)
     service = infra.inject("memory_leak")
     early = infra.observe()[service]["memory_pct"]
@@ -55,10 +48,21 @@ def test_a_memory_leak_grows_with_time():
 
 
 def test_unknown_fault_and_action_are_refused():
-    infra = SimulatedInfrastructure(TOPOLOGY, clock=Clock())
+    infra = SimulatedInfrastructure(TOPOLOGY, clock=ManualClock(1_000_000.0))
     with pytest.raises(ConfigurationError, match="unknown fault"):
         infra.inject("gremlins")
     with pytest.raises(ConfigurationError, match="unknown service"):
         infra.inject("slow_queries@moon")
     with pytest.raises(RemediationError, match="unknown action"):
         infra.execute("format_disk", "database", {})
+
+
+def test_the_simulation_answers_every_action_of_the_catalogue_and_no_other():
+    from engine.actions.catalogue import ACTIONS
+    from engine.infra.simulation import PER_USER, SIMULATED
+
+    sim = SimulatedInfrastructure(TOPOLOGY, seed=3, clock=ManualClock(1_000_000.0))
+    assert set(ACTIONS) == SIMULATED
+    assert {name for name, spec in ACTIONS.items() if spec.per_user} == PER_USER
+    with pytest.raises(RemediationError, match="unknown action"):
+        sim.execute("format_disk", "api", {})

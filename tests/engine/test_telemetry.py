@@ -3,16 +3,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.errors import TelemetryError
 from core.settings import PROJECT_ROOT
-from engine.detection import DetectionConfig, Detector
-from engine.healing import Healer
-from engine.ledger import DuckDBLedger
-from engine.monitor import Monitor
-from engine.safety import SafetyPolicy
-from engine.scenarios import SimClock
-from engine.simulation import SimulatedInfrastructure
+from engine.actions.safety import SafetyPolicy
+from engine.healing.detection import DetectionConfig, Detector
+from engine.healing.healer import Healer
+from engine.healing.monitor import Monitor
+from engine.healing.scenarios import SimClock
+from engine.infra.simulation import SimulatedInfrastructure
+from engine.infra.telemetry import ScrapeSource, SimulationSource, exposition, parse_exposition
+from engine.infra.topology import load_topology
 from engine.store import DuckDBStore
-from engine.telemetry import ScrapeSource, SimulationSource, exposition, parse_exposition
-from engine.topology import load_topology
+from engine.store.healing import HealingLedger
 from tests.peers import HTTPPeer
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")
@@ -54,7 +54,7 @@ def test_a_failing_scrape_is_a_log_line_and_changes_nothing(tmp_path, caplog):
         with pytest.raises(TelemetryError, match="cannot scrape"):
             source.read()
         store = DuckDBStore(tmp_path / "f.duckdb")
-        ledger = DuckDBLedger(store)
+        ledger = HealingLedger(store)
         healer = Healer(TOPOLOGY, None, None, ledger, SafetyPolicy())  # never reached: nothing to act on
         monitor = Monitor(source, Detector(TOPOLOGY, DetectionConfig()), healer, ledger, 15)
         report = monitor.tick()

@@ -1,9 +1,9 @@
 import pytest
 
 from core.settings import PROJECT_ROOT
-from engine.simulation import SimulatedInfrastructure
-from engine.topology import load_topology
-from engine.trends import STEP_S, WINDOW_S, slope, trend
+from engine.infra.simulation import SimulatedInfrastructure
+from engine.infra.topology import load_topology
+from engine.infra.trends import STEP_S, WINDOW_S, slope, trend
 from tests.engine.test_simulation import Clock
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")

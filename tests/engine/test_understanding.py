@@ -5,7 +5,7 @@ import csv
 import pytest
 
 from core.errors import ConfigurationError
-from engine.understanding import ReplyIntent, ReplyReader, load_reply_examples
+from engine.chat.understanding import ReplyIntent, ReplyReader, load_reply_examples
 from tests.conftest import ROOT
 
 HOLDOUT = ROOT / "data" / "eval" / "replies_holdout.csv"

@@ -35,8 +35,8 @@ def test_builtin_rules_load_and_compile():
     rulebase = load_rules([PROJECT_ROOT / "rules" / "builtin"])
     names = {rule.name for rule in rulebase.rules}
     assert {"business_request_goes_to_a_person", "out_of_scope_is_declined", "unsure_match_asks_which",
-            "never_repeat_a_remedy_that_just_failed", "learned_resolution_for_an_unhealthy_metric"} <= names
-    assert {r.ruleset for r in rulebase.rules} == {"policy", "diagnosis", "safety", "learned", "healing"}
+            "never_repeat_a_remedy_that_just_failed"} <= names
+    assert {r.ruleset for r in rulebase.rules} == {"policy", "diagnosis", "safety", "healing"}
     compiled = compile_rulebase(rulebase)
     assert len(compiled) == sum(compiled_size(r) for r in rulebase.rules)
     assert {name.split("#")[0] for name in compiled if not name.startswith("__revive")} == names

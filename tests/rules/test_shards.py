@@ -28,7 +28,7 @@ def test_routes_come_from_literal_playbooks_in_every_alternative(tmp_path):
     then: [{decline: {}}]
   - {name: any_playbook, when: {any: [{match: {playbook: a}}, {metric: {}}]}, then: [{decline: {}}]}
   - name: by_reference
-    when: {all: [{resolution: {}}, {match: {playbook: {ref: resolution.playbook}}}]}
+    when: {all: [{candidate: {}}, {match: {playbook: {ref: candidate.playbook}}}]}
     then: [{decline: {}}]
 """, encoding="utf-8")
     routes = {r.name: routes_of(r) for r in load_rules([path]).rules}

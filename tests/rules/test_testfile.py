@@ -9,8 +9,8 @@ from rules.testfile import load_cases
 
 def test_the_shipped_rule_tests_load():
     cases = load_cases([PROJECT_ROOT / "rules" / "tests"])
-    assert len(cases) >= 20
-    assert {Path(c.source).stem for c in cases} == {"policy", "diagnosis", "safety", "learned"}
+    assert len(cases) >= 18  # the learned-resolution cases went with that rule
+    assert {Path(c.source).stem for c in cases} == {"policy", "diagnosis", "safety"}
     first = cases[0]
     assert first.line and first.facts and first.expect.rules_named()
 

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from engine.tokens import Role
+from engine.access.tokens import Role
 from tests.conftest import build_parts, make_settings
 from web.server import BackgroundServer, make_server
 
@@ -81,7 +81,7 @@ def test_a_whole_conversation_in_a_real_browser(served):
 
             # A business request: a person decides, and the page shows it when it lands.
             say("Can we get a non-profit discount?", "team")
-            escalation = parts.dialogue.chats.escalations("open")[0]
+            escalation = parts.dialogue.escalations.find("open")[0]
             decider = parts.tokens.create("dana", Role.DECIDER)
             response = page.request.post(f"{url}/api/v1/escalations/{escalation.id}/decision",
                                          headers={"Authorization": f"Bearer {decider.token}"},
@@ -111,11 +111,11 @@ def test_a_whole_conversation_in_a_real_browser(served):
 def test_a_curator_signs_in_reviews_a_learned_rule_and_approves_it(served):
     sync_playwright = _browser_or_skip()
     url, parts = served
-    from engine.learning import Fix
+    from engine.learning.ledger import Fix
 
     fix = Fix("dashboard_slow", "kill_slow_queries", "database", "database", "slow_queries")
-    parts.dialogue.ledger.record_resolution(fix, "conv-1", "ann")
-    rule = parts.dialogue.ledger.record_resolution(fix, "conv-2", "bob")
+    parts.dialogue.learning.ledger.record_resolution(fix, "conv-1", "ann")
+    rule = parts.dialogue.learning.ledger.record_resolution(fix, "conv-2", "bob")
     token = parts.tokens.create("cora", Role.CURATOR).token
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
@@ -132,6 +132,6 @@ def test_a_curator_signs_in_reviews_a_learned_rule_and_approves_it(served):
             page.get_by_role("button", name="approve").click()
             page.get_by_role("status").wait_for()
             assert "is active" in page.get_by_role("status").inner_text()
-            assert parts.dialogue.ledger.latest(rule.name).status == "active"
+            assert parts.dialogue.learning.ledger.latest(rule.name).status == "active"
         finally:
             browser.close()

@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from engine.tokens import Role
+from engine.access.tokens import Role
 from firstline.cli import main
 from tests.conftest import build_parts, make_settings
 from web import create_app
@@ -157,9 +157,9 @@ def test_token_commands(tmp_path, capsys, monkeypatch):
 
 
 def test_a_token_whose_secret_holds_underscores_still_identifies(app, monkeypatch):
-    import engine.tokens
+    import engine.access.tokens
 
-    monkeypatch.setattr(engine.tokens.secrets, "token_urlsafe", lambda n: "_sec_ret_")
+    monkeypatch.setattr(engine.access.tokens.secrets, "token_urlsafe", lambda n: "_sec_ret_")
     tokens = parts_of(app).tokens
     issued = tokens.create("underscore-bot")
     assert issued.token.split("_", 2)[2] == "_sec_ret_"

@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from engine.learning import Fix
-from engine.tokens import Role
+from engine.access.tokens import Role
+from engine.learning.ledger import Fix
 from tests.conftest import build_parts, make_settings
 from web import create_app
 
@@ -46,18 +46,18 @@ def test_pages_need_a_curators_token(app):
 
 def test_a_form_without_the_csrf_token_changes_nothing(app):
     parts = app.extensions["firstline"]
-    parts.dialogue.ledger.record_resolution(FIX, "c1", "u1")
-    rule = parts.dialogue.ledger.record_resolution(FIX, "c2", "u2")
+    parts.dialogue.learning.ledger.record_resolution(FIX, "c1", "u1")
+    rule = parts.dialogue.learning.ledger.record_resolution(FIX, "c2", "u2")
     client, _ = signed_in(app)
     response = client.post(f"/curator/rules/{rule.name}/approve", data={})
     assert response.status_code == 400 and b"reload the page" in response.data
-    assert parts.dialogue.ledger.latest(rule.name).status == "proposed"
+    assert parts.dialogue.learning.ledger.latest(rule.name).status == "proposed"
 
 
 def test_approving_a_rule_publishes_it_and_revert_needs_a_known_version(app, tmp_path):
     parts = app.extensions["firstline"]
-    parts.dialogue.ledger.record_resolution(FIX, "c1", "u1")
-    rule = parts.dialogue.ledger.record_resolution(FIX, "c2", "u2")
+    parts.dialogue.learning.ledger.record_resolution(FIX, "c1", "u1")
+    rule = parts.dialogue.learning.ledger.record_resolution(FIX, "c2", "u2")
     client, _ = signed_in(app)
     page = client.get("/curator/")
     assert rule.name.encode() in page.data and b"2 users, 2 conversations" in page.data

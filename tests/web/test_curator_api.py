@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from engine.tokens import Role
+from engine.access.tokens import Role
 from tests.conftest import build_parts, make_settings
 from tests.engine.test_dialogue import talk
 from tests.engine.test_learning_dialogue import PROBLEM, second_try_works
@@ -22,7 +22,7 @@ def learned(tmp_path_factory, fresh_knowledge):
     parts = build_parts(settings, knowledge=fresh_knowledge())
     for user in ("ann", "bob", "c1", "c2", "c3", "c4", "c5"):
         second_try_works(parts, user)
-    (rule,) = parts.dialogue.ledger.rules("active")
+    (rule,) = parts.dialogue.learning.ledger.rules("active")
     parts.assistant.rule_source.reload()
     parts.infrastructure.inject("slow_queries")
     (fired,) = talk(parts, "dee", PROBLEM)

@@ -7,12 +7,12 @@ import pytest
 
 from core.errors import ConfigurationError, RemediationError
 from core.settings import PROJECT_ROOT
-from engine.adapters import AdapterRouter, build_router
-from engine.adapters.process import ProcessAdapter
-from engine.adapters.shell import ShellAdapter
-from engine.adapters.webhook import WebhookAdapter
-from engine.simulation import SimulatedInfrastructure
-from engine.topology import load_topology
+from engine.actions.adapters import AdapterRouter, build_router
+from engine.actions.adapters.process import ProcessAdapter
+from engine.actions.adapters.shell import ShellAdapter
+from engine.actions.adapters.webhook import WebhookAdapter
+from engine.infra.simulation import SimulatedInfrastructure
+from engine.infra.topology import load_topology
 from tests.conftest import make_settings
 from tests.peers import HTTPPeer
 

@@ -7,7 +7,7 @@ import psycopg
 import pytest
 
 from core.errors import RemediationError
-from engine.adapters.postgres import PostgresAdapter
+from engine.actions.adapters.postgres import PostgresAdapter
 from tests.peers import ensure_postgres, wait_until
 
 ADMIN = "postgresql://postgres@127.0.0.1:5432/test"

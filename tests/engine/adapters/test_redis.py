@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from core.errors import ConfigurationError, RemediationError
-from engine.adapters.redis_cache import RedisAdapter
+from engine.actions.adapters.redis_cache import RedisAdapter
 from tests.peers import ensure_redis
 
 URL = "redis://127.0.0.1:6379/0"

@@ -1,0 +1,531 @@
+"""The conversation around decisions: confirm, clarify, act, check with the user, try again, hand off, rate.
+
+Each message moves a small state machine whose state is a row in the store, never process memory, so any
+server thread (or process) can take the next turn:
+
+    open ──problem──► confirming / choosing ──yes / a choice──► verifying ──yes──► rating ──1..5──► open
+                 └──────────────── clear match ───────────────────┘    │ no, partly: the next remedy,
+    business ──► awaiting_decision ──a decider answers──► rating       │ the next candidate, or engineering
+                                                                       └──► rating when handed off
+
+Replies are read by `engine.chat.understanding.ReplyReader`; anything that reads as a new problem starts over.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from core.errors import ConflictError, InputError, NotFoundError, RateLimitError
+from engine.chat.assistant import Answer, Assistant, Message, clean_message
+from engine.chat.understanding import Reading, ReplyIntent, ReplyReader
+from engine.learning.loop import JudgedFix, LearningLoop
+from engine.store.conversations import ConversationRow, Conversations
+from engine.store.escalations import EscalationRow, Escalations, EscalationStatus
+from engine.store.privacy import Privacy
+from knowledge.base import Band, Candidate, Match
+
+Progress = Callable[[str], None]
+RATING = re.compile(r"^\s*([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\b[\s,.:;!-]*(.*)$", re.IGNORECASE | re.DOTALL)
+CHOICE_MIN = 0.5  # similarity a reply needs to an offered title to pick it
+CHOICE_LEAD = 0.03  # ... and its lead over the next title
+
+
+class Stage(StrEnum):
+    OPEN = "open"  # waiting for a problem
+    CONFIRMING = "confirming"  # asked "is it X?"
+    CHOOSING = "choosing"  # asked "X, Y or Z?"
+    VERIFYING = "verifying"  # acted; asked "is it working now?"
+    AWAITING_DECISION = "awaiting_decision"  # a person decides a business request
+    RATING = "rating"  # asked for a 1-5 rating
+
+
+class EscalationOutcome(StrEnum):
+    APPROVED = "approved"
+    DECLINED = "declined"
+
+
+@dataclass
+class ConversationState:
+    """What the conversation is in the middle of; saved as JSON with every turn."""
+
+    stage: Stage = Stage.OPEN
+    problem: str = ""  # the user's description of the problem being worked on
+    playbook: str | None = None
+    options: list[str] = field(default_factory=list)  # playbooks offered, best first
+    candidates: list[list[Any]] = field(default_factory=list)  # [playbook, category, score] of the problem
+    tried: list[str] = field(default_factory=list)  # playbooks acted on for this problem
+    escalation_id: str | None = None
+    turn: int = 0
+    pending: list[list[str]] = field(default_factory=list)  # [playbook, text] of other problems the user named
+
+    @classmethod
+    def load(cls, stage: str, payload: dict[str, Any]) -> ConversationState:
+        known = {k: v for k, v in payload.items() if k in cls.__dataclass_fields__ and k != "stage"}
+        return cls(stage=Stage(stage), **known)
+
+    def payload(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if k != "stage"}
+
+    @property
+    def first_playbook(self) -> str | None:
+        """The playbook first acted on for this problem (the one it was first taken for)."""
+        return self.tried[0] if self.tried else self.playbook
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A button the page may show; `value` is what it sends back as the user's message."""
+
+    label: str
+    value: str
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One turn's outcome: the assistant's messages, the stage now, the choices offered, what was understood."""
+
+    conversation_id: str
+    stage: Stage
+    replies: tuple[str, ...]
+    choices: tuple[Choice, ...] = ()
+    understood: str | None = None
+    answer: Answer | None = None
+
+
+@dataclass
+class _Turn:
+    message: Message  # validated, owned, rate-checked and stored before the turn begins
+    vector: np.ndarray
+    state: ConversationState
+    progress: Progress
+    replies: list[str] = field(default_factory=list)
+    written: int = 0  # replies already staged in `pending`
+    understood: str | None = None
+    pending: list[tuple[str, Sequence[Any]]] = field(default_factory=list)  # committed with the new state
+
+    @property
+    def conversation_id(self) -> str:
+        return self.message.conversation_id
+
+    @property
+    def user_id(self) -> str:
+        return self.message.user_id
+
+    @property
+    def text(self) -> str:
+        return self.message.text
+
+
+YES_NO = (Choice("Yes", "yes"), Choice("No", "no"))
+CHECK = (Choice("Yes, it works", "yes, it works now"), Choice("Partly", "partly"),
+         Choice("No, still broken", "no, it's still broken"))
+RATINGS = tuple(Choice(str(n), str(n)) for n in range(1, 6))
+
+
+class Dialogue:
+    """Takes turns in conversations; stateless itself, like the assistant it drives."""
+
+    def __init__(self, assistant: Assistant, reader: ReplyReader, learning: LearningLoop, *,
+                 conversations: Conversations, escalations: Escalations, privacy: Privacy, rate_limit: int,
+                 rate_window_s: float, clock: Callable[[], float] = time.time,
+                 new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.assistant = assistant
+        self.reader = reader
+        self.learning = learning
+        self.chats = conversations
+        self.escalations = escalations
+        self.privacy = privacy
+        self.rate_limit = rate_limit
+        self.rate_window_s = rate_window_s
+        self.clock = clock
+        self.new_id = new_id
+
+    @property
+    def knowledge(self):
+        return self.assistant.knowledge
+
+    @property
+    def voice(self):
+        return self.assistant.voice
+
+    # -- conversations ------------------------------------------------------------------------------
+
+    def start(self, user_id: str, channel: str = "web") -> Exchange:
+        """A new conversation, opened with a greeting."""
+        conversation_id = self.new_id()
+        self.assistant.store.start_conversation(conversation_id, user_id, channel)
+        greeting = self.voice.say("greeting", conversation_id)
+        now = self.clock()
+        opening = ConversationState().payload()
+        self.chats.commit([self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", greeting, now)],
+                         self.chats.state_guard(conversation_id, user_id, Stage.OPEN, opening, now, None))
+        return Exchange(conversation_id, Stage.OPEN, (greeting,))
+
+    def conversations(self, user_id: str) -> list[ConversationRow]:
+        return self.chats.conversations(user_id)
+
+    def status(self, conversation_id: str, user_id: str) -> tuple[Stage, tuple[Choice, ...]]:
+        """Where one of the user's conversations stands, and the choices it offers now."""
+        self._own(conversation_id, user_id)
+        state = self._state(conversation_id)
+        return state.stage, self._choices(state)
+
+    def turn(self, text: str, user_id: str, conversation_id: str | None = None, channel: str = "web",
+             progress: Progress | None = None) -> Exchange:
+        """Take one user message: accept it (checked, owned, rate-checked and stored, once), then move the
+        conversation on. Raises InputError, NotFoundError, RateLimitError or ConflictError (see `_accept` and
+        the guarded save at the end)."""
+        message = self._accept(text, user_id, conversation_id, channel)
+        conversation_id = message.conversation_id
+        tell = progress or (lambda _message: None)
+        tell("Reading your message…")
+        state, version = self._versioned_state(conversation_id)
+        state.turn += 1
+        turn = _Turn(message, self.knowledge.embedder.encode_one(message.text), state, tell)
+        handler = {Stage.OPEN: self._problem, Stage.CONFIRMING: self._confirming, Stage.CHOOSING: self._choosing,
+                   Stage.VERIFYING: self._verifying, Stage.AWAITING_DECISION: self._awaiting,
+                   Stage.RATING: self._rating}[state.stage]
+        answer = handler(turn)
+        self._stage_replies(turn)
+        # One transaction: the replies, the decision with its actions and escalations, and the new state, saved
+        # only if no other turn of this conversation committed since this one read the state.
+        self.chats.commit(turn.pending, self.chats.state_guard(conversation_id, user_id, turn.state.stage,
+                                                              turn.state.payload(), self.clock(), version))
+        return Exchange(conversation_id, turn.state.stage, tuple(turn.replies), self._choices(turn.state),
+                        turn.understood, answer)
+
+    def _accept(self, text: str, user_id: str, conversation_id: str | None, channel: str) -> Message:
+        """The one gate a message passes: usable text, the user's own conversation (a new one when None), under
+        the rate limit; then stored before any work, so whatever fails later, the message is not lost."""
+        text = clean_message(text, self.assistant.max_message_chars)
+        if conversation_id is None:
+            conversation_id = self.start(user_id, channel).conversation_id
+        self._own(conversation_id, user_id)
+        self._check_rate(user_id)
+        message = Message(self.new_id(), conversation_id, user_id, channel, text)
+        self.assistant.store.add_message(message.id, conversation_id, user_id, "user", text)
+        return message
+
+    def rate(self, conversation_id: str, user_id: str, rating: int, comment: str = "") -> Exchange:
+        """Store a 1-5 rating (the page's buttons) and close the conversation's current problem."""
+        self._own(conversation_id, user_id)
+        if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
+            raise InputError("`rating` must be a whole number from 1 to 5", code="invalid_body")
+        state, version = self._versioned_state(conversation_id)
+        thanks = self.voice.say("thanks_rating", f"{conversation_id}:{state.turn}")
+        now = self.clock()
+        state = ConversationState(turn=state.turn)
+        self.chats.commit([
+            self.chats.feedback_sql(self.new_id(), conversation_id, user_id, rating, comment.strip(), now),
+            self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", thanks, now),
+        ], self.chats.state_guard(conversation_id, user_id, state.stage, state.payload(), now, version))
+        return Exchange(conversation_id, state.stage, (thanks,))
+
+    def decide(self, escalation_id: str, decided_by: str, outcome: EscalationOutcome, note: str) -> EscalationRow:
+        """A person's decision on a business escalation, posted into its conversation with a rating question."""
+        escalation = self.escalations.get(escalation_id)
+        if escalation is None:
+            raise NotFoundError("no such escalation")
+        if escalation.status is not EscalationStatus.OPEN:
+            raise ConflictError(f"this escalation was already decided ({escalation.status})")
+        note = note.strip()
+        if not note:
+            raise InputError("`note` is required: tell the user what was decided and why", code="invalid_body")
+        state, version = self._versioned_state(escalation.conversation_id)
+        title = self._title(state.playbook) if state.playbook else escalation.category
+        seed = f"{escalation.conversation_id}:{state.turn}:decided"
+        posted = self.voice.say("decided", seed, title=title, decision=f"{EscalationOutcome(outcome).value}. {note}")
+        rate = self.voice.say("rate", seed)
+        status = EscalationStatus(EscalationOutcome(outcome).value)
+        statements = self.escalations.decision_sql(escalation_id, decided_by, status, note, self.clock())
+        now = self.clock()
+        statements += [self.chats.message_sql(self.new_id(), escalation.conversation_id, escalation.user_id, "team",
+                                              posted, now),
+                       self.chats.message_sql(self.new_id(), escalation.conversation_id, escalation.user_id,
+                                              "assistant", rate, now)]
+        guard = None
+        if state.stage is Stage.AWAITING_DECISION and state.escalation_id == escalation_id:
+            state.stage = Stage.RATING  # a user who moved on to another problem is not interrupted
+            guard = self.chats.state_guard(escalation.conversation_id, escalation.user_id, state.stage,
+                                           state.payload(), now, version)
+        self.chats.commit(statements, guard)
+        decided = self.escalations.get(escalation_id)
+        if decided is None:  # deleted with its user's history meanwhile
+            raise NotFoundError("no such escalation")
+        return decided
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Delete the user's history everywhere, the examples learned from them in the index included; returns
+        what was removed per table (see `engine.store.privacy`)."""
+        removed = self.learning.forget_examples(user_id)
+        counts = self.privacy.forget(user_id)
+        counts["index_examples"] = removed
+        return counts
+
+    def close(self) -> None:
+        self.learning.close()
+
+    # -- stages -------------------------------------------------------------------------------------
+
+    def _problem(self, turn: _Turn) -> Answer:
+        """A message about a (new) problem: the assistant decides, and the decision sets the next stage."""
+        turn.state = ConversationState(turn=turn.state.turn, problem=turn.text)
+        match = self.knowledge.match(turn.text, turn.vector)
+        turn.state.candidates = [[c.playbook, c.category, c.score] for c in match.candidates]
+        return self._decide(turn, match)
+
+    def _decide(self, turn: _Turn, match: Match) -> Answer:
+        turn.progress("Let me check a few things…")
+        self._stage_replies(turn)  # lines said before the decision go before its reply
+        answer = self.assistant.respond(turn.message, match=match, progress=turn.progress, pending=turn.pending)
+        turn.replies.append(answer.reply)
+        turn.written = len(turn.replies)  # the decision's statements hold its reply
+        state = turn.state
+        state.playbook = answer.playbook
+        # Other technical problems named in the same message are taken up once this one is done.
+        state.pending = state.pending or [[a.playbook, a.text] for a in match.asides
+                                          if a.group == "technical" and a.playbook != answer.playbook][:1]
+        self._count_verified_failures(turn, answer)
+        if answer.decision == "clarify" and answer.offered:
+            state.options = list(answer.offered)
+            state.stage = Stage.CONFIRMING if len(answer.offered) == 1 else Stage.CHOOSING
+        elif answer.decision == "escalate":
+            state.escalation_id = answer.escalation_id or None
+            state.stage = Stage.AWAITING_DECISION
+            if state.pending:  # a person decides that one; meanwhile the technical problem can be looked at
+                self._take_up_pending(turn)
+        elif answer.decision == "resolve" and any(a.name == "handoff" for a in answer.actions):
+            state.stage = Stage.RATING  # engineering has it, honestly said; nothing left for the user to check
+            turn.replies.append(self.voice.say("rate", self._seed(turn)))
+        elif answer.decision == "resolve" and answer.playbook:
+            state.tried = list(dict.fromkeys([*state.tried, answer.playbook]))
+            state.stage = Stage.VERIFYING
+        else:
+            state.stage = Stage.OPEN
+        return answer
+
+    def _confirming(self, turn: _Turn) -> Answer | None:
+        reading, match = self._read(turn, (ReplyIntent.YES, ReplyIntent.NO, ReplyIntent.CORRECTION,
+                                           ReplyIntent.NEW_PROBLEM))
+        if self._is_new_problem(reading, match, turn.state):
+            return self._new_problem(turn)
+        if reading.intent is ReplyIntent.YES:
+            return self._decide(turn, self._confirmed(turn.state, turn.state.options[0]))
+        if reading.intent is ReplyIntent.NO:
+            rest = [p for p in turn.state.options[1:] if p not in turn.state.tried]
+            if rest:  # a verified fix that did not work, and another candidate was close: offer it
+                turn.state.options = rest
+                turn.replies.append(self.voice.say("try_other", self._seed(turn), title=self._title(rest[0])))
+                return None
+            turn.replies.append(self.voice.say("not_this", self._seed(turn)))
+            turn.state = ConversationState(turn=turn.state.turn)
+            return None
+        turn.replies.append(self.voice.say("reask_confirm", self._seed(turn),
+                                           title=self._title(turn.state.options[0])))
+        return None
+
+    def _choosing(self, turn: _Turn) -> Answer | None:
+        picked = self._pick(turn)
+        if picked is not None:
+            turn.understood = f"choice:{picked}"
+            return self._decide(turn, self._confirmed(turn.state, picked))
+        reading, match = self._read(turn, (ReplyIntent.NO, ReplyIntent.CORRECTION, ReplyIntent.NEW_PROBLEM))
+        if self._is_new_problem(reading, match, turn.state):
+            return self._new_problem(turn)
+        if reading.intent is ReplyIntent.NO:
+            turn.replies.append(self.voice.say("not_this", self._seed(turn)))
+            turn.state = ConversationState(turn=turn.state.turn)
+            return None
+        turn.replies.append(self.voice.say("reask_choice", self._seed(turn), options=self._titles(turn.state.options)))
+        return None
+
+    def _verifying(self, turn: _Turn) -> Answer | None:
+        reading, match = self._read(turn, tuple(ReplyIntent))
+        if self._is_new_problem(reading, match, turn.state):
+            return self._new_problem(turn)
+        if reading.intent is ReplyIntent.YES:
+            self.learning.confirmed(turn.user_id, turn.conversation_id, turn.state.playbook, turn.state.problem)
+            self._count_outcome(turn, succeeded=True)
+            turn.replies.append(self.voice.say("fixed", self._seed(turn)))
+            if turn.state.pending:
+                self._take_up_pending(turn)
+                return None
+            turn.replies.append(self.voice.say("rate", self._seed(turn)))
+            turn.state.stage = Stage.RATING
+            return None
+        if reading.intent in (ReplyIntent.NO, ReplyIntent.PARTLY):
+            return self._still_broken(turn, reading.intent)
+        turn.replies.append(self.voice.say("reask_check", self._seed(turn)))
+        return None
+
+    def _still_broken(self, turn: _Turn, intent: ReplyIntent) -> Answer | None:
+        """The fix did not (fully) work: the next close candidate if there is one, else the same problem again,
+        where the failure the user reported keeps the rules from repeating the remedy."""
+        state = turn.state
+        self._count_outcome(turn, succeeded=False)
+        self._record_verdict(turn)
+        untried = [p for p in state.options if p not in state.tried]
+        if untried:
+            state.options, state.stage = untried, Stage.CONFIRMING
+            turn.replies.append(self.voice.say("try_other", self._seed(turn), title=self._title(untried[0])))
+            return None
+        turn.replies.append(self.voice.say("partly" if intent is ReplyIntent.PARTLY else "retry", self._seed(turn)))
+        assert state.playbook is not None
+        return self._decide(turn, self._confirmed(state, state.playbook))
+
+    def _awaiting(self, turn: _Turn) -> Answer | None:
+        reading, match = self._read(turn, (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION, ReplyIntent.YES,
+                                           ReplyIntent.NO))
+        if self._names_a_problem(match) or reading.intent in (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION):
+            return self._new_problem(turn)
+        title = self._title(turn.state.playbook)
+        turn.replies.append(self.voice.say("waiting", self._seed(turn), title=title))
+        return None
+
+    def _rating(self, turn: _Turn) -> Answer | None:
+        found = RATING.match(turn.text)
+        if found:
+            rating, comment = int(found.group(1)), found.group(2).strip()
+            turn.understood = f"rating:{rating}"
+            turn.replies.append(self.voice.say("thanks_rating", self._seed(turn)))
+            self.chats.commit([self.chats.feedback_sql(self.new_id(), turn.conversation_id, turn.user_id, rating,
+                                                      comment, self.clock())])
+            turn.state = ConversationState(turn=turn.state.turn)
+            return None
+        reading, match = self._read(turn, tuple(ReplyIntent))
+        # A plain "yes, it works now" (say, after a hand-off) is about this problem, not a new one.
+        unclear = reading.intent is None and match.band is not Band.OUT_OF_SCOPE
+        if unclear or self._is_new_problem(reading, match, turn.state):
+            return self._new_problem(turn)
+        turn.replies.append(self.voice.say("reask_rating", self._seed(turn)))
+        return None
+
+    def _take_up_pending(self, turn: _Turn) -> None:
+        """The user named another problem in the same message: offer it now, as a yes-or-no question."""
+        (playbook, text), *rest = turn.state.pending
+        category = self.knowledge.playbooks[playbook].category if playbook in self.knowledge.playbooks else ""
+        turn.state = ConversationState(turn=turn.state.turn, problem=text, options=[playbook],
+                           candidates=[[playbook, category, 1.0]], stage=Stage.CONFIRMING, pending=rest)
+        turn.replies.append(self.voice.say("take_up_pending", self._seed(turn), title=self._title(playbook)))
+
+    def _new_problem(self, turn: _Turn) -> Answer:
+        turn.understood = turn.understood or ReplyIntent.NEW_PROBLEM.value
+        turn.replies.append(self.voice.say("new_problem", self._seed(turn)))
+        return self._problem(turn)
+
+    # -- reading ------------------------------------------------------------------------------------
+
+    def _read(self, turn: _Turn, allowed: Sequence[ReplyIntent]) -> tuple[Reading, Match]:
+        reading = self.reader.read(turn.text, turn.vector, allowed)
+        turn.understood = reading.intent.value if reading.intent else None
+        return reading, self.knowledge.match_vector(turn.vector)
+
+    def _is_new_problem(self, reading: Reading, match: Match, state: ConversationState) -> bool:
+        """A reply that names a problem clearly, and not the one in hand, is a new problem (or a correction)
+        unless it reads clearly as yes, no or partly about the current one."""
+        if reading.intent in (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION):
+            return match.band is not Band.OUT_OF_SCOPE
+        clear_other = self._names_a_problem(match) and match.best.playbook not in (state.playbook, *state.options)
+        return clear_other and (reading.intent is None or match.best.score > reading.score)
+
+    def _names_a_problem(self, match: Match) -> bool:
+        """The reply names a problem on its own, in the strict answer band: "no, it's still slow" is close to
+        several slowness playbooks, which is enough to act on a first message but not to leave the one in hand."""
+        return match.band is Band.ANSWER and match.best.score >= self.knowledge.calibration.t_high
+
+    def _pick(self, turn: _Turn) -> str | None:
+        """The offered playbook the reply names (the page's buttons send its title), if one stands out."""
+        options = turn.state.options
+        titles = self.knowledge.embedder.encode([self.knowledge.playbooks[p].title for p in options])
+        similarity = titles @ turn.vector.reshape(-1)
+        order = np.argsort(-similarity)
+        lead = similarity[order[0]] - (similarity[order[1]] if len(order) > 1 else 0.0)
+        if similarity[order[0]] >= CHOICE_MIN and lead >= CHOICE_LEAD:
+            return options[int(order[0])]
+        return None
+
+    # -- helpers ------------------------------------------------------------------------------------
+
+    def _confirmed(self, state: ConversationState, playbook: str) -> Match:
+        """The problem's match with `playbook` first and in the answer band: the user has said it is the one."""
+        candidates = [Candidate(p, c, float(s)) for p, c, s in state.candidates]
+        chosen = next((c for c in candidates if c.playbook == playbook), None)
+        chosen = chosen or Candidate(playbook, self.knowledge.playbooks[playbook].category, 0.0)
+        rest = tuple(c for c in candidates if c.playbook != playbook)
+        return Match((chosen, *rest), Band.ANSWER, 1.0)
+
+    def _record_verdict(self, turn: _Turn) -> None:
+        """The user says the last fix did not work: its actions count as failed for the rules from now on."""
+        self.chats.record_not_fixed(turn.conversation_id, self.new_id(), self.clock())
+
+    def _count_outcome(self, turn: _Turn, succeeded: bool) -> None:
+        state = turn.state
+        if state.playbook is not None:
+            self.learning.judged(JudgedFix(turn.conversation_id, turn.user_id, state.playbook, state.first_playbook,
+                                           frozenset(c[0] for c in state.candidates), len(state.tried), succeeded))
+
+    def _count_verified_failures(self, turn: _Turn, answer: Answer) -> None:
+        failed = [(a.name, a.target) for a in answer.actions if a.status == "failed"]
+        if failed:
+            self.learning.verification_failed(turn.conversation_id, turn.user_id, answer.playbook, failed)
+
+    def _stage_replies(self, turn: _Turn) -> None:
+        """Add the replies said so far, at this moment, to the turn's transaction."""
+        now = self.clock()
+        turn.pending += [self.chats.message_sql(self.new_id(), turn.conversation_id, turn.user_id, "assistant",
+                                                reply, now) for reply in turn.replies[turn.written:]]
+        turn.written = len(turn.replies)
+
+    def _choices(self, state: ConversationState) -> tuple[Choice, ...]:
+        if state.stage is Stage.CONFIRMING:
+            return YES_NO
+        if state.stage is Stage.CHOOSING:
+            titles = [self.knowledge.playbooks[p].title for p in state.options]
+            return (*(Choice(t, t) for t in titles), Choice("None of these", "none of these"))
+        if state.stage is Stage.VERIFYING:
+            return CHECK
+        if state.stage is Stage.RATING:
+            return RATINGS
+        return ()
+
+    def _state(self, conversation_id: str) -> ConversationState:
+        return self._versioned_state(conversation_id)[0]
+
+    def _versioned_state(self, conversation_id: str) -> tuple[ConversationState, int | None]:
+        found = self.chats.state(conversation_id)
+        return (ConversationState.load(found[0], found[1]), found[2]) if found else (ConversationState(), None)
+
+    def _own(self, conversation_id: str, user_id: str) -> None:
+        if self.assistant.store.conversation_owner(conversation_id) != user_id:
+            raise NotFoundError("no such conversation")
+
+    def _check_rate(self, user_id: str) -> None:
+        """At most `rate_limit` messages per `rate_window_s`, counted from the stored messages."""
+        now = self.clock()
+        count, oldest = self.chats.user_messages_since(user_id, now - self.rate_window_s)
+        if count >= self.rate_limit and oldest is not None:
+            wait = max(1, int(oldest + self.rate_window_s - now + 0.999))
+            raise RateLimitError(
+                f"you've sent {count} messages in the last {self.rate_window_s:g} seconds, which is my limit. "
+                f"Please wait {wait} seconds and send it again; everything you sent before is saved.",
+                retry_after_s=wait)
+
+    def _title(self, playbook: str | None) -> str:
+        return self.assistant.title(playbook)
+
+    def _titles(self, playbooks: Sequence[str]) -> str:
+        titles = [self._title(p) for p in playbooks]
+        return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " or " + titles[-1]
+
+    @staticmethod
+    def _seed(turn: _Turn) -> str:
+        # Varied per turn, so a conversation that asks the same thing twice does not say it the same way.
+        return f"{turn.conversation_id}:{turn.state.turn}"

@@ -1,0 +1,131 @@
+"""The monitor loop: read telemetry, detect, take in alerts, heal, verify; once per interval, on a thread.
+
+`tick()` is one pass and is what tests and simulated scenarios call, with a simulated clock. `start()` runs
+ticks on a daemon thread until `stop()` (clean: the current tick finishes first); `wake()` runs the next tick
+at once, which the Alertmanager receiver uses so an alert is acted on without waiting for the interval.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from core.errors import FirstlineError, TelemetryError
+from engine.healing.detection import Detector, Signal, SignalKind, SignalState
+from engine.healing.healer import Healer
+from engine.infra.telemetry import Snapshot, TelemetrySource
+from engine.store.healing import AlertRecord, HealingLedger, RemediationRow
+
+log = logging.getLogger("firstline.monitor")
+
+
+@dataclass
+class TickReport:
+    at: float
+    snapshot: Snapshot | None
+    signals: list[Signal] = field(default_factory=list)
+    attempts: list[RemediationRow] = field(default_factory=list)
+    error: str | None = None
+
+
+class Monitor:
+    """Feeds the healer from a telemetry source and the stored alert inbox."""
+
+    def __init__(
+        self,
+        source: TelemetrySource,
+        detector: Detector,
+        healer: Healer,
+        ledger: HealingLedger,
+        interval_s: float,
+        clock: Callable[[], float] = time.time,
+        act_on_detection: bool = True,
+        record_samples: bool = True,
+    ) -> None:
+        self.source = source
+        self.detector = detector
+        self.healer = healer
+        self.ledger = ledger
+        self.interval_s = interval_s
+        self.clock = clock
+        # False: detection only feeds verification, and only alerts (e.g. from Alertmanager) lead to actions.
+        self.act_on_detection = act_on_detection
+        self.record_samples = record_samples
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._tick_lock = threading.Lock()
+
+    def tick(self) -> TickReport:
+        """One pass; a source that cannot be read is logged and skipped, and changes nothing."""
+        with self._tick_lock:
+            now = self.clock()
+            try:
+                snapshot = self.source.read()
+            except TelemetryError as error:
+                log.warning("telemetry: %s", error)
+                return TickReport(now, None, error=str(error))
+            if self.record_samples:
+                self.ledger.record_samples(snapshot.at, snapshot.metrics, self.source.name)
+            detected = self.detector.update(snapshot)
+            if not self.act_on_detection:
+                detected = [s for s in detected if s.kind is SignalKind.DEPLOY]
+            signals = detected + self._alert_signals(now)
+            attempts = self.healer.step(signals, self.detector)
+            return TickReport(now, snapshot, signals, attempts)
+
+    def _alert_signals(self, now: float) -> list[Signal]:
+        signals = []
+        for alert in self.ledger.pending_alerts():
+            signal = self._signal(alert, now)
+            if signal is None:
+                log.warning("alert %s (%s) names no known service and metric (labels service=, metric=); "
+                            "recorded, not acted on", alert.alertname, alert.fingerprint)
+            else:
+                signals.append(signal)
+            self.ledger.alert_handled(alert, now)
+        return signals
+
+    def _signal(self, alert: AlertRecord, now: float) -> Signal | None:
+        service = self.healer.topology.services.get(alert.service or "")
+        if service is None or alert.metric is None or alert.metric not in service.limits:
+            return None
+        value = self.detector.latest(service.name, alert.metric)
+        return Signal(service.name, alert.metric, SignalKind.ALERT, SignalState.HARD,
+                      value if value is not None else 0.0, service.limits[alert.metric], now,
+                      fingerprint=alert.fingerprint, detail=alert.alertname)
+
+    # -- the thread ---------------------------------------------------------------------------------
+
+    def start(self) -> Monitor:
+        self._thread = threading.Thread(target=self._loop, name="firstline-monitor", daemon=True)
+        self._thread.start()
+        return self
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join()
+            self._thread = None
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.tick()
+            except FirstlineError as error:  # a store or rule problem must not kill the loop
+                log.error("monitor tick failed: %s", error)
+            except Exception:
+                log.exception("monitor tick failed")
+            self._wake.wait(self.interval_s)
+            self._wake.clear()

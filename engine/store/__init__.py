@@ -1,0 +1,30 @@
+"""The store: every SQL statement Firstline runs, and nothing else.
+
+`DuckDBStore` is the one database (a DuckDB file, migrated by `schema`); each repository owns the tables of one
+concern and is built on it:
+
+- `Decisions`: conversations, messages, what each answered message decided (facts, rules, actions, trace)
+- `Conversations`: a conversation's state and version, the user's verdicts on fixes, feedback, learned examples
+- `Escalations`: business escalations and the decisions recorded on them
+- `Tokens`: API tokens (salted hashes only)
+- `Privacy`: forgetting a user everywhere, in one transaction
+- `HealingLedger`: telemetry, signals, alerts, remediations and the state the safety gate reads
+- `LearningRecords`: remedy outcomes, votes, learned rules and shadow cases
+- `CurationQueries`: the curators' read-only views across decisions and learning
+
+No other package imports `duckdb` or writes SQL (tests/core/test_layering.py checks both). A PostgreSQL store
+answers the same methods.
+"""
+
+from engine.store.conversations import Conversations
+from engine.store.curation import CurationQueries
+from engine.store.database import DuckDBStore
+from engine.store.decisions import Decisions
+from engine.store.escalations import Escalations
+from engine.store.healing import HealingLedger
+from engine.store.learning import LearningRecords
+from engine.store.privacy import Privacy
+from engine.store.tokens import Tokens
+
+__all__ = ["Conversations", "CurationQueries", "Decisions", "DuckDBStore", "Escalations", "HealingLedger",
+           "LearningRecords", "Privacy", "Tokens"]

@@ -1,0 +1,229 @@
+"""Decisions: conversations, messages and everything one answered message decided (matches, facts, rules
+fired, actions, escalations, hand-offs, trace), as the chat writes and the rules read them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from core.taxonomy import Decision
+from engine.store.database import DuckDBStore, Guard, Statement
+from engine.store.escalations import EscalationStatus
+
+
+@dataclass(frozen=True)
+class EscalationRequest:
+    """A request a person decides: its business category and a one-line summary of what the user asked."""
+
+    category: str
+    summary: str
+
+
+@dataclass(frozen=True)
+class HandOff:
+    """A problem handed to a team (engineering) with what was tried and seen, for them to pick up."""
+
+    team: str
+    summary: str
+    diagnostics: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ActionRow:
+    seq: int
+    name: str
+    target: str
+    params: dict[str, Any]
+    rule: str | None
+    status: str
+    detail: str
+    started_at: float
+    finished_at: float
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    """One answered message, as written in one transaction."""
+
+    id: str
+    message_id: str
+    conversation_id: str
+    user_id: str
+    decision: Decision
+    category: str
+    playbook: str | None
+    band: str
+    confidence: float
+    ruleset_version: str
+    dry_run: bool
+    reply: str
+    latency_ms: float
+    created_at: float
+    candidates: Sequence[tuple[str, str, float]] = ()
+    facts: Sequence[tuple[str, str, dict[str, Any]]] = ()  # (type, origin, payload)
+    rules_fired: Sequence[tuple[str, dict[str, Any]]] = ()
+    actions: Sequence[ActionRow] = ()
+    escalation: EscalationRequest | None = None
+    also_escalated: Sequence[EscalationRequest] = ()  # other requests of the message a person decides
+    handoff: HandOff | None = None
+    errors: Sequence[str] = field(default_factory=tuple)
+    trace: dict[str, Any] | None = None
+    escalation_id: str = ""  # the id of `escalation`, when the caller needs it before the row is committed
+
+
+@dataclass(frozen=True)
+class PastAction:
+    """A remediation run earlier for a user, as the rules see it."""
+
+    name: str
+    target: str
+    status: str
+    rule: str
+    finished_at: float
+    conversation_id: str
+
+
+@dataclass(frozen=True)
+class Account:
+    plan: str
+    seats: int
+    role: str
+
+
+class EventStore(Protocol):
+    """What the chat needs from storage: `Decisions` on DuckDB; a PostgreSQL one answers the same calls."""
+
+    def start_conversation(self, conversation_id: str, user_id: str, channel: str) -> None: ...
+
+    def add_message(self, message_id: str, conversation_id: str, user_id: str, role: str, text: str) -> None: ...
+
+    def conversation_owner(self, conversation_id: str) -> str | None: ...
+
+    def decision_statements(self, record: DecisionRecord,
+                            new_id: Callable[[], str]) -> list[Statement]: ...
+
+    def transaction(self, statements: list[Statement],
+                    guard: Guard | None = None) -> None: ...
+
+    def user_turns(self, conversation_id: str) -> int: ...
+
+    def past_actions(self, user_id: str, since: float, limit: int) -> list[PastAction]: ...
+
+    def account(self, user_id: str) -> Account | None: ...
+
+    def trace(self, decision_id: str) -> dict[str, Any] | None: ...
+
+    def messages(self, conversation_id: str, user_id: str) -> list[tuple[str, str, float]]: ...
+
+
+class Decisions:
+    """The decisions repository on the DuckDB database."""
+
+    def __init__(self, db: DuckDBStore) -> None:
+        self.db = db
+        self.clock = db.clock
+
+    def transaction(self, statements: list[Statement], guard: Guard | None = None) -> None:
+        self.db.transaction(statements, guard)
+
+    def start_conversation(self, conversation_id: str, user_id: str, channel: str) -> None:
+        self.db.transaction([("INSERT INTO conversations VALUES (?, ?, ?, ?)",
+                      (conversation_id, user_id, channel, self.clock()))])
+
+    def add_message(self, message_id: str, conversation_id: str, user_id: str, role: str, text: str) -> None:
+        self.db.transaction([("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
+                      (message_id, conversation_id, user_id, role, text, self.clock()))])
+
+    def conversation_owner(self, conversation_id: str) -> str | None:
+        rows = self.db.execute("SELECT user_id FROM conversations WHERE id = ?", (conversation_id,))
+        return rows[0][0] if rows else None
+
+    def decision_statements(self, record: DecisionRecord,
+                            new_id: Callable[[], str]) -> list[Statement]:
+        """The statements that store a decision with everything about it, for a caller that commits them in
+        one transaction with more (the dialogue: with the conversation's new state)."""
+        r = record
+        statements: list[Statement] = [
+            ("INSERT INTO decisions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             (r.id, r.message_id, r.conversation_id, r.user_id, r.decision, r.category, r.playbook, r.band,
+              r.confidence, r.ruleset_version, r.dry_run, r.reply, json.dumps(list(r.errors)), r.latency_ms,
+              r.created_at)),
+        ]
+        statements += [("INSERT INTO candidates VALUES (?, ?, ?, ?, ?)", (r.id, rank, pid, category, score))
+                       for rank, (pid, category, score) in enumerate(r.candidates, 1)]
+        statements += [("INSERT INTO facts VALUES (?, ?, ?, ?, ?)", (r.id, seq, kind, origin, json.dumps(payload)))
+                       for seq, (kind, origin, payload) in enumerate(r.facts, 1)]
+        statements += [("INSERT INTO rules_fired VALUES (?, ?, ?, ?)", (r.id, seq, rule, json.dumps(bindings)))
+                       for seq, (rule, bindings) in enumerate(r.rules_fired, 1)]
+        statements += [
+            ("INSERT INTO actions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             (new_id(), r.id, r.user_id, a.seq, a.name, a.target, json.dumps(a.params), a.rule, a.status, a.detail,
+              a.started_at, a.finished_at))
+            for a in r.actions
+        ]
+        # The decision's own escalation first: readers take a decision's escalations in insertion order.
+        escalations = [(r.escalation_id or new_id(), r.escalation)] if r.escalation else []
+        escalations += [(new_id(), also) for also in r.also_escalated]
+        for escalation_id, request in escalations:
+            statements.append(("INSERT INTO escalations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                               (escalation_id, r.id, r.conversation_id, r.user_id, request.category,
+                                request.summary, EscalationStatus.OPEN, r.created_at)))
+        if r.handoff:
+            statements.append(("INSERT INTO handoffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               (new_id(), r.id, r.conversation_id, r.user_id, r.handoff.team, r.handoff.summary,
+                                json.dumps(r.handoff.diagnostics), "open", r.created_at)))
+        if r.trace is not None:
+            statements.append(("INSERT INTO traces VALUES (?, ?, ?)",
+                               (r.id, r.ruleset_version, json.dumps(r.trace, default=str))))
+        statements.append(("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
+                           (new_id(), r.conversation_id, r.user_id, "assistant", r.reply, r.created_at)))
+        return statements
+
+    def trace(self, decision_id: str) -> dict[str, Any] | None:
+        """The stored trace of a decision, with the ids that place it."""
+        rows = self.db.execute(
+            "SELECT t.trace, d.conversation_id, d.user_id FROM traces t JOIN decisions d ON d.id = t.decision_id "
+            "WHERE t.decision_id = ?", (decision_id,))
+        if not rows:
+            return None
+        trace, conversation_id, user_id = rows[0]
+        return {**json.loads(trace), "decision_id": decision_id, "conversation_id": conversation_id,
+                "user_id": user_id}
+
+    def past_actions(self, user_id: str, since: float, limit: int) -> list[PastAction]:
+        """The user's remediations that finished after `since`, newest first. A remedy the user said did not fix
+        their problem appears again as failed at the moment they said so (rule `user_says_not_fixed`)."""
+        rows = self.db.execute(
+            "SELECT name, target, status, rule, finished_at, conversation_id FROM ("
+            "SELECT a.name, a.target, a.status, coalesce(a.rule, '') AS rule, a.finished_at, d.conversation_id "
+            "FROM actions a JOIN decisions d ON d.id = a.decision_id "
+            "WHERE a.user_id = ? AND a.finished_at >= ? AND a.name NOT IN ('handoff', 'escalate') "
+            "UNION ALL SELECT v.action, v.target, 'failed', 'user_says_not_fixed', v.said_at, v.conversation_id "
+            "FROM fix_verdicts v WHERE v.user_id = ? AND v.said_at >= ? AND v.verdict = 'not_fixed') "
+            "ORDER BY finished_at DESC LIMIT ?", (user_id, since, user_id, since, limit))
+        return [PastAction(*row) for row in rows]
+
+    def account(self, user_id: str) -> Account | None:
+        rows = self.db.execute("SELECT plan, seats, role FROM accounts WHERE user_id = ?", (user_id,))
+        return Account(*rows[0]) if rows else None
+
+    def set_account(self, user_id: str, account: Account) -> None:
+        self.db.transaction([("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)",
+                      (user_id, account.plan, account.seats, account.role))])
+
+    def user_turns(self, conversation_id: str) -> int:
+        """How many messages the user has sent in this conversation, the current one included."""
+        rows = self.db.execute("SELECT count(*) FROM messages WHERE conversation_id = ? AND role = 'user'",
+                            (conversation_id,))
+        return int(rows[0][0])
+
+    def messages(self, conversation_id: str, user_id: str) -> list[tuple[str, str, float]]:
+        """(role, text, created_at) of one of the user's conversations, oldest first."""
+        return [tuple(row) for row in self.db.execute(
+            "SELECT role, text, created_at FROM messages WHERE conversation_id = ? AND user_id = ? "
+            "ORDER BY created_at, role DESC",
+            (conversation_id, user_id),
+        )]
+

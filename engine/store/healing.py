@@ -1,0 +1,353 @@
+"""The healing ledger: telemetry samples, signals, alerts and remediations, from signal to rule to action to
+verification, and the stored state every safety decision reads (`SafetyView`).
+
+Every remediation, whoever asked for it, is one row of `remediations`, so cooldowns, the rate limit, the
+concurrency cap and the circuit breaker read one table. Hand-offs to engineering go to `handoffs`, beside the
+chat's. The shapes it reads from other rooms (a signal, an attempt, the safety limits, a verdict) are
+protocols here, so the store imports no other part of the engine.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Protocol, TypeVar
+
+from engine.store.database import DuckDBStore
+
+COLUMNS = ("id, signal_id, rule, action, target, params, adapter, status, detail, started_at, finished_at, "
+           "verify_service, verify_metric, verify_by, rollback, requester, subject")
+
+
+class RemediationStatus(StrEnum):
+    """Where a remediation stands in `remediations.status`."""
+
+    RUNNING = "running"  # the adapter is executing it
+    VERIFYING = "verifying"  # executed; waiting for its metric to come back
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    TIMED_OUT = "timed_out"
+    ROLLED_BACK = "rolled_back"
+    SKIPPED = "skipped"  # refused by the safety gate (cooldown, rate, concurrency, breaker)
+    DRY_RUN = "dry_run"  # planned and recorded, not run
+    JOINED = "joined"  # the same action on the same target was under way: this request waits for its result
+
+
+S = RemediationStatus
+EXECUTED = (S.RUNNING, S.VERIFYING, S.SUCCEEDED, S.FAILED, S.TIMED_OUT)
+UNDER_WAY = (S.RUNNING, S.VERIFYING)
+FINISHED = (S.SUCCEEDED, S.FAILED, S.TIMED_OUT)
+FAILURES = (S.FAILED, S.TIMED_OUT)
+MONITOR_USER = "monitor"
+
+
+class SignalLike(Protocol):
+    """What the ledger stores of a detected signal (engine.healing.detection.Signal); `kind` and `state` are
+    string enums."""
+
+    @property
+    def at(self) -> float: ...
+
+    @property
+    def service(self) -> str: ...
+
+    @property
+    def metric(self) -> str: ...
+
+    @property
+    def kind(self) -> str: ...
+
+    @property
+    def state(self) -> str: ...
+
+    @property
+    def value(self) -> float: ...
+
+    @property
+    def limit(self) -> float: ...
+
+    @property
+    def eta_s(self) -> float | None: ...
+
+    @property
+    def score(self) -> float | None: ...
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    @property
+    def detail(self) -> str: ...
+
+    def describe(self) -> str: ...
+
+
+class SafetyLimits(Protocol):
+    """The windows the stored state is read over (engine.actions.safety.SafetyPolicy), in seconds."""
+
+    @property
+    def cooldown_s(self) -> float: ...
+
+    @property
+    def rate_window_s(self) -> float: ...
+
+    @property
+    def breaker_failures(self) -> int: ...
+
+    @property
+    def action_timeout_s(self) -> float: ...
+
+    @property
+    def verify_timeout_s(self) -> float: ...
+
+
+class VerdictLike(Protocol):
+    """A safety decision as the ledger records it (engine.actions.safety.Verdict)."""
+
+    @property
+    def status(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
+
+    @property
+    def joined(self) -> str | None: ...
+
+    @property
+    def allowed(self) -> bool: ...
+
+
+V = TypeVar("V", bound=VerdictLike)
+
+
+@dataclass(frozen=True)
+class SafetyView:
+    """What the ledger says that matters for one request, read in one go."""
+
+    last_started_at: float | None  # the same action on the same target (and subject), whoever asked
+    started_in_window: int  # actions run, all targets, in the rate window
+    running: int  # actions executing now
+    in_flight: int  # actions executing or waiting for verification
+    trailing_failures: int  # failed or timed-out actions since the last success
+    last_failure_at: float | None
+    under_way: str | None = None  # id of the same action on the same target still running or being verified
+    last_requester: str = ""  # who asked for the last run of the same action on the same target
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One remediation as it enters the ledger, with who asked for it.
+
+    `requester` is `conversation:<id>`, `alert:<fingerprint>` or `monitor`. `subject` is the user a per-user
+    action acts for ("" for an action on a whole service): per-user actions cool down, join and count towards the
+    rate limit per subject, so one user's fix never holds back another's, and one user cannot use up the
+    service-wide allowance."""
+
+    id: str
+    signal_id: str | None
+    rule: str | None
+    action: str
+    target: str
+    params: dict
+    adapter: str
+    verify: tuple[str, str] | None
+    requester: str = "monitor"
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One notification of one alert, as received from Alertmanager."""
+
+    fingerprint: str
+    starts_at: str
+    status: str  # firing | resolved
+    alertname: str
+    service: str | None
+    metric: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+
+
+@dataclass(frozen=True)
+class RemediationRow:
+    id: str
+    signal_id: str | None
+    rule: str | None
+    action: str
+    target: str
+    adapter: str
+    status: RemediationStatus
+    detail: str
+    started_at: float
+    finished_at: float | None
+    verify: tuple[str, str] | None
+    verify_by: float | None
+    rollback: str | None
+    requester: str = "monitor"
+    subject: str = ""
+
+
+class HealingLedger:
+    """The healing ledger on the DuckDB database."""
+
+    def __init__(self, store: DuckDBStore, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
+        self.store = store
+        self.new_id = new_id
+        self._lock = threading.Lock()  # read-decide-write of one attempt happens as one step
+
+    # -- telemetry and signals ----------------------------------------------------------------------
+
+    def record_samples(self, at: float, metrics: Mapping[str, Mapping[str, float]], source: str) -> None:
+        """One snapshot of `metrics` (service -> metric -> value) read from `source` at `at` (epoch s)."""
+        rows = [(service, metric, value) for service, values in metrics.items() for metric, value in values.items()]
+        if not rows:
+            return
+        # One vectorised insert per snapshot: row-by-row inserts would dominate a simulated hour.
+        self.store.transaction([("INSERT INTO telemetry SELECT ?, ?, unnest(?), unnest(?), unnest(?)",
+                           (at, source, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]))])
+
+    def record_signal(self, signal: SignalLike, root_cause: str | None) -> str:
+        signal_id = self.new_id()
+        self.store.transaction([("INSERT INTO signals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (signal_id, signal.at, signal.service, signal.metric, str(signal.kind),
+                            str(signal.state), signal.value, signal.limit, signal.eta_s, signal.score, root_cause,
+                            signal.fingerprint or None, signal.detail or signal.describe()))])
+        return signal_id
+
+    # -- alerts -------------------------------------------------------------------------------------
+
+    def record_alerts(self, alerts: Sequence[AlertRecord], now: float) -> list[AlertRecord]:
+        """Store every notification not seen before (fingerprint + startsAt + status); return the new ones.
+
+        Alertmanager retries on 5xx and repeats notifications, so a repeat must change nothing.
+        """
+        with self._lock:
+            new = [a for a in alerts if not self.store.execute(
+                "SELECT 1 FROM alerts WHERE fingerprint = ? AND starts_at = ? AND status = ?",
+                (a.fingerprint, a.starts_at, a.status))]
+            unique = list({(a.fingerprint, a.starts_at, a.status): a for a in new}.values())
+            # Only firing alerts are ever acted on; a resolved one is stored as already handled.
+            self.store.transaction([("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               (a.fingerprint, a.starts_at, a.status, now, a.alertname, a.service, a.metric,
+                                json.dumps(a.labels), json.dumps(a.annotations),
+                                None if a.status == "firing" else now)) for a in unique])
+        return unique
+
+    def pending_alerts(self) -> list[AlertRecord]:
+        rows = self.store.execute(
+            "SELECT fingerprint, starts_at, status, alertname, service, metric, labels, annotations FROM alerts "
+            "WHERE status = 'firing' AND handled_at IS NULL ORDER BY received_at")
+        return [AlertRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7])) for r in rows]
+
+    def alert_handled(self, alert: AlertRecord, now: float) -> None:
+        self.store.transaction([
+            ("UPDATE alerts SET handled_at = ? WHERE fingerprint = ? AND starts_at = ? AND status = ?",
+             (now, alert.fingerprint, alert.starts_at, alert.status))])
+
+    # -- safety state and attempts -----------------------------------------------------------------
+
+    def view(self, attempt: Attempt, now: float, policy: SafetyLimits) -> SafetyView:
+        """The stored state one request is decided on. The same action on the same target (and subject) gives
+        the cooldown and what is under way; the rate limit, the concurrency cap and the breaker count actions on
+        whole services together, and per-user actions per user (the breaker per action and target)."""
+        executed = ", ".join(f"'{s}'" for s in EXECUTED)
+        same = "action = ? AND target = ? AND subject = ?"
+        key = (attempt.action, attempt.target, attempt.subject)
+        last = self.store.execute(
+            f"SELECT id, status, started_at, requester FROM remediations WHERE {same} AND status IN ({executed}) "
+            "ORDER BY started_at DESC LIMIT 1", key)
+        # A row left running or verifying by a crash stops counting once its time limits are past.
+        stale_running, stale_verifying = now - policy.action_timeout_s, now - policy.action_timeout_s - \
+            policy.verify_timeout_s
+        under_way = None
+        if last and ((last[0][1] == S.RUNNING and last[0][2] >= stale_running)
+                     or (last[0][1] == S.VERIFYING and last[0][2] >= stale_verifying)):
+            under_way = str(last[0][0])
+        scope, scope_params = ("subject = ?", (attempt.subject,)) if attempt.subject else ("subject = ''", ())
+        window, running, in_flight = self.store.execute(
+            f"SELECT count(*) FILTER (WHERE started_at >= ? AND status IN ({executed})), "
+            "count(*) FILTER (WHERE status = 'running' AND started_at >= ?), "
+            "count(*) FILTER (WHERE status IN ('running', 'verifying') AND started_at >= ?) "
+            f"FROM remediations WHERE {scope}",
+            (now - policy.rate_window_s, stale_running, stale_verifying, *scope_params))[0]
+        breaker_scope, breaker_params = (("action = ? AND target = ? AND subject <> ''",
+                                          (attempt.action, attempt.target)) if attempt.subject
+                                         else ("subject = ''", ()))
+        finished = ", ".join(f"'{s}'" for s in FINISHED)
+        recent = self.store.execute(
+            f"SELECT status, finished_at FROM remediations WHERE status IN ({finished}) AND {breaker_scope} "
+            "ORDER BY finished_at DESC LIMIT ?", (*breaker_params, policy.breaker_failures))
+        trailing = 0
+        for status, _ in recent:
+            if status not in FAILURES:
+                break
+            trailing += 1
+        last_failure = next((at for status, at in recent if status in FAILURES), None)
+        return SafetyView(last[0][2] if last else None, int(window), int(running), int(in_flight), trailing,
+                          last_failure, under_way, str(last[0][3]) if last else "")
+
+    def try_begin(self, attempt: Attempt, policy: SafetyLimits, now: float,
+                  decide: Callable[[SafetyView], V]) -> V:
+        """Read the stored state, `decide` on it and record the attempt in one step: two callers can never both
+        take the last slot, nor both start the same action on the same target. A refusal the monitor repeats
+        every tick is recorded once per cooldown."""
+        with self._lock:
+            verdict = decide(self.view(attempt, now, policy))
+            unattended = not attempt.requester.startswith("conversation:")
+            if not verdict.allowed and unattended and self._repeats(attempt, verdict, now, policy):
+                return verdict  # the same refusal a moment ago is already in the trail
+            status = S.RUNNING if verdict.allowed else verdict.status
+            finished = None if verdict.allowed else now
+            detail = f"joined {verdict.joined}" if verdict.joined else verdict.reason
+            verify = attempt.verify or (None, None)
+            self.store.transaction([(f"INSERT INTO remediations ({COLUMNS}) VALUES "
+                               "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                               (attempt.id, attempt.signal_id, attempt.rule, attempt.action, attempt.target,
+                                json.dumps(attempt.params), attempt.adapter, status, detail, now, finished,
+                                verify[0], verify[1], None, None, attempt.requester, attempt.subject))])
+        return verdict
+
+    def _repeats(self, attempt: Attempt, verdict: VerdictLike, now: float, policy: SafetyLimits) -> bool:
+        rows = self.store.execute(
+            "SELECT status, detail, started_at FROM remediations WHERE action = ? AND target = ? AND subject = ? "
+            "ORDER BY started_at DESC LIMIT 1", (attempt.action, attempt.target, attempt.subject))
+        if not rows:
+            return False
+        status, detail, at = rows[0]
+        same = status == verdict.status and detail.split(":")[0] == verdict.reason.split(":")[0]
+        return same and now - at < policy.cooldown_s
+
+    def finish(self, attempt_id: str, status: RemediationStatus, detail: str, now: float,
+               verify_by: float | None = None) -> None:
+        finished = None if status == S.VERIFYING else now
+        self.store.transaction([("UPDATE remediations SET status = ?, detail = ?, finished_at = ?, verify_by = ? "
+                           "WHERE id = ?", (status, detail, finished, verify_by, attempt_id))])
+
+    def set_rollback(self, attempt_id: str, rollback: str) -> None:
+        self.store.transaction([("UPDATE remediations SET rollback = ? WHERE id = ?", (rollback, attempt_id))])
+
+    def verifying(self) -> list[RemediationRow]:
+        """Actions waiting for their metric to come back; stored, so a restart goes on verifying them."""
+        return self.remediations("status = 'verifying'")
+
+    def remediations(self, where: str = "TRUE", params: Sequence[Any] = ()) -> list[RemediationRow]:
+        rows = self.store.execute(
+            "SELECT id, signal_id, rule, action, target, adapter, status, detail, started_at, finished_at, "
+            f"verify_service, verify_metric, verify_by, rollback, requester, subject FROM remediations WHERE {where} "
+            "ORDER BY started_at, id", params)
+        return [RemediationRow(r[0], r[1], r[2], r[3], r[4], r[5], S(r[6]), r[7], r[8], r[9],
+                               (r[10], r[11]) if r[10] else None, r[12], r[13], r[14] or "monitor", r[15] or "")
+                for r in rows]
+
+    def remediation(self, attempt_id: str) -> RemediationRow | None:
+        rows = self.remediations("id = ?", (attempt_id,))
+        return rows[0] if rows else None
+
+    def record_handoff(self, source_id: str, summary: str, diagnostics: dict[str, Any], now: float) -> None:
+        self.store.transaction([("INSERT INTO handoffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           (self.new_id(), source_id, "", MONITOR_USER, "engineering", summary,
+                            json.dumps(diagnostics, default=str), "open", now))])

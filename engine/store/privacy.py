@@ -1,0 +1,53 @@
+"""Forgetting a user: every row of theirs, in every table, deleted in one transaction."""
+
+from __future__ import annotations
+
+from engine.store.database import DuckDBStore, Statement
+
+# Every table holding something of a user's, and how its rows are found: by user id, or through the
+# user's decisions or escalations. `forget` deletes from all of them; a test reads them all back.
+BY_USER = ("messages", "decisions", "actions", "fix_verdicts", "escalations", "handoffs", "conversations",
+           "conversation_state", "feedback", "learned_examples")
+BY_DECISION = ("candidates", "facts", "rules_fired", "traces")
+# What learning kept of the user's: their outcomes, votes and shadow cases (rules they helped create keep only
+# counts and conversation ids, which lead nowhere once the conversations are deleted). Reported together.
+LEARNING_BY_USER = ("remedy_outcomes", "resolution_votes", "shadow_cases")
+FORGOTTEN = "forgotten"  # who asked for an action, once the user who asked has had their history deleted
+
+
+class Privacy:
+    """Deletes a user's history across the store."""
+
+    def __init__(self, db: DuckDBStore) -> None:
+        self.db = db
+
+    def forget(self, user_id: str) -> dict[str, int]:
+        """Delete everything of the user's, in one transaction; returns rows deleted (or, for `remediations`,
+        made anonymous) per table, with `learning_votes` for the learning tables together."""
+        counts = {table: self._count(table, "user_id = ?", user_id) for table in BY_USER}
+        decisions = "decision_id IN (SELECT id FROM decisions WHERE user_id = ?)"
+        counts |= {table: self._count(table, decisions, user_id) for table in BY_DECISION}
+        decided = "escalation_id IN (SELECT id FROM escalations WHERE user_id = ?)"
+        counts["escalation_decisions"] = self._count("escalation_decisions", decided, user_id)
+        # Rows found through the user's decisions and escalations go before those.
+        statements: list[Statement] = [(f"DELETE FROM {t} WHERE {decisions}", (user_id,)) for t in BY_DECISION]
+        statements.append((f"DELETE FROM escalation_decisions WHERE {decided}", (user_id,)))
+        counts["learning_votes"] = sum(self._count(table, "user_id = ?", user_id) for table in LEARNING_BY_USER)
+        statements += [(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)) for t in LEARNING_BY_USER]
+        # The infrastructure's audit trail keeps what was done (cooldowns and the breaker read it), not who
+        # asked: the user's conversations and name are replaced by a mark that points at nobody.
+        mine = "requester IN (SELECT 'conversation:' || id FROM conversations WHERE user_id = ?) OR subject = ?"
+        counts["remediations"] = int(self.db.execute(
+            f"SELECT count(*) FROM remediations WHERE {mine}", (user_id, user_id))[0][0])
+        statements += [
+            ("UPDATE remediations SET subject = ? WHERE subject = ?", (FORGOTTEN, user_id)),
+            ("UPDATE remediations SET requester = ? WHERE requester IN "
+             "(SELECT 'conversation:' || id FROM conversations WHERE user_id = ?)",
+             (f"conversation:{FORGOTTEN}", user_id)),
+        ]
+        statements += [(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)) for t in BY_USER]
+        self.db.transaction(statements)
+        return counts
+
+    def _count(self, table: str, where: str, user_id: str) -> int:
+        return int(self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}", (user_id,))[0][0])

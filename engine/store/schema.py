@@ -1,0 +1,167 @@
+"""The one schema of the store: every table, created and changed by ordered, numbered migrations.
+
+A file records which migrations it has had in `schema_version` (version, description, applied_at); opening a
+file applies the missing ones in order, each in its own transaction, so an interrupted upgrade resumes where
+it stopped. A file written by a newer Firstline (a version this one does not know) is refused rather than
+guessed at. A new table or column is a new migration at the end of `MIGRATIONS`; a released migration is
+never edited. (The pattern is Datasette's internal database and Django's numbered migrations.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    sql: str
+
+    def statements(self) -> list[str]:
+        return [s.strip() for s in self.sql.split(";") if s.strip()]
+
+
+VERSION_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_version (
+    version INTEGER PRIMARY KEY, description VARCHAR NOT NULL, applied_at DOUBLE NOT NULL
+)
+"""
+
+# Conversations and what was decided in them (engine/store/decisions.py, conversations.py, escalations.py).
+CONVERSATION_TABLES = """
+CREATE TABLE IF NOT EXISTS conversations (
+    id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, channel VARCHAR NOT NULL, started_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS messages (
+    id VARCHAR PRIMARY KEY, conversation_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL,
+    role VARCHAR NOT NULL, text VARCHAR NOT NULL, created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS decisions (
+    id VARCHAR PRIMARY KEY, message_id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL,
+    user_id VARCHAR NOT NULL, decision VARCHAR NOT NULL, category VARCHAR NOT NULL, playbook VARCHAR,
+    band VARCHAR NOT NULL, confidence DOUBLE NOT NULL, ruleset_version VARCHAR NOT NULL, dry_run BOOLEAN NOT NULL,
+    reply VARCHAR NOT NULL, errors VARCHAR NOT NULL, latency_ms DOUBLE NOT NULL, created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS candidates (
+    decision_id VARCHAR NOT NULL, rank INTEGER NOT NULL, playbook VARCHAR NOT NULL, category VARCHAR NOT NULL,
+    score DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS facts (
+    decision_id VARCHAR NOT NULL, seq INTEGER NOT NULL, type VARCHAR NOT NULL, origin VARCHAR NOT NULL,
+    payload JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS rules_fired (
+    decision_id VARCHAR NOT NULL, seq INTEGER NOT NULL, rule VARCHAR NOT NULL, bindings JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS actions (
+    id VARCHAR PRIMARY KEY, decision_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, seq INTEGER NOT NULL,
+    name VARCHAR NOT NULL, target VARCHAR NOT NULL, params JSON NOT NULL, rule VARCHAR, status VARCHAR NOT NULL,
+    detail VARCHAR NOT NULL, started_at DOUBLE NOT NULL, finished_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fix_verdicts (
+    id VARCHAR PRIMARY KEY, conversation_id VARCHAR NOT NULL, decision_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL,
+    action VARCHAR NOT NULL, target VARCHAR NOT NULL, verdict VARCHAR NOT NULL, said_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handoffs (
+    id VARCHAR PRIMARY KEY, decision_id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL,
+    user_id VARCHAR NOT NULL, team VARCHAR NOT NULL, summary VARCHAR NOT NULL, diagnostics JSON NOT NULL,
+    status VARCHAR NOT NULL, created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS traces (
+    decision_id VARCHAR PRIMARY KEY, ruleset_version VARCHAR NOT NULL, trace JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    user_id VARCHAR PRIMARY KEY, plan VARCHAR NOT NULL, seats INTEGER NOT NULL, role VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS escalations (
+    id VARCHAR PRIMARY KEY, decision_id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL,
+    user_id VARCHAR NOT NULL, category VARCHAR NOT NULL, summary VARCHAR NOT NULL, status VARCHAR NOT NULL,
+    created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS escalation_decisions (
+    escalation_id VARCHAR PRIMARY KEY, decided_by VARCHAR NOT NULL, outcome VARCHAR NOT NULL,
+    note VARCHAR NOT NULL, created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS conversation_state (
+    conversation_id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, stage VARCHAR NOT NULL, payload JSON NOT NULL,
+    updated_at DOUBLE NOT NULL, version BIGINT DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS feedback (
+    id VARCHAR PRIMARY KEY, conversation_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, rating INTEGER NOT NULL,
+    comment VARCHAR NOT NULL, created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS learned_examples (
+    id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, playbook VARCHAR NOT NULL,
+    text VARCHAR NOT NULL, created_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS api_tokens (
+    id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, role VARCHAR NOT NULL, salt VARCHAR NOT NULL,
+    hash VARCHAR NOT NULL, created_at DOUBLE NOT NULL, revoked BOOLEAN NOT NULL
+)
+"""
+
+# Self-healing's audit trail (engine/store/healing.py).
+HEALING_TABLES = """
+CREATE TABLE IF NOT EXISTS telemetry (
+    observed_at DOUBLE NOT NULL, source VARCHAR NOT NULL, service VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+    value DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS signals (
+    id VARCHAR PRIMARY KEY, observed_at DOUBLE NOT NULL, service VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL, state VARCHAR NOT NULL, value DOUBLE NOT NULL, limit_value DOUBLE NOT NULL,
+    eta_s DOUBLE, score DOUBLE, root_cause VARCHAR, fingerprint VARCHAR, detail VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint VARCHAR NOT NULL, starts_at VARCHAR NOT NULL, status VARCHAR NOT NULL, received_at DOUBLE NOT NULL,
+    alertname VARCHAR NOT NULL, service VARCHAR, metric VARCHAR, labels JSON NOT NULL, annotations JSON NOT NULL,
+    handled_at DOUBLE, PRIMARY KEY (fingerprint, starts_at, status)
+);
+CREATE TABLE IF NOT EXISTS remediations (
+    id VARCHAR PRIMARY KEY, signal_id VARCHAR, rule VARCHAR, action VARCHAR NOT NULL, target VARCHAR NOT NULL,
+    params JSON NOT NULL, adapter VARCHAR NOT NULL, status VARCHAR NOT NULL, detail VARCHAR NOT NULL,
+    started_at DOUBLE NOT NULL, finished_at DOUBLE, verify_service VARCHAR, verify_metric VARCHAR,
+    verify_by DOUBLE, rollback VARCHAR, requester VARCHAR NOT NULL DEFAULT 'monitor',
+    subject VARCHAR NOT NULL DEFAULT ''
+)
+"""
+
+# What the system learns (engine/store/learning.py).
+LEARNING_TABLES = """
+CREATE TABLE IF NOT EXISTS remedy_outcomes (
+    playbook VARCHAR, action VARCHAR, target VARCHAR, conversation_id VARCHAR, user_id VARCHAR,
+    succeeded BOOLEAN, at_s DOUBLE, weight DOUBLE DEFAULT 1.0, PRIMARY KEY (playbook, action, target, conversation_id)
+);
+CREATE TABLE IF NOT EXISTS resolution_votes (
+    fix_key VARCHAR, conversation_id VARCHAR, user_id VARCHAR, playbook VARCHAR, service VARCHAR,
+    metric VARCHAR, action VARCHAR, target VARCHAR, at_s DOUBLE, PRIMARY KEY (fix_key, conversation_id)
+);
+CREATE TABLE IF NOT EXISTS learned_rules (
+    name VARCHAR, version INTEGER, status VARCHAR, body VARCHAR, provenance VARCHAR, reason VARCHAR,
+    actor VARCHAR, at_s DOUBLE, PRIMARY KEY (name, version)
+);
+CREATE TABLE IF NOT EXISTS shadow_cases (
+    name VARCHAR, conversation_id VARCHAR, agreed BOOLEAN, at_s DOUBLE, user_id VARCHAR,
+    PRIMARY KEY (name, conversation_id)
+)
+"""
+
+# Files written before the schema was numbered were made by several modules, each adding columns as it grew;
+# on such a file the CREATEs above change nothing, and these bring the tables to the same shape.
+UNNUMBERED_COLUMNS = """
+ALTER TABLE conversation_state ADD COLUMN IF NOT EXISTS version BIGINT DEFAULT 0;
+ALTER TABLE remediations ADD COLUMN IF NOT EXISTS requester VARCHAR DEFAULT 'monitor';
+ALTER TABLE remediations ADD COLUMN IF NOT EXISTS subject VARCHAR DEFAULT '';
+ALTER TABLE remedy_outcomes ADD COLUMN IF NOT EXISTS weight DOUBLE DEFAULT 1.0;
+ALTER TABLE shadow_cases ADD COLUMN IF NOT EXISTS user_id VARCHAR
+"""
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "conversations, decisions, escalations, tokens", CONVERSATION_TABLES),
+    Migration(2, "self-healing: telemetry, signals, alerts, remediations", HEALING_TABLES),
+    Migration(3, "learning: remedy outcomes, votes, learned rules, shadow cases", LEARNING_TABLES),
+    Migration(4, "columns added before the schema was numbered", UNNUMBERED_COLUMNS),
+    # Learned resolutions as facts were never fed in production; learned fixes are written back as rules.
+    Migration(5, "drop the unused resolutions table", "DROP TABLE IF EXISTS resolutions"),
+)
+LATEST = MIGRATIONS[-1].version
