@@ -220,7 +220,7 @@ def build(
     ledger = LearningLedger(store, Policy.from_settings(settings), clock, validate=rule_validator(*known))
     engine = RuleEngine(rulebase)
     rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,
-                             settings.rules_reload_s)
+                             settings.rules_reload_s, clock)
     try:
         healing = build_healing(settings, topology, infrastructure, store, engine, clock, router, new_id=new_id)
     except BaseException:

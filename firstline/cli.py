@@ -27,7 +27,8 @@ from engine.decision.ruleengine import RuleEngine
 from engine.decision.trace import trace_lines
 from engine.healing.healer import Event
 from engine.healing.scenarios import SCENARIOS, ScenarioReport, run_scenario
-from engine.store import DuckDBStore, Tokens
+from engine.store import Decisions, DuckDBStore, Tokens
+from engine.store.decisions import Account
 from engine.wiring import build, load_pack, load_rulebase, open_healing, open_index
 from firstline.context import Context
 from firstline.curate import rules_group
@@ -392,6 +393,44 @@ def token_revoke(obj: Context, token_id: str) -> None:
     finally:
         store.close()
     click.echo(f"revoked {token_id}")
+
+
+@cli.group()
+def account() -> None:
+    """Users' accounts as the rules see them: plan, seats and role (stop the server first)."""
+
+
+@account.command("set")
+@click.argument("user")
+@click.option("--plan", required=True, help="The user's plan, e.g. pro or enterprise.")
+@click.option("--seats", required=True, type=click.IntRange(min=1), help="Seats on the user's account.")
+@click.option("--role", default="member", show_default=True, help="The user's role in their account, e.g. admin.")
+@click.pass_obj
+def account_set(obj: Context, user: str, plan: str, seats: int, role: str) -> None:
+    """Record USER's account; every later decision gets it as the `account` fact."""
+    if not user.strip() or not plan.strip() or not role.strip():
+        raise InputError("USER, --plan and --role must not be empty")
+    store = DuckDBStore(obj.settings().database_path)
+    try:
+        Decisions(store).set_account(user.strip(), Account(plan.strip(), seats, role.strip()))
+    finally:
+        store.close()
+    click.echo(f"{user.strip()}: {plan.strip()}, {seats} seats, {role.strip()}")
+
+
+@account.command("show")
+@click.argument("user")
+@click.pass_obj
+def account_show(obj: Context, user: str) -> None:
+    """Print USER's account as the rules see it."""
+    store = DuckDBStore(obj.settings().database_path)
+    try:
+        found = Decisions(store).account(user)
+    finally:
+        store.close()
+    if found is None:
+        raise InputError(f"no account recorded for {user!r}; `firstline account set {user} --plan ... --seats ...`")
+    click.echo(f"{user}: {found.plan}, {found.seats} seats, {found.role}")
 
 
 @cli.command("settings", short_help="Show every setting, its value and default.")

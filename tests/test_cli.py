@@ -217,3 +217,24 @@ def test_bad_rules_commands_get_one_clear_line(tmp_path, args, fragments, status
     result = firstline(*args, data_dir=tmp_path)
     assert_one_line_error(result, "firstline: error:", *fragments)
     assert result.returncode == status
+
+
+def test_account_set_feeds_the_rules_account_fact_and_bad_input_is_one_clear_line(tmp_path):
+    assert_one_line_error(firstline("account", "show", "pia", data_dir=tmp_path), "no account recorded for 'pia'")
+    assert_one_line_error(firstline("account", "set", "pia", "--plan", "pro", "--seats", "0", data_dir=tmp_path),
+                          "--seats")
+    assert_one_line_error(firstline("account", "set", " ", "--plan", "pro", "--seats", "3", data_dir=tmp_path),
+                          "must not be empty")
+    made = firstline("account", "set", "pia", "--plan", "enterprise", "--seats", "250", "--role", "admin",
+                     data_dir=tmp_path)
+    assert made.returncode == 0, made.stderr.decode()
+    shown = firstline("account", "show", "pia", data_dir=tmp_path)
+    assert shown.stdout.decode().strip() == "pia: enterprise, 250 seats, admin"
+    # `firstline ask` speaks as the user `cli`
+    mine = firstline("account", "set", "cli", "--plan", "enterprise", "--seats", "250", data_dir=tmp_path)
+    assert mine.returncode == 0
+    asked = firstline("ask", "--json", "--explain", "Can we get a discount for more seats?", data_dir=tmp_path)
+    assert asked.returncode == 0, asked.stderr.decode()
+    facts = json.loads(asked.stdout.decode())["trace"]["facts"]
+    assert [f["fields"] for f in facts if f["type"] == "account"] == [{"plan": "enterprise", "seats": 250,
+                                                                       "role": "member"}]

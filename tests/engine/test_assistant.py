@@ -1,7 +1,6 @@
 import json
 import shutil
 import threading
-import time
 
 import pytest
 
@@ -303,7 +302,9 @@ def test_conversations_answered_at_once_never_see_each_others_facts(parts):
 
 def test_a_rule_added_while_running_takes_effect_on_the_next_message(tmp_path, knowledge):
     folder = rules_folder(tmp_path)
-    parts = build_parts(make_settings(tmp_path, rules_dir=folder, rules_reload_s=0.001), knowledge=knowledge)
+    clock = ManualClock()
+    parts = build_parts(make_settings(tmp_path, rules_dir=folder, rules_reload_s=2.0), knowledge=knowledge,
+                        clock=clock)
     try:
         before = parts.assistant.answer("what's the capital of Peru", "tara")
         (folder / "new.yaml").write_text("""rules:
@@ -312,7 +313,7 @@ def test_a_rule_added_while_running_takes_effect_on_the_next_message(tmp_path, k
     when: {all: [{match: {band: out_of_scope}}]}
     then: [{reply: {template: "Good question, but I only know our product."}}]
 """, encoding="utf-8")
-        time.sleep(0.01)
+        clock.advance(2.0)  # the rule files are checked every rules_reload_s of the parts' clock
         after = parts.assistant.answer("what's the capital of Peru", "tara")
         assert after.trace["ruleset_version"] != before.trace["ruleset_version"]
         assert after.rules_fired[0] == "greet_the_curious"

@@ -4,7 +4,7 @@ from core.settings import PROJECT_ROOT
 from engine.infra.simulation import SimulatedInfrastructure
 from engine.infra.topology import load_topology
 from engine.infra.trends import STEP_S, WINDOW_S, slope, trend
-from tests.engine.test_simulation import Clock
+from tests.conftest import ManualClock
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")
 
@@ -32,7 +32,7 @@ def test_an_unhealthy_metric_is_at_its_limit_now():
 
 
 def test_a_memory_leak_in_the_simulation_rises_towards_its_limit():
-    clock = Clock()
+    clock = ManualClock(1_000_000.0)
     infrastructure = SimulatedInfrastructure(TOPOLOGY, clock=clock)
     service = infrastructure.inject("memory_leak")
     clock.now += 15 * 60
