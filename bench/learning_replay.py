@@ -135,7 +135,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "learning_replay")
     args = parser.parse_args()
     if not args.data.is_file():
-        sys.exit(f"learning_replay: {args.data} is missing; see README, Evaluation data")
+        sys.exit(f"learning_replay: {args.data} is missing; see docs/evaluation-data.md")
 
     rng = random.Random(args.shuffle_seed)
     train = load_labelled(args.data, "train", OOS)

@@ -1,9 +1,9 @@
 """One gate for every remediation, whoever asks for it: a conversation, an Alertmanager alert or the monitor.
 
-Each request passes the same checks on the same stored state (`engine/safety.py` decides, the ledger records):
-dry-run, joining the same action already under way on the same target, cooldown per (action, target), rate
-limit, concurrency cap and circuit breaker. An allowed action runs on its adapter under a time limit and is then
-verified: at once when a person is waiting for the answer (`settle_now`), else on the monitor's later ticks
+Each request passes the same checks on the same stored state (`engine/actions/safety.py` decides, the ledger
+records): dry-run, joining the same action already under way on the same target, cooldown per (action, target),
+rate limit, concurrency cap and circuit breaker. An allowed action runs on its adapter under a time limit and is
+then verified: at once when a person is waiting for the answer (`settle_now`), else on the monitor's later ticks
 (`Healer.verify`, which settles it here). An action that fails verification is rolled back where it can be and,
 unless the requester's own rules decide what comes next (a conversation), handed to engineering. Every step is a
 row of one table, `remediations`, with who asked.

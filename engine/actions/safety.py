@@ -31,7 +31,7 @@ class Breaker(StrEnum):
 
 @dataclass(frozen=True)
 class SafetyPolicy:
-    """The limits unattended remediation runs under (see README, *Safety*)."""
+    """The limits unattended remediation runs under (see docs/self-healing.md, *Safety*)."""
 
     dry_run: bool = False
     cooldown_s: float = 120.0

@@ -13,7 +13,7 @@ from core.errors import ConfigurationError
 
 SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "not_fixed", "handoff", "dry_run",
               "recently_done", "unsure", "confirm",
-              # the conversation around a decision (engine/dialogue.py)
+              # the conversation around a decision (engine/chat/dialogue.py)
               "greeting", "fixed", "retry", "partly", "try_other", "not_this", "reask_confirm", "reask_choice",
               "reask_check", "new_problem", "rate", "reask_rating", "thanks_rating", "waiting", "decided")
 # Situations added later: a replies file without them says the older situation's words instead.

@@ -1,12 +1,12 @@
 """Unattended remediation: signals -> root cause -> rules -> the actuator's gate -> verification on later ticks.
 
-The monitor hands the healer every current signal once per tick. Confirmed signals are walked down the
-dependency graph to their root cause, turned into facts, and run through the same rule engine as the chat
-(rules/builtin/healing.yaml decides what to do). Each action goes through the one actuator (`engine/actuator.py`)
-the chat uses too, so both share cooldowns, limits and the breaker; it is then verified on later ticks: its
-metric must come back in bounds, and stay there, before `verify_timeout_s`, or the actuator undoes it where it
-can and hands the problem to engineering. Every step is written to the ledger: signal, rule, action,
-verification, rollback, hand-off.
+The monitor hands the healer every current signal once per tick. Confirmed signals are walked down the dependency
+graph to their root cause, turned into facts, and run through the same rule engine as the chat
+(rules/builtin/healing.yaml decides what to do). Each action goes through the one actuator
+(`engine/actions/actuator.py`) the chat uses too, so both share cooldowns, limits and the breaker; it is then
+verified on later ticks: its metric must come back in bounds, and stay there, before `verify_timeout_s`, or the
+actuator undoes it where it can and hands the problem to engineering. Every step is written to the ledger:
+signal, rule, action, verification, rollback, hand-off.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from engine.decision.ruleengine import Fact, RuleEngine
 from engine.healing.detection import Detector, Signal, SignalKind
 from engine.infra.telemetry import VERSION_METRIC
 from engine.infra.topology import Topology
-from engine.store.healing import FAILURES, HealingLedger, RemediationRow
+from engine.store.healing import HealingLedger, RemediationRow
 
 ROLLBACK_ACTION = "rollback_deploy"  # the remedy of a recent deploy
 log = logging.getLogger("firstline.healing")
@@ -174,9 +174,7 @@ class Healer:
         return facts
 
     def _remedy(self, rank: int, action: str, service: str, metric: str, now: float) -> Fact:
-        failed = self.ledger.remediations(
-            "action = ? AND target = ? AND status IN (?, ?) AND finished_at >= ?",
-            (action, service, *FAILURES, now - self.policy.rate_window_s))
+        failed = self.ledger.failed_since(action, service, now - self.policy.rate_window_s)
         return Fact("remedy", {"rank": rank, "action": action, "target": service, "signal_service": service,
                                "signal_metric": metric, "default_rank": 0, "failed_recently": bool(failed)})
 

@@ -335,11 +335,6 @@ class LearningLedger:
         staging.replace(path)
         return len(active)
 
-    def forget_user(self, user_id: str) -> int:
-        """Privacy: remove a user's outcomes, votes and shadow cases (rules they helped create keep only
-        counts and conversation ids, which lead nowhere once the conversations are deleted)."""
-        return self.records.forget_user(user_id)
-
     def existing(self, name: str) -> LearnedRule:
         current = self.latest(name)
         if current is None:

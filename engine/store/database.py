@@ -9,6 +9,8 @@ the interface, shaped so that a PostgreSQL implementation can stand behind the s
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -28,17 +30,31 @@ Guard = tuple[str, Sequence[Any], str]  # (sql, params, what to tell the caller 
 ROWS_PER_INSERT = 200
 
 
+# A plain INSERT of one row of placeholders: only these may become one multi-row INSERT (an INSERT OR REPLACE or
+# ON CONFLICT would change meaning when its rows are merged).
+BATCHABLE = re.compile(r"INSERT INTO \w+(?: \([\w, ]+\))? VALUES \((?:\?, )*\?\)")
+
+
 def _batchable(sql: str) -> bool:
-    return sql.lstrip().upper().startswith("INSERT") and sql.rstrip().endswith(")") and "VALUES (" in sql.upper()
+    return BATCHABLE.fullmatch(sql) is not None
 
 
 def _multi_row(sql: str, rows: list[Sequence[Any]]) -> tuple[str, list[Any]]:
     """`INSERT ... VALUES (?, ?)` for one row -> the same statement for all `rows`, and their parameters."""
     if len(rows) == 1:
         return sql, list(rows[0])
-    # Only reached for `_batchable` statements: one VALUES tuple at the end.
+    # Only reached for `_batchable` statements: one VALUES tuple of placeholders at the end, and every row must
+    # fill it (a short row would otherwise borrow the next row's values).
+    width = sql.count("?")
+    if any(len(row) != width for row in rows):
+        raise StoreError(f"a row does not have the {width} values of: {sql}")
     head, _, values = sql.rpartition("VALUES ")
     return head + "VALUES " + ", ".join([values] * len(rows)), [value for row in rows for value in row]
+
+
+def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):  # DuckDB may have ended it already (a failed COMMIT rolls back)
+        cursor.execute("ROLLBACK")
 
 
 class DuckDBStore:
@@ -59,7 +75,11 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
-        self._migrate()
+        try:
+            self._migrate()
+        except BaseException:
+            self.close()
+            raise
 
     def _cursor(self) -> duckdb.DuckDBPyConnection:
         cursor = getattr(self._local, "cursor", None)
@@ -79,8 +99,8 @@ class DuckDBStore:
             raise StoreError(f"query failed: {error}") from None
 
     def transaction(self, statements: list[Statement], guard: Guard | None = None) -> list[list[tuple]]:
-        """Run statements in one transaction and return each statement's rows; consecutive inserts of one
-        statement go as one multi-row INSERT.
+        """Run statements in one transaction and return the rows each returned (one entry per statement run;
+        consecutive plain inserts of one statement go as one multi-row INSERT, one entry for the lot).
 
         `guard` is (sql, params, message): a statement run first that must return a row (an UPDATE ... WHERE
         version = ? RETURNING, say); when it returns none, or breaks a key, nothing is written and ConflictError
@@ -97,16 +117,18 @@ class DuckDBStore:
             try:
                 cursor.execute("BEGIN TRANSACTION")
                 if guard is not None and not self._guard_holds(cursor, guard):
-                    cursor.execute("ROLLBACK")
-                    raise ConflictError(guard[2])
+                    raise ConflictError(guard[2])  # rolled back below
                 for sql, rows in batches:
                     for start in range(0, len(rows), ROWS_PER_INSERT):
                         chunk = rows[start:start + ROWS_PER_INSERT]
                         results.append(cursor.execute(*_multi_row(sql, chunk)).fetchall())
                 cursor.execute("COMMIT")
             except duckdb.Error as error:
-                cursor.execute("ROLLBACK")
+                _rollback(cursor)
                 raise StoreError(f"could not write to {self.path}: {error}") from None
+            except BaseException:
+                _rollback(cursor)  # never leave this thread's cursor inside an open transaction
+                raise
         return results
 
     @staticmethod
@@ -127,7 +149,6 @@ class DuckDBStore:
             cursor.execute(VERSION_TABLE)
             (current,), = cursor.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchall()
         if current > LATEST:
-            self.close()
             raise StoreError(f"{self.path} was written by a newer Firstline (schema version {current}; this one "
                              f"knows up to {LATEST}). Upgrade Firstline, or point FIRSTLINE_DATA_DIR elsewhere.")
         for migration in MIGRATIONS:
@@ -137,6 +158,7 @@ class DuckDBStore:
                      (migration.version, migration.description, self.clock()))])
 
     def close(self) -> None:
+        """Close every thread's cursor and the file; the store cannot be used afterwards."""
         with self._write_lock:
             for cursor in self._cursors:
                 cursor.close()

@@ -9,6 +9,8 @@ from typing import Any
 
 from engine.store.database import DuckDBStore
 
+COLUMNS = "id, decision_id, conversation_id, user_id, category, summary, status, created_at"
+
 
 class EscalationStatus(StrEnum):
     OPEN = "open"  # waiting for a person
@@ -37,14 +39,16 @@ class Escalations:
     # -- escalations --------------------------------------------------------------------------------
 
     def get(self, escalation_id: str) -> EscalationRow | None:
-        rows = self.db.execute("SELECT * FROM escalations WHERE id = ?", (escalation_id,))
+        """One escalation, or None (unknown, or deleted with its user's history)."""
+        rows = self.db.execute(f"SELECT {COLUMNS} FROM escalations WHERE id = ?", (escalation_id,))
         return _row(rows[0]) if rows else None
 
     def find(self, status: str | None = None) -> list[EscalationRow]:
+        """Escalations with `status` (None: all), oldest first."""
         if status is None:
-            rows = self.db.execute("SELECT * FROM escalations ORDER BY created_at, id")
+            rows = self.db.execute(f"SELECT {COLUMNS} FROM escalations ORDER BY created_at, id")
         else:
-            rows = self.db.execute("SELECT * FROM escalations WHERE status = ? ORDER BY created_at, id",
+            rows = self.db.execute(f"SELECT {COLUMNS} FROM escalations WHERE status = ? ORDER BY created_at, id",
                                       (status,))
         return [_row(row) for row in rows]
 

@@ -3,8 +3,9 @@ verification, and the stored state every safety decision reads (`SafetyView`).
 
 Every remediation, whoever asked for it, is one row of `remediations`, so cooldowns, the rate limit, the
 concurrency cap and the circuit breaker read one table. Hand-offs to engineering go to `handoffs`, beside the
-chat's. The shapes it reads from other rooms (a signal, an attempt, the safety limits, a verdict) are
-protocols here, so the store imports no other part of the engine.
+chat's. The shapes it stores are defined here (`Attempt`, `SafetyView`, `RemediationRow`, `AlertRecord`); those it
+reads from other rooms (a signal, the safety limits, a verdict) are protocols, so the store imports no other
+part of the engine.
 """
 
 from __future__ import annotations
@@ -332,9 +333,18 @@ class HealingLedger:
 
     def verifying(self) -> list[RemediationRow]:
         """Actions waiting for their metric to come back; stored, so a restart goes on verifying them."""
-        return self.remediations("status = 'verifying'")
+        return self._rows("status = 'verifying'")
 
-    def remediations(self, where: str = "TRUE", params: Sequence[Any] = ()) -> list[RemediationRow]:
+    def failed_since(self, action: str, target: str, since: float) -> bool:
+        """Did `action` on `target` fail or time out after `since` (epoch s)?"""
+        return bool(self._rows("action = ? AND target = ? AND status IN (?, ?) AND finished_at >= ?",
+                               (action, target, *FAILURES, since)))
+
+    def remediations(self, status: RemediationStatus | None = None) -> list[RemediationRow]:
+        """Every remediation (or those with `status`), oldest first."""
+        return self._rows("status = ?", (status,)) if status is not None else self._rows("TRUE")
+
+    def _rows(self, where: str, params: Sequence[Any] = ()) -> list[RemediationRow]:
         rows = self.store.execute(
             "SELECT id, signal_id, rule, action, target, adapter, status, detail, started_at, finished_at, "
             f"verify_service, verify_metric, verify_by, rollback, requester, subject FROM remediations WHERE {where} "
@@ -344,7 +354,7 @@ class HealingLedger:
                 for r in rows]
 
     def remediation(self, attempt_id: str) -> RemediationRow | None:
-        rows = self.remediations("id = ?", (attempt_id,))
+        rows = self._rows("id = ?", (attempt_id,))
         return rows[0] if rows else None
 
     def record_handoff(self, source_id: str, summary: str, diagnostics: dict[str, Any], now: float) -> None:

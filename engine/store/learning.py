@@ -1,8 +1,8 @@
 """What learning keeps: remedy outcomes (one per conversation), resolution votes, every version of every
 learned rule, and shadow cases. The lifecycle that reads and writes them is `engine.learning.ledger`.
 
-Each write is one statement (DuckDB commits it at once); the learning ledger serialises its own
-read-decide-write steps.
+Writes go through the database's transactions like every other; the learning ledger serialises its own
+read-decide-write steps. Forgetting a user's rows is `engine.store.privacy`'s.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ GROUP BY x.name
 RULE_COLUMNS = "name, version, status, body, provenance, reason, actor, at_s"
 # (name, version, status, body, provenance, reason, actor, at_s) with body and provenance decoded
 RuleRow = tuple[str, int, str, dict[str, Any], dict[str, Any], str, str, float]
-USER_TABLES = ("remedy_outcomes", "resolution_votes", "shadow_cases")
 
 
 def _rule(row: Sequence[Any]) -> RuleRow:
@@ -64,10 +63,11 @@ class LearningRecords:
     def add_outcome(self, playbook: str, action: str, target: str, conversation_id: str, user_id: str,
                     succeeded: bool, at: float, weight: float) -> bool:
         """Store one outcome of a remedy in a conversation; False when that conversation already had one."""
-        return bool(self.db.execute(
+        (inserted,) = self.db.transaction([(
             "INSERT INTO remedy_outcomes (playbook, action, target, conversation_id, user_id, succeeded, at_s, "
             "weight) VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1",
-            (playbook, action, target, conversation_id, user_id, succeeded, at, weight)))
+            (playbook, action, target, conversation_id, user_id, succeeded, at, weight))])
+        return bool(inserted)
 
     def outcome_sums(self, playbook: str, action: str, target: str) -> tuple[float, float]:
         """(successes, failures) of one remedy, shared successes counting their share."""
@@ -99,9 +99,10 @@ class LearningRecords:
     def add_vote(self, fix_key: str, conversation_id: str, user_id: str, fix: dict[str, str], at: float) -> None:
         """One conversation's vote for a fix (`fix` has playbook, service, metric, action, target); a repeat
         changes nothing."""
-        self.db.execute("INSERT INTO resolution_votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-                        (fix_key, conversation_id, user_id, fix["playbook"], fix["service"], fix["metric"],
-                         fix["action"], fix["target"], at))
+        self.db.transaction([(
+            "INSERT INTO resolution_votes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            (fix_key, conversation_id, user_id, fix["playbook"], fix["service"], fix["metric"], fix["action"],
+             fix["target"], at))])
 
     def voters(self, fix_key: str) -> list[str]:
         return [row[0] for row in self.db.execute(
@@ -115,8 +116,8 @@ class LearningRecords:
 
     def add_rule_version(self, row: RuleRow) -> None:
         name, version, status, body, provenance, reason, actor, at = row
-        self.db.execute(f"INSERT INTO learned_rules ({RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (name, version, status, json.dumps(body), json.dumps(provenance), reason, actor, at))
+        self.db.transaction([(f"INSERT INTO learned_rules ({RULE_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              (name, version, status, json.dumps(body), json.dumps(provenance), reason, actor, at))])
 
     def rule_versions(self, name: str) -> list[RuleRow]:
         return [_rule(row) for row in self.db.execute(
@@ -154,8 +155,9 @@ class LearningRecords:
     # -- shadow cases -------------------------------------------------------------------------------
 
     def add_shadow_case(self, name: str, conversation_id: str, agreed: bool, at: float, user_id: str | None) -> None:
-        self.db.execute("INSERT INTO shadow_cases (name, conversation_id, agreed, at_s, user_id) "
-                        "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING", (name, conversation_id, agreed, at, user_id))
+        self.db.transaction([("INSERT INTO shadow_cases (name, conversation_id, agreed, at_s, user_id) "
+                              "VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                              (name, conversation_id, agreed, at, user_id))])
 
     def shadow_record(self, name: str) -> tuple[int, int]:
         """(agreeing, all) shadow cases, one per user."""
@@ -177,12 +179,3 @@ class LearningRecords:
 
     def close_handoff(self, handoff_id: str, status: str) -> None:
         self.db.transaction([("UPDATE handoffs SET status = ? WHERE id = ?", (status, handoff_id))])
-
-    # -- privacy ------------------------------------------------------------------------------------
-
-    def forget_user(self, user_id: str) -> int:
-        """Delete the user's outcomes, votes and shadow cases in one transaction; returns rows deleted."""
-        removed = sum(int(self.db.execute(f"SELECT count(*) FROM {t} WHERE user_id = ?", (user_id,))[0][0])
-                      for t in USER_TABLES)
-        self.db.transaction([(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)) for t in USER_TABLES])
-        return removed

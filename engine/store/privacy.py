@@ -1,4 +1,11 @@
-"""Forgetting a user: every row of theirs, in every table, deleted in one transaction."""
+"""Forgetting a user: every row of theirs deleted in one transaction.
+
+Deleted: their conversations, messages, decisions and everything recorded about them, escalations and the
+decisions on them, hand-offs, verdicts, feedback, learned examples, their account record, and what learning kept
+of theirs. Made anonymous: the remediations they asked for (the infrastructure's audit trail keeps what was done,
+which cooldowns and the circuit breaker read, not who asked). Kept: API tokens, which an operator issued and
+revokes (`firstline token revoke`); they hold a user name and a hash, no history.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +14,7 @@ from engine.store.database import DuckDBStore, Statement
 # Every table holding something of a user's, and how its rows are found: by user id, or through the
 # user's decisions or escalations. `forget` deletes from all of them; a test reads them all back.
 BY_USER = ("messages", "decisions", "actions", "fix_verdicts", "escalations", "handoffs", "conversations",
-           "conversation_state", "feedback", "learned_examples")
+           "conversation_state", "feedback", "learned_examples", "accounts")
 BY_DECISION = ("candidates", "facts", "rules_fired", "traces")
 # What learning kept of the user's: their outcomes, votes and shadow cases (rules they helped create keep only
 # counts and conversation ids, which lead nowhere once the conversations are deleted). Reported together.
@@ -32,8 +39,10 @@ class Privacy:
         # Rows found through the user's decisions and escalations go before those.
         statements: list[Statement] = [(f"DELETE FROM {t} WHERE {decisions}", (user_id,)) for t in BY_DECISION]
         statements.append((f"DELETE FROM escalation_decisions WHERE {decided}", (user_id,)))
-        counts["learning_votes"] = sum(self._count(table, "user_id = ?", user_id) for table in LEARNING_BY_USER)
-        statements += [(f"DELETE FROM {t} WHERE user_id = ?", (user_id,)) for t in LEARNING_BY_USER]
+        # Rows from before learning kept user ids are found through the user's conversations.
+        theirs = "user_id = ? OR conversation_id IN (SELECT id FROM conversations WHERE user_id = ?)"
+        counts["learning_votes"] = sum(self._count(table, theirs, user_id, user_id) for table in LEARNING_BY_USER)
+        statements += [(f"DELETE FROM {t} WHERE {theirs}", (user_id, user_id)) for t in LEARNING_BY_USER]
         # The infrastructure's audit trail keeps what was done (cooldowns and the breaker read it), not who
         # asked: the user's conversations and name are replaced by a mark that points at nobody.
         mine = "requester IN (SELECT 'conversation:' || id FROM conversations WHERE user_id = ?) OR subject = ?"
@@ -49,5 +58,5 @@ class Privacy:
         self.db.transaction(statements)
         return counts
 
-    def _count(self, table: str, where: str, user_id: str) -> int:
-        return int(self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}", (user_id,))[0][0])
+    def _count(self, table: str, where: str, *params: str) -> int:
+        return int(self.db.execute(f"SELECT count(*) FROM {table} WHERE {where}", params)[0][0])

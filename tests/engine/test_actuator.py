@@ -6,7 +6,7 @@ import time
 
 from engine.actions.actuator import ActionRequest, conversation_requester
 from engine.actions.safety import Attempt, begin
-from engine.store.healing import AlertRecord
+from engine.store.healing import AlertRecord, RemediationStatus
 
 SLOW = "The dashboard is loading really slowly"
 
@@ -47,8 +47,8 @@ def wait_for(condition, what: str, limit_s: float = 20.0) -> None:
         time.sleep(0.01)
 
 
-def remediations(parts, where="TRUE", params=()):
-    return parts.healing.ledger.remediations(where, params)
+def remediations(parts, status=None):
+    return parts.healing.ledger.remediations(status)
 
 
 def in_threads(*calls):
@@ -68,7 +68,7 @@ def in_threads(*calls):
 
 
 def joined_count(parts) -> int:
-    return len(remediations(parts, "status = 'joined'"))
+    return len(remediations(parts, RemediationStatus.JOINED))
 
 
 def test_four_users_reporting_the_same_problem_at_once_get_one_action_and_the_truth(chat):

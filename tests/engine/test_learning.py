@@ -11,7 +11,7 @@ from core.settings import load_settings
 from engine.actions.catalogue import action_targets
 from engine.decision.ruleengine import Fact, RuleEngine
 from engine.learning.ledger import Fix, LearningLedger, Policy, rule_validator
-from engine.store import DuckDBStore
+from engine.store import DuckDBStore, Privacy
 from engine.wiring import load_pack
 from rules.loader import load_rules
 
@@ -117,7 +117,7 @@ def test_a_users_daily_allowance_caps_their_votes(ledger):
 def test_forgetting_a_user_removes_their_outcomes_and_votes(ledger):
     ledger.record_outcome("p", "restart", "api", "c1", "gone", True)
     ledger.record_resolution(FIX, "c1", "gone")
-    assert ledger.forget_user("gone") == 2
+    assert Privacy(ledger.records.db).forget("gone")["learning_votes"] == 2
     assert ledger.records.db.execute("SELECT count(*) FROM remedy_outcomes")[0][0] == 0
     assert yaml.safe_dump(ledger.rules()) == "[]\n"
 
@@ -153,7 +153,7 @@ def test_one_user_alone_cannot_promote_a_shadow_rule(ledger):
     for user in ("a", "b"):
         ledger.record_shadow_case(rule.name, f"conv-{user}", True, user)
     assert ledger.shadow_record(rule.name) == (3, 3)  # three users, each counted once
-    ledger.forget_user("mallory")
+    Privacy(ledger.records.db).forget("mallory")
     assert ledger.shadow_record(rule.name) == (2, 2)
 
 

@@ -83,3 +83,41 @@ def test_a_file_from_a_newer_firstline_is_refused_not_guessed_at(settings, clock
     newer.close()
     with pytest.raises(StoreError, match="newer Firstline"):
         DuckDBStore(settings.database_path, clock)
+
+
+def test_a_transaction_is_all_or_nothing_and_leaves_the_thread_usable(store):
+    store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("ann", "pro", 3, "admin"))])
+    with pytest.raises(StoreError):  # the second row breaks the key: the first goes too
+        store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("bob", "pro", 3, "admin")),
+                           ("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)", ("f", "c", "bob", 5, "", 0.0)),
+                           ("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("ann", "pro", 3, "admin"))])
+    assert store.execute("SELECT user_id FROM accounts") == [("ann",)]
+    assert store.execute("SELECT count(*) FROM feedback") == [(0,)]
+    store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("cy", "pro", 1, "admin"))])  # not stuck
+    assert store.execute("SELECT count(*) FROM accounts") == [(2,)]
+
+
+def test_only_plain_inserts_are_merged_and_a_short_row_is_refused_not_shifted(store):
+    store.transaction([("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)", ("ann", "pro", 1, "a")),
+                       ("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)", ("ann", "team", 2, "b"))])
+    assert store.execute("SELECT plan FROM accounts") == [("team",)]  # the last write wins, as one by one
+    with pytest.raises(StoreError, match="does not have the 4 values"):
+        store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("bob", "pro", 3, "admin")),
+                           ("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("cy", "pro"))])
+    assert store.execute("SELECT count(*) FROM accounts") == [(1,)]
+
+
+def test_an_interrupted_transaction_is_rolled_back_and_the_thread_stays_usable(store):
+    class Stop(BaseException):  # as a KeyboardInterrupt would arrive mid-transaction
+        pass
+
+    class Exploding:
+        def __iter__(self):
+            raise Stop
+
+    with pytest.raises(Stop):
+        store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("ann", "pro", 1, "a")),
+                           ("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)", Exploding())])
+    assert store.execute("SELECT count(*) FROM accounts") == [(0,)]
+    store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("bob", "pro", 1, "a"))])
+    assert store.execute("SELECT user_id FROM accounts") == [("bob",)]
