@@ -4,6 +4,7 @@
     ├── ConfigurationError         a setting is unknown, of the wrong type, or points nowhere
     ├── InputError                 a message or request that cannot be answered as given
     │   ├── RateLimitError         ... because the user sent too many messages too quickly
+    │   ├── UnauthorizedError      ... because it carries no credentials, or credentials nobody issued
     │   ├── NotFoundError          ... because what it names does not exist (or is not the asker's to see)
     │   ├── ForbiddenError         ... because the asker's role may not do it
     │   └── ConflictError          ... because something else changed the same thing at the same moment
@@ -51,6 +52,13 @@ class ConflictError(InputError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, code="conflict")
+
+
+class UnauthorizedError(InputError):
+    """The request needs credentials and carries none, or ones that are malformed, unknown or revoked."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="unauthorized")
 
 
 class NotFoundError(InputError):

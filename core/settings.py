@@ -114,6 +114,22 @@ class Settings(BaseModel):
     )
     learn_retire_after: int = Field(5, ge=1, description="...once it has been judged this many times.")
     # Self-healing (issue 6): telemetry, detection, adapters and the safety of unattended remediation.
+    cookie_secure: Literal["auto", "on", "off"] = Field(
+        "auto", description="Mark session cookies Secure: `auto` when the request came over HTTPS (behind a proxy, "
+        "set proxy_hops), `on` always, `off` never."
+    )
+    proxy_hops: int = Field(
+        0, ge=0, le=5, description="Reverse proxies in front of Firstline whose X-Forwarded-For/-Proto/-Host are "
+        "believed (0: none; the client address and HTTPS are taken from the connection)."
+    )
+    operator_auth: bool = Field(
+        True, description="Require an operator's API token (Authorization: Bearer; `firstline token create --role "
+        "operator`) on /metrics and the Alertmanager receiver; turn off only behind a network that admits no one else."
+    )
+    alert_wait_s: float = Field(
+        300.0, ge=0, description="How long a firing alert the telemetry does not bear out (in bounds and not "
+        "heading out) waits for it before it is closed without action, in seconds."
+    )
     monitor_enabled: bool = Field(True, description="Run the monitor loop (detect and heal) inside `firstline serve`.")
     monitor_interval_s: float = Field(15.0, gt=0, description="Seconds between two reads of the telemetry.")
     telemetry_source: Literal["simulation", "scrape"] = Field(

@@ -180,7 +180,8 @@ def build_healing(settings: Settings, topology: Topology, infrastructure: Simula
     actuator = Actuator(router, ledger, topology, policy, telemetry.observe, clock, new_id, on_event)
     healer = Healer(topology, rules, actuator, ledger, policy, clock, on_event)
     detector = Detector(topology, DetectionConfig.from_settings(settings))
-    monitor = Monitor(source, detector, healer, ledger, settings.monitor_interval_s, clock)
+    monitor = Monitor(source, detector, healer, ledger, settings.monitor_interval_s, clock,
+                      alert_wait_s=settings.alert_wait_s)
     return Healing(source, router, ledger, healer, monitor, actuator, telemetry)
 
 

@@ -367,7 +367,8 @@ def token() -> None:
 @token.command("create")
 @click.option("--user", "user", required=True, help="The user the token acts as.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.USER.value, show_default=True,
-              help="decider: may also list business escalations and record their decisions.")
+              help="decider: may also list business escalations and record their decisions; curator: may also "
+              "sign in to the curator pages; operator: may only read /metrics and post Alertmanager alerts.")
 @click.pass_obj
 def token_create(obj: Context, user: str, role: str) -> None:
     """Create a token; it is printed once, and only a salted hash of it is stored."""

@@ -16,6 +16,7 @@ from engine.access.tokens import Role
 from engine.chat.dialogue import Choice, EscalationOutcome, Exchange
 from engine.wiring import Parts
 from web.errors import error_body
+from web.security import parsed_json
 
 API = "/api/v1"
 
@@ -32,7 +33,7 @@ def json_body() -> dict[str, Any]:
         request.get_data().decode("utf-8")
     except UnicodeDecodeError:
         raise InputError("the body is not valid UTF-8; send JSON encoded as UTF-8", code="invalid_body") from None
-    body = request.get_json(silent=True)
+    body = parsed_json(request)
     if not isinstance(body, dict):
         raise InputError("the body must be a JSON object, e.g. {\"text\": \"I can't log in\"}", code="invalid_body")
     return body

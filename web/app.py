@@ -8,7 +8,7 @@ from pathlib import Path
 
 from flask import Flask, current_app, g, jsonify, render_template, request, session
 
-from core.errors import InputError
+from core.errors import ForbiddenError, InputError, UnauthorizedError
 from core.settings import Settings
 from engine.access.tokens import Role
 from engine.wiring import Parts
@@ -17,7 +17,8 @@ from web.curator import make_curator_blueprint
 from web.curator_api import make_curator_api
 from web.errors import error_body, retry_after
 from web.openapi import document
-from web.ops import ops_blueprint
+from web.ops import OPS, ops_blueprint
+from web.security import secure
 
 
 def create_app(settings: Settings, parts: Parts) -> Flask:
@@ -30,13 +31,14 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         MAX_CONTENT_LENGTH=1024 * 1024,
     )
     app.json.sort_keys = False  # keep the contract's key order
+    secure(app, settings.cookie_secure, settings.proxy_hops)
     app.extensions["firstline"] = parts
     app.register_error_handler(Exception, _error_response)
     app.before_request(_identify)
     app.register_blueprint(make_blueprint(settings.threads))
     app.register_blueprint(make_curator_blueprint())
     app.register_blueprint(make_curator_api())
-    app.register_blueprint(ops_blueprint(parts))  # /metrics and the Alertmanager receiver
+    app.register_blueprint(ops_blueprint(parts, settings.operator_auth))  # /metrics and the Alertmanager receiver
 
     @app.get("/")
     def chat_page():
@@ -80,16 +82,23 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
 
 
 def _identify() -> None:
-    """The caller: an API token's user (`Authorization: Bearer`), else the signed session cookie's."""
+    """The caller: an API token's user (`Authorization: Bearer`), else the signed session cookie's. Operator
+    endpoints never hand out a cookie, and an operator's token opens nothing else."""
     header = request.headers.get("Authorization", "")
+    operations = request.blueprint == OPS
     if header:
         scheme, _, token = header.partition(" ")
         tokens = current_app.extensions["firstline"].tokens
         identity = tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
         if identity is None:
-            raise InputError("the API token is not valid (malformed, unknown or revoked); create one with "
-                             "`firstline token create --user NAME`", code="unauthorized")
+            raise UnauthorizedError("the API token is not valid (malformed, unknown or revoked); create one with "
+                                    "`firstline token create --user NAME`")
+        if identity.role is Role.OPERATOR and not operations:
+            raise ForbiddenError("an operator's token reads /metrics and posts Alertmanager alerts, nothing else")
         g.user_id, g.role, g.channel = identity.user_id, identity.role, "api"
+        return
+    if operations:
+        g.user_id, g.role, g.channel = None, None, "ops"
         return
     if "user_id" not in session:
         session["user_id"] = uuid.uuid4().hex
@@ -100,6 +109,10 @@ def _identify() -> None:
 def _error_response(error: Exception):
     """Every error leaves as {"error": {"code", "message"}}; never a traceback."""
     body, status = error_body(error)
+    if status in (401, 403):
+        # Refusals are how probing shows up: who, from where, asking for what (never the credentials sent).
+        current_app.logger.warning("refused %s %s from %s: %s", request.method, request.path,
+                                   request.remote_addr, body["error"]["code"])
     if not request.path.startswith(API) and (status == 404 or request.path.startswith("/curator")):
         return render_template("error.html", message=body["error"]["message"]), status
     return jsonify(body), status, retry_after(error)

@@ -48,6 +48,8 @@ def make_curator_blueprint() -> Blueprint:
         _check_csrf()
         identity = _parts().tokens.identify(request.form.get("token", "").strip())
         if identity is None or identity.role is not Role.CURATOR:
+            current_app.logger.warning("refused POST %s from %s: not a curator's token", request.path,
+                                       request.remote_addr)
             message = ("That is not a curator's token. Create one with: "
                        "firstline token create --user NAME --role curator")
             return render_template("curator_login.html", error=message, csrf=_csrf()), 401

@@ -87,9 +87,10 @@ def document() -> dict[str, Any]:
                                                   "schema": {"type": "array", "items": {"type": "string"}}}]}),
             },
             "/api/v1/alerts/alertmanager": {
-                "post": _op("Alertmanager webhook receiver (payload version 4): stored durably before the 2xx, "
-                            "idempotent on fingerprint + startsAt, acts on firing alerts only",
-                            _json({"type": "object"}), body={"type": "object", "required": ["version", "alerts"]}),
+                "post": _op("Alertmanager webhook receiver (payload version 4; an operator's token): stored durably "
+                            "before the 2xx, idempotent on fingerprint + startsAt, acts on firing alerts the telemetry "
+                            "bears out", _json({"type": "object"}),
+                            body={"type": "object", "required": ["version", "alerts"]}, security=True),
             },
             "/api/v1/escalations": {
                 "get": _op("Business escalations (deciders only); `status=open` (default), a status, or `all`",

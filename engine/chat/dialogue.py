@@ -34,6 +34,7 @@ from knowledge.base import Band, Candidate, Match
 
 Progress = Callable[[str], None]
 RATING = re.compile(r"^\s*([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\b[\s,.:;!-]*(.*)$", re.IGNORECASE | re.DOTALL)
+MAX_COMMENT_CHARS = 2000  # a rating's comment: a few sentences, not a document
 CHOICE_MIN = 0.5  # similarity a reply needs to an offered title to pick it
 CHOICE_LEAD = 0.03  # ... and its lead over the next title
 
@@ -219,12 +220,16 @@ class Dialogue:
         self._own(conversation_id, user_id)
         if not isinstance(rating, int) or isinstance(rating, bool) or not 1 <= rating <= 5:
             raise InputError("`rating` must be a whole number from 1 to 5", code="invalid_body")
+        comment = comment.strip()
+        if len(comment) > MAX_COMMENT_CHARS:
+            raise InputError(f"the comment is {len(comment):,} characters long; the limit is {MAX_COMMENT_CHARS:,}",
+                             code="invalid_body")
         state, version = self._versioned_state(conversation_id)
         thanks = self.voice.say("thanks_rating", f"{conversation_id}:{state.turn}")
         now = self.clock()
         state = ConversationState(turn=state.turn)
         self.chats.commit([
-            self.chats.feedback_sql(self.new_id(), conversation_id, user_id, rating, comment.strip(), now),
+            *self.chats.feedback_sql(self.new_id(), conversation_id, user_id, rating, comment, now),
             self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", thanks, now),
         ], self.chats.state_guard(conversation_id, user_id, state.stage, state.payload(), now, version))
         return Exchange(conversation_id, state.stage, (thanks,))
@@ -396,8 +401,9 @@ class Dialogue:
             rating, comment = int(found.group(1)), found.group(2).strip()
             turn.understood = f"rating:{rating}"
             turn.replies.append(self.voice.say("thanks_rating", self._seed(turn)))
-            self.chats.commit([self.chats.feedback_sql(self.new_id(), turn.conversation_id, turn.user_id, rating,
-                                                      comment, self.clock())])
+            # Saved with the turn; a comment typed into the chat is kept to the limit a rating's comment has.
+            turn.pending += self.chats.feedback_sql(self.new_id(), turn.conversation_id, turn.user_id, rating,
+                                                    comment[:MAX_COMMENT_CHARS], self.clock())
             turn.state = ConversationState(turn=turn.state.turn)
             return None
         reading, match = self._read(turn, tuple(ReplyIntent))

@@ -174,6 +174,15 @@ class Detector:
         but enough for the root-cause walk to look below a symptom (a filling pool before its callers slow)."""
         return {service for (service, _), series in self._series.items() if series.elevated}
 
+    def corroborates(self, service: str, metric: str) -> bool:
+        """Does the telemetry bear out a problem on this series: its latest reading past the limit, or off its
+        usual level towards the limit (an anomaly, or a trend heading there)? False when it has not been read.
+        An alert is acted on only then: the receiver trusts its sender, the actuator trusts measurements."""
+        series = self._series.get((service, metric))
+        if series is None or not series.samples:
+            return False
+        return self.topology.is_unhealthy(service, metric, series.samples[-1][1]) or series.elevated
+
     def latest(self, service: str, metric: str) -> float | None:
         series = self._series.get((service, metric))
         return series.samples[-1][1] if series and series.samples else None

@@ -44,6 +44,7 @@ class Monitor:
         clock: Callable[[], float] = time.time,
         act_on_detection: bool = True,
         record_samples: bool = True,
+        alert_wait_s: float = 300.0,
     ) -> None:
         self.source = source
         self.detector = detector
@@ -54,6 +55,7 @@ class Monitor:
         # False: detection only feeds verification, and only alerts (e.g. from Alertmanager) lead to actions.
         self.act_on_detection = act_on_detection
         self.record_samples = record_samples
+        self.alert_wait_s = alert_wait_s  # how long an alert may wait for the telemetry to bear it out, in s
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
@@ -78,12 +80,24 @@ class Monitor:
             return TickReport(now, snapshot, signals, attempts)
 
     def _alert_signals(self, now: float) -> list[Signal]:
+        """Signals for the firing alerts the telemetry bears out. One it does not bear out yet stays pending
+        (the sender may see the problem a little before our readings do) until `alert_wait_s` has passed; then it
+        is closed without action."""
         signals = []
         for alert in self.ledger.pending_alerts():
             signal = self._signal(alert, now)
-            if signal is None:
+            if alert.resolved:
+                log.info("alert %s (%s) resolved before it was acted on", alert.alertname, alert.fingerprint)
+            elif signal is None:
                 log.warning("alert %s (%s) names no known service and metric (labels service=, metric=); "
                             "recorded, not acted on", alert.alertname, alert.fingerprint)
+            elif not self.detector.corroborates(signal.service, signal.metric):
+                if now - alert.received_at < self.alert_wait_s:
+                    continue  # looked at again next tick
+                log.warning("alert %s (%s) on %s %s was never borne out by telemetry (latest %s, limit %s) in "
+                            "%.0f s; recorded, not acted on", alert.alertname, alert.fingerprint, signal.service,
+                            signal.metric, self.detector.latest(signal.service, signal.metric), signal.limit,
+                            self.alert_wait_s)
             else:
                 signals.append(signal)
             self.ledger.alert_handled(alert, now)

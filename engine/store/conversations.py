@@ -129,9 +129,12 @@ class Conversations:
 
     @staticmethod
     def feedback_sql(feedback_id: str, conversation_id: str, user_id: str, rating: int, comment: str,
-                     now: float) -> tuple[str, Sequence[Any]]:
-        return ("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
-                (feedback_id, conversation_id, user_id, rating, comment, now))
+                     now: float) -> list[Statement]:
+        """A conversation's rating: one per conversation, a later one replacing the earlier (so one user cannot
+        drag a conversation's satisfaction down by rating it again and again)."""
+        return [("DELETE FROM feedback WHERE conversation_id = ?", (conversation_id,)),
+                ("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)",
+                 (feedback_id, conversation_id, user_id, rating, comment, now))]
 
     def learned(self) -> list[LearnedRow]:
         return [LearnedRow(*row) for row in self.db.execute(

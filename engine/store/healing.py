@@ -171,6 +171,8 @@ class AlertRecord:
     metric: str | None
     labels: dict[str, str]
     annotations: dict[str, str]
+    received_at: float = 0.0  # epoch s, when Firstline stored it (set on reading it back)
+    resolved: bool = False  # a resolved notification for the same alert has arrived since
 
 
 @dataclass(frozen=True)
@@ -239,10 +241,15 @@ class HealingLedger:
         return unique
 
     def pending_alerts(self) -> list[AlertRecord]:
+        """Firing alerts not yet handled, oldest first; one whose resolution has arrived meanwhile is left out
+        (it is marked handled by `alert_handled` like the rest)."""
         rows = self.store.execute(
-            "SELECT fingerprint, starts_at, status, alertname, service, metric, labels, annotations FROM alerts "
-            "WHERE status = 'firing' AND handled_at IS NULL ORDER BY received_at")
-        return [AlertRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7])) for r in rows]
+            "SELECT a.fingerprint, a.starts_at, a.status, a.alertname, a.service, a.metric, a.labels, a.annotations, "
+            "a.received_at, EXISTS (SELECT 1 FROM alerts r WHERE r.fingerprint = a.fingerprint "
+            "AND r.starts_at = a.starts_at AND r.status = 'resolved') FROM alerts a "
+            "WHERE a.status = 'firing' AND a.handled_at IS NULL ORDER BY a.received_at")
+        return [AlertRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), r[8],
+                            resolved=bool(r[9])) for r in rows]
 
     def alert_handled(self, alert: AlertRecord, now: float) -> None:
         self.store.transaction([

@@ -163,5 +163,9 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(4, "columns added before the schema was numbered", UNNUMBERED_COLUMNS),
     # Learned resolutions as facts were never fed in production; learned fixes are written back as rules.
     Migration(5, "drop the unused resolutions table", "DROP TABLE IF EXISTS resolutions"),
+    # Ratings were appended; a conversation now has one, its latest.
+    Migration(6, "one rating per conversation: keep each conversation's latest",
+              "DELETE FROM feedback WHERE id NOT IN (SELECT arg_max(id, created_at) FROM feedback "
+              "GROUP BY conversation_id)"),
 )
 LATEST = MIGRATIONS[-1].version

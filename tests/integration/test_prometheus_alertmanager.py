@@ -15,6 +15,7 @@ import urllib.request
 
 import pytest
 
+from engine.access.tokens import Role
 from tests.conftest import build_parts, make_settings
 from tests.peers import free_port, unavailable, wait_until
 from web.server import BackgroundServer, make_server
@@ -30,6 +31,7 @@ alerting:
 scrape_configs:
   - job_name: firstline
     metrics_path: /metrics
+    authorization: {{credentials: "{token}"}}
     static_configs: [{{targets: ["127.0.0.1:{fl_port}"]}}]
 """
 RULES = """
@@ -46,7 +48,10 @@ ALERTMANAGER_CONFIG = """
 route: {{receiver: firstline, group_wait: 1s, group_interval: 1s, repeat_interval: 1h}}
 receivers:
   - name: firstline
-    webhook_configs: [{{url: "http://127.0.0.1:{fl_port}/api/v1/alerts/alertmanager", send_resolved: true}}]
+    webhook_configs:
+      - url: "http://127.0.0.1:{fl_port}/api/v1/alerts/alertmanager"
+        send_resolved: true
+        http_config: {{authorization: {{credentials: "{token}"}}}}
 """
 
 
@@ -81,12 +86,13 @@ def peers(tmp_path):
     """Start Prometheus and Alertmanager for a Firstline port; stop them by their pids afterwards."""
     started: list[subprocess.Popen] = []
 
-    def start(fl_port: int) -> str:
+    def start(fl_port: int, token: str) -> str:
         am_port, prom_port = free_port(), free_port()
         (tmp_path / "rules.yml").write_text(RULES, encoding="utf-8")
         (tmp_path / "prometheus.yml").write_text(PROMETHEUS_CONFIG.format(
-            rules=tmp_path / "rules.yml", am_port=am_port, fl_port=fl_port), encoding="utf-8")
-        (tmp_path / "alertmanager.yml").write_text(ALERTMANAGER_CONFIG.format(fl_port=fl_port), encoding="utf-8")
+            rules=tmp_path / "rules.yml", am_port=am_port, fl_port=fl_port, token=token), encoding="utf-8")
+        (tmp_path / "alertmanager.yml").write_text(ALERTMANAGER_CONFIG.format(fl_port=fl_port, token=token),
+                                                   encoding="utf-8")
         logs = tmp_path / "logs"
         logs.mkdir()
         commands = [
@@ -121,7 +127,9 @@ def test_a_predicted_leak_is_fixed_through_prometheus_and_alertmanager(tmp_path,
     monitor = parts.healing.monitor
     monitor.act_on_detection = False  # detection only feeds verification: the alert must do the work
     try:
-        prometheus = peers(server.server.effective_port)
+        # Both peers present an operator's token, as docs/self-healing.md tells operators to configure them.
+        token = parts.tokens.create("prometheus", Role.OPERATOR).token
+        prometheus = peers(server.server.effective_port, token)
         monitor.start()
         leak_started = time.time()
         parts.infrastructure.inject("memory_leak@api", ramp_s=RAMP_S)

@@ -165,3 +165,25 @@ def test_a_token_whose_secret_holds_underscores_still_identifies(app, monkeypatc
     assert issued.token.split("_", 2)[2] == "_sec_ret_"
     assert tokens.identify(issued.token).user_id == "underscore-bot"
     assert tokens.identify(issued.token[:-1]) is None
+
+
+def test_a_conversation_has_one_rating_the_latest_and_a_comment_has_a_limit(client, app):
+    conversation = client.post("/api/v1/conversations").get_json()["conversation_id"]
+    url = f"/api/v1/conversations/{conversation}/feedback"
+    assert client.post(url, json={"rating": 5, "comment": "great"}).status_code == 200
+    for _ in range(3):  # rating again and again replaces; it never piles up
+        assert client.post(url, json={"rating": 1}).status_code == 200
+    store = parts_of(app).store
+    assert store.execute("SELECT rating, comment FROM feedback WHERE conversation_id = ?", (conversation,)) == [
+        (1, "")]
+    huge = client.post(url, json={"rating": 3, "comment": "x" * 900_000})
+    assert huge.status_code == 400 and "the limit is 2,000" in huge.get_json()["error"]["message"]
+    assert store.execute("SELECT rating FROM feedback WHERE conversation_id = ?", (conversation,)) == [(1,)]
+    # Rated by typing into the chat, the same conversation still has one rating.
+    client.post(f"/api/v1/conversations/{conversation}/messages", json={"text": "The dashboard is loading really "
+                                                                           "slowly"})
+    checked = client.post(f"/api/v1/conversations/{conversation}/messages", json={"text": "yes, it works now"})
+    assert checked.get_json()["stage"] == "rating"
+    client.post(f"/api/v1/conversations/{conversation}/messages", json={"text": "4 " + "thanks " * 500})
+    rows = store.execute("SELECT rating, length(comment) FROM feedback WHERE conversation_id = ?", (conversation,))
+    assert rows == [(4, 2000)]

@@ -35,11 +35,12 @@ def signed_in(app, role=Role.CURATOR):
     return client, response
 
 
-def test_pages_need_a_curators_token(app):
+def test_pages_need_a_curators_token(app, caplog):
     client = app.test_client()
     assert client.get("/curator/").headers["Location"].endswith("/curator/login")
     _, refused = signed_in(app, Role.USER)
     assert refused.status_code == 401 and b"not a curator" in refused.data
+    assert "refused POST /curator/login from 127.0.0.1" in caplog.text
     client, accepted = signed_in(app)
     assert accepted.status_code == 302 and client.get("/curator/").status_code == 200
 

@@ -5,6 +5,7 @@ import copy
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from engine.access.tokens import Role
 from tests.peers import wait_until
 from web import create_app
 
@@ -26,9 +27,17 @@ FIRING = {
 
 @pytest.fixture
 def client(settings, parts):
+    """A client that presents an operator's token, as Prometheus and Alertmanager are configured to."""
     app = create_app(settings, parts)
     app.testing = True
-    return app.test_client()
+    client = app.test_client()
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {parts.tokens.create('prometheus', Role.OPERATOR).token}"
+    return client
+
+
+@pytest.fixture
+def stranger(settings, parts):
+    return create_app(settings, parts).test_client()
 
 
 def alerts_stored(parts) -> int:
@@ -45,6 +54,7 @@ def test_metrics_are_prometheus_text_format(client):
 
 
 def test_a_firing_alert_is_stored_once_and_acted_on_once(client, parts):
+    parts.infrastructure.inject("memory_leak@api", ramp_s=0)  # what the alert says is really happening
     first = client.post(RECEIVER, json=FIRING)
     assert first.status_code == 200 and first.get_json() == {"received": 1, "new": 1, "firing": 1}
     again = client.post(RECEIVER, json=FIRING)  # Alertmanager's retry or repeat
@@ -111,8 +121,94 @@ def test_the_monitor_thread_acts_on_a_new_alert_and_stops_cleanly(client, parts)
     monitor.start()
     try:
         assert wait_until(lambda: monitor.running, 5)
+        parts.infrastructure.inject("memory_leak@api", ramp_s=0)
         client.post(RECEIVER, json=FIRING)
         assert wait_until(lambda: parts.healing.ledger.remediations() != [], 20)
     finally:
         monitor.stop()
     assert not monitor.running
+
+
+@pytest.mark.parametrize("path", ["/metrics", RECEIVER])
+def test_without_credentials_operator_endpoints_answer_401_act_on_nothing_and_log_the_caller(
+        stranger, parts, path, caplog):
+    response = stranger.post(path, json=FIRING) if path == RECEIVER else stranger.get(path)
+    assert response.status_code == 401 and response.get_json()["error"]["code"] == "unauthorized"
+    assert "--role operator" in response.get_json()["error"]["message"]
+    assert "Set-Cookie" not in response.headers  # an operator endpoint never starts a chat session
+    assert alerts_stored(parts) == 0
+    parts.healing.monitor.tick()
+    assert parts.healing.ledger.remediations() == []
+    assert f"refused {'POST' if path == RECEIVER else 'GET'} {path} from 127.0.0.1: unauthorized" in caplog.text
+
+
+@pytest.mark.parametrize("role", [Role.USER, Role.CURATOR, Role.DECIDER])
+def test_anyone_elses_token_gets_403_and_a_made_up_token_401(stranger, parts, role):
+    other = parts.tokens.create("someone", role).token
+    refused = stranger.post(RECEIVER, json=FIRING, headers={"Authorization": f"Bearer {other}"})
+    assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "forbidden"
+    made_up = stranger.get("/metrics", headers={"Authorization": "Bearer fl_abcdef123456_notasecret"})
+    assert made_up.status_code == 401
+    basic = stranger.get("/metrics", headers={"Authorization": "Basic cHJvbWV0aGV1czpzZWNyZXQ="})
+    assert basic.status_code == 401
+    assert alerts_stored(parts) == 0
+
+
+def test_a_revoked_operator_token_is_refused_at_once(stranger, parts):
+    issued = parts.tokens.create("alertmanager", Role.OPERATOR)
+    headers = {"Authorization": f"Bearer {issued.token}"}
+    assert stranger.get("/metrics", headers=headers).status_code == 200
+    parts.tokens.revoke(issued.id)
+    assert stranger.get("/metrics", headers=headers).status_code == 401
+
+
+def test_an_operator_token_opens_nothing_but_the_operator_endpoints(client):
+    response = client.post("/api/v1/messages", json={"text": "the dashboard is slow"})
+    assert response.status_code == 403 and "nothing else" in response.get_json()["error"]["message"]
+
+
+def test_operator_auth_can_be_turned_off_for_a_closed_network(tmp_path, knowledge):
+    from tests.conftest import build_parts, make_settings
+
+    settings = make_settings(tmp_path, operator_auth=False)
+    parts = build_parts(settings, knowledge=knowledge)
+    try:
+        assert create_app(settings, parts).test_client().get("/metrics").status_code == 200
+    finally:
+        parts.close()
+
+
+def test_a_made_up_alert_on_a_healthy_metric_is_recorded_and_never_acted_on(tmp_path, knowledge, caplog):
+    from tests.conftest import build_parts, make_settings
+
+    settings = make_settings(tmp_path, operator_auth=False, alert_wait_s=0)
+    parts = build_parts(settings, knowledge=knowledge)
+    try:
+        assert create_app(settings, parts).test_client().post(RECEIVER, json=FIRING).status_code == 200
+        parts.healing.monitor.tick()  # api memory is at its usual level: the alert is not borne out
+        parts.healing.monitor.tick()
+        assert alerts_stored(parts) == 1 and parts.healing.ledger.remediations() == []
+        assert parts.healing.ledger.pending_alerts() == []  # closed, not retried for ever
+        assert "never borne out by telemetry" in caplog.text
+    finally:
+        parts.close()
+
+
+def test_an_alert_ahead_of_the_telemetry_waits_for_it_then_acts(client, parts):
+    assert client.post(RECEIVER, json=FIRING).status_code == 200
+    parts.healing.monitor.tick()
+    assert parts.healing.ledger.remediations() == [] and len(parts.healing.ledger.pending_alerts()) == 1
+    parts.infrastructure.inject("memory_leak@api", ramp_s=0)  # now the readings show it too
+    parts.healing.monitor.tick()
+    parts.healing.monitor.tick()
+    assert [(r.action, r.target) for r in parts.healing.ledger.remediations()] == [("restart_service", "api")]
+
+
+def test_an_alert_resolved_before_it_was_looked_at_is_not_acted_on(client, parts):
+    parts.infrastructure.inject("memory_leak@api", ramp_s=0)
+    resolved = copy.deepcopy(FIRING)
+    resolved["status"] = resolved["alerts"][0]["status"] = "resolved"
+    client.post(RECEIVER, json=FIRING)
+    client.post(RECEIVER, json=resolved)
+    parts.healing.monitor.tick()
+    assert parts.healing.ledger.remediations() == [] and parts.healing.ledger.pending_alerts() == []

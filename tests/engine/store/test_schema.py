@@ -121,3 +121,18 @@ def test_an_interrupted_transaction_is_rolled_back_and_the_thread_stays_usable(s
     assert store.execute("SELECT count(*) FROM accounts") == [(0,)]
     store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("bob", "pro", 1, "a"))])
     assert store.execute("SELECT user_id FROM accounts") == [("bob",)]
+
+
+def test_ratings_piled_up_before_one_per_conversation_keep_each_conversations_latest(tmp_path, clock):
+    path = tmp_path / "ratings.duckdb"
+    DuckDBStore(path, clock).close()
+    old = duckdb.connect(str(path))
+    old.execute("DELETE FROM schema_version WHERE version = 6")
+    old.execute("INSERT INTO feedback VALUES ('f1', 'c1', 'ann', 5, '', 1.0), ('f2', 'c1', 'ann', 1, '', 2.0), "
+                "('f3', 'c2', 'bob', 4, '', 1.5)")
+    old.close()
+    store = DuckDBStore(path, clock)
+    try:
+        assert store.execute("SELECT id FROM feedback ORDER BY id") == [("f2",), ("f3",)]
+    finally:
+        store.close()
