@@ -11,6 +11,7 @@ from flask import Flask, current_app, g, jsonify, render_template, request, sess
 from core.errors import ForbiddenError, InputError, UnauthorizedError
 from core.settings import Settings
 from engine.access.tokens import Role
+from engine.decision.trace import for_user
 from engine.wiring import Parts
 from web.api import API, json_body, make_blueprint
 from web.curator import make_curator_blueprint
@@ -66,8 +67,11 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         if not isinstance(explain, bool):
             raise InputError("`explain` must be true or false", code="invalid_body")
         answer = parts.assistant.answer(text, g.user_id, conversation_id, channel=g.channel)
-        return jsonify({"conversation_id": answer.conversation_id, "decision_id": answer.decision_id,
-                        **answer.contract(explain=explain)})
+        body = {"conversation_id": answer.conversation_id, "decision_id": answer.decision_id,
+                **answer.contract(explain=explain)}
+        if explain and g.role is not Role.CURATOR:
+            body["trace"] = for_user(body["trace"])  # the user's own answer, not the infrastructure's state
+        return jsonify(body)
 
     @app.get(f"{API}/decisions/<decision_id>/trace")
     def decision_trace(decision_id: str):
@@ -76,7 +80,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         why_not = request.args.getlist("why_not")
         if g.role is Role.CURATOR:  # curators read any decision's trace, and may ask about learned rules
             return jsonify(parts.curation.trace(decision_id, why_not))
-        return jsonify(parts.assistant.trace(decision_id, g.user_id, why_not))
+        return jsonify(for_user(parts.assistant.trace(decision_id, g.user_id, why_not)))
 
     return app
 

@@ -197,6 +197,21 @@ def _intent(intent: Intent) -> dict[str, Any]:
     return {"verb": intent.verb, "args": dict(intent.args)}
 
 
+# Facts that describe the infrastructure rather than the user's own problem.
+TELEMETRY = frozenset({"metric", "service", "signal", "hypothesis"})
+
+
+def for_user(trace: Mapping[str, Any]) -> dict[str, Any]:
+    """The trace as the user it answered may see it: the problem, the actions and the rules that fired, with
+    the telemetry those rules rested on; the readings, limits and trends of every other service are staff-only.
+    Skipped activations that rested on hidden facts are left out too (they would name them)."""
+    used = {fid for firing in trace["fired"] for fid in (*firing["facts"].values(), *firing["asserted"])}
+    shown = [f for f in trace["facts"] if f["type"] not in TELEMETRY or f["id"] in used]
+    visible = {f["id"] for f in shown}
+    skipped = [s for s in trace.get("skipped", ()) if set(s["facts"].values()) <= visible]
+    return {**trace, "facts": shown, "skipped": skipped}
+
+
 def facts_of(trace: Mapping[str, Any], live_only: bool = True) -> list[evaluate.Fact]:
     """The facts of a stored trace, as the evaluator wants them (by default, those not retracted)."""
     return [evaluate.Fact(f["id"], f["type"], f["fields"]) for f in trace["facts"]

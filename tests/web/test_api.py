@@ -100,3 +100,19 @@ def test_a_decision_can_carry_its_trace_and_be_explained_later(client, settings,
     assert unknown.status_code == 404 and "no rule named" in unknown.get_json()["error"]["message"]
     bad = client.post("/api/v1/messages", json={"text": "hi", "explain": "yes"})
     assert bad.status_code == 400 and bad.get_json()["error"]["code"] == "invalid_body"
+
+
+def test_anonymous_explain_shows_the_users_own_answer_not_other_services_telemetry(client, parts):
+    parts.infrastructure.inject("slow_queries@database", ramp_s=0)  # the rules rest on the database's readings
+    body = client.post("/api/v1/messages", json={"text": "The dashboard is loading really slowly",
+                                                 "explain": True}).get_json()
+    shown = body["trace"]
+    used = {fid for f in shown["fired"] for fid in (*f["facts"].values(), *f["asserted"])}
+    telemetry = [f for f in shown["facts"] if f["type"] in ("metric", "service", "signal", "hypothesis")]
+    assert telemetry and all(f["id"] in used for f in telemetry)  # only what the fired rules rested on
+    full = parts.assistant.trace(body["decision_id"])  # what staff see
+    services = {f["fields"].get("service") or f["fields"].get("name") for f in full["facts"] if f["type"] == "metric"}
+    shown_services = {f["fields"].get("service") for f in shown["facts"] if f["type"] == "metric"}
+    assert len(services) > len(shown_services)  # the other services' readings stayed with staff
+    later = client.get(f"/api/v1/decisions/{body['decision_id']}/trace").get_json()
+    assert {f["id"] for f in later["facts"]} == {f["id"] for f in shown["facts"]}
