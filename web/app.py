@@ -66,6 +66,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         explain = body.get("explain", False)
         if not isinstance(explain, bool):
             raise InputError("`explain` must be true or false", code="invalid_body")
+        parts.dialogue.check_rate(g.user_id)  # the same per-user allowance as the conversation endpoints
         answer = parts.assistant.answer(text, g.user_id, conversation_id, channel=g.channel)
         body = {"conversation_id": answer.conversation_id, "decision_id": answer.decision_id,
                 **answer.contract(explain=explain)}

@@ -74,8 +74,12 @@ def document() -> dict[str, Any]:
                                   "deleted": {"type": "object", "additionalProperties": {"type": "integer"}}}})),
             },
             "/api/v1/messages": {
-                "post": _op("One decision in the `ask --json` shape, without the dialogue around it",
-                            _json({"type": "object"}), body=_ref("Message")),
+                "post": _op("One decision in the `ask --json` shape, without the dialogue around it; the same "
+                            "per-user message allowance as the conversations (429 with Retry-After past it)",
+                            _json({"type": "object"}), body=_ref("Message"),
+                            extra={"responses": {"200": {"description": "OK", **_json({"type": "object"})},
+                                                 "400": ERROR, "401": ERROR, "404": ERROR, "429": ERROR,
+                                                 "500": ERROR}}),
             },
             "/api/v1/decisions/{decision_id}/trace": {
                 "get": _op("The trace of one of my decisions (a curator: of any decision); `why_not=RULE` "

@@ -210,7 +210,7 @@ class Dialogue:
         if conversation_id is None:
             conversation_id = self.start(user_id, channel).conversation_id
         self._own(conversation_id, user_id)
-        self._check_rate(user_id)
+        self.check_rate(user_id)
         message = Message(self.new_id(), conversation_id, user_id, channel, text)
         self.assistant.store.add_message(message.id, conversation_id, user_id, "user", text)
         return message
@@ -513,8 +513,9 @@ class Dialogue:
         if self.assistant.store.conversation_owner(conversation_id) != user_id:
             raise NotFoundError("no such conversation")
 
-    def _check_rate(self, user_id: str) -> None:
-        """At most `rate_limit` messages per `rate_window_s`, counted from the stored messages."""
+    def check_rate(self, user_id: str) -> None:
+        """At most `rate_limit` messages per `rate_window_s`, counted from the stored messages, on every path a
+        message takes (the dialogue's and the single-shot API's); raises RateLimitError with the wait."""
         now = self.clock()
         count, oldest = self.chats.user_messages_since(user_id, now - self.rate_window_s)
         if count >= self.rate_limit and oldest is not None:

@@ -116,3 +116,20 @@ def test_anonymous_explain_shows_the_users_own_answer_not_other_services_telemet
     assert len(services) > len(shown_services)  # the other services' readings stayed with staff
     later = client.get(f"/api/v1/decisions/{body['decision_id']}/trace").get_json()
     assert {f["id"] for f in later["facts"]} == {f["id"] for f in shown["facts"]}
+
+
+def test_the_single_shot_endpoint_obeys_the_same_per_user_limit(tmp_path, knowledge):
+    from tests.conftest import build_parts, make_settings
+
+    settings = make_settings(tmp_path, rate_limit_messages=5, rate_limit_window_s=60)
+    parts = build_parts(settings, knowledge=knowledge)
+    try:
+        client = create_app(settings, parts).test_client()
+        codes = [client.post("/api/v1/messages", json={"text": f"hello {n}"}).status_code for n in range(8)]
+        assert codes == [200] * 5 + [429] * 3
+        refused = client.post("/api/v1/messages", json={"text": "hello again"})
+        assert int(refused.headers["Retry-After"]) >= 1 and refused.get_json()["error"]["code"] == "rate_limited"
+        count = parts.store.execute("SELECT count(*) FROM messages WHERE role = 'user'")[0][0]
+        assert count == 5  # a refused message runs nothing and is not taken
+    finally:
+        parts.close()
