@@ -340,7 +340,7 @@ class HealingLedger:
 
     def verifying(self) -> list[RemediationRow]:
         """Actions waiting for their metric to come back; stored, so a restart goes on verifying them."""
-        return self._rows("status = 'verifying'")
+        return self.remediations(S.VERIFYING)
 
     def failed_since(self, action: str, target: str, since: float) -> bool:
         """Did `action` on `target` fail or time out after `since` (epoch s)?"""

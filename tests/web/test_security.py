@@ -78,7 +78,7 @@ def test_json_nested_100000_deep_is_a_400_not_a_500(client, parts, path):
 
 
 def test_depth_counts_brackets_outside_strings_only():
-    assert json_depth(b'{"a": [1, {"b": 2}]}' + b" " * 0) == MAX_JSON_DEPTH  # few brackets: the fast path
+    assert json_depth(b'{"a": [1, {"b": 2}]}') == 3
     text = b'{"t": "' + b"[" * 500 + b'"}'
     assert json_depth(text) == 1
     assert json_depth(b'["\\"[[[", ' + deep(MAX_JSON_DEPTH + 1) + b"]") == MAX_JSON_DEPTH + 2
