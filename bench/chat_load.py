@@ -76,7 +76,8 @@ def main() -> None:
         # The limit is lifted: a load test is a flood by design.
         settings = load_settings(environ={}, default_file=None, data_dir=Path(folder), port=0,
                                  threads=args.threads, simulation_faults=["slow_queries"],
-                                 rate_limit_messages=1_000_000, learn_from_confirmations=False)
+                                 rate_limit_messages=1_000_000, rate_limit_per_address=1_000_000,
+                                 learn_from_confirmations=False)
         knowledge, _ = open_index(settings, load_pack(settings)[1])
         parts = build(settings, knowledge=knowledge)
         knowledge.embedder.encode_one("warm up")

@@ -85,9 +85,10 @@ class Settings(BaseModel):
         "as choices; a best candidate alone is confirmed with a yes-or-no question."
     )
     rate_limit_messages: int = Field(
-        30, ge=1, description="Messages one user may send per rate_limit_window_s; more get HTTP 429."
+        30, ge=1, description="Writes (messages on either path, new conversations, ratings, staff actions) one user "
+        "may make per rate_limit_window_s; more get HTTP 429 with Retry-After."
     )
-    rate_limit_window_s: float = Field(60.0, gt=0, description="The window of the per-user rate limit, in seconds.")
+    rate_limit_window_s: float = Field(60.0, gt=0, description="The window of the request limits, in seconds.")
     learn_from_confirmations: bool = Field(
         True, description="When a user confirms a fix worked, add their description of the problem to the index "
         "(removed again when they delete their history)."
@@ -125,6 +126,33 @@ class Settings(BaseModel):
     operator_auth: bool = Field(
         True, description="Require an operator's API token (Authorization: Bearer; `firstline token create --role "
         "operator`) on /metrics and the Alertmanager receiver; turn off only behind a network that admits no one else."
+    )
+    ops_listen: str = Field(
+        "", description="Serve /metrics and the Alertmanager receiver on this HOST:PORT instead of the chat's "
+        "address (empty: on the chat's address), so a firewall can keep them to the monitoring network."
+    )
+    staff_idle_s: float = Field(
+        1800.0, gt=0, description="A staff sign-in (curator, decider, analyst) unused for this long ends, in seconds."
+    )
+    staff_session_max_s: float = Field(
+        43200.0, gt=0, description="A staff sign-in ends this long after it began, however busy, in seconds."
+    )
+    identity_secret: str = Field(
+        "", description="The secret the host app signs its users' ids with (HMAC-SHA256, hex), so actions on an "
+        "account (unlock, resend e-mail, sign out everywhere) run only for the account's owner; empty: no chat "
+        "user is verified and such actions are explained instead of run."
+    )
+    limit_storage_uri: str = Field(
+        "memory://", description="Where the request limiter counts (Flask-Limiter storage URI): memory:// for one "
+        "process, redis://HOST:PORT to share the counts between processes and keep them over restarts."
+    )
+    limit_key_prefix: str = Field(
+        "firstline", min_length=1, description="Prefix of the limiter's counters, so deployments sharing one Redis "
+        "keep their own counts."
+    )
+    rate_limit_per_address: int = Field(
+        120, ge=1, description="Writes (messages, conversations, ratings, staff actions) one client address may "
+        "make per rate_limit_window_s, all users behind it together; more get HTTP 429."
     )
     alert_wait_s: float = Field(
         300.0, ge=0, description="How long a firing alert the telemetry does not bear out (in bounds and not "
@@ -209,6 +237,9 @@ class Settings(BaseModel):
     def learned_rules_dir(self) -> Path:
         """Active learned rules, written by the system as a rule file and loaded like the built-in ones."""
         return self.data_dir / "learned_rules"
+
+
+SECRETS = frozenset({"secret_key", "identity_secret"})  # shown as set or not, never printed
 
 
 def describe() -> list[dict[str, Any]]:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.errors import ConfigurationError, TelemetryError
 from core.settings import Settings
+from engine.access.sessions import SessionBook
 from engine.access.tokens import TokenBook
 from engine.actions.actuator import Actuator
 from engine.actions.adapters import AdapterRouter, build_router
@@ -31,7 +32,16 @@ from engine.infra.topology import Topology, load_topology
 from engine.learning.curation import Curation, RuleReview
 from engine.learning.ledger import LearningLedger, Policy, rule_parser, rule_validator
 from engine.learning.loop import LearningLoop
-from engine.store import Conversations, Decisions, DuckDBStore, Escalations, HealingLedger, Privacy, Tokens
+from engine.store import (
+    Conversations,
+    Decisions,
+    DuckDBStore,
+    Escalations,
+    HealingLedger,
+    Privacy,
+    StaffSessions,
+    Tokens,
+)
 from knowledge.background import load_background
 from knowledge.base import BuildReport, KnowledgeBase, Scoring, open_knowledge
 from knowledge.embedder import Embedder
@@ -124,6 +134,7 @@ class Parts:
     dialogue: Dialogue
     tokens: TokenBook
     curation: Curation
+    sessions: SessionBook
     healing: Healing | None = None
     learning: LearningLoop | None = None
 
@@ -248,10 +259,10 @@ def build(
                             settings.learned_rules_dir / "active.yaml", clock, new_id)
     dialogue = Dialogue(assistant, ReplyReader(reply_examples, knowledge.embedder), learning,
                         conversations=conversations, escalations=Escalations(store), privacy=Privacy(store),
-                        rate_limit=settings.rate_limit_messages, rate_window_s=settings.rate_limit_window_s,
                         clock=clock, new_id=new_id)
     curation = Curation(RuleReview(ledger, rule_parser(*known)), lambda: knowledge.playbooks,
                         lambda: knowledge.examples.values(), learning.teach, learning.publish,
                         settings.data_dir / "drafts", assistant.trace, assistant.why_not)
+    sessions = SessionBook(StaffSessions(store), settings.staff_idle_s, settings.staff_session_max_s, clock)
     return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(Tokens(store), clock), curation,
-                 healing, learning)
+                 sessions, healing, learning)

@@ -18,8 +18,8 @@ from pathlib import Path
 import click
 
 from core.errors import DataFileError, FirstlineError, InputError
-from core.settings import Settings, describe, load_settings
-from engine.access.tokens import Role, TokenBook
+from core.settings import SECRETS, Settings, describe, load_settings
+from engine.access.tokens import Role
 from engine.chat.assistant import Answer, clean_message
 from engine.chat.understanding import load_reply_examples
 from engine.chat.voice import load_voice
@@ -27,9 +27,8 @@ from engine.decision.ruleengine import RuleEngine
 from engine.decision.trace import trace_lines
 from engine.healing.healer import Event
 from engine.healing.scenarios import SCENARIOS, ScenarioReport, run_scenario
-from engine.store import Decisions, DuckDBStore, Tokens
-from engine.store.decisions import Account
 from engine.wiring import build, load_pack, load_rulebase, open_healing, open_index
+from firstline.admin import administration
 from firstline.context import Context
 from firstline.curate import rules_group
 from firstline.learned import handoff_group, learned_group
@@ -361,7 +360,7 @@ cli.add_command(handoff_group)
 
 @cli.group()
 def token() -> None:
-    """API tokens for integrations (stop the server first: it holds the database)."""
+    """API tokens for integrations and staff (works while the server runs: it goes through the server)."""
 
 
 @token.command("create")
@@ -371,14 +370,11 @@ def token() -> None:
               "sign in to the curator pages; operator: may only read /metrics and post Alertmanager alerts.")
 @click.pass_obj
 def token_create(obj: Context, user: str, role: str) -> None:
-    """Create a token; it is printed once, and only a salted hash of it is stored."""
-    store = DuckDBStore(obj.settings().database_path)
-    try:
-        issued = TokenBook(Tokens(store)).create(user, Role(role))
-    finally:
-        store.close()
-    click.echo(issued.token)
-    click.echo(f"token {issued.id} for {issued.user_id} ({issued.role}); send it as "
+    """Create a token; it is printed once, and only a salted hash of it is stored. It works at once."""
+    with administration(obj.settings()) as admin:
+        issued = admin.create_token(user, role)
+    click.echo(issued["token"])
+    click.echo(f"token {issued['id']} for {issued['user_id']} ({issued['role']}); send it as "
                "`Authorization: Bearer TOKEN`. It is not shown again.", err=True)
 
 
@@ -386,19 +382,29 @@ def token_create(obj: Context, user: str, role: str) -> None:
 @click.argument("token_id")
 @click.pass_obj
 def token_revoke(obj: Context, token_id: str) -> None:
-    """Revoke a token by its id (the part after `fl_`)."""
-    store = DuckDBStore(obj.settings().database_path)
-    try:
-        if not TokenBook(Tokens(store)).revoke(token_id):
-            raise InputError(f"no token with id {token_id!r}")
-    finally:
-        store.close()
+    """Revoke a token by its id (the part after `fl_`); staff signed in with it are signed out at once."""
+    with administration(obj.settings()) as admin:
+        admin.revoke_token(token_id)
     click.echo(f"revoked {token_id}")
+
+
+@token.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print as JSON.")
+@click.pass_obj
+def token_list(obj: Context, as_json: bool) -> None:
+    """Every token issued: id, user, role, and whether it is revoked (never the secret)."""
+    with administration(obj.settings()) as admin:
+        tokens = admin.list_tokens()
+    if as_json:
+        click.echo(json.dumps(tokens, indent=2))
+        return
+    for found in tokens:
+        click.echo(f"{found['id']}  {found['user_id']}  {found['role']}{'  revoked' if found['revoked'] else ''}")
 
 
 @cli.group()
 def account() -> None:
-    """Users' accounts as the rules see them: plan, seats and role (stop the server first)."""
+    """Users' accounts as the rules see them: plan, seats and role (works while the server runs)."""
 
 
 @account.command("set")
@@ -409,14 +415,9 @@ def account() -> None:
 @click.pass_obj
 def account_set(obj: Context, user: str, plan: str, seats: int, role: str) -> None:
     """Record USER's account; every later decision gets it as the `account` fact."""
-    if not user.strip() or not plan.strip() or not role.strip():
-        raise InputError("USER, --plan and --role must not be empty")
-    store = DuckDBStore(obj.settings().database_path)
-    try:
-        Decisions(store).set_account(user.strip(), Account(plan.strip(), seats, role.strip()))
-    finally:
-        store.close()
-    click.echo(f"{user.strip()}: {plan.strip()}, {seats} seats, {role.strip()}")
+    with administration(obj.settings()) as admin:
+        found = admin.set_account(user, plan, seats, role)
+    click.echo(f"{found['user']}: {found['plan']}, {found['seats']} seats, {found['role']}")
 
 
 @account.command("show")
@@ -424,14 +425,9 @@ def account_set(obj: Context, user: str, plan: str, seats: int, role: str) -> No
 @click.pass_obj
 def account_show(obj: Context, user: str) -> None:
     """Print USER's account as the rules see it."""
-    store = DuckDBStore(obj.settings().database_path)
-    try:
-        found = Decisions(store).account(user)
-    finally:
-        store.close()
-    if found is None:
-        raise InputError(f"no account recorded for {user!r}; `firstline account set {user} --plan ... --seats ...`")
-    click.echo(f"{user}: {found.plan}, {found.seats} seats, {found.role}")
+    with administration(obj.settings()) as admin:
+        found = admin.account(user)
+    click.echo(f"{found['user']}: {found['plan']}, {found['seats']} seats, {found['role']}")
 
 
 @cli.command("settings", short_help="Show every setting, its value and default.")
@@ -440,12 +436,18 @@ def account_show(obj: Context, user: str) -> None:
 def settings_command(obj: Context, as_json: bool) -> None:
     """Show every setting with its value, variable, default and meaning."""
     current = obj.settings()
-    rows = [{**row, "value": getattr(current, row["key"])} for row in describe()]
+    rows = [{**row, "value": _shown(row["key"], getattr(current, row["key"]))} for row in describe()]
     if as_json:
         click.echo(json.dumps(rows, default=str, indent=2))
         return
     for row in rows:
         click.echo(f"{row['key']} = {row['value']!s}\n    {row['env']}; default {row['default']!s}\n    {row['help']}")
+
+
+def _shown(key: str, value: object) -> object:
+    if key in SECRETS:
+        return "(set)" if value else "(not set)"
+    return value
 
 
 def main(argv: list[str] | None = None) -> int:

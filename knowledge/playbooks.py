@@ -19,6 +19,7 @@ from core.yamlfile import Located, load_documents, load_schema, schema_problems,
 SCHEMA_PATH = Path(__file__).parent / "schema" / "playbook.schema.json"
 REPLY_PLACEHOLDERS = frozenset({"done", "product", "title"})
 ESCALATION_PLACEHOLDERS = frozenset({"message", "title", "product"})
+SELF_SERVICE_PLACEHOLDERS = frozenset({"product"})
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,9 @@ class Signal:
 
 @dataclass(frozen=True)
 class Remedy:
-    """One fix: an action on a target, with what it means in plain words and how to check it worked."""
+    """One fix: an action on a target, with what it means in plain words and how to check it worked.
+    `self_service` is what the user can do themselves when the fix may not run for them (an action on their
+    account, asked for by someone the host app did not vouch for); "" for none."""
 
     action: str
     target: str
@@ -40,6 +43,7 @@ class Remedy:
     indicated_by: Signal | None = None
     verify: Signal | None = None
     rollback: str | None = None
+    self_service: str = ""
 
 
 @dataclass(frozen=True)
@@ -125,6 +129,10 @@ def _meaning_problems(doc: Located, vocabulary: Vocabulary | None) -> list[Probl
         for i, text in enumerate([templates] if isinstance(templates, str) else templates):
             path = ["replies", key] if isinstance(templates, str) else ["replies", key, i]
             problems += _placeholder_problems(doc, path, text, REPLY_PLACEHOLDERS)
+    for i, remedy in enumerate(data.get("remedies") or []):
+        if "self_service" in remedy:
+            problems += _placeholder_problems(doc, ["remedies", i, "self_service"], remedy["self_service"],
+                                              SELF_SERVICE_PLACEHOLDERS)
     if "escalation" in data:
         summary = data["escalation"]["summary"]
         problems += _placeholder_problems(doc, ["escalation", "summary"], summary, ESCALATION_PLACEHOLDERS)
@@ -191,6 +199,7 @@ def _record(doc: Located) -> Playbook:
             indicated_by=_signal(r.get("indicated_by")),
             verify=_signal(r.get("verify")),
             rollback=r.get("rollback"),
+            self_service=" ".join((r.get("self_service") or "").split()),
         )
         for r in data.get("remedies") or []
     )

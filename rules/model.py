@@ -99,7 +99,8 @@ SUPPORT = Vocabulary(
         ("metric", "status"): ("ok", "unhealthy"),
         ("metric", "worse"): ("above", "below"),
         ("metric", "trend"): ("rising", "falling", "steady"),
-        ("action", "status"): ("succeeded", "failed", "dry_run", "skipped"),
+        # unverified: an action on the user's account refused because nobody vouched for who is asking
+        ("action", "status"): ("succeeded", "failed", "dry_run", "skipped", "unverified"),
     }),
 )
 

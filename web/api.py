@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 import queue
+import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from flask import Blueprint, Response, current_app, g, jsonify, request, stream_with_context
+from flask import Blueprint, Response, current_app, g, jsonify, request, session, stream_with_context
 
 from core.errors import ForbiddenError, InputError
+from engine.access.identity import verify
 from engine.access.tokens import Role
 from engine.chat.dialogue import Choice, EscalationOutcome, Exchange
 from engine.wiring import Parts
@@ -44,7 +46,8 @@ def _text(body: dict[str, Any], key: str = "text", required: bool = True) -> str
     if value is None and not required:
         return None
     if not isinstance(value, str):
-        raise InputError(f"`{key}` is required and must be a string", code="invalid_body")
+        need = "is required and must be" if required else "must be"
+        raise InputError(f"`{key}` {need} a string", code="invalid_body")
     return value
 
 
@@ -66,10 +69,30 @@ def exchange_json(exchange: Exchange) -> dict[str, Any]:
     }
 
 
-def make_blueprint(workers: int) -> Blueprint:
-    """The API's routes; streamed turns run on a pool of `workers` threads (each keeps one store cursor)."""
+def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
+    """The API's routes; streamed turns run on a pool of `workers` threads (each keeps one store cursor).
+    `identity_secret` checks the identities host apps vouch for (engine/access/identity.py)."""
     api = Blueprint("api_v1", __name__, url_prefix=API)
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="firstline-turn")
+
+    @api.post("/identity")
+    def identify():
+        # The host app's page says who its signed-in user is, signed with the shared secret; from here on this
+        # browser chats as that user, and remedies on their account may run.
+        if g.channel == "api":
+            raise InputError("an API token already says who you are; /identity is for the chat in a browser",
+                             code="invalid_body")
+        body = json_body()
+        user_id = verify(identity_secret, body.get("user_id"), body.get("user_hash"))
+        session["user_id"], session["verified"] = user_id, True
+        return jsonify({"user_id": user_id, "verified": True})
+
+    @api.delete("/identity")
+    def forget_identity():
+        # The host app's user signed out: this browser is a new anonymous user (their history stays theirs).
+        session.pop("verified", None)
+        session["user_id"] = uuid.uuid4().hex
+        return jsonify({"verified": False})
 
     @api.get("/conversations")
     def list_conversations():
@@ -98,10 +121,12 @@ def make_blueprint(workers: int) -> Blueprint:
         text = _text(json_body())
         dialogue, user_id, channel = _parts().dialogue, g.user_id, g.channel
         if "text/event-stream" not in request.headers.get("Accept", ""):
-            return jsonify(exchange_json(dialogue.turn(text, user_id, conversation_id, channel)))
+            return jsonify(exchange_json(dialogue.turn(text, user_id, conversation_id, channel,
+                                                       verified=g.verified)))
         # Checks that need no work answer as JSON errors before the stream starts.
         dialogue.status(conversation_id, user_id)
-        return Response(stream_with_context(_stream(pool, dialogue, text, user_id, conversation_id, channel)),
+        return Response(stream_with_context(_stream(pool, dialogue, text, user_id, conversation_id, channel,
+                                                    g.verified)),
                         mimetype="text/event-stream", headers={"Cache-Control": "no-store"})
 
     @api.post("/conversations/<conversation_id>/feedback")
@@ -149,13 +174,13 @@ def _escalation(row) -> dict[str, Any]:
 
 
 def _stream(pool: ThreadPoolExecutor, dialogue, text: str, user_id: str, conversation_id: str,
-            channel: str) -> Iterator[str]:
+            channel: str, verified: bool) -> Iterator[str]:
     """Server-sent events: `progress` while the turn runs, then `turn` (or `error`) when it is done."""
     events: queue.Queue[tuple[str, Any]] = queue.Queue()
 
     def work() -> None:
         try:
-            exchange = dialogue.turn(text, user_id, conversation_id, channel,
+            exchange = dialogue.turn(text, user_id, conversation_id, channel, verified=verified,
                                      progress=lambda message: events.put(("progress", {"message": message})))
             events.put(("turn", exchange_json(exchange)))
         except Exception as error:  # noqa: BLE001 - reported to the page as an error event, never a traceback

@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 from flask import Flask, current_app, g, jsonify, render_template, request, session
+from flask_limiter import RateLimitExceeded
 
 from core.errors import ForbiddenError, InputError, UnauthorizedError
 from core.settings import Settings
@@ -17,6 +18,7 @@ from web.api import API, json_body, make_blueprint
 from web.curator import make_curator_blueprint
 from web.curator_api import make_curator_api
 from web.errors import error_body, retry_after
+from web.limits import as_rate_limit_error, install_limits
 from web.openapi import document
 from web.ops import OPS, ops_blueprint
 from web.security import secure
@@ -36,10 +38,12 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     app.extensions["firstline"] = parts
     app.register_error_handler(Exception, _error_response)
     app.before_request(_identify)
-    app.register_blueprint(make_blueprint(settings.threads))
+    install_limits(app, settings)  # after _identify: the user's allowance keys on g.user_id
+    app.register_blueprint(make_blueprint(settings.threads, settings.identity_secret))
     app.register_blueprint(make_curator_blueprint())
     app.register_blueprint(make_curator_api())
-    app.register_blueprint(ops_blueprint(parts, settings.operator_auth))  # /metrics and the Alertmanager receiver
+    if not settings.ops_listen:  # else /metrics and the Alertmanager receiver have an address of their own
+        app.register_blueprint(ops_blueprint(parts, settings.operator_auth))
 
     @app.get("/")
     def chat_page():
@@ -66,8 +70,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         explain = body.get("explain", False)
         if not isinstance(explain, bool):
             raise InputError("`explain` must be true or false", code="invalid_body")
-        parts.dialogue.check_rate(g.user_id)  # the same per-user allowance as the conversation endpoints
-        answer = parts.assistant.answer(text, g.user_id, conversation_id, channel=g.channel)
+        answer = parts.assistant.answer(text, g.user_id, conversation_id, channel=g.channel, verified=g.verified)
         body = {"conversation_id": answer.conversation_id, "decision_id": answer.decision_id,
                 **answer.contract(explain=explain)}
         if explain and g.role is not Role.CURATOR:
@@ -81,16 +84,35 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
         why_not = request.args.getlist("why_not")
         if g.role is Role.CURATOR:  # curators read any decision's trace, and may ask about learned rules
             return jsonify(parts.curation.trace(decision_id, why_not))
-        return jsonify(for_user(parts.assistant.trace(decision_id, g.user_id, why_not)))
+        # Why-not is asked of the facts the user may see, so its report cannot name a hidden reading either.
+        trace = for_user(parts.assistant.trace(decision_id, g.user_id))
+        if why_not:
+            trace["why_not"] = [parts.assistant.why_not(trace, name) for name in why_not]
+        return jsonify(trace)
 
     return app
 
 
+def create_ops_app(settings: Settings, parts: Parts) -> Flask:
+    """/metrics and the Alertmanager receiver alone, for the `ops_listen` address; the same checks as on the
+    chat's address (operator token, headers, body limits, error shape)."""
+    app = Flask(__name__)
+    app.config.update(MAX_CONTENT_LENGTH=1024 * 1024, FIRSTLINE_OPS_ONLY=True)  # no cookies on this address
+    app.json.sort_keys = False
+    secure(app, settings.cookie_secure, settings.proxy_hops)
+    app.extensions["firstline"] = parts
+    app.register_error_handler(Exception, _error_response)
+    app.before_request(_identify)
+    app.register_blueprint(ops_blueprint(parts, settings.operator_auth))
+    return app
+
+
 def _identify() -> None:
-    """The caller: an API token's user (`Authorization: Bearer`), else the signed session cookie's. Operator
-    endpoints never hand out a cookie, and an operator's token opens nothing else."""
+    """The caller: an API token's user (`Authorization: Bearer`), else the signed session cookie's; and whether
+    their identity is vouched for (`g.verified`). Operator endpoints never hand out a cookie, and an operator's
+    token opens nothing else."""
     header = request.headers.get("Authorization", "")
-    operations = request.blueprint == OPS
+    operations = request.blueprint == OPS or current_app.config.get("FIRSTLINE_OPS_ONLY", False)
     if header:
         scheme, _, token = header.partition(" ")
         tokens = current_app.extensions["firstline"].tokens
@@ -100,19 +122,24 @@ def _identify() -> None:
                                     "`firstline token create --user NAME`")
         if identity.role is Role.OPERATOR and not operations:
             raise ForbiddenError("an operator's token reads /metrics and posts Alertmanager alerts, nothing else")
-        g.user_id, g.role, g.channel = identity.user_id, identity.role, "api"
+        # The operator issued this token for this user: that is the vouching an account action needs.
+        g.user_id, g.role, g.channel, g.verified = identity.user_id, identity.role, "api", True
         return
     if operations:
-        g.user_id, g.role, g.channel = None, None, "ops"
+        g.user_id, g.role, g.channel, g.verified = None, None, "ops", False
         return
     if "user_id" not in session:
         session["user_id"] = uuid.uuid4().hex
         session.permanent = True
+    # Verified only when the host app signed this browser's user id (POST /api/v1/identity).
     g.user_id, g.role, g.channel = session["user_id"], Role.USER, "web"
+    g.verified = bool(session.get("verified"))
 
 
 def _error_response(error: Exception):
     """Every error leaves as {"error": {"code", "message"}}; never a traceback."""
+    if isinstance(error, RateLimitExceeded):
+        error = as_rate_limit_error(error, current_app.extensions["firstline.limiter"])
     body, status = error_body(error)
     if status in (401, 403):
         # Refusals are how probing shows up: who, from where, asking for what (never the credentials sent).

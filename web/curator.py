@@ -1,24 +1,24 @@
 """The curator's pages: learned rules with their history, playbooks with how they do, and the unmatched queue.
 
-Signed in with a curator's API token (`firstline token create --user NAME --role curator`); every form carries
-a per-session CSRF token, since these pages change what the system does.
+Signed in with a curator's API token (`firstline token create --user NAME --role curator`) into a session held
+on the server (web/staff.py); every form carries a per-session CSRF token, since these pages change what the
+system does.
 """
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from itertools import pairwise
 
-from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
 
-from core.errors import InputError
+from core.errors import InputError, UnauthorizedError
 from core.taxonomy import CATEGORIES
 from engine.access.tokens import Role
 from engine.decision.trace import trace_lines
 from engine.learning.curation import RuleFilter
 from engine.learning.ledger import STATUSES
 from engine.wiring import Parts
+from web.staff import check_csrf, csrf_token, sign_in, sign_out, signed_in
 
 PAGE = 50  # learned rules per page: there may be thousands
 
@@ -33,32 +33,37 @@ def make_curator_blueprint() -> Blueprint:
     def guard():
         if request.endpoint in ("curator.login", "curator.sign_in"):
             return None
-        if not session.get("curator"):
+        staff = signed_in(Role.CURATOR)
+        if staff is None:
+            if request.method == "POST":  # a form from an ended session changes nothing, and says so (logged)
+                raise UnauthorizedError("your curator session has ended (signed out, idle too long, or its token "
+                                        "was revoked); sign in again at /curator/login")
             return redirect(url_for("curator.login"))
+        g.curator = staff.user_id
         if request.method == "POST":
-            _check_csrf()
+            check_csrf()
         return None
 
     @pages.get("/login")
     def login():
-        return render_template("curator_login.html", error=None, csrf=_csrf())
+        return render_template("curator_login.html", error=None, csrf=csrf_token())
 
-    @pages.post("/login")
-    def sign_in():
-        _check_csrf()
+    @pages.post("/login", endpoint="sign_in")
+    def sign_in_form():
+        check_csrf()
         identity = _parts().tokens.identify(request.form.get("token", "").strip())
         if identity is None or identity.role is not Role.CURATOR:
             current_app.logger.warning("refused POST %s from %s: not a curator's token", request.path,
                                        request.remote_addr)
             message = ("That is not a curator's token. Create one with: "
                        "firstline token create --user NAME --role curator")
-            return render_template("curator_login.html", error=message, csrf=_csrf()), 401
-        session["curator"] = identity.user_id
+            return render_template("curator_login.html", error=message, csrf=csrf_token()), 401
+        sign_in(identity)
         return redirect(url_for("curator.home"))
 
     @pages.post("/logout")
     def logout():
-        session.pop("curator", None)
+        sign_out(everywhere=request.form.get("everywhere") == "1")
         return redirect(url_for("curator.login"))
 
     @pages.get("/")
@@ -67,7 +72,7 @@ def make_curator_blueprint() -> Blueprint:
         where = RuleFilter(status=request.args.get("status") or None, playbook=request.args.get("playbook") or None,
                            limit=PAGE, offset=whole_number(request.args.get("offset", "0"), "offset"))
         rules, total = curation.review.listing(where)
-        return render_template("curator.html", curator=session["curator"], csrf=_csrf(), rules=rules, total=total,
+        return render_template("curator.html", curator=g.curator, csrf=csrf_token(), rules=rules, total=total,
                                where=where, statuses=STATUSES, playbooks=curation.playbooks(),
                                unmatched=curation.unmatched(), categories=sorted(CATEGORIES),
                                notice=request.args.get("notice"))
@@ -78,19 +83,19 @@ def make_curator_blueprint() -> Blueprint:
         detail = review.detail(name)
         versions = [v["version"] for v in detail["versions"]]
         diffs = [(old, new, review.ledger.diff(name, old, new)) for old, new in pairwise(versions)]
-        return render_template("curator_rule.html", curator=session["curator"], csrf=_csrf(), rule=detail,
+        return render_template("curator_rule.html", curator=g.curator, csrf=csrf_token(), rule=detail,
                                diffs=diffs, notice=request.args.get("notice"))
 
     @pages.get("/decisions/<decision_id>")
     def decision(decision_id: str):
         trace = _parts().curation.trace(decision_id, request.args.getlist("why_not"))
-        return render_template("curator_trace.html", curator=session["curator"], trace=trace,
+        return render_template("curator_trace.html", curator=g.curator, trace=trace,
                                lines=trace_lines(trace), rule=request.args.get("rule"))
 
     @pages.post("/rules/<name>/<verb>")
     def change_rule(name: str, verb: str):
         version = whole_number(request.form.get("version"), "version") if verb == "revert" else None
-        who = f"curator {session['curator']}"
+        who = f"curator {g.curator}"
         rule = _parts().curation.change_rule(name, verb, who, request.form.get("reason") or f"{verb} (web)", version)
         target = request.form.get("back") == "rule"
         notice = f"{rule.name}: version {rule.version} is {rule.status}"
@@ -110,19 +115,6 @@ def make_curator_blueprint() -> Blueprint:
                                 "examples, remedies or an escalation) and move it into the playbooks folder"))
 
     return pages
-
-
-def _csrf() -> str:
-    if "csrf" not in session:
-        session["csrf"] = secrets.token_urlsafe(24)
-    return session["csrf"]
-
-
-def _check_csrf() -> None:
-    sent = request.form.get("csrf", "")
-    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
-        raise InputError("the form expired or did not come from this site; reload the page and try again",
-                         code="bad_csrf")
 
 
 def whole_number(value: str | None, name: str) -> int:

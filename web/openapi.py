@@ -45,7 +45,7 @@ def document() -> dict[str, Any]:
                                                     "text/event-stream": {"schema": {"type": "string"}}}},
                                 "400": ERROR, "401": ERROR, "404": ERROR, "409": ERROR, "429": ERROR,
                                 "500": ERROR}}
-    return {
+    found = {
         "openapi": "3.0.3",
         "info": {"title": "Firstline API", "version": "1",
                  "description": "Conversations with the support assistant. Callers are identified by a signed "
@@ -72,6 +72,13 @@ def document() -> dict[str, Any]:
                 "delete": _op("Delete everything stored about me: messages, decisions, facts, actions, feedback, "
                               "learned examples", _json({"type": "object", "properties": {
                                   "deleted": {"type": "object", "additionalProperties": {"type": "integer"}}}})),
+            },
+            "/api/v1/identity": {
+                "post": _op("Say who this browser's user is, as the host app vouches (`user_hash` = hex "
+                            "HMAC-SHA256 of `user_id` under the shared identity secret); remedies on their account "
+                            "then may run", _json(_ref("Identity")), body=_ref("Identity")),
+                "delete": _op("Forget the vouched identity: this browser chats as a new anonymous user",
+                              _json({"type": "object", "properties": {"verified": {"type": "boolean"}}})),
             },
             "/api/v1/messages": {
                 "post": _op("One decision in the `ask --json` shape, without the dialogue around it; the same "
@@ -115,6 +122,11 @@ def document() -> dict[str, Any]:
         },
         "security": [{"cookie": []}, {"bearer": []}],
     }
+    for path, operations in found["paths"].items():  # one limiter counts every write (web/limits.py)
+        for method, operation in operations.items():
+            if method in ("post", "put", "delete") and path != "/api/v1/alerts/alertmanager":
+                operation["responses"]["429"] = ERROR
+    return found
 
 
 def _query(*names: str, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
@@ -175,6 +187,9 @@ def _schemas() -> dict[str, Any]:
         "Message": {"type": "object", "required": ["text"], "properties": {
             "text": {"type": "string", "maxLength": 100000}, "conversation_id": {"type": "string"},
             "explain": {"type": "boolean"}}},
+        "Identity": {"type": "object", "required": ["user_id"], "properties": {
+            "user_id": {"type": "string", "maxLength": 200}, "user_hash": {"type": "string"},
+            "verified": {"type": "boolean"}}},
         "Feedback": {"type": "object", "required": ["rating"], "properties": {
             "rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": "string"}}},
         "Decision": {"type": "object", "required": ["outcome", "note"], "properties": {

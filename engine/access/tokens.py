@@ -27,6 +27,7 @@ class Role(StrEnum):
 class Identity:
     user_id: str
     role: Role
+    token_id: str = ""  # the credential presented (an API token's id)
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,12 @@ class TokenBook:
         row = self.tokens.get(token_id)
         if row is None or row.revoked or not hmac.compare_digest(row.hash, _digest(row.salt, secret)):
             return None
-        return Identity(row.user_id, Role(row.role))
+        return Identity(row.user_id, Role(row.role), row.id)
 
     def revoke(self, token_id: str) -> bool:
-        return self.tokens.revoke(token_id)
+        """Revoke the token and end the staff sessions opened with it; False when there is no such token."""
+        return self.tokens.revoke(token_id, self.clock())
+
+    def listing(self) -> list[TokenRow]:
+        """Every token ever issued, revoked ones included (ids, users and roles; the hashes are not for show)."""
+        return self.tokens.all()

@@ -30,6 +30,10 @@ from engine.store.healing import HealingLedger, RemediationRow, RemediationStatu
 
 ENGINEERING = "engineering"
 MONITOR = "monitor"
+# The outcome of an action on an account refused because nobody vouched for who is asking. Its `remediations` row
+# is `skipped` like every refusal of the gate; the outcome says why, so the conversation's rules and reply can
+# tell "not allowed for this asker" (the user can act themselves) from "held back for now" or "failed".
+UNVERIFIED = "unverified"
 log = logging.getLogger("firstline.actuator")
 
 
@@ -54,8 +58,9 @@ class Executor(Protocol):
 @dataclass(frozen=True)
 class ActionRequest:
     """A remediation someone asks for. `requester` is `conversation:<id>`, `alert:<fingerprint>` or `monitor`;
-    `subject` the user a per-user action acts for; `verify` the (service, metric) that must be within its limit
-    afterwards (every metric of the target when None)."""
+    `subject` the user a per-user action acts for; `verified` that the host app vouched for `subject` being who
+    is asking (a signed user id), without which an action on an account is refused (`safety.decide`); `verify`
+    the (service, metric) that must be within its limit afterwards (every metric of the target when None)."""
 
     action: str
     target: str
@@ -68,18 +73,20 @@ class ActionRequest:
     subject: str = ""
     settle_now: bool = False  # a person waits for the answer: verify at once rather than on later monitor ticks
     hand_off_on_failure: bool = True  # False where the requester's own rules decide what follows a failure
+    verified: bool = False  # the host app vouched for `subject`; alerts and the monitor never do
 
 
 @dataclass(frozen=True)
 class ActionOutcome:
     """What became of a request. `status`: succeeded, failed, timed_out, verifying (ran; its metric is watched
-    on the monitor's ticks), skipped (refused by the gate; `detail` says why) or dry_run. `joined` is True when
+    on the monitor's ticks), skipped (refused by the gate; `detail` says why), unverified (an action on an account
+    refused because nobody vouched for the asker; `UNVERIFIED`) or dry_run. `joined` is True when
     the request joined an action already under way; `by` names who asked for the action a join or a cooldown
     refers to."""
 
     request: ActionRequest
     attempt_id: str | None
-    status: str  # a RemediationStatus, or the refusal's VerdictStatus
+    status: str  # a RemediationStatus, the refusal's VerdictStatus, or UNVERIFIED
     detail: str
     started_at: float
     finished_at: float
@@ -142,7 +149,7 @@ class Actuator:
         attempt = Attempt(self.new_id(), request.signal_id, request.rule, request.action, request.target,
                           dict(request.params), self.executor.adapter_name(request.action), request.verify,
                           request.requester, request.subject)
-        verdict = begin(self.ledger, attempt, policy, started)
+        verdict = begin(self.ledger, attempt, policy, started, verified=request.verified)
         if verdict.status == JOINED and verdict.joined is not None:
             return self._join(request, verdict.joined, verdict.by, started)
         if not verdict.allowed:
@@ -151,7 +158,8 @@ class Actuator:
             if recorded:
                 self._emit(Event(started, "acted", f"{request.action} on {request.target}: {verdict.status} "
                                  f"({verdict.reason})", request.action, request.target, verdict.status))
-            return ActionOutcome(request, attempt.id if recorded else None, verdict.status, verdict.reason,
+            status = UNVERIFIED if verdict.unverified else verdict.status
+            return ActionOutcome(request, attempt.id if recorded else None, status, verdict.reason,
                                  started, self.clock(), by=verdict.by)
         try:
             status, detail = self._execute(attempt)

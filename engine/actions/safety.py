@@ -1,5 +1,6 @@
-"""When an action may run, whoever asked for it (a conversation, an alert, the monitor): dry-run, joining an
-action already under way, cooldown, rate limit, concurrency cap and circuit breaker.
+"""When an action may run, whoever asked for it (a conversation, an alert, the monitor): identity for actions on
+an account, dry-run, joining an action already under way, cooldown, rate limit, concurrency cap and circuit
+breaker.
 
 A decision is a pure function of stored state and the request (`decide`): the state is read from a
 `SafetyLedger` (the DuckDB one is `engine.store.healing.HealingLedger`; a Redis or PostgreSQL one only has to
@@ -10,6 +11,11 @@ The circuit breaker needs no state of its own: it is *open* when the last `break
 all failed and the last of them is younger than `breaker_cooloff_s`; *half-open* after that cool-off, letting
 exactly one trial through; a trial that succeeds closes it (the run of failures ends), one that fails opens it
 again (a newer failure).
+
+An action that changes the asking user's account (`ActionSpec.account`: unlocking it, resending its e-mail,
+signing it out, reconnecting its integrations, resetting its settings) runs only when the host app vouched for
+who is asking (`verified`); anyone can type "unlock my account" into a chat. That refusal comes before every
+other check, dry-run included, and its reason starts with `IDENTITY_NOT_VERIFIED`.
 """
 
 from __future__ import annotations
@@ -20,7 +26,10 @@ from enum import StrEnum
 from typing import Protocol
 
 from core.settings import Settings
+from engine.actions.catalogue import ACTIONS
 from engine.store.healing import Attempt, RemediationStatus, SafetyView
+
+IDENTITY_NOT_VERIFIED = "identity not verified"  # how the reason of an identity refusal begins (then ": why")
 
 
 class Breaker(StrEnum):
@@ -74,6 +83,11 @@ class Verdict:
     def allowed(self) -> bool:
         return self.status is VerdictStatus.ALLOWED
 
+    @property
+    def unverified(self) -> bool:
+        """Refused because the action changes an account and nobody vouched for who is asking."""
+        return self.status is VerdictStatus.SKIPPED and self.reason.startswith(IDENTITY_NOT_VERIFIED)
+
 
 def breaker_state(policy: SafetyPolicy, view: SafetyView, now: float) -> Breaker:
     if view.trailing_failures < policy.breaker_failures or view.last_failure_at is None:
@@ -83,11 +97,17 @@ def breaker_state(policy: SafetyPolicy, view: SafetyView, now: float) -> Breaker
     return Breaker.HALF_OPEN
 
 
-def decide(policy: SafetyPolicy, view: SafetyView, now: float) -> Verdict:
-    """May the action run now? The same action on the same target still under way is joined, never started
-    twice: joining runs nothing, so it comes before every other check. The checks run even in dry-run, so a dry
-    run reports what would be refused."""
+def decide(policy: SafetyPolicy, view: SafetyView, now: float, *, action: str = "",
+           verified: bool = False) -> Verdict:
+    """May `action` run now? An action on an account runs only when the host app `verified` who is asking: that
+    is checked first, so an unverified asker neither joins nor plans such an action. The same action on the same
+    target still under way is joined, never started twice: joining runs nothing, so it comes before the other
+    checks. The checks run even in dry-run, so a dry run reports what would be refused."""
     breaker = breaker_state(policy, view, now)
+    spec = ACTIONS.get(action)
+    if spec is not None and spec.account and not verified:
+        return Verdict(VerdictStatus.SKIPPED, f"{IDENTITY_NOT_VERIFIED}: {action} changes the asking user's "
+                       "account, and the host app did not vouch for who is asking", breaker)
     if view.under_way is not None and not policy.dry_run:
         return Verdict(JOINED, "the same action on the same target is already under way", breaker,
                        view.under_way, view.last_requester)
@@ -133,6 +153,8 @@ class SafetyLedger(Protocol):
         ...
 
 
-def begin(ledger: SafetyLedger, attempt: Attempt, policy: SafetyPolicy, now: float) -> Verdict:
-    """Decide on `attempt` against the ledger's stored state and record it, in one step (see `decide`)."""
-    return ledger.try_begin(attempt, policy, now, lambda view: decide(policy, view, now))
+def begin(ledger: SafetyLedger, attempt: Attempt, policy: SafetyPolicy, now: float, verified: bool = False) -> Verdict:
+    """Decide on `attempt` against the ledger's stored state and record it, in one step (see `decide`; `verified`:
+    the host app vouched for the user the attempt acts for)."""
+    return ledger.try_begin(attempt, policy, now,
+                            lambda view: decide(policy, view, now, action=attempt.action, verified=verified))

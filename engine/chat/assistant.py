@@ -11,7 +11,7 @@ from typing import Any
 
 from core.errors import InputError, NotFoundError
 from core.taxonomy import BUSINESS, OUT_OF_SCOPE, Decision, Kind
-from engine.actions.actuator import ActionOutcome, ActionRequest, Actuator, conversation_requester
+from engine.actions.actuator import UNVERIFIED, ActionOutcome, ActionRequest, Actuator, conversation_requester
 from engine.actions.catalogue import ACTIONS
 from engine.chat.voice import Voice
 from engine.decision.explain import decision_trace, explain_rule
@@ -22,7 +22,7 @@ from engine.infra.topology import Topology
 from engine.learning.ledger import LearningLedger
 from engine.store.decisions import ActionRow, DecisionRecord, EscalationRequest, EventStore, HandOff
 from knowledge.base import Band, KnowledgeBase, Match
-from knowledge.playbooks import Playbook
+from knowledge.playbooks import Playbook, Remedy
 from rules.model import ENGINEERING
 
 ESCALATION_STATUS = "created"
@@ -100,13 +100,16 @@ def clean_message(text: str, max_chars: int) -> str:
 
 @dataclass(frozen=True)
 class Message:
-    """A user's message once accepted: validated text, in a conversation the user owns, already stored."""
+    """A user's message once accepted: validated text, in a conversation the user owns, already stored.
+    `verified`: the host app vouched that the sender is `user_id` (a signed identity), so remedies that change
+    the user's account may run for them; an anonymous or unproven sender gets those explained instead."""
 
     id: str
     conversation_id: str
     user_id: str
     channel: str
     text: str
+    verified: bool = False
 
 
 @dataclass
@@ -125,6 +128,7 @@ class _Turn:
     handoff: Intent | None = None
     progress: Callable[[str], None] | None = None
     also_escalated: list[EscalationRequest] = field(default_factory=list)  # other requests a person decides
+    verified: bool = False  # the host app vouched for user_id (see Message)
 
     @property
     def technical(self) -> bool:
@@ -173,23 +177,27 @@ class Assistant:
         conversation_id: str | None = None,
         channel: str = "cli",
         dry_run: bool | None = None,
+        *,
+        verified: bool = False,
     ) -> Answer:
         """Accept one message (see `accept`) and decide on it at once, committing the decision (`firstline ask`,
         the single-shot API). Raises InputError for a message that cannot be taken, NotFoundError for a
         conversation that is not the user's."""
-        return self.respond(self.accept(text, user_id, conversation_id, channel), dry_run=dry_run)
+        return self.respond(self.accept(text, user_id, conversation_id, channel, verified=verified), dry_run=dry_run)
 
-    def accept(self, text: str, user_id: str, conversation_id: str | None = None, channel: str = "cli") -> Message:
+    def accept(self, text: str, user_id: str, conversation_id: str | None = None, channel: str = "cli", *,
+               verified: bool = False) -> Message:
         """Validate a message, check the conversation is the user's (a new one when None) and store the message
-        before any work, so a crash later loses nothing accepted. Raises InputError (unusable text) or
-        NotFoundError (someone else's conversation, or none)."""
+        before any work, so a crash later loses nothing accepted. `verified`: the host app vouched that the
+        sender is `user_id` (see `Message`). Raises InputError (unusable text) or NotFoundError (someone else's
+        conversation, or none)."""
         text = clean_message(text, self.max_message_chars)
         if conversation_id is None:
             conversation_id = self.new_id()
             self.store.start_conversation(conversation_id, user_id, channel)
         elif self.store.conversation_owner(conversation_id) != user_id:
             raise NotFoundError("no such conversation")
-        message = Message(self.new_id(), conversation_id, user_id, channel, text)
+        message = Message(self.new_id(), conversation_id, user_id, channel, text, verified=verified)
         self.store.add_message(message.id, conversation_id, user_id, "user", text)
         return message
 
@@ -213,7 +221,7 @@ class Assistant:
         match = match or self.knowledge.match(message.text)
         best = self.knowledge.playbooks.get(match.best.playbook)
         turn = _Turn(self.new_id(), message.conversation_id, message.user_id, message.channel, message.text, match,
-                     best, progress=progress)
+                     best, progress=progress, verified=message.verified)
         turn.facts = self.facts.build(Asking(message.user_id, message.conversation_id, message.channel,
                                              message.text), match, best)
         with self.rules.session() as session:
@@ -450,14 +458,14 @@ class Assistant:
         gives the explanation and the check."""
         name, target = str(intent.args["name"]), str(intent.args["target"])
         params = dict(intent.args.get("params") or {})
-        remedy = next((r for r in playbook.remedies if r.action == name and r.target == target), None)
+        remedy = _remedy(playbook, name, target)
         explain = remedy.explain if remedy else f"ran {name.replace('_', ' ')} on {target}"
         verify = (remedy.verify.service, remedy.verify.metric) if remedy and remedy.verify else None
         spec = ACTIONS.get(name)  # an unknown name fails in the actuator, as an outcome
         return ActionRequest(name, target, conversation_requester(turn.conversation_id), explain=explain,
                              params=params or (dict(remedy.params) if remedy else {}), verify=verify, rule=intent.rule,
                              subject=turn.user_id if spec is not None and spec.per_user else "", settle_now=True,
-                             hand_off_on_failure=False)
+                             hand_off_on_failure=False, verified=turn.verified)
 
     def _failed_rule_actions(self, run: Run) -> tuple[ActionResult, ...]:
         """Rule actions that raised (recorded, and the engine went on)."""
@@ -501,8 +509,32 @@ class Assistant:
         return self.voice.say("clarify", turn.conversation_id, options=options)
 
     def _resolution_reply(self, turn: _Turn) -> str:
-        """Say what happened, truthfully: a fix another report started is not "I already took care of this"."""
-        playbook, outcomes, seed = turn.playbook, turn.outcomes, turn.conversation_id
+        """Say what happened, truthfully. A fix on the user's account refused because nobody vouched for who is
+        asking is never "done": the reply says so and what they can do themselves, after whatever else ran."""
+        playbook, seed = turn.playbook, turn.conversation_id
+        assert playbook is not None
+        refused = [o for o in turn.outcomes if o.status == UNVERIFIED]
+        if not refused:
+            return self._outcomes_reply(turn, turn.outcomes)
+        ran = [o for o in turn.outcomes if o.status != UNVERIFIED]
+        line = self.voice.say("unverified_also" if ran else "unverified", seed,
+                              done=_join([o.request.explain for o in refused]), title=playbook.title,
+                              self_service=self._self_service(playbook, refused, seed))
+        return f"{self._outcomes_reply(turn, ran)} {line}" if ran else line
+
+    def _self_service(self, playbook: Playbook, refused: Sequence[ActionOutcome], seed: str) -> str:
+        """What the user can do themselves instead of the refused remedies: each remedy's own words, else the
+        voice's general advice (to open the chat signed in, where the host app can vouch for them)."""
+        remedies = [_remedy(playbook, o.request.action, o.request.target) for o in refused]
+        texts = [r.self_service.format_map({"product": self.voice.product}) for r in remedies
+                 if r is not None and r.self_service]
+        if len(texts) < len(remedies):
+            texts.append(self.voice.say("sign_in_first", seed))
+        return " ".join(dict.fromkeys(texts))
+
+    def _outcomes_reply(self, turn: _Turn, outcomes: Sequence[ActionOutcome]) -> str:
+        """What became of `outcomes`: a fix another report started is not "I already took care of this"."""
+        playbook, seed = turn.playbook, turn.conversation_id
         assert playbook is not None
         done = _join([o.request.explain for o in outcomes])
         statuses = {o.status for o in outcomes}
@@ -572,6 +604,12 @@ class Assistant:
             ),
             self.new_id,
         )
+
+
+def _remedy(playbook: Playbook, action: str, target: str) -> Remedy | None:
+    """The playbook's remedy for `action` on `target`, if it has one (a learned or built-in rule may ask for
+    another)."""
+    return next((r for r in playbook.remedies if r.action == action and r.target == target), None)
 
 
 def _join(parts: list[str]) -> str:

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConflictError, InputError, NotFoundError, RateLimitError
+from core.errors import ConflictError, InputError, NotFoundError
 from engine.chat.assistant import Answer, Assistant, Message, clean_message
 from engine.chat.understanding import Reading, ReplyIntent, ReplyReader
 from engine.learning.loop import JudgedFix, LearningLoop
@@ -135,8 +135,8 @@ class Dialogue:
     """Takes turns in conversations; stateless itself, like the assistant it drives."""
 
     def __init__(self, assistant: Assistant, reader: ReplyReader, learning: LearningLoop, *,
-                 conversations: Conversations, escalations: Escalations, privacy: Privacy, rate_limit: int,
-                 rate_window_s: float, clock: Callable[[], float] = time.time,
+                 conversations: Conversations, escalations: Escalations, privacy: Privacy,
+                 clock: Callable[[], float] = time.time,
                  new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> None:
         self.assistant = assistant
         self.reader = reader
@@ -144,8 +144,6 @@ class Dialogue:
         self.chats = conversations
         self.escalations = escalations
         self.privacy = privacy
-        self.rate_limit = rate_limit
-        self.rate_window_s = rate_window_s
         self.clock = clock
         self.new_id = new_id
 
@@ -180,11 +178,12 @@ class Dialogue:
         return state.stage, self._choices(state)
 
     def turn(self, text: str, user_id: str, conversation_id: str | None = None, channel: str = "web",
-             progress: Progress | None = None) -> Exchange:
-        """Take one user message: accept it (checked, owned, rate-checked and stored, once), then move the
-        conversation on. Raises InputError, NotFoundError, RateLimitError or ConflictError (see `_accept` and
-        the guarded save at the end)."""
-        message = self._accept(text, user_id, conversation_id, channel)
+             progress: Progress | None = None, *, verified: bool = False) -> Exchange:
+        """Take one user message: accept it (checked, owned and stored, once), then move the
+        conversation on. `verified`: the host app vouched that the sender is `user_id`, so remedies that change
+        their account may run (see `Message`). Raises InputError, NotFoundError or ConflictError
+        (see `_accept` and the guarded save at the end)."""
+        message = self._accept(text, user_id, conversation_id, channel, verified=verified)
         conversation_id = message.conversation_id
         tell = progress or (lambda _message: None)
         tell("Reading your message…")
@@ -203,17 +202,15 @@ class Dialogue:
         return Exchange(conversation_id, turn.state.stage, tuple(turn.replies), self._choices(turn.state),
                         turn.understood, answer)
 
-    def _accept(self, text: str, user_id: str, conversation_id: str | None, channel: str) -> Message:
-        """The one gate a message passes: usable text, the user's own conversation (a new one when None), under
-        the rate limit; then stored before any work, so whatever fails later, the message is not lost."""
+    def _accept(self, text: str, user_id: str, conversation_id: str | None, channel: str, *,
+                verified: bool = False) -> Message:
+        """The assistant's gate (`Assistant.accept`: usable text, the user's own conversation, stored before any
+        work), with a new conversation opened by its greeting when None; bad text opens none. How often a user
+        may write is the web's limiter's business (web/limits.py), on every path alike."""
         text = clean_message(text, self.assistant.max_message_chars)
         if conversation_id is None:
             conversation_id = self.start(user_id, channel).conversation_id
-        self._own(conversation_id, user_id)
-        self.check_rate(user_id)
-        message = Message(self.new_id(), conversation_id, user_id, channel, text)
-        self.assistant.store.add_message(message.id, conversation_id, user_id, "user", text)
-        return message
+        return self.assistant.accept(text, user_id, conversation_id, channel, verified=verified)
 
     def rate(self, conversation_id: str, user_id: str, rating: int, comment: str = "") -> Exchange:
         """Store a 1-5 rating (the page's buttons) and close the conversation's current problem."""
@@ -512,18 +509,6 @@ class Dialogue:
     def _own(self, conversation_id: str, user_id: str) -> None:
         if self.assistant.store.conversation_owner(conversation_id) != user_id:
             raise NotFoundError("no such conversation")
-
-    def check_rate(self, user_id: str) -> None:
-        """At most `rate_limit` messages per `rate_window_s`, counted from the stored messages, on every path a
-        message takes (the dialogue's and the single-shot API's); raises RateLimitError with the wait."""
-        now = self.clock()
-        count, oldest = self.chats.user_messages_since(user_id, now - self.rate_window_s)
-        if count >= self.rate_limit and oldest is not None:
-            wait = max(1, int(oldest + self.rate_window_s - now + 0.999))
-            raise RateLimitError(
-                f"you've sent {count} messages in the last {self.rate_window_s:g} seconds, which is my limit. "
-                f"Please wait {wait} seconds and send it again; everything you sent before is saved.",
-                retry_after_s=wait)
 
     def _title(self, playbook: str | None) -> str:
         return self.assistant.title(playbook)

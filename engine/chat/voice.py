@@ -19,8 +19,17 @@ SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "not_f
 # Situations added later: a replies file without them says the older situation's words instead.
 OPTIONAL = {"ask_problem": "unsure", "no_action": "confirm", "aside_escalated": "escalate", "aside_noted": "unsure",
             "take_up_pending": "confirm", "english_only": "unsure", "recently_done_other": "recently_done",
-            "joined": "resolved", "already_on_it": "resolved", "being_fixed": "recently_done", "held_back": "not_fixed"}
-PLACEHOLDERS = frozenset({"product", "title", "done", "options", "decision"})
+            "joined": "resolved", "already_on_it": "resolved", "being_fixed": "recently_done", "held_back": "not_fixed",
+            "unverified_also": "unverified"}
+# Situations added later that no older one can stand in for without saying something untrue ("I did it" for a fix
+# that was refused): a replies file without them says these words.
+BUILT_IN = {
+    "unverified": ("I'd have {done}, but that changes your account, and this chat can't confirm who you are, so I "
+                   "haven't changed anything. {self_service}",),
+    "sign_in_first": ("If you open this chat from inside {product} while you're signed in, I'll know it's you and "
+                      "can do it for you.",),
+}
+PLACEHOLDERS = frozenset({"product", "title", "done", "options", "decision", "self_service"})
 
 
 class Voice:
@@ -33,10 +42,11 @@ class Voice:
     def say(self, situation: str, seed: str, overrides: Sequence[str] = (), **values: str) -> str:
         if not overrides and situation not in self.templates and situation in OPTIONAL:
             situation = OPTIONAL[situation]
-        variants = tuple(overrides) or self.templates[situation]
+        variants = tuple(overrides) or self.templates.get(situation) or BUILT_IN[situation]
         digest = hashlib.sha256(f"{seed}:{situation}".encode()).digest()
         template = variants[digest[0] % len(variants)]
-        filled = {"product": self.product, "title": "", "done": "", "options": "", "decision": "", **values}
+        filled = {"product": self.product, "title": "", "done": "", "options": "", "decision": "", "self_service": "",
+                  **values}
         return template.format_map(filled).strip()
 
 
@@ -51,8 +61,8 @@ def load_voice(path: Path, product: str) -> Voice:
     if missing:
         raise ConfigurationError(f"{path}: no templates for {', '.join(missing)}")
     for situation, variants in data.items():
-        if situation not in SITUATIONS and situation not in OPTIONAL:
-            known = ", ".join((*SITUATIONS, *OPTIONAL))
+        if situation not in SITUATIONS and situation not in OPTIONAL and situation not in BUILT_IN:
+            known = ", ".join((*SITUATIONS, *OPTIONAL, *BUILT_IN))
             raise ConfigurationError(f"{path}: unknown situation {situation!r}; known: {known}")
         variants = [variants] if isinstance(variants, str) else variants
         for text in variants:

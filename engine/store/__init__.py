@@ -7,6 +7,7 @@ concern and is built on it:
 - `Conversations`: a conversation's state and version, the user's verdicts on fixes, feedback, learned examples
 - `Escalations`: business escalations and the decisions recorded on them
 - `Tokens`: API tokens (salted hashes only)
+- `StaffSessions`: staff sign-ins held on the server (hashes of the cookies' secrets)
 - `Privacy`: forgetting a user everywhere, in one transaction
 - `HealingLedger`: telemetry, signals, alerts, remediations and the state the safety gate reads
 - `LearningRecords`: remedy outcomes, votes, learned rules and shadow cases
@@ -24,7 +25,9 @@ from engine.store.escalations import Escalations
 from engine.store.healing import HealingLedger
 from engine.store.learning import LearningRecords
 from engine.store.privacy import Privacy
+from engine.store.sessions import StaffSessions
 from engine.store.tokens import Tokens
 
 __all__ = ["Conversations", "CurationQueries", "Decisions", "DuckDBStore", "Escalations", "HealingLedger",
-           "LearningRecords", "Privacy", "Tokens"]
+           "LearningRecords", "Privacy", "StaffSessions",
+           "Tokens"]

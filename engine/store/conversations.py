@@ -119,12 +119,6 @@ class Conversations:
             "ORDER BY 4 DESC, c.id", (user_id,))
         return [ConversationRow(*row) for row in rows]
 
-    def user_messages_since(self, user_id: str, since: float) -> tuple[int, float | None]:
-        """How many messages the user sent after `since`, and when the oldest of them was sent."""
-        rows = self.db.execute("SELECT count(*), min(created_at) FROM messages WHERE user_id = ? AND role = "
-                                  "'user' AND created_at > ?", (user_id, since))
-        return int(rows[0][0]), rows[0][1]
-
     # -- feedback and learning ----------------------------------------------------------------------
 
     @staticmethod

@@ -146,6 +146,15 @@ CREATE TABLE IF NOT EXISTS shadow_cases (
 )
 """
 
+# Staff sign-ins (engine/store/sessions.py): the cookie holds a random secret, the table its hash and state.
+STAFF_SESSIONS = """
+CREATE TABLE IF NOT EXISTS staff_sessions (
+    id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, role VARCHAR NOT NULL, credential VARCHAR NOT NULL,
+    address VARCHAR NOT NULL, created_at DOUBLE NOT NULL, last_seen_at DOUBLE NOT NULL, ended_at DOUBLE,
+    end_reason VARCHAR
+)
+"""
+
 # Files written before the schema was numbered were made by several modules, each adding columns as it grew;
 # on such a file the CREATEs above change nothing, and these bring the tables to the same shape.
 UNNUMBERED_COLUMNS = """
@@ -167,5 +176,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(6, "one rating per conversation: keep each conversation's latest",
               "DELETE FROM feedback WHERE id NOT IN (SELECT arg_max(id, created_at) FROM feedback "
               "GROUP BY conversation_id)"),
+    # Staff sign-ins were a signed cookie only, which revoking the token could not end.
+    Migration(7, "staff sessions held on the server", STAFF_SESSIONS),
 )
 LATEST = MIGRATIONS[-1].version

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from engine.store.database import DuckDBStore
+from engine.store.sessions import StaffSessions
 
 
 @dataclass(frozen=True)
@@ -36,9 +37,11 @@ class Tokens:
         return [TokenRow(*row) for row in self.db.execute(
             "SELECT id, user_id, role, salt, hash, revoked FROM api_tokens ORDER BY created_at, id")]
 
-    def revoke(self, token_id: str) -> bool:
+    def revoke(self, token_id: str, now: float) -> bool:
+        """Revoke a token and end every staff session opened with it, at once; False when there is no such token."""
         if self.get(token_id) is None:
             return False
-        self.db.transaction([("UPDATE api_tokens SET revoked = true WHERE id = ?", (token_id,))])
+        self.db.transaction([("UPDATE api_tokens SET revoked = true WHERE id = ?", (token_id,)),
+                             StaffSessions.end_sql("credential", token_id, "token revoked", now)])
         return True
 

@@ -124,3 +124,18 @@ def test_every_relative_link_in_the_docs_points_to_a_file():
     assert len(pages) > 1
     assert not broken, "broken links:\n" + "\n".join(broken)
 
+
+
+def test_the_settings_command_never_prints_a_secret(tmp_path, monkeypatch, capsys):
+    import json
+
+    from firstline.cli import main
+
+    monkeypatch.setenv("FIRSTLINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("FIRSTLINE_IDENTITY_SECRET", "s3cr3t-shared-with-the-host-app")
+    monkeypatch.setenv("FIRSTLINE_SECRET_KEY", "cookie-signing-key-0123456789")
+    assert main(["settings", "--json"]) == 0
+    out = capsys.readouterr().out
+    assert "s3cr3t" not in out and "cookie-signing-key" not in out
+    values = {row["key"]: row["value"] for row in json.loads(out)}
+    assert values["identity_secret"] == "(set)" and values["secret_key"] == "(set)"

@@ -80,13 +80,14 @@ def test_dry_run_plans_but_changes_nothing(tmp_path, knowledge):
 def test_a_remedy_that_does_not_verify_is_handed_to_engineering(tmp_path, knowledge):
     parts = build_parts(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
     try:
-        answer = parts.assistant.answer("I never got the verification email", "frank")
+        # An identified user (the host app vouches for them), so the resend on their account may run.
+        answer = parts.assistant.answer("I never got the verification email", "frank", verified=True)
         statuses = [(a.name, a.status) for a in answer.actions]
         assert ("resend_email", "failed") in statuses and ("handoff", "created") in statuses
         (team, diagnostics) = rows(parts, "SELECT team, diagnostics FROM handoffs")[0]
         assert team == "engineering" and json.loads(diagnostics)["unhealthy"]
         # The same remedy is not repeated for this user while it is known to have failed.
-        again = parts.assistant.answer("still no verification email", "frank")
+        again = parts.assistant.answer("still no verification email", "frank", verified=True)
         assert ("resend_email", "failed") not in [(a.name, a.status) for a in again.actions]
     finally:
         parts.close()
@@ -179,9 +180,10 @@ def test_memory_heading_for_its_limit_is_fixed_before_it_gets_there(tmp_path, kn
 def test_when_every_remedy_failed_the_next_message_goes_to_engineering_without_retrying(tmp_path, knowledge):
     parts = build_parts(make_settings(tmp_path, simulation_faults=["bad_deploy@mail"]), knowledge=knowledge)
     try:
-        first = parts.assistant.answer("I never got the verification email", "nora")
+        first = parts.assistant.answer("I never got the verification email", "nora", verified=True)
         assert "hand_off_when_a_remedy_fails" in first.rules_fired
-        again = parts.assistant.answer("still no verification email", "nora", conversation_id=first.conversation_id)
+        again = parts.assistant.answer("still no verification email", "nora", conversation_id=first.conversation_id,
+                                       verified=True)
         assert "never_repeat_a_remedy_that_just_failed" in again.rules_fired
         assert "hand_off_when_every_remedy_is_ruled_out" in again.rules_fired
         assert [(a.name, a.target, a.status) for a in again.actions] == [("handoff", "engineering", "created")]

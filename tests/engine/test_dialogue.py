@@ -3,16 +3,16 @@ and forgetting a user everywhere."""
 
 import pytest
 
-from core.errors import InputError, RateLimitError
+from core.errors import InputError
 from engine.chat.dialogue import Dialogue, EscalationOutcome, Stage
 from engine.store.privacy import BY_DECISION, BY_USER, LEARNING_BY_USER
 from tests.conftest import build_parts, make_settings
 
 
-def talk(parts, user, *texts, conversation=None):
+def talk(parts, user, *texts, conversation=None, verified=False):
     exchanges = []
     for text in texts:
-        exchange = parts.dialogue.turn(text, user, conversation)
+        exchange = parts.dialogue.turn(text, user, conversation, verified=verified)
         conversation = exchange.conversation_id
         exchanges.append(exchange)
     return exchanges
@@ -82,24 +82,9 @@ def test_the_state_lives_in_the_store_not_in_the_dialogue(chat):
     (asked,) = talk(chat, "fay", "the export")
     d = chat.dialogue
     again = Dialogue(chat.assistant, d.reader, d.learning, conversations=d.chats, escalations=d.escalations,
-                     privacy=d.privacy, rate_limit=100, rate_window_s=60.0)
+                     privacy=d.privacy)
     chosen = again.turn("My CSV export is empty, broken or fails", "fay", asked.conversation_id)
     assert chosen.stage is Stage.VERIFYING
-
-
-def test_a_flood_is_refused_with_a_wait_and_nothing_accepted_is_lost(tmp_path, knowledge):
-    parts = build_parts(make_settings(tmp_path, rate_limit_messages=2, rate_limit_window_s=60), knowledge=knowledge)
-    try:
-        (first,) = talk(parts, "gil", "The dashboard is loading really slowly")
-        parts.dialogue.turn("no", "gil", first.conversation_id)
-        with pytest.raises(RateLimitError) as refused:
-            parts.dialogue.turn("hello?", "gil", first.conversation_id)
-        assert 1 <= refused.value.retry_after_s <= 60 and "wait" in str(refused.value)
-        texts = [m["text"] for m in parts.assistant.history(first.conversation_id, "gil") if m["role"] == "user"]
-        assert texts == ["The dashboard is loading really slowly", "no"]
-        talk(parts, "hal", "The dashboard is loading really slowly")  # other users are not limited
-    finally:
-        parts.close()
 
 
 def test_deleting_history_leaves_nothing_of_the_user(chat):

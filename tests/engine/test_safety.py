@@ -4,7 +4,17 @@ from pathlib import Path
 
 import pytest
 
-from engine.actions.safety import Attempt, Breaker, SafetyPolicy, SafetyView, begin, breaker_state, decide
+from engine.actions.catalogue import ACTIONS
+from engine.actions.safety import (
+    IDENTITY_NOT_VERIFIED,
+    Attempt,
+    Breaker,
+    SafetyPolicy,
+    SafetyView,
+    begin,
+    breaker_state,
+    decide,
+)
 from engine.store import DuckDBStore
 from engine.store.healing import HealingLedger
 from tests.conftest import ManualClock
@@ -57,6 +67,43 @@ def test_open_breaker_refuses_and_half_open_lets_one_trial_through():
     assert decide(POLICY, half_open, NOW).allowed
     trial_running = view(trailing_failures=2, last_failure_at=NOW - 400, in_flight=1)
     assert decide(POLICY, trial_running, NOW).reason.startswith("circuit breaker half-open")
+
+
+ACCOUNT_ACTIONS = ("unlock_account", "resend_email", "revoke_sessions", "reconnect_integration", "reset_user_settings")
+
+
+def test_the_actions_on_an_account_are_the_five_that_change_it_and_all_act_for_one_user():
+    assert {name for name, spec in ACTIONS.items() if spec.account} == set(ACCOUNT_ACTIONS)
+    assert all(ACTIONS[name].per_user for name in ACCOUNT_ACTIONS)
+
+
+@pytest.mark.parametrize("action", ACCOUNT_ACTIONS)
+def test_an_action_on_an_account_runs_only_for_a_verified_identity(action):
+    refused = decide(POLICY, QUIET, NOW, action=action)
+    assert refused.status == "skipped" and refused.unverified
+    assert refused.reason.startswith(f"{IDENTITY_NOT_VERIFIED}: {action}")
+    assert decide(POLICY, QUIET, NOW, action=action, verified=True).allowed
+
+
+@pytest.mark.parametrize("action", ["clear_user_cache", "resync_account", "restart_service", "kill_slow_queries"])
+def test_actions_that_change_no_account_need_no_identity(action):
+    verdict = decide(POLICY, QUIET, NOW, action=action)
+    assert verdict.allowed and not verdict.unverified
+
+
+def test_identity_is_checked_before_joining_and_in_dry_run_too():
+    under_way = view(under_way="a1", last_requester="conversation:other")
+    joined = decide(POLICY, under_way, NOW, action="unlock_account", verified=True)
+    assert joined.status == "joined"
+    refused = decide(POLICY, under_way, NOW, action="unlock_account")
+    assert refused.unverified and refused.joined is None  # an unproven asker never hears another's result
+    planned = decide(SafetyPolicy(dry_run=True), QUIET, NOW, action="reset_user_settings")
+    assert planned.unverified
+    assert decide(SafetyPolicy(dry_run=True), QUIET, NOW, action="reset_user_settings", verified=True).status == \
+        "dry_run"
+    # Other refusals are said as they are, not as identity ones.
+    cooling = decide(POLICY, view(last_started_at=NOW - 60), NOW, action="unlock_account", verified=True)
+    assert cooling.status == "skipped" and not cooling.unverified
 
 
 # -- the same decisions on stored state ------------------------------------------------------------
@@ -137,13 +184,28 @@ def test_per_user_actions_are_gated_per_user(tmp_path):
         return Attempt(f"u{n}", None, "rule", "unlock_account", "auth", {}, "simulated", None,
                        f"conversation:{user}", user)
 
-    assert begin(ledger, unlock(1, "ann"), POLICY, clock.now).allowed
+    # Identified users (the host app vouched for them): unlocking an account is theirs to ask for.
+    assert begin(ledger, unlock(1, "ann"), POLICY, clock.now, verified=True).allowed
     ledger.finish("u1", "succeeded", "ok", clock.now)
-    assert begin(ledger, unlock(2, "bob"), POLICY, clock.now).allowed  # another user is not held back
+    assert begin(ledger, unlock(2, "bob"), POLICY, clock.now, verified=True).allowed  # another user: not held back
     ledger.finish("u2", "succeeded", "ok", clock.now)
-    assert begin(ledger, unlock(3, "ann"), POLICY, clock.now).reason.startswith("cooling down")
+    assert begin(ledger, unlock(3, "ann"), POLICY, clock.now, verified=True).reason.startswith("cooling down")
     # Per-user actions do not use up the allowance of actions on whole services.
     assert begin(ledger, attempt(4), POLICY, clock.now).allowed
+    store.close()
+
+
+def test_an_unverified_account_action_is_refused_and_recorded(tmp_path):
+    clock = ManualClock(NOW)
+    store, ledger = ledger_at(tmp_path / "f.duckdb", clock)
+    unlock = Attempt("u1", None, "rule", "unlock_account", "auth", {}, "simulated", None, "conversation:c1", "zoe")
+    assert begin(ledger, unlock, POLICY, clock.now).unverified
+    (row,) = ledger.remediations()
+    assert (row.action, row.status, row.subject) == ("unlock_account", "skipped", "zoe")
+    assert row.detail.startswith(IDENTITY_NOT_VERIFIED)
+    # The refusal is no attempt: it neither cools the action down nor counts for the verified owner.
+    assert begin(ledger, Attempt("u2", None, "rule", "unlock_account", "auth", {}, "simulated", None,
+                                 "conversation:c2", "zoe"), POLICY, clock.now, verified=True).allowed
     store.close()
 
 

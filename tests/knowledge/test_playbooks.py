@@ -116,5 +116,24 @@ def test_unknown_reply_placeholder_is_refused(tmp_path):
     assert "replies.resolved" in problem and "{did}" in problem
 
 
+def test_a_remedy_says_what_the_user_can_do_themselves(tmp_path):
+    words = "Use Forgot password on the {product} sign-in page:\n      a new password lifts the lock."
+    text = GOOD.format(id="api_down", category="bug_error") + f'    self_service: "{words}"\n'
+    write(tmp_path, "a.yaml", text)
+    (remedy,) = load_playbooks(tmp_path)["api_down"].remedies
+    assert remedy.self_service == "Use Forgot password on the {product} sign-in page: a new password lifts the lock."
+    plain = GOOD.format(id="api_down", category="bug_error")
+    write(tmp_path, "a.yaml", plain)
+    assert load_playbooks(tmp_path)["api_down"].remedies[0].self_service == ""
+
+
+def test_self_service_words_are_checked_like_replies(tmp_path):
+    write(tmp_path, "a.yaml", GOOD.format(id="api_down", category="bug_error") + "    self_service: 'Ask {who}'\n")
+    write(tmp_path, "b.yaml", GOOD.format(id="api_gone", category="bug_error") + "    self_service: ''\n")
+    problems = problems_of(tmp_path)
+    assert any("a.yaml" in p and "remedies[0].self_service" in p and "{who}" in p for p in problems)
+    assert any("b.yaml" in p and "self_service" in p for p in problems)
+
+
 def test_empty_folder_is_an_error(tmp_path):
     assert "no playbook files" in problems_of(tmp_path)[0]

@@ -133,3 +133,22 @@ def test_the_single_shot_endpoint_obeys_the_same_per_user_limit(tmp_path, knowle
         assert count == 5  # a refused message runs nothing and is not taken
     finally:
         parts.close()
+
+
+def test_a_users_why_not_is_asked_of_the_facts_they_may_see(client, parts):
+    import json
+    import re
+
+    parts.infrastructure.inject("slow_queries@database", ramp_s=0)
+    body = client.post("/api/v1/messages", json={"text": "The dashboard is loading really slowly"}).get_json()
+    rules = ("performance_cold_cache", "memory_heading_for_its_limit", "data_sync_jobs_failing")
+    trace = client.get(f"/api/v1/decisions/{body['decision_id']}/trace?"
+                       + "&".join(f"why_not={r}" for r in rules)).get_json()
+    visible = {f["id"] for f in trace["facts"]}
+    hidden = {f["id"] for f in parts.assistant.trace(body["decision_id"])["facts"]} - visible
+    assert hidden  # there was something to keep back
+    named = set(re.findall(r"\bf\d+\b", json.dumps(trace["why_not"])))
+    assert named and named <= visible
+    metrics = sum(f["type"] == "metric" for f in trace["facts"])
+    counted = {int(n) for n in re.findall(r"none of (\d+) metric facts", json.dumps(trace["why_not"]))}
+    assert counted == {metrics}  # the hidden readings are not even counted

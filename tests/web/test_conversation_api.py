@@ -14,7 +14,7 @@ from web import create_app
 @pytest.fixture
 def app(tmp_path, knowledge):
 
-    settings = make_settings(tmp_path, simulation_faults=["slow_queries"], rate_limit_messages=6)
+    settings = make_settings(tmp_path, simulation_faults=["slow_queries"], rate_limit_messages=12)
     parts = build_parts(settings, knowledge=knowledge)
     app = create_app(settings, parts)
     app.testing = True
@@ -79,15 +79,15 @@ def test_progress_streams_while_the_turn_runs(client):
 
 
 def test_a_flood_gets_429_with_retry_after_and_earlier_messages_stay(client):
-    conversation = client.post("/api/v1/conversations").get_json()["conversation_id"]
-    for n in range(6):
+    conversation = client.post("/api/v1/conversations").get_json()["conversation_id"]  # a write: 1 of 12
+    for n in range(11):
         assert client.post(f"/api/v1/conversations/{conversation}/messages", json={"text": f"hello {n}"}).status_code \
             == 200
     refused = client.post(f"/api/v1/conversations/{conversation}/messages", json={"text": "hello 7"})
     assert refused.status_code == 429 and int(refused.headers["Retry-After"]) >= 1
     assert refused.get_json()["error"]["code"] == "rate_limited" and "wait" in refused.get_json()["error"]["message"]
     texts = [m["text"] for m in client.get(f"/api/v1/conversations/{conversation}/messages").get_json()["messages"]]
-    assert [t for t in texts if t.startswith("hello")] == [f"hello {n}" for n in range(6)]
+    assert [t for t in texts if t.startswith("hello")] == [f"hello {n}" for n in range(11)]
 
 
 @pytest.mark.parametrize(("kwargs", "code"), [

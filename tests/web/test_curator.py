@@ -93,3 +93,65 @@ def test_the_unmatched_queue_teaches_a_playbook_or_drafts_a_new_one(app, tmp_pat
     # The taught example belongs to its writer: deleting their history removes it from the index.
     parts.dialogue.forget("sam")
     assert "my pet hamster ate the office plant" not in [e.text for e in parts.assistant.knowledge.examples.values()]
+
+
+def test_a_revoked_tokens_session_is_refused_on_its_next_request(app, caplog):
+    parts = app.extensions["firstline"]
+    parts.dialogue.learning.ledger.record_resolution(FIX, "c1", "u1")
+    rule = parts.dialogue.learning.ledger.record_resolution(FIX, "c2", "u2")
+    client = app.test_client()
+    issued = parts.tokens.create("cora", Role.CURATOR)
+    client.post("/curator/login", data={"token": issued.token, "csrf": csrf_of(client.get("/curator/login").data)})
+    csrf = csrf_of(client.get("/curator/").data)
+    parts.tokens.revoke(issued.id)
+    assert client.get("/curator/").headers["Location"].endswith("/curator/login")
+    refused = client.post(f"/curator/rules/{rule.name}/approve", data={"csrf": csrf, "reason": "ok"})
+    assert refused.status_code == 401 and b"session has ended" in refused.data
+    assert parts.dialogue.learning.ledger.latest(rule.name).status == "proposed"
+    assert f"refused POST /curator/rules/{rule.name}/approve from 127.0.0.1" in caplog.text
+
+
+def test_signing_out_ends_the_session_on_the_server_not_only_in_this_browser(app):
+    client, _ = signed_in(app)
+    copied = app.test_client()  # the same cookie, as a stolen or second copy would carry it
+    copied.set_cookie("session", client.get_cookie("session").value)
+    assert copied.get("/curator/").status_code == 200
+    client.post("/curator/logout", data={"csrf": csrf_of(client.get("/curator/").data)})
+    assert copied.get("/curator/").status_code == 302
+    assert client.get("/curator/").status_code == 302
+
+
+def test_signing_out_everywhere_ends_the_other_browsers_sessions(app):
+    parts = app.extensions["firstline"]
+    token = parts.tokens.create("cora", Role.CURATOR).token
+    browsers = [app.test_client() for _ in range(2)]
+    for browser in browsers:
+        browser.post("/curator/login", data={"token": token, "csrf": csrf_of(browser.get("/curator/login").data)})
+        assert browser.get("/curator/").status_code == 200
+    laptop, phone = browsers
+    laptop.post("/curator/logout", data={"csrf": csrf_of(laptop.get("/curator/").data), "everywhere": "1"})
+    assert phone.get("/curator/").status_code == 302
+
+
+def test_signing_in_renews_the_csrf_value(app):
+    client = app.test_client()
+    before = csrf_of(client.get("/curator/login").data)
+    token = app.extensions["firstline"].tokens.create("cora", Role.CURATOR).token
+    client.post("/curator/login", data={"token": token, "csrf": before})
+    assert csrf_of(client.get("/curator/").data) != before
+
+
+def test_a_session_left_idle_ends(tmp_path, knowledge, clock):
+    settings = make_settings(tmp_path, staff_idle_s=900)
+    parts = build_parts(settings, knowledge=knowledge, clock=clock)
+    try:
+        app = create_app(settings, parts)
+        client, _ = signed_in(app)
+        clock.advance(800)
+        assert client.get("/curator/").status_code == 200  # used: the idle time starts again
+        clock.advance(800)
+        assert client.get("/curator/").status_code == 200
+        clock.advance(901)
+        assert client.get("/curator/").headers["Location"].endswith("/curator/login")
+    finally:
+        parts.close()

@@ -66,3 +66,42 @@ def test_concurrent_users_each_get_their_own_answers(base_url):
         results = list(pool.map(chat, texts))
     assert [r[:2] for r in results] == [(200, "escalate"), (200, "decline")] * 4
     assert len({r[2] for r in results}) == len(texts)
+
+
+def test_operator_endpoints_can_have_an_address_of_their_own(tmp_path, knowledge):
+    from engine.access.tokens import Role
+
+    settings = make_settings(tmp_path, port=0, ops_listen="127.0.0.1:0")
+    parts = build_parts(settings, knowledge=knowledge)
+    server = BackgroundServer(make_server(settings, parts)).start()
+    try:
+        token = parts.tokens.create("prometheus", Role.OPERATOR).token
+
+        def get(url, token=""):
+            request = urllib.request.Request(url, headers={"Authorization": f"Bearer {token}"} if token else {})
+            try:
+                with urllib.request.urlopen(request, timeout=30) as response:
+                    return response.status, response.read()
+            except urllib.error.HTTPError as error:
+                with error:
+                    return error.code, error.read()
+
+        assert server.ops_url != server.url
+        assert get(server.url + "/metrics")[0] == 404  # not on the chat's address
+        assert get(server.ops_url + "/metrics")[0] == 401
+        status, body = get(server.ops_url + "/metrics", token)
+        assert status == 200 and b"firstline_" in body
+        assert get(server.ops_url + "/api/v1/health")[0] == 404  # and nothing else on the operators' one
+        assert get(server.url + "/api/v1/health")[0] == 200
+    finally:
+        server.stop()
+        parts.close()
+
+
+@pytest.mark.parametrize("value", ["9180", "localhost:", ":9180", "127.0.0.1:99999", "host:port"])
+def test_a_malformed_ops_address_is_a_clear_error(value):
+    from core.errors import ConfigurationError
+    from web.server import parse_listen
+
+    with pytest.raises(ConfigurationError, match="ops_listen must be HOST:PORT"):
+        parse_listen(value)

@@ -1,0 +1,118 @@
+"""The command line's administration: through the running server when there is one (its socket in the data
+folder, web/admin.py), else straight on the database. Either way the same `Administration` does the work, so
+both print the same thing."""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Protocol
+from urllib.parse import quote
+
+from core.errors import FirstlineError, InputError, NotFoundError, StoreError
+from core.settings import Settings
+from engine.access.administration import Administration
+from engine.access.tokens import TokenBook
+from engine.store import Decisions, DuckDBStore, Tokens
+from web.admin import admin_socket_path
+
+TIMEOUT_S = 30.0
+
+
+class Admin(Protocol):
+    def create_token(self, user: str, role: str) -> dict[str, Any]: ...
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]: ...
+
+    def list_tokens(self) -> list[dict[str, Any]]: ...
+
+    def set_account(self, user: str, plan: str, seats: object, role: str) -> dict[str, Any]: ...
+
+    def account(self, user: str) -> dict[str, Any]: ...
+
+
+class _UnixConnection(http.client.HTTPConnection):
+    def __init__(self, path: Path) -> None:
+        super().__init__("localhost", timeout=TIMEOUT_S)
+        self.path = path
+
+    def connect(self) -> None:
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(TIMEOUT_S)
+        self.sock.connect(str(self.path))
+
+
+class ServerAdmin:
+    """Administration asked of the running server over its Unix socket."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+        connection = _UnixConnection(self.path)
+        try:
+            connection.request(method, url, json.dumps(body) if body is not None else None,
+                               {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            found = json.loads(response.read() or b"null")
+        except (OSError, ValueError) as error:
+            raise FirstlineError(f"the running server did not answer on {self.path}: {error}") from None
+        finally:
+            connection.close()
+        if response.status >= 400:
+            message = found.get("error", {}).get("message", "refused") if isinstance(found, dict) else "refused"
+            raise (NotFoundError if response.status == 404 else InputError)(message)
+        return found
+
+    def create_token(self, user: str, role: str) -> dict[str, Any]:
+        return self._call("POST", "/tokens", {"user": user, "role": role})
+
+    def revoke_token(self, token_id: str) -> dict[str, Any]:
+        return self._call("POST", f"/tokens/{_segment(token_id)}/revoke")
+
+    def list_tokens(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/tokens")
+
+    def set_account(self, user: str, plan: str, seats: object, role: str) -> dict[str, Any]:
+        return self._call("PUT", f"/accounts/{_segment(user)}", {"plan": plan, "seats": seats, "role": role})
+
+    def account(self, user: str) -> dict[str, Any]:
+        return self._call("GET", f"/accounts/{_segment(user)}")
+
+
+def _segment(value: str) -> str:
+    return quote(value, safe="")
+
+
+def _server_listening(path: Path) -> bool:
+    if not path.exists():
+        return False
+    probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        probe.connect(str(path))
+        return True
+    except OSError:  # a socket left by a server that was killed: nobody answers
+        return False
+    finally:
+        probe.close()
+
+
+@contextlib.contextmanager
+def administration(settings: Settings) -> Iterator[Admin]:
+    """The running server's administration when it listens, else one on the database file (closed after)."""
+    path = admin_socket_path(settings)
+    if _server_listening(path):
+        yield ServerAdmin(path)
+        return
+    try:
+        store = DuckDBStore(settings.database_path)
+    except StoreError as error:
+        raise StoreError(f"{error} No running server answered on {path} either.") from None
+    try:
+        yield Administration(TokenBook(Tokens(store)), Decisions(store))
+    finally:
+        store.close()
