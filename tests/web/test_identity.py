@@ -5,10 +5,12 @@ import pytest
 
 from engine.access.identity import user_hash
 from engine.access.tokens import Role
+from engine.actions.catalogue import ACTIONS
 from tests.conftest import build_parts, make_settings
 from web import create_app
 
 SECRET = "host-app-shared-secret-for-tests"
+ACCOUNT_ACTIONS = {name for name, spec in ACTIONS.items() if spec.account}
 LOCKED = "I typed my password wrong a few times and now the sign-in page says my account is locked"
 
 
@@ -82,3 +84,19 @@ def test_signing_out_of_the_host_app_makes_the_browser_anonymous_again(app):
     assert client.get(f"/api/v1/conversations/{started}/messages").status_code == 404  # u-7's, not this user's
     _, actions = ask(client, LOCKED)
     assert actions.get("unlock_account") == "unverified"
+
+
+@pytest.mark.parametrize("text", [
+    "I can't log in, it says my password is wrong",
+    "sign-in keeps telling me the password is incorrect even though I'm sure it's right",
+    "my password gets rejected every time, what do I do",
+])
+def test_my_password_is_wrong_from_an_unverified_user_changes_no_account(app, text):
+    body, actions = ask(app.test_client(), text)
+    changed = [name for name, status in actions.items() if name in ACCOUNT_ACTIONS and status == "succeeded"]
+    assert changed == [], body
+    rows = app.extensions["firstline"].store.execute(
+        "SELECT action FROM remediations WHERE status NOT IN ('skipped', 'dry_run')")
+    assert not {action for (action,) in rows} & ACCOUNT_ACTIONS
+    if any(status == "unverified" for status in actions.values()):  # an account remedy was asked for: say why not
+        assert "can't confirm" in body["reply"]
