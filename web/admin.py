@@ -11,14 +11,13 @@ import os
 import tempfile
 from pathlib import Path
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 
-from core.errors import InputError
 from core.settings import Settings
 from engine.access.administration import Administration
 from engine.wiring import Parts
+from web.api import json_body, string_field
 from web.errors import error_body
-from web.security import parsed_json
 
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to about 104-108 bytes, by platform
 
@@ -45,17 +44,8 @@ def create_admin_app(parts: Parts) -> Flask:
     app.json.sort_keys = False
     admin = Administration(parts.tokens, parts.assistant.store)
 
-    def body() -> dict:
-        found = parsed_json(request)
-        if not isinstance(found, dict):
-            raise InputError("the body must be a JSON object", code="invalid_body")
-        return found
-
     def text(found: dict, key: str) -> str:
-        value = found.get(key)
-        if not isinstance(value, str):
-            raise InputError(f"`{key}` is required and must be a string", code="invalid_body")
-        return value
+        return string_field(found, key) or ""  # required: a string, or InputError
 
     @app.get("/tokens")
     def list_tokens():
@@ -63,7 +53,7 @@ def create_admin_app(parts: Parts) -> Flask:
 
     @app.post("/tokens")
     def create_token():
-        found = body()
+        found = json_body()
         return jsonify(admin.create_token(text(found, "user"), text(found, "role"))), 201
 
     @app.post("/tokens/<token_id>/revoke")
@@ -72,7 +62,7 @@ def create_admin_app(parts: Parts) -> Flask:
 
     @app.put("/accounts/<user>")
     def set_account(user: str):
-        found = body()
+        found = json_body()
         return jsonify(admin.set_account(user, text(found, "plan"), found.get("seats"), text(found, "role")))
 
     @app.get("/accounts/<user>")

@@ -41,7 +41,8 @@ def json_body() -> dict[str, Any]:
     return body
 
 
-def _text(body: dict[str, Any], key: str = "text", required: bool = True) -> str | None:
+def string_field(body: dict[str, Any], key: str = "text", required: bool = True) -> str | None:
+    """`body[key]` when it is a string (None when absent and not `required`); else an InputError naming it."""
     value = body.get(key)
     if value is None and not required:
         return None
@@ -118,7 +119,7 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
 
     @api.post("/conversations/<conversation_id>/messages")
     def post_turn(conversation_id: str):
-        text = _text(json_body())
+        text = string_field(json_body())
         dialogue, user_id, channel = _parts().dialogue, g.user_id, g.channel
         if "text/event-stream" not in request.headers.get("Accept", ""):
             return jsonify(exchange_json(dialogue.turn(text, user_id, conversation_id, channel,
@@ -132,7 +133,7 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
     @api.post("/conversations/<conversation_id>/feedback")
     def rate(conversation_id: str):
         body = json_body()
-        comment = _text(body, "comment", required=False) or ""
+        comment = string_field(body, "comment", required=False) or ""
         exchange = _parts().dialogue.rate(conversation_id, g.user_id, body.get("rating"), comment)
         return jsonify(exchange_json(exchange))
 
@@ -155,7 +156,7 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
         outcome = body.get("outcome")
         if outcome not in {o.value for o in EscalationOutcome}:
             raise InputError("`outcome` must be \"approved\" or \"declined\"", code="invalid_body")
-        note = _text(body, "note")
+        note = string_field(body, "note")
         row = _parts().dialogue.decide(escalation_id, g.user_id, EscalationOutcome(outcome), note)
         return jsonify({"escalation": _escalation(row)})
 

@@ -14,7 +14,7 @@ from core.settings import Settings
 from engine.access.tokens import Role
 from engine.decision.trace import for_user
 from engine.wiring import Parts
-from web.api import API, json_body, make_blueprint
+from web.api import API, json_body, make_blueprint, string_field
 from web.curator import make_curator_blueprint
 from web.curator_api import make_curator_api
 from web.errors import error_body, retry_after
@@ -61,12 +61,8 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     def post_message():
         # One decision per call, in the `ask --json` shape, without the dialogue around it.
         body = json_body()
-        text = body.get("text")
-        conversation_id = body.get("conversation_id")
-        if not isinstance(text, str):
-            raise InputError("`text` is required and must be a string", code="invalid_body")
-        if conversation_id is not None and not isinstance(conversation_id, str):
-            raise InputError("`conversation_id` must be a string", code="invalid_body")
+        text = string_field(body) or ""
+        conversation_id = string_field(body, "conversation_id", required=False)
         explain = body.get("explain", False)
         if not isinstance(explain, bool):
             raise InputError("`explain` must be true or false", code="invalid_body")

@@ -50,10 +50,8 @@ class StaffSessions:
 
     def end_for_user(self, user_id: str, reason: str, now: float) -> int:
         """End every open session of `user_id`; returns how many were open."""
-        rows = self.db.transaction([(
-            "UPDATE staff_sessions SET ended_at = ?, end_reason = ? WHERE user_id = ? AND ended_at IS NULL "
-            "RETURNING id", (now, reason, user_id))])
-        return len(rows[0])
+        sql, params = self.end_sql("user_id", user_id, reason, now)
+        return len(self.db.transaction([(f"{sql} RETURNING id", params)])[0])
 
     @staticmethod
     def end_sql(column: str, value: str, reason: str, now: float) -> Statement:
@@ -61,11 +59,3 @@ class StaffSessions:
         assert column in ("id", "user_id", "credential")  # a column name, never user input
         return (f"UPDATE staff_sessions SET ended_at = ?, end_reason = ? WHERE {column} = ? AND ended_at IS NULL",
                 (now, reason, value))
-
-    def open_sessions(self, user_id: str | None = None) -> list[SessionRow]:
-        where, params = ("AND s.user_id = ?", (user_id,)) if user_id else ("", ())
-        rows = self.db.execute(
-            "SELECT s.id, s.user_id, s.role, s.credential, s.address, s.created_at, s.last_seen_at, s.ended_at, "
-            "s.end_reason, coalesce(t.revoked, true) FROM staff_sessions s LEFT JOIN api_tokens t "
-            f"ON t.id = s.credential WHERE s.ended_at IS NULL {where} ORDER BY s.created_at", params)
-        return [SessionRow(*row) for row in rows]

@@ -33,6 +33,22 @@ def handoffs(parts) -> int:
     return parts.store.execute("SELECT count(*) FROM handoffs")[0][0]
 
 
+def lockouts_also(tmp_path, knowledge, action: str, target: str, why: str):
+    """Parts whose rules also run `action` on `target` for a lockout (a rule file written for the test)."""
+    extra = f"""
+rules:
+  - name: lockouts_also_{action}
+    description: For this test, a lockout also gets {why}.
+    salience: 200
+    when:
+      all:
+        - match: {{playbook: {LOCKOUT}, band: answer}}
+    then:
+      - remediate: {{name: {action}, target: {target}}}
+"""
+    return build_parts(make_settings(tmp_path, rules_dir=rules_folder(tmp_path, extra)), knowledge=knowledge)
+
+
 @pytest.mark.parametrize("text", LOCKED_OUT)
 def test_an_unverified_user_is_told_what_to_do_and_nothing_is_unlocked(parts, text):
     answer = parts.assistant.answer(text, "anon", channel="web")
@@ -91,18 +107,7 @@ def test_refreshing_a_users_own_derived_data_needs_no_identity(parts):
 
 
 def test_when_one_remedy_ran_and_another_needed_an_identity_the_reply_says_both(tmp_path, knowledge):
-    extra = f"""
-rules:
-  - name: lockouts_also_restart_the_sign_in_service
-    description: For this test, a lockout also gets a remedy on a whole service.
-    salience: 200
-    when:
-      all:
-        - match: {{playbook: {LOCKOUT}, band: answer}}
-    then:
-      - remediate: {{name: restart_service, target: auth}}
-"""
-    parts = build_parts(make_settings(tmp_path, rules_dir=rules_folder(tmp_path, extra)), knowledge=knowledge)
+    parts = lockouts_also(tmp_path, knowledge, "restart_service", "auth", "a remedy on a whole service")
     try:
         answer = parts.assistant.answer(LOCKED_OUT[0], "anon")
         statuses = {(a.name, a.status) for a in answer.actions}
@@ -130,18 +135,8 @@ def test_still_locked_after_the_advice_goes_round_again_without_a_false_hand_off
 
 
 def test_an_account_remedy_without_self_service_words_says_to_open_the_chat_signed_in(tmp_path, knowledge):
-    extra = f"""
-rules:
-  - name: lockouts_also_resend_an_email
-    description: For this test, a remedy on the account that the playbook has no words for.
-    salience: 200
-    when:
-      all:
-        - match: {{playbook: {LOCKOUT}, band: answer}}
-    then:
-      - remediate: {{name: resend_email, target: mail}}
-"""
-    parts = build_parts(make_settings(tmp_path, rules_dir=rules_folder(tmp_path, extra)), knowledge=knowledge)
+    parts = lockouts_also(tmp_path, knowledge, "resend_email", "mail",
+                          "a remedy on the account that the playbook has no words for")
     try:
         answer = parts.assistant.answer(LOCKED_OUT[2], "anon")
         statuses = {(a.name, a.status) for a in answer.actions}
