@@ -50,8 +50,8 @@ class ConflictError(InputError):
     lost (nothing of it was stored beyond what the caller was told was kept), or the thing is already in the
     state asked for (an escalation already decided, a name already taken)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, code="conflict")
+    def __init__(self, message: str, *, code: str = "conflict") -> None:
+        super().__init__(message, code=code)
 
 
 class UnauthorizedError(InputError):

@@ -16,6 +16,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from core.errors import ConfigurationError
+from core.taxonomy import BUSINESS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "FIRSTLINE_"
@@ -32,6 +33,11 @@ class Settings(BaseModel):
     playbooks_dir: Path = Field(PROJECT_ROOT / "data" / "playbooks", description="Folder of playbook YAML files.")
     rules_dir: Path = Field(PROJECT_ROOT / "rules" / "builtin", description="Folder of rule YAML files.")
     replies_file: Path = Field(PROJECT_ROOT / "data" / "replies.yaml", description="The voice: reply templates.")
+    decision_policy_file: Path = Field(
+        PROJECT_ROOT / "data" / "decision_policy.yaml",
+        description="The escalation desk's decision policy: guidelines per business category that recommend an "
+        "outcome, and how many distinct approvers a request needs (docs/decision-policy.md)."
+    )
     infrastructure_file: Path = Field(
         PROJECT_ROOT / "data" / "infrastructure.yaml", description="Services, dependencies and metric limits."
     )
@@ -131,6 +137,20 @@ class Settings(BaseModel):
         "", description="Serve /metrics and the Alertmanager receiver on this HOST:PORT instead of the chat's "
         "address (empty: on the chat's address), so a firewall can keep them to the monitoring network."
     )
+    # The escalation desk (issue 15): how long a person has to answer each business category; a request nobody
+    # decides in time closes as expired, never approved, and the user is told (deny by default).
+    deadline_hosting_capacity_h: float = Field(
+        72.0, gt=0, description="Hours deciders have to answer a hosting-capacity request before it expires."
+    )
+    deadline_pricing_h: float = Field(
+        48.0, gt=0, description="Hours deciders have to answer a pricing request before it expires."
+    )
+    deadline_policy_h: float = Field(
+        120.0, gt=0, description="Hours deciders have to answer a policy request before it expires."
+    )
+    deadline_subscription_benefits_h: float = Field(
+        48.0, gt=0, description="Hours deciders have to answer a subscription-benefits request before it expires."
+    )
     staff_idle_s: float = Field(
         1800.0, gt=0, description="A staff sign-in (curator, decider, analyst) unused for this long ends, in seconds."
     )
@@ -220,6 +240,11 @@ class Settings(BaseModel):
     breaker_cooloff_s: float = Field(
         900.0, ge=0, description="Seconds the breaker stays open before one trial action is let through."
     )
+
+    @property
+    def deadlines_s(self) -> dict[str, float]:
+        """Each business category's time to answer, in seconds."""
+        return {category: getattr(self, f"deadline_{category}_h") * 3600.0 for category in BUSINESS}
 
     @property
     def database_path(self) -> Path:

@@ -15,12 +15,13 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from engine.chat.assistant import Answer, Assistant
-    from engine.chat.dialogue import Dialogue, EscalationOutcome, Exchange, Stage
+    from engine.chat.dialogue import Dialogue, Exchange, Stage
+    from engine.desk.desk import EscalationOutcome
     from engine.wiring import Parts, build, load_pack, load_rulebase, open_healing, open_index
 
 _HOMES = {
     "Answer": "engine.chat.assistant", "Assistant": "engine.chat.assistant",
-    "Dialogue": "engine.chat.dialogue", "EscalationOutcome": "engine.chat.dialogue",
+    "Dialogue": "engine.chat.dialogue", "EscalationOutcome": "engine.desk.desk",
     "Exchange": "engine.chat.dialogue", "Stage": "engine.chat.dialogue",
     "Parts": "engine.wiring", "build": "engine.wiring", "load_pack": "engine.wiring",
     "load_rulebase": "engine.wiring", "open_healing": "engine.wiring", "open_index": "engine.wiring",

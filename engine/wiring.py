@@ -13,6 +13,7 @@ from core.errors import ConfigurationError, TelemetryError
 from core.settings import Settings
 from engine.access.sessions import SessionBook
 from engine.access.tokens import TokenBook
+from engine.access.users import UserBook
 from engine.actions.actuator import Actuator
 from engine.actions.adapters import AdapterRouter, build_router
 from engine.actions.catalogue import ACTIONS, action_targets
@@ -23,6 +24,8 @@ from engine.chat.understanding import ReplyReader, load_reply_examples
 from engine.chat.voice import load_voice
 from engine.decision.ruleengine import RuleEngine
 from engine.decision.rulesource import RuleSource
+from engine.desk.desk import Desk
+from engine.desk.policy import DecisionPolicy, load_decision_policy
 from engine.healing.detection import DetectionConfig, Detector
 from engine.healing.healer import Event, Healer
 from engine.healing.monitor import Monitor
@@ -40,6 +43,7 @@ from engine.store import (
     HealingLedger,
     Privacy,
     StaffSessions,
+    StaffUsers,
     Tokens,
 )
 from knowledge.background import load_background
@@ -66,6 +70,12 @@ def rule_paths(settings: Settings) -> list[Path]:
     """The rule folders: the curated one and the learned one (created empty on first use)."""
     settings.learned_rules_dir.mkdir(parents=True, exist_ok=True)
     return [settings.rules_dir, settings.learned_rules_dir]
+
+
+def load_policy(settings: Settings, topology: Topology, playbooks: Mapping[str, Playbook]) -> DecisionPolicy:
+    """The escalation desk's decision policy file, checked against the playbooks and the services' metrics."""
+    services = {name: tuple(spec.limits) for name, spec in topology.services.items()}
+    return load_decision_policy(settings.decision_policy_file, playbooks, services)
 
 
 def load_rulebase(settings: Settings, topology: Topology, playbooks: Mapping[str, Playbook] | None = None,
@@ -135,8 +145,10 @@ class Parts:
     tokens: TokenBook
     curation: Curation
     sessions: SessionBook
+    users: UserBook  # staff who sign in with a password (the desk's deciders)
     healing: Healing | None = None
     learning: LearningLoop | None = None
+    desk: Desk | None = None
 
     def close(self) -> None:
         if self.healing is not None:
@@ -211,6 +223,7 @@ def build(
     """
     topology, playbooks = load_pack(settings)
     rulebase = load_rulebase(settings, topology, playbooks)
+    decision_policy = load_policy(settings, topology, playbooks)
     voice = load_voice(settings.replies_file, topology.product)
     reply_examples = load_reply_examples(settings.reply_examples_file)
     infrastructure = SimulatedInfrastructure(topology, settings.simulation_seed, clock)
@@ -264,5 +277,22 @@ def build(
                         lambda: knowledge.examples.values(), learning.teach, learning.publish,
                         settings.data_dir / "drafts", assistant.trace, assistant.why_not)
     sessions = SessionBook(StaffSessions(store), settings.staff_idle_s, settings.staff_session_max_s, clock)
+    desk = build_desk(settings, decision_policy, topology, store, healing.ledger, assistant, conversations, clock,
+                      new_id)
     return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(Tokens(store), clock), curation,
-                 sessions, healing, learning)
+                 sessions, UserBook(StaffUsers(store), clock), healing, learning, desk=desk)
+
+
+def build_desk(settings: Settings, policy: DecisionPolicy, topology: Topology, store: DuckDBStore,
+               ledger: HealingLedger, assistant: Assistant, conversations: Conversations,
+               clock: Callable[[], float] = time.time, new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> Desk:
+    """The escalation desk over the chat's store, telemetry and voice."""
+    playbooks = assistant.knowledge.playbooks
+
+    def must_include(playbook_id: str) -> tuple[str, ...]:
+        found = playbooks.get(playbook_id)
+        return found.escalation.must_include if found and found.escalation else ()
+
+    return Desk(Escalations(store), conversations, assistant.store, ledger.series, topology, policy,
+                assistant.knowledge.embedder, assistant.voice, assistant.title, settings.deadlines_s,
+                must_include=must_include, clock=clock, new_id=new_id)

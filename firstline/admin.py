@@ -17,7 +17,8 @@ from core.errors import FirstlineError, InputError, NotFoundError, StoreError
 from core.settings import Settings
 from engine.access.administration import Administration
 from engine.access.tokens import TokenBook
-from engine.store import Decisions, DuckDBStore, Tokens
+from engine.access.users import UserBook
+from engine.store import Decisions, DuckDBStore, StaffUsers, Tokens
 from web.admin import admin_socket_path
 
 TIMEOUT_S = 30.0
@@ -30,9 +31,20 @@ class Admin(Protocol):
 
     def list_tokens(self) -> list[dict[str, Any]]: ...
 
-    def set_account(self, user: str, plan: str, seats: object, role: str) -> dict[str, Any]: ...
+    def set_account(self, user: str, plan: str, seats: object, role: str, organisation: object = "",
+                    since: object = None, monthly_price: object = None) -> dict[str, Any]: ...
 
     def account(self, user: str) -> dict[str, Any]: ...
+
+    def create_user(self, name: str, role: str, password: object, categories: object = ()) -> dict[str, Any]: ...
+
+    def list_users(self) -> list[dict[str, Any]]: ...
+
+    def disable_user(self, name: str) -> dict[str, Any]: ...
+
+    def set_user_categories(self, name: str, categories: object) -> dict[str, Any]: ...
+
+    def set_user_password(self, name: str, password: object) -> dict[str, Any]: ...
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -77,18 +89,37 @@ class ServerAdmin:
     def list_tokens(self) -> list[dict[str, Any]]:
         return self._call("GET", "/tokens")
 
-    def set_account(self, user: str, plan: str, seats: object, role: str) -> dict[str, Any]:
-        return self._call("PUT", f"/accounts/{_segment(user)}", {"plan": plan, "seats": seats, "role": role})
+    def set_account(self, user: str, plan: str, seats: object, role: str, organisation: object = "",
+                    since: object = None, monthly_price: object = None) -> dict[str, Any]:
+        return self._call("PUT", f"/accounts/{_segment(user)}",
+                          {"plan": plan, "seats": seats, "role": role, "organisation": organisation,
+                           "since": since, "monthly_price": monthly_price})
 
     def account(self, user: str) -> dict[str, Any]:
         return self._call("GET", f"/accounts/{_segment(user)}")
+
+    def create_user(self, name: str, role: str, password: object, categories: object = ()) -> dict[str, Any]:
+        return self._call("POST", "/users", {"name": name, "role": role, "password": password,
+                                             "categories": categories})
+
+    def list_users(self) -> list[dict[str, Any]]:
+        return self._call("GET", "/users")
+
+    def disable_user(self, name: str) -> dict[str, Any]:
+        return self._call("POST", f"/users/{_segment(name)}/disable")
+
+    def set_user_categories(self, name: str, categories: object) -> dict[str, Any]:
+        return self._call("PUT", f"/users/{_segment(name)}/categories", {"categories": categories})
+
+    def set_user_password(self, name: str, password: object) -> dict[str, Any]:
+        return self._call("PUT", f"/users/{_segment(name)}/password", {"password": password})
 
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
 
 
-def _server_listening(path: Path) -> bool:
+def server_listening(path: Path) -> bool:
     if not path.exists():
         return False
     probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -105,7 +136,7 @@ def _server_listening(path: Path) -> bool:
 def administration(settings: Settings) -> Iterator[Admin]:
     """The running server's administration when it listens, else one on the database file (closed after)."""
     path = admin_socket_path(settings)
-    if _server_listening(path):
+    if server_listening(path):
         yield ServerAdmin(path)
         return
     try:
@@ -113,6 +144,6 @@ def administration(settings: Settings) -> Iterator[Admin]:
     except StoreError as error:
         raise StoreError(f"{error} No running server answered on {path} either.") from None
     try:
-        yield Administration(TokenBook(Tokens(store)), Decisions(store))
+        yield Administration(TokenBook(Tokens(store)), Decisions(store), UserBook(StaffUsers(store)))
     finally:
         store.close()

@@ -13,7 +13,9 @@ import sys
 import time
 import traceback
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -25,13 +27,16 @@ from engine.chat.understanding import load_reply_examples
 from engine.chat.voice import load_voice
 from engine.decision.ruleengine import RuleEngine
 from engine.decision.trace import trace_lines
+from engine.desk.policy import load_decision_policy
 from engine.healing.healer import Event
 from engine.healing.scenarios import SCENARIOS, ScenarioReport, run_scenario
 from engine.wiring import build, load_pack, load_rulebase, open_healing, open_index
 from firstline.admin import administration
 from firstline.context import Context
 from firstline.curate import rules_group
+from firstline.escalations import escalations_group
 from firstline.learned import handoff_group, learned_group
+from firstline.users import user_group
 from knowledge.background import load_background
 from knowledge.base import Scoring
 from knowledge.calibration import CalibrationReport
@@ -341,21 +346,25 @@ def _split(path: Path, split: str, oos_label: str, required: bool = False) -> La
 @cli.command(short_help="Validate playbooks, rules and other data files.")
 @click.pass_obj
 def check(obj: Context) -> None:
-    """Validate playbooks, rules, infrastructure and replies (no model load)."""
+    """Validate playbooks, rules, infrastructure, replies and the decision policy (no model load)."""
     settings = obj.settings()
     topology, playbooks = load_pack(settings)
     rulebase = load_rulebase(settings, topology, playbooks)
+    policy = load_decision_policy(settings.decision_policy_file, playbooks, topology.signals())
     load_voice(settings.replies_file, topology.product)
     load_reply_examples(settings.reply_examples_file)
     background = load_background(settings.background_dir)
     click.echo(f"ok: {len(playbooks)} playbooks, {len(rulebase)} rules (version {rulebase.version}), "
                f"{len(topology.services)} services, {background.size} background lines in "
-               f"{len(background.topics)} topics")
+               f"{len(background.topics)} topics, "
+               f"{sum(len(c.guidelines) for c in policy.categories.values())} decision policy guidelines")
 
 
 cli.add_command(rules_group)
 cli.add_command(learned_group)
 cli.add_command(handoff_group)
+cli.add_command(user_group)
+cli.add_command(escalations_group)
 
 
 @cli.group()
@@ -412,12 +421,19 @@ def account() -> None:
 @click.option("--plan", required=True, help="The user's plan, e.g. pro or enterprise.")
 @click.option("--seats", required=True, type=click.IntRange(min=1), help="Seats on the user's account.")
 @click.option("--role", default="member", show_default=True, help="The user's role in their account, e.g. admin.")
+@click.option("--organisation", default="", help="The organisation the account belongs to (shown to deciders).")
+@click.option("--since", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
+              help="The day the account began, YYYY-MM-DD (its tenure, shown to deciders).")
+@click.option("--price", "monthly_price", type=click.FloatRange(min=0), default=None,
+              help="What the account pays a month, in your currency (deciders compare similar accounts).")
 @click.pass_obj
-def account_set(obj: Context, user: str, plan: str, seats: int, role: str) -> None:
-    """Record USER's account; every later decision gets it as the `account` fact."""
+def account_set(obj: Context, user: str, plan: str, seats: int, role: str, organisation: str,
+                since: datetime | None, monthly_price: float | None) -> None:
+    """Record USER's account; every later decision gets plan, seats and role as the `account` fact."""
+    began = since.replace(tzinfo=UTC).timestamp() if since else None
     with administration(obj.settings()) as admin:
-        found = admin.set_account(user, plan, seats, role)
-    click.echo(f"{found['user']}: {found['plan']}, {found['seats']} seats, {found['role']}")
+        found = admin.set_account(user, plan, seats, role, organisation, began, monthly_price)
+    click.echo(_account_line(found))
 
 
 @account.command("show")
@@ -427,7 +443,18 @@ def account_show(obj: Context, user: str) -> None:
     """Print USER's account as the rules see it."""
     with administration(obj.settings()) as admin:
         found = admin.account(user)
-    click.echo(f"{found['user']}: {found['plan']}, {found['seats']} seats, {found['role']}")
+    click.echo(_account_line(found))
+
+
+def _account_line(found: dict[str, Any]) -> str:
+    line = f"{found['user']}: {found['plan']}, {found['seats']} seats, {found['role']}"
+    if found.get("organisation"):
+        line += f", {found['organisation']}"
+    if found.get("since") is not None:
+        line += f", since {datetime.fromtimestamp(found['since'], UTC):%Y-%m-%d}"
+    if found.get("monthly_price") is not None:
+        line += f", pays {found['monthly_price']:g} a month"
+    return line
 
 
 @cli.command("settings", short_help="Show every setting, its value and default.")

@@ -1,7 +1,7 @@
 """The administration endpoints, served only on a Unix socket in the data folder (never on a network address):
-the command line reaches the running server through it to issue or revoke tokens and record accounts without
-stopping it. The socket's folder is mode 0700 and the socket 0600, so only the account running the server (or
-root) can connect: the same trust as reading the database file.
+the command line reaches the running server through it to issue or revoke tokens, record accounts and administer
+staff users without stopping it. The socket's folder is mode 0700 and the socket 0600, so only the account running
+the server (or root) can connect: the same trust as reading the database file.
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ import os
 import tempfile
 from pathlib import Path
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
 from core.settings import Settings
 from engine.access.administration import Administration
+from engine.desk.desk import Decider, cli_decider
 from engine.wiring import Parts
 from web.api import json_body, string_field
 from web.errors import error_body
@@ -42,7 +43,7 @@ def create_admin_app(parts: Parts) -> Flask:
     """A WSGI app of JSON endpoints over `Administration` (see `firstline.admin` for the client)."""
     app = Flask(__name__)
     app.json.sort_keys = False
-    admin = Administration(parts.tokens, parts.assistant.store)
+    admin = Administration(parts.tokens, parts.assistant.store, parts.users)
 
     def text(found: dict, key: str) -> str:
         return string_field(found, key) or ""  # required: a string, or InputError
@@ -63,11 +64,37 @@ def create_admin_app(parts: Parts) -> Flask:
     @app.put("/accounts/<user>")
     def set_account(user: str):
         found = json_body()
-        return jsonify(admin.set_account(user, text(found, "plan"), found.get("seats"), text(found, "role")))
+        return jsonify(admin.set_account(user, text(found, "plan"), found.get("seats"), text(found, "role"),
+                                         found.get("organisation", ""), found.get("since"),
+                                         found.get("monthly_price")))
 
     @app.get("/accounts/<user>")
     def account(user: str):
         return jsonify(admin.account(user))
+
+    @app.get("/users")
+    def list_users():
+        return jsonify(admin.list_users())
+
+    @app.post("/users")
+    def create_user():
+        found = json_body()
+        return jsonify(admin.create_user(text(found, "name"), text(found, "role"), found.get("password"),
+                                         found.get("categories", []))), 201
+
+    @app.post("/users/<name>/disable")
+    def disable_user(name: str):
+        return jsonify(admin.disable_user(name))
+
+    @app.put("/users/<name>/categories")
+    def set_user_categories(name: str):
+        return jsonify(admin.set_user_categories(name, json_body().get("categories", [])))
+
+    @app.put("/users/<name>/password")
+    def set_user_password(name: str):
+        return jsonify(admin.set_user_password(name, json_body().get("password")))
+
+    _desk_routes(app, parts)
 
     @app.errorhandler(Exception)
     def failed(error: Exception):
@@ -75,3 +102,34 @@ def create_admin_app(parts: Parts) -> Flask:
         return jsonify(found), status
 
     return app
+
+
+def _desk_routes(app: Flask, parts: Parts) -> None:
+    """`firstline escalations` on the running server: the desk as the named decider (`as`), every rule applied."""
+    desk = parts.desk
+    assert desk is not None  # every build makes one
+
+    def decider(found: dict) -> Decider:
+        return cli_decider(parts.users, parts.tokens, string_field(found, "as") or "")
+
+    @app.get("/escalations")
+    def escalations():
+        found = dict(request.args)
+        return jsonify(desk.queue(decider(found), found.get("status", "open"), found.get("category") or None))
+
+    @app.get("/escalations/<escalation_id>")
+    def escalation(escalation_id: str):
+        return jsonify(desk.detail(escalation_id, decider(dict(request.args))))
+
+    @app.post("/escalations/<escalation_id>/decision")
+    def decide(escalation_id: str):
+        found = json_body()
+        return jsonify(desk.decide(escalation_id, decider(found), string_field(found, "outcome") or "",
+                                   string_field(found, "reason", required=False) or "",
+                                   string_field(found, "digest", required=False)))
+
+    @app.post("/escalations/<escalation_id>/question")
+    def ask(escalation_id: str):
+        found = json_body()
+        return jsonify(desk.ask(escalation_id, decider(found), string_field(found, "question") or "",
+                                string_field(found, "digest", required=False)))

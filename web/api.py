@@ -15,8 +15,10 @@ from flask import Blueprint, Response, current_app, g, jsonify, request, session
 from core.errors import ForbiddenError, InputError
 from engine.access.identity import verify
 from engine.access.tokens import Role
-from engine.chat.dialogue import Choice, EscalationOutcome, Exchange
+from engine.chat.dialogue import Choice, Exchange
+from engine.desk.desk import Decider
 from engine.wiring import Parts
+from web.desk import decider_named, desk
 from web.errors import error_body
 from web.security import parsed_json
 
@@ -144,34 +146,49 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
 
     @api.get("/escalations")
     def list_escalations():
-        _decider()
-        status = request.args.get("status", "open")
-        rows = _parts().dialogue.escalations.find(None if status == "all" else status)
-        return jsonify({"escalations": [_escalation(r) for r in rows]})
+        # The desk's queue (/desk/) as JSON: a status group (open, decided, expired, all) or one status, and a
+        # category; open requests by deadline, soonest first.
+        decider = _decider()
+        rows = desk().queue(decider, request.args.get("status", "open"), request.args.get("category") or None)
+        return jsonify({"escalations": rows})
+
+    @api.get("/escalations/<escalation_id>")
+    def escalation_detail(escalation_id: str):
+        return jsonify(desk().detail(escalation_id, _decider()))
 
     @api.post("/escalations/<escalation_id>/decision")
     def decide(escalation_id: str):
-        _decider()
+        decider = _decider()
         body = json_body()
-        outcome = body.get("outcome")
-        if outcome not in {o.value for o in EscalationOutcome}:
-            raise InputError("`outcome` must be \"approved\" or \"declined\"", code="invalid_body")
-        note = string_field(body, "note")
-        row = _parts().dialogue.decide(escalation_id, g.user_id, EscalationOutcome(outcome), note)
-        return jsonify({"escalation": _escalation(row)})
+        outcome = string_field(body, "outcome") or ""
+        # `note` is the first API's name for the reason; either may be sent.
+        reason = string_field(body, "reason", required=False)
+        reason = reason if reason is not None else string_field(body, "note", required=False)
+        digest = string_field(body, "digest", required=False)
+        done = desk().decide(escalation_id, decider, outcome, reason or "", digest)
+        return jsonify(_after(done, escalation_id, decider))
+
+    @api.post("/escalations/<escalation_id>/question")
+    def ask(escalation_id: str):
+        decider = _decider()
+        body = json_body()
+        question = string_field(body, "question") or ""
+        done = desk().ask(escalation_id, decider, question, string_field(body, "digest", required=False))
+        return jsonify(_after(done, escalation_id, decider))
 
     return api
 
 
-def _decider() -> None:
+def _after(done: dict[str, Any], escalation_id: str, decider: Decider) -> dict[str, Any]:
+    """An action's result with the request's queue row as it stands now."""
+    return {"result": done, "escalation": desk().detail(escalation_id, decider, viewed=False)["escalation"]}
+
+
+def _decider() -> Decider:
     if g.role is not Role.DECIDER:
         raise ForbiddenError("only deciders may do this: send a decider's API token as Authorization: Bearer TOKEN "
-                         "(firstline token create --user NAME --role decider)")
-
-
-def _escalation(row) -> dict[str, Any]:
-    return {"id": row.id, "conversation_id": row.conversation_id, "category": row.category,
-            "summary": row.summary, "status": row.status, "created_at": row.created_at}
+                             "(firstline token create --user NAME --role decider), or use the desk at /desk/")
+    return decider_named(g.user_id, "api")
 
 
 def _stream(pool: ThreadPoolExecutor, dialogue, text: str, user_id: str, conversation_id: str,

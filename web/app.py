@@ -17,6 +17,7 @@ from engine.wiring import Parts
 from web.api import API, json_body, make_blueprint, string_field
 from web.curator import make_curator_blueprint
 from web.curator_api import make_curator_api
+from web.desk import make_desk_blueprint
 from web.errors import error_body, retry_after
 from web.limits import as_rate_limit_error, install_limits
 from web.openapi import document
@@ -41,6 +42,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     install_limits(app, settings)  # after _identify: the user's allowance keys on g.user_id
     app.register_blueprint(make_blueprint(settings.threads, settings.identity_secret))
     app.register_blueprint(make_curator_blueprint())
+    app.register_blueprint(make_desk_blueprint())
     app.register_blueprint(make_curator_api())
     if not settings.ops_listen:  # else /metrics and the Alertmanager receiver have an address of their own
         app.register_blueprint(ops_blueprint(parts, settings.operator_auth))
@@ -141,7 +143,7 @@ def _error_response(error: Exception):
         # Refusals are how probing shows up: who, from where, asking for what (never the credentials sent).
         current_app.logger.warning("refused %s %s from %s: %s", request.method, request.path,
                                    request.remote_addr, body["error"]["code"])
-    if not request.path.startswith(API) and (status == 404 or request.path.startswith("/curator")):
+    if not request.path.startswith(API) and (status == 404 or request.path.startswith(("/curator", "/desk"))):
         return render_template("error.html", message=body["error"]["message"]), status
     return jsonify(body), status, retry_after(error)
 

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from werkzeug.exceptions import HTTPException
 
-from core.errors import FirstlineError, InputError, RateLimitError
+from core.errors import ConflictError, FirstlineError, InputError, RateLimitError
 
 STATUS_BY_CODE = {"not_found": 404, "forbidden": 403, "unauthorized": 401, "conflict": 409, "rate_limited": 429}
 
@@ -15,7 +15,8 @@ STATUS_BY_CODE = {"not_found": 404, "forbidden": 403, "unauthorized": 401, "conf
 def error_body(error: Exception) -> tuple[dict[str, Any], int]:
     """The JSON body and HTTP status for `error`; unexpected errors are logged and never described."""
     if isinstance(error, InputError):
-        status, code, message = STATUS_BY_CODE.get(error.code, 400), error.code, str(error)
+        status = 409 if isinstance(error, ConflictError) else STATUS_BY_CODE.get(error.code, 400)
+        code, message = error.code, str(error)
     elif isinstance(error, HTTPException):
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")

@@ -103,15 +103,7 @@ def document() -> dict[str, Any]:
                             "bears out", _json({"type": "object"}),
                             body={"type": "object", "required": ["version", "alerts"]}, security=True),
             },
-            "/api/v1/escalations": {
-                "get": _op("Business escalations (deciders only); `status=open` (default), a status, or `all`",
-                           _json({"type": "object"}), security=True),
-            },
-            "/api/v1/escalations/{escalation_id}/decision": {
-                "post": _op("Record a decision (deciders only); it is posted into the user's conversation",
-                            _json({"type": "object"}), body=_ref("Decision"), params=("escalation_id",),
-                            security=True),
-            },
+            **_desk_paths(),
             **_curator_paths(),
         },
         "components": {
@@ -133,6 +125,32 @@ def _query(*names: str, required: tuple[str, ...] = ()) -> list[dict[str, Any]]:
     types = {"limit": "integer", "offset": "integer", "old": "integer", "new": "integer"}
     return [{"name": n, "in": "query", "required": n in required, "schema": {"type": types.get(n, "string")}}
             for n in names]
+
+
+def _desk_paths() -> dict[str, Any]:
+    """The deciders' routes (a decider's bearer token), each the JSON twin of a /desk/ page or form."""
+    one, obj = ("escalation_id",), {"type": "object"}
+    return {
+        "/api/v1/escalations": {"get": _op(
+            "The desk's queue (/desk/): business requests the decider may decide; `status` is a group (open = open or "
+            "asked, decided = approved or rejected, expired, all) or one status; open ones by deadline, soonest "
+            "first, each with the request in the user's words, who asked and the time left", _json(obj),
+            security=True, extra={"parameters": _query("status", "category")})},
+        "/api/v1/escalations/{escalation_id}": {"get": _op(
+            "One request as /desk/{id} shows it, in its order: facts, options, approvals, recommendation, "
+            "precedents, the record, and the `digest` a decision may carry back", _json(obj), params=one,
+            security=True)},
+        "/api/v1/escalations/{escalation_id}/decision": {"post": _op(
+            "Approve or reject (deciders only). A reason is required to reject and to go against the recommendation "
+            "or the precedent majority; approvals count once per person until the policy's approvers are reached; "
+            "409 for an expired or decided request or a changed `digest`. The decision is posted into the user's "
+            "conversation", _json(obj), body=_ref("Decision"), params=one, security=True, conflict=True)},
+        "/api/v1/escalations/{escalation_id}/question": {"post": _op(
+            "Ask the user for more information: the question is posted into their conversation and their answer "
+            "comes back to the request's record (deciders only)", _json(obj), params=one, security=True,
+            conflict=True, body={"type": "object", "required": ["question"], "properties": {
+                "question": {"type": "string", "maxLength": 2000}, "digest": {"type": "string"}}})},
+    }
 
 
 def _curator_paths() -> dict[str, Any]:
@@ -179,7 +197,8 @@ def _curator_paths() -> dict[str, Any]:
 
 def _schemas() -> dict[str, Any]:
     choice = {"type": "object", "properties": {"label": {"type": "string"}, "value": {"type": "string"}}}
-    stage = {"type": "string", "enum": ["open", "confirming", "choosing", "verifying", "awaiting_decision", "rating"]}
+    stage = {"type": "string", "enum": ["open", "confirming", "choosing", "verifying", "awaiting_decision",
+                                             "checking_answer", "rating"]}
     return {
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
@@ -192,8 +211,13 @@ def _schemas() -> dict[str, Any]:
             "verified": {"type": "boolean"}}},
         "Feedback": {"type": "object", "required": ["rating"], "properties": {
             "rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": "string"}}},
-        "Decision": {"type": "object", "required": ["outcome", "note"], "properties": {
-            "outcome": {"type": "string", "enum": ["approved", "declined"]}, "note": {"type": "string"}}},
+        "Decision": {"type": "object", "required": ["outcome"], "properties": {
+            "outcome": {"type": "string", "enum": ["approved", "rejected", "declined"],
+                        "description": "declined: the first API's word for rejected"},
+            "reason": {"type": "string", "maxLength": 2000},
+            "note": {"type": "string", "description": "the first API's name for `reason`"},
+            "digest": {"type": "string", "description": "from GET /api/v1/escalations/{id}: refused (409) if the "
+                                                        "request changed since"}}},
         "Turn": {"type": "object", "properties": {
             "conversation_id": {"type": "string"}, "stage": stage,
             "replies": {"type": "array", "items": {"type": "string"}},

@@ -19,6 +19,7 @@ from waitress.server import BaseWSGIServer
 
 from core.errors import ConfigurationError
 from core.settings import Settings
+from engine.desk.expiry import ExpiryTimer
 from engine.wiring import Parts, build
 from web.admin import admin_socket_path, create_admin_app, private_folder
 from web.app import create_app, create_ops_app
@@ -85,12 +86,14 @@ def _bind(host: str, port: int, key: str, make: Callable[[], BaseWSGIServer]) ->
 
 def run_server(settings: Settings) -> None:
     parts = build(settings, progress=True)
-    listeners = None
+    listeners, expiry = None, None
     try:
         listeners = make_server(settings, parts)
         parts.assistant.knowledge.embedder.encode_one("warm up")  # load the model now, not on a user's turn
         if settings.monitor_enabled and parts.healing is not None:
             parts.healing.monitor.start()  # stopped by parts.close() below
+        if parts.desk is not None:
+            expiry = ExpiryTimer(parts.desk).start()  # unanswered business requests close on time, page or not
         click.echo(f"Firstline is serving {parts.assistant.voice.product} support on "
                    f"{listeners.url(listeners.main)}/  (Ctrl+C to stop)")
         if listeners.ops is not None:
@@ -99,6 +102,8 @@ def run_server(settings: Settings) -> None:
     except KeyboardInterrupt:
         pass
     finally:
+        if expiry is not None:
+            expiry.stop()
         if listeners is not None:
             listeners.close_admin_socket()
         parts.close()

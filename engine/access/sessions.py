@@ -3,7 +3,8 @@ every request, so revoking the credential, signing out or leaving the page idle 
 
 The browser's cookie carries only a random 256-bit secret; the store keeps its SHA-256 (a leaked database opens
 no session). A session is refused when it was ended (sign-out, revocation), when the token it was opened with is
-revoked, when it has been idle longer than `idle_s`, or when it is older than `max_age_s` whatever its use.
+revoked or the staff user who signed in with a password is disabled, when it has been idle longer than `idle_s`,
+or when it is older than `max_age_s` whatever its use.
 OWASP's Session Management Cheat Sheet is the source of the idle and absolute time-outs.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from engine.access.tokens import Identity, Role
-from engine.store.sessions import SessionRow, StaffSessions
+from engine.store.sessions import USER_CREDENTIAL, SessionRow, StaffSessions
 
 TOUCH_EVERY_S = 30.0  # last use is written at most this often: a page with many requests is one write
 
@@ -71,8 +72,8 @@ class SessionBook:
         return StaffSession(row.id, row.user_id, Role(row.role), row.created_at)
 
     def _expiry(self, row: SessionRow, now: float) -> str | None:
-        if row.credential_revoked:
-            return "token revoked"
+        if row.credential_revoked:  # its token is revoked (or gone), or its password user disabled (or gone)
+            return "user disabled" if row.credential.startswith(USER_CREDENTIAL) else "token revoked"
         if now - row.last_seen_at > self.idle_s:
             return f"idle for more than {self.idle_s:g} s"
         if now - row.created_at > self.max_age_s:

@@ -5,8 +5,9 @@ server thread (or process) can take the next turn:
 
     open ──problem──► confirming / choosing ──yes / a choice──► verifying ──yes──► rating ──1..5──► open
                  └──────────────── clear match ───────────────────┘    │ no, partly: the next remedy,
-    business ──► awaiting_decision ──a decider answers──► rating       │ the next candidate, or engineering
-                                                                       └──► rating when handed off
+    business ──► awaiting_decision ──a decider decides──► checking_answer ──yes──► rating
+                       ▲    │ a decider asks                   │ the next candidate, or engineering
+                       └────┘ the user's next message answers  └──► rating when handed off
 
 Replies are read by `engine.chat.understanding.ReplyReader`; anything that reads as a new problem starts over.
 """
@@ -23,12 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from core.errors import ConflictError, InputError, NotFoundError
+from core.errors import InputError, NotFoundError
 from engine.chat.assistant import Answer, Assistant, Message, clean_message
 from engine.chat.understanding import Reading, ReplyIntent, ReplyReader
 from engine.learning.loop import JudgedFix, LearningLoop
 from engine.store.conversations import ConversationRow, Conversations
-from engine.store.escalations import EscalationRow, Escalations, EscalationStatus
+from engine.store.escalations import UNDECIDED, EscalationRow, Escalations, EventKind, EventRow
 from engine.store.privacy import Privacy
 from knowledge.base import Band, Candidate, Match
 
@@ -44,13 +45,9 @@ class Stage(StrEnum):
     CONFIRMING = "confirming"  # asked "is it X?"
     CHOOSING = "choosing"  # asked "X, Y or Z?"
     VERIFYING = "verifying"  # acted; asked "is it working now?"
-    AWAITING_DECISION = "awaiting_decision"  # a person decides a business request
+    AWAITING_DECISION = "awaiting_decision"  # a person decides a business request (or waits for the user's answer)
+    CHECKING_ANSWER = "checking_answer"  # a person decided; asked "does that answer your question?"
     RATING = "rating"  # asked for a 1-5 rating
-
-
-class EscalationOutcome(StrEnum):
-    APPROVED = "approved"
-    DECLINED = "declined"
 
 
 @dataclass
@@ -64,6 +61,7 @@ class ConversationState:
     candidates: list[list[Any]] = field(default_factory=list)  # [playbook, category, score] of the problem
     tried: list[str] = field(default_factory=list)  # playbooks acted on for this problem
     escalation_id: str | None = None
+    asked: bool = False  # a decider asked the user a question about escalation_id; the next message answers it
     turn: int = 0
     pending: list[list[str]] = field(default_factory=list)  # [playbook, text] of other problems the user named
 
@@ -192,7 +190,7 @@ class Dialogue:
         turn = _Turn(message, self.knowledge.embedder.encode_one(message.text), state, tell)
         handler = {Stage.OPEN: self._problem, Stage.CONFIRMING: self._confirming, Stage.CHOOSING: self._choosing,
                    Stage.VERIFYING: self._verifying, Stage.AWAITING_DECISION: self._awaiting,
-                   Stage.RATING: self._rating}[state.stage]
+                   Stage.CHECKING_ANSWER: self._checking_answer, Stage.RATING: self._rating}[state.stage]
         answer = handler(turn)
         self._stage_replies(turn)
         # One transaction: the replies, the decision with its actions and escalations, and the new state, saved
@@ -230,39 +228,6 @@ class Dialogue:
             self.chats.message_sql(self.new_id(), conversation_id, user_id, "assistant", thanks, now),
         ], self.chats.state_guard(conversation_id, user_id, state.stage, state.payload(), now, version))
         return Exchange(conversation_id, state.stage, (thanks,))
-
-    def decide(self, escalation_id: str, decided_by: str, outcome: EscalationOutcome, note: str) -> EscalationRow:
-        """A person's decision on a business escalation, posted into its conversation with a rating question."""
-        escalation = self.escalations.get(escalation_id)
-        if escalation is None:
-            raise NotFoundError("no such escalation")
-        if escalation.status is not EscalationStatus.OPEN:
-            raise ConflictError(f"this escalation was already decided ({escalation.status})")
-        note = note.strip()
-        if not note:
-            raise InputError("`note` is required: tell the user what was decided and why", code="invalid_body")
-        state, version = self._versioned_state(escalation.conversation_id)
-        title = self._title(state.playbook) if state.playbook else escalation.category
-        seed = f"{escalation.conversation_id}:{state.turn}:decided"
-        posted = self.voice.say("decided", seed, title=title, decision=f"{EscalationOutcome(outcome).value}. {note}")
-        rate = self.voice.say("rate", seed)
-        status = EscalationStatus(EscalationOutcome(outcome).value)
-        statements = self.escalations.decision_sql(escalation_id, decided_by, status, note, self.clock())
-        now = self.clock()
-        statements += [self.chats.message_sql(self.new_id(), escalation.conversation_id, escalation.user_id, "team",
-                                              posted, now),
-                       self.chats.message_sql(self.new_id(), escalation.conversation_id, escalation.user_id,
-                                              "assistant", rate, now)]
-        guard = None
-        if state.stage is Stage.AWAITING_DECISION and state.escalation_id == escalation_id:
-            state.stage = Stage.RATING  # a user who moved on to another problem is not interrupted
-            guard = self.chats.state_guard(escalation.conversation_id, escalation.user_id, state.stage,
-                                           state.payload(), now, version)
-        self.chats.commit(statements, guard)
-        decided = self.escalations.get(escalation_id)
-        if decided is None:  # deleted with its user's history meanwhile
-            raise NotFoundError("no such escalation")
-        return decided
 
     def forget(self, user_id: str) -> dict[str, int]:
         """Delete the user's history everywhere, the examples learned from them in the index included; returns
@@ -384,12 +349,53 @@ class Dialogue:
         return self._decide(turn, self._confirmed(state, state.playbook))
 
     def _awaiting(self, turn: _Turn) -> Answer | None:
+        escalation = self.escalations.get(turn.state.escalation_id or "")
+        if escalation is None or escalation.status not in UNDECIDED:
+            # Decided or expired while the user's own turn held the state: what they write now is a new start.
+            turn.state = ConversationState(turn=turn.state.turn)
+            return self._problem(turn)
+        if turn.state.asked:
+            self._answer_to_team(turn, escalation)
+            return None
         reading, match = self._read(turn, (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION, ReplyIntent.YES,
                                            ReplyIntent.NO))
         if self._names_a_problem(match) or reading.intent in (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION):
             return self._new_problem(turn)
         title = self._title(turn.state.playbook)
         turn.replies.append(self.voice.say("waiting", self._seed(turn), title=title))
+        return None
+
+    def _answer_to_team(self, turn: _Turn, escalation: EscalationRow) -> None:
+        """A decider asked the user something: this message is the answer, recorded with the request, which
+        goes back to the desk's open queue."""
+        turn.understood = "answer_to_team"
+        now = self.clock()
+        turn.pending.append(self.escalations.event_sql(EventRow(
+            self.new_id(), escalation.id, now, turn.user_id, EventKind.ANSWERED, reason=turn.text)))
+        turn.pending.append(self.escalations.reopen_sql(escalation.id))
+        turn.state.asked = False
+        turn.replies.append(self.voice.say("answer_passed", self._seed(turn), title=self._title(turn.state.playbook)))
+
+    def _checking_answer(self, turn: _Turn) -> Answer | None:
+        """A person decided the user's request: did that answer them? Recorded with the request either way."""
+        reading, match = self._read(turn, (ReplyIntent.YES, ReplyIntent.NO, ReplyIntent.NEW_PROBLEM,
+                                           ReplyIntent.CORRECTION))
+        if self._is_new_problem(reading, match, turn.state):
+            return self._new_problem(turn)
+        if reading.intent not in (ReplyIntent.YES, ReplyIntent.NO):
+            turn.replies.append(self.voice.say("did_that_answer", self._seed(turn)))
+            return None
+        settled = reading.intent is ReplyIntent.YES
+        if turn.state.escalation_id:
+            turn.pending.append(self.escalations.event_sql(EventRow(
+                self.new_id(), turn.state.escalation_id, self.clock(), turn.user_id, EventKind.USER_REPLY,
+                "settled" if settled else "not_settled", turn.text)))
+        if settled:
+            turn.replies += [self.voice.say("settled", self._seed(turn)), self.voice.say("rate", self._seed(turn))]
+            turn.state = ConversationState(turn=turn.state.turn, stage=Stage.RATING)
+            return None
+        turn.replies.append(self.voice.say("not_settled", self._seed(turn)))
+        turn.state = ConversationState(turn=turn.state.turn)
         return None
 
     def _rating(self, turn: _Turn) -> Answer | None:
@@ -488,7 +494,7 @@ class Dialogue:
         turn.written = len(turn.replies)
 
     def _choices(self, state: ConversationState) -> tuple[Choice, ...]:
-        if state.stage is Stage.CONFIRMING:
+        if state.stage in (Stage.CONFIRMING, Stage.CHECKING_ANSWER):
             return YES_NO
         if state.stage is Stage.CHOOSING:
             titles = [self.knowledge.playbooks[p].title for p in state.options]

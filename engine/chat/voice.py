@@ -28,6 +28,17 @@ BUILT_IN = {
                    "haven't changed anything. {self_service}",),
     "sign_in_first": ("If you open this chat from inside {product} while you're signed in, I'll know it's you and "
                       "can do it for you.",),
+    # The escalation desk (engine/desk/desk.py): a person's answer, question or silence, told as it is.
+    "approved": ("Good news: the {product} team approved your request ({title}). {decision}",),
+    "rejected": ("The {product} team looked at your request ({title}) and can't approve it. {decision}",),
+    "team_question": ("The {product} team needs a little more to decide your request ({title}). Just reply here "
+                      "and I'll pass your answer on.",),
+    "answer_passed": ("Thanks, I've passed that to the team. Their decision will appear here.",),
+    "expired": ("I'm sorry: the {product} team couldn't decide on your request ({title}) in time, so it has been "
+                "closed without approval. If it still matters to you, ask again and it goes back to them.",),
+    "did_that_answer": ("Does that answer your question?",),
+    "settled": ("Glad that's settled.",),
+    "not_settled": ("Sorry it doesn't settle it. Tell me what's still open and I'll take it from there.",),
 }
 PLACEHOLDERS = frozenset({"product", "title", "done", "options", "decision", "self_service"})
 

@@ -8,6 +8,7 @@ concern and is built on it:
 - `Escalations`: business escalations and the decisions recorded on them
 - `Tokens`: API tokens (salted hashes only)
 - `StaffSessions`: staff sign-ins held on the server (hashes of the cookies' secrets)
+- `StaffUsers`: staff who sign in with a password (argon2 hashes only); disabling one ends their sessions
 - `Privacy`: forgetting a user everywhere, in one transaction
 - `HealingLedger`: telemetry, signals, alerts, remediations and the state the safety gate reads
 - `LearningRecords`: remedy outcomes, votes, learned rules and shadow cases
@@ -27,7 +28,8 @@ from engine.store.learning import LearningRecords
 from engine.store.privacy import Privacy
 from engine.store.sessions import StaffSessions
 from engine.store.tokens import Tokens
+from engine.store.users import StaffUsers
 
 __all__ = ["Conversations", "CurationQueries", "Decisions", "DuckDBStore", "Escalations", "HealingLedger",
-           "LearningRecords", "Privacy", "StaffSessions",
+           "LearningRecords", "Privacy", "StaffSessions", "StaffUsers",
            "Tokens"]

@@ -10,7 +10,7 @@ from typing import Any, Protocol
 
 from core.taxonomy import Decision
 from engine.store.database import DuckDBStore, Guard, Statement
-from engine.store.escalations import EscalationStatus
+from engine.store.escalations import Escalations, EscalationStatus, EventKind, EventRow
 
 
 @dataclass(frozen=True)
@@ -87,9 +87,16 @@ class PastAction:
 
 @dataclass(frozen=True)
 class Account:
+    """A user's account as the host app recorded it (`firstline account set`): the rules see plan, seats and
+    role; the escalation desk also shows the organisation, the tenure (`since`, epoch seconds) and what the
+    account pays a month (`monthly_price`, in the tenant's currency; None when not recorded)."""
+
     plan: str
     seats: int
     role: str
+    organisation: str = ""
+    since: float | None = None
+    monthly_price: float | None = None
 
 
 class EventStore(Protocol):
@@ -170,6 +177,9 @@ class Decisions:
             statements.append(("INSERT INTO escalations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (escalation_id, r.id, r.conversation_id, r.user_id, request.category,
                                 request.summary, EscalationStatus.OPEN, r.created_at)))
+            statements.append(Escalations.event_sql(EventRow(
+                new_id(), escalation_id, r.created_at, "assistant", EventKind.CREATED,
+                detail={"playbook": r.playbook, "summary": request.summary, "rules": [x for x, _ in r.rules_fired]})))
         if r.handoff:
             statements.append(("INSERT INTO handoffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                (new_id(), r.id, r.conversation_id, r.user_id, r.handoff.team, r.handoff.summary,
@@ -206,12 +216,15 @@ class Decisions:
         return [PastAction(*row) for row in rows]
 
     def account(self, user_id: str) -> Account | None:
-        rows = self.db.execute("SELECT plan, seats, role FROM accounts WHERE user_id = ?", (user_id,))
+        rows = self.db.execute("SELECT plan, seats, role, coalesce(organisation, ''), since, monthly_price "
+                               "FROM accounts WHERE user_id = ?", (user_id,))
         return Account(*rows[0]) if rows else None
 
     def set_account(self, user_id: str, account: Account) -> None:
-        self.db.transaction([("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)",
-                      (user_id, account.plan, account.seats, account.role))])
+        self.db.transaction([("INSERT OR REPLACE INTO accounts (user_id, plan, seats, role, organisation, since, "
+                              "monthly_price) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                              (user_id, account.plan, account.seats, account.role, account.organisation,
+                               account.since, account.monthly_price))])
 
     def user_turns(self, conversation_id: str) -> int:
         """How many messages the user has sent in this conversation, the current one included."""

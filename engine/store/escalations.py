@@ -1,21 +1,52 @@
-"""Business escalations waiting for a person, and the decisions people recorded on them."""
+"""Business escalations waiting for a person, the decisions people recorded on them, and the append-only record
+of everything that happened to each (created, viewed, recommended, asked, answered, approved, decided,
+overruled, expired), which analysts read as the `escalation_events` table."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from engine.store.database import DuckDBStore
+from engine.store.database import DuckDBStore, Guard, Statement
 
-COLUMNS = "id, decision_id, conversation_id, user_id, category, summary, status, created_at"
+# An escalation with the user's message that raised it and the playbook it was matched to (through its decision).
+SELECT = ("SELECT e.id, e.decision_id, e.conversation_id, e.user_id, e.category, e.summary, e.status, e.created_at, "
+          "coalesce(d.playbook, ''), coalesce(m.text, '') FROM escalations e "
+          "LEFT JOIN decisions d ON d.id = e.decision_id LEFT JOIN messages m ON m.id = d.message_id")
 
 
 class EscalationStatus(StrEnum):
     OPEN = "open"  # waiting for a person
+    ASKED = "asked"  # a person asked the user for more information; waiting for their answer
     APPROVED = "approved"
-    DECLINED = "declined"
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided in time: closed, never approved (deny by default)
+
+
+UNDECIDED = (EscalationStatus.OPEN, EscalationStatus.ASKED)
+DECIDED = (EscalationStatus.APPROVED, EscalationStatus.REJECTED)
+# What a status filter may name: a group, or one status; "declined" is the word the first API used for rejected.
+STATUS_FILTERS: dict[str, tuple[EscalationStatus, ...]] = {
+    "open": UNDECIDED, "decided": DECIDED, "expired": (EscalationStatus.EXPIRED,), "all": tuple(EscalationStatus),
+    "asked": (EscalationStatus.ASKED,), "approved": (EscalationStatus.APPROVED,),
+    "rejected": (EscalationStatus.REJECTED,), "declined": (EscalationStatus.REJECTED,),
+}
+
+
+class EventKind(StrEnum):
+    CREATED = "created"
+    VIEWED = "viewed"
+    RECOMMENDED = "recommended"
+    ASKED = "asked"  # a decider's question posted to the user
+    ANSWERED = "answered"  # the user's answer to it
+    APPROVAL = "approval"  # one decider's approval, counted toward the approvers required
+    DECIDED = "decided"  # the request closed as approved or rejected
+    OVERRULED = "overruled"  # decided against the recommendation or the precedent majority, with the reason
+    EXPIRED = "expired"
+    USER_REPLY = "user_reply"  # whether the user said the answer settled their request
 
 
 @dataclass(frozen=True)
@@ -28,10 +59,45 @@ class EscalationRow:
     summary: str
     status: EscalationStatus
     created_at: float
+    playbook: str = ""  # the business playbook the request was matched to
+    request: str = ""  # the user's message that raised it, in their words
+
+
+@dataclass(frozen=True)
+class EventRow:
+    id: str
+    escalation_id: str
+    at_s: float
+    actor: str
+    kind: EventKind
+    outcome: str = ""
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Precedent:
+    """A past decided request of a category, for the desk's "similar cases"."""
+
+    id: str
+    request: str
+    playbook: str
+    outcome: str
+    reason: str
+    decided_by: str
+    decided_at: float
+
+
+@dataclass(frozen=True)
+class AccountPrice:
+    user_id: str
+    plan: str
+    seats: int
+    monthly_price: float
 
 
 class Escalations:
-    """The escalations repository on the DuckDB database: `get` one, `find` by status (None: all)."""
+    """The escalations repository on the DuckDB database."""
 
     def __init__(self, db: DuckDBStore) -> None:
         self.db = db
@@ -40,27 +106,92 @@ class Escalations:
 
     def get(self, escalation_id: str) -> EscalationRow | None:
         """One escalation, or None (unknown, or deleted with its user's history)."""
-        rows = self.db.execute(f"SELECT {COLUMNS} FROM escalations WHERE id = ?", (escalation_id,))
+        rows = self.db.execute(f"{SELECT} WHERE e.id = ?", (escalation_id,))
         return _row(rows[0]) if rows else None
 
-    def find(self, status: str | None = None) -> list[EscalationRow]:
-        """Escalations with `status` (None: all), oldest first."""
-        if status is None:
-            rows = self.db.execute(f"SELECT {COLUMNS} FROM escalations ORDER BY created_at, id")
-        else:
-            rows = self.db.execute(f"SELECT {COLUMNS} FROM escalations WHERE status = ? ORDER BY created_at, id",
-                                      (status,))
+    def find(self, statuses: Sequence[str] | None = None, categories: Sequence[str] | None = None
+             ) -> list[EscalationRow]:
+        """Escalations with one of `statuses` in one of `categories` (None: any), oldest first."""
+        where, params = [], []
+        for column, values in (("e.status", statuses), ("e.category", categories)):
+            if values is not None:
+                where.append(f"{column} IN (SELECT unnest(?))")
+                params.append([str(v) for v in values])
+        clause = f" WHERE {' AND '.join(where)}" if where else ""
+        rows = self.db.execute(f"{SELECT}{clause} ORDER BY e.created_at, e.id", params)
         return [_row(row) for row in rows]
+
+    def precedents(self, category: str, exclude: str, limit: int) -> list[Precedent]:
+        """The latest `limit` decided requests of `category` (not `exclude`), newest first, with who decided,
+        when and why."""
+        rows = self.db.execute(
+            "SELECT e.id, coalesce(m.text, e.summary), coalesce(d.playbook, ''), x.outcome, x.note, x.decided_by, "
+            "x.created_at FROM escalations e JOIN escalation_decisions x ON x.escalation_id = e.id "
+            "LEFT JOIN decisions d ON d.id = e.decision_id LEFT JOIN messages m ON m.id = d.message_id "
+            "WHERE e.category = ? AND e.id <> ? AND e.status IN ('approved', 'rejected') "
+            "ORDER BY x.created_at DESC LIMIT ?", (category, exclude, limit))
+        return [Precedent(*row) for row in rows]
+
+    def priced_accounts(self, exclude_user: str) -> list[AccountPrice]:
+        """Every other account whose monthly price is recorded (for "what similar accounts pay")."""
+        rows = self.db.execute("SELECT user_id, plan, seats, monthly_price FROM accounts "
+                               "WHERE monthly_price IS NOT NULL AND user_id <> ?", (exclude_user,))
+        return [AccountPrice(*row) for row in rows]
+
+    def total_seats(self) -> int:
+        """Seats over every recorded account: the load the platform serves, in seats."""
+        return int(self.db.execute("SELECT coalesce(sum(seats), 0) FROM accounts")[0][0])
+
+    # -- the record ---------------------------------------------------------------------------------
+
+    def events(self, escalation_id: str) -> list[EventRow]:
+        """The escalation's record, oldest first."""
+        rows = self.db.execute("SELECT id, escalation_id, at_s, actor, kind, outcome, reason, detail "
+                               "FROM escalation_events WHERE escalation_id = ? ORDER BY at_s, id", (escalation_id,))
+        return [EventRow(row[0], row[1], row[2], row[3], EventKind(row[4]), row[5], row[6], json.loads(row[7] or "{}"))
+                for row in rows]
+
+    @staticmethod
+    def event_sql(event: EventRow) -> Statement:
+        return ("INSERT INTO escalation_events VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (event.id, event.escalation_id, event.at_s, event.actor, event.kind.value, event.outcome,
+                 event.reason, json.dumps(event.detail, default=str)))
+
+    def record(self, events: Sequence[EventRow]) -> None:
+        """Append events on their own (a view, a recommendation), in one transaction."""
+        if events:
+            self.db.transaction([self.event_sql(e) for e in events])
+
+    # -- changes ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def status_guard(escalation_id: str, expected: Sequence[EscalationStatus], status: EscalationStatus,
+                     message: str) -> Guard:
+        """Move the escalation to `status` only if it is still in one of `expected`: of two deciders (or a
+        decider and the expiry) acting at once, the second is refused whole with `message`."""
+        marks = ", ".join("?" for _ in expected)
+        return (f"UPDATE escalations SET status = ? WHERE id = ? AND status IN ({marks}) RETURNING id",
+                (status.value, escalation_id, *(s.value for s in expected)), message)
+
+    @staticmethod
+    def reopen_sql(escalation_id: str) -> Statement:
+        """The user answered a decider's question: the request is back in the open queue (if still asked)."""
+        return ("UPDATE escalations SET status = ? WHERE id = ? AND status = ?",
+                (EscalationStatus.OPEN.value, escalation_id, EscalationStatus.ASKED.value))
 
     @staticmethod
     def decision_sql(escalation_id: str, decided_by: str, outcome: EscalationStatus, note: str,
-                     now: float) -> list[tuple[str, Sequence[Any]]]:
-        return [("UPDATE escalations SET status = ? WHERE id = ?", (outcome, escalation_id)),
-                ("INSERT INTO escalation_decisions VALUES (?, ?, ?, ?, ?)",
-                 (escalation_id, decided_by, outcome, note, now))]
+                     now: float) -> Statement:
+        """The final decision's row (the status itself moves through `status_guard`)."""
+        return ("INSERT INTO escalation_decisions VALUES (?, ?, ?, ?, ?)",
+                (escalation_id, decided_by, outcome.value, note, now))
+
+    def apply(self, statements: list[Statement], guard: Guard | None = None) -> None:
+        """Write a desk action's statements (events, messages, state) in one transaction behind `guard`."""
+        self.db.transaction(statements, guard)
 
 
 def _row(row: Sequence[Any]) -> EscalationRow:
-    escalation_id, decision_id, conversation_id, user_id, category, summary, status, created_at = row
+    escalation_id, decision_id, conversation_id, user_id, category, summary, status, created_at, playbook, text = row
     return EscalationRow(escalation_id, decision_id, conversation_id, user_id, category, summary,
-                         EscalationStatus(status), created_at)
+                         EscalationStatus("rejected" if status == "declined" else status), created_at, playbook, text)

@@ -213,6 +213,15 @@ class HealingLedger:
         self.store.transaction([("INSERT INTO telemetry SELECT ?, ?, unnest(?), unnest(?), unnest(?)",
                            (at, source, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]))])
 
+    def series(self, service: str, metric: str, since: float, limit: int = 5000) -> list[tuple[float, float]]:
+        """[(epoch s, value)] of one metric of one service from `since`, oldest first; at most the latest
+        `limit` samples (a month of one-a-minute samples is 43,200: a trend needs far fewer)."""
+        rows = self.store.execute(
+            "SELECT observed_at, value FROM (SELECT observed_at, value FROM telemetry WHERE service = ? AND metric = ? "
+            "AND observed_at >= ? ORDER BY observed_at DESC LIMIT ?) ORDER BY observed_at",
+            (service, metric, since, limit))
+        return [(float(t), float(v)) for t, v in rows]
+
     def record_signal(self, signal: SignalLike, root_cause: str | None) -> str:
         signal_id = self.new_id()
         self.store.transaction([("INSERT INTO signals VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -1,10 +1,11 @@
 """Forgetting a user: every row of theirs deleted in one transaction.
 
-Deleted: their conversations, messages, decisions and everything recorded about them, escalations and the
-decisions on them, hand-offs, verdicts, feedback, learned examples, their account record, and what learning kept
-of theirs. Made anonymous: the remediations they asked for (the infrastructure's audit trail keeps what was done,
-which cooldowns and the circuit breaker read, not who asked). Kept: API tokens, which an operator issued and
-revokes (`firstline token revoke`); they hold a user name and a hash, no history.
+Deleted: their conversations, messages, decisions and everything recorded about them, escalations with the
+decisions on them and their record (escalation_events), hand-offs, verdicts, feedback, learned examples, their
+account record, and what learning kept of theirs. Made anonymous: the remediations they asked for (the
+infrastructure's audit trail keeps what was done, which cooldowns and the circuit breaker read, not who asked).
+Kept: API tokens, which an operator issued and revokes (`firstline token revoke`); they hold a user name and a
+hash, no history.
 """
 
 from __future__ import annotations
@@ -36,9 +37,11 @@ class Privacy:
         counts |= {table: self._count(table, decisions, user_id) for table in BY_DECISION}
         decided = "escalation_id IN (SELECT id FROM escalations WHERE user_id = ?)"
         counts["escalation_decisions"] = self._count("escalation_decisions", decided, user_id)
+        counts["escalation_events"] = self._count("escalation_events", decided, user_id)
         # Rows found through the user's decisions and escalations go before those.
         statements: list[Statement] = [(f"DELETE FROM {t} WHERE {decisions}", (user_id,)) for t in BY_DECISION]
-        statements.append((f"DELETE FROM escalation_decisions WHERE {decided}", (user_id,)))
+        statements += [(f"DELETE FROM {t} WHERE {decided}", (user_id,))
+                       for t in ("escalation_decisions", "escalation_events")]
         # Rows from before learning kept user ids are found through the user's conversations.
         theirs = "user_id = ? OR conversation_id IN (SELECT id FROM conversations WHERE user_id = ?)"
         counts["learning_votes"] = sum(self._count(table, theirs, user_id, user_id) for table in LEARNING_BY_USER)

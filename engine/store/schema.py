@@ -155,6 +155,26 @@ CREATE TABLE IF NOT EXISTS staff_sessions (
 )
 """
 
+# The escalation desk (engine/store/escalations.py, engine/store/users.py): an append-only record of everything
+# that happens to a business escalation; staff who sign in with a password; what the desk shows of an account.
+# A decision once stored as "declined" is "rejected" now, the word deciders and the record use.
+ESCALATION_DESK = """
+CREATE TABLE IF NOT EXISTS escalation_events (
+    id VARCHAR PRIMARY KEY, escalation_id VARCHAR NOT NULL, at_s DOUBLE NOT NULL, actor VARCHAR NOT NULL,
+    kind VARCHAR NOT NULL, outcome VARCHAR NOT NULL DEFAULT '', reason VARCHAR NOT NULL DEFAULT '',
+    detail JSON NOT NULL DEFAULT '{}'
+);
+CREATE TABLE IF NOT EXISTS staff_users (
+    name VARCHAR PRIMARY KEY, role VARCHAR NOT NULL, categories JSON NOT NULL, password_hash VARCHAR NOT NULL,
+    created_at DOUBLE NOT NULL, disabled_at DOUBLE
+);
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS organisation VARCHAR DEFAULT '';
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS since DOUBLE;
+ALTER TABLE accounts ADD COLUMN IF NOT EXISTS monthly_price DOUBLE;
+UPDATE escalations SET status = 'rejected' WHERE status = 'declined';
+UPDATE escalation_decisions SET outcome = 'rejected' WHERE outcome = 'declined'
+"""
+
 # Files written before the schema was numbered were made by several modules, each adding columns as it grew;
 # on such a file the CREATEs above change nothing, and these bring the tables to the same shape.
 UNNUMBERED_COLUMNS = """
@@ -178,5 +198,7 @@ MIGRATIONS: tuple[Migration, ...] = (
               "GROUP BY conversation_id)"),
     # Staff sign-ins were a signed cookie only, which revoking the token could not end.
     Migration(7, "staff sessions held on the server", STAFF_SESSIONS),
+    # Issue 15: deciders sign in with a password and decide on a page with the analysis and the record.
+    Migration(8, "the escalation desk: events, staff users, account details", ESCALATION_DESK),
 )
 LATEST = MIGRATIONS[-1].version

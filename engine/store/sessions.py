@@ -1,5 +1,9 @@
 """Staff sessions as stored: the hash of the cookie's secret, who signed in with which credential, and when the
-session was last used or ended. Revoking the credential ends its sessions in the same transaction."""
+session was last used or ended. Revoking the credential ends its sessions in the same transaction.
+
+A credential is an API token's id, or `user:NAME` for a staff user who signed in with a password
+(engine/store/users.py): a session is revoked when its token is revoked or gone, or when its user is disabled or
+gone."""
 
 from __future__ import annotations
 
@@ -7,13 +11,15 @@ from dataclasses import dataclass
 
 from engine.store.database import DuckDBStore, Statement
 
+USER_CREDENTIAL = "user:"  # the prefix of a password user's credential; a token id is hex and never has it
+
 
 @dataclass(frozen=True)
 class SessionRow:
     id: str  # sha256 of the secret the cookie carries
     user_id: str
     role: str
-    credential: str  # the API token's id it was opened with
+    credential: str  # the API token's id it was opened with, or `user:NAME` for a password sign-in
     address: str
     created_at: float
     last_seen_at: float
@@ -35,10 +41,15 @@ class StaffSessions:
             (row.id, row.user_id, row.role, row.credential, row.address, row.created_at, row.last_seen_at))])
 
     def get(self, session_id: str) -> SessionRow | None:
+        """The session with its credential's state: `credential_revoked` is true when the token is revoked or
+        unknown, or, for `user:NAME`, when that staff user is disabled or unknown."""
         rows = self.db.execute(
             "SELECT s.id, s.user_id, s.role, s.credential, s.address, s.created_at, s.last_seen_at, s.ended_at, "
-            "s.end_reason, coalesce(t.revoked, true) FROM staff_sessions s LEFT JOIN api_tokens t "
-            "ON t.id = s.credential WHERE s.id = ?", (session_id,))
+            "s.end_reason, CASE WHEN starts_with(s.credential, ?) THEN u.name IS NULL OR u.disabled_at IS NOT NULL "
+            "ELSE coalesce(t.revoked, true) END FROM staff_sessions s "
+            "LEFT JOIN api_tokens t ON t.id = s.credential "
+            "LEFT JOIN staff_users u ON s.credential = ? || u.name WHERE s.id = ?",
+            (USER_CREDENTIAL, USER_CREDENTIAL, session_id))
         return SessionRow(*rows[0]) if rows else None
 
     def touch(self, session_id: str, now: float) -> None:

@@ -28,6 +28,7 @@ ROOMS = {
     "learning": {"store", "decision"},
     "healing": {"store", "actions", "decision", "infra"},
     "chat": {"store", "actions", "decision", "infra", "learning"},
+    "desk": {"store", "infra", "chat"},
 }
 COMPOSITION_ROOT = "engine/wiring.py"  # builds every room from the settings, so it may import them all
 

@@ -3,8 +3,9 @@ and forgetting a user everywhere."""
 
 import pytest
 
-from core.errors import InputError
-from engine.chat.dialogue import Dialogue, EscalationOutcome, Stage
+from core.errors import ConflictError, InputError
+from engine.chat.dialogue import Dialogue, Stage
+from engine.desk.desk import Decider
 from engine.store.privacy import BY_DECISION, BY_USER, LEARNING_BY_USER
 from tests.conftest import build_parts, make_settings
 
@@ -68,14 +69,16 @@ def test_a_middle_band_match_is_confirmed_and_no_asks_again(tmp_path, knowledge)
 def test_a_business_request_waits_for_a_person_whose_decision_is_posted(chat):
     asked, waiting = talk(chat, "eve", "Can we get a non-profit discount?", "any news?")
     assert asked.stage is Stage.AWAITING_DECISION and waiting.stage is Stage.AWAITING_DECISION
-    (escalation,) = chat.dialogue.escalations.find("open")
-    decided = chat.dialogue.decide(escalation.id, "dana", EscalationOutcome.APPROVED, "50% off from next month.")
-    assert decided.status == "approved"
+    (escalation,) = chat.dialogue.escalations.find(["open"])
+    decided = chat.desk.decide(escalation.id, Decider("dana"), "approved", "50% off from next month.")
+    assert decided["status"] == "approved"
     messages = chat.assistant.history(asked.conversation_id, "eve")
     assert messages[-2]["role"] == "team" and "50% off from next month." in messages[-2]["text"]
-    assert chat.dialogue.status(asked.conversation_id, "eve")[0] is Stage.RATING
-    with pytest.raises(InputError, match="already decided"):
-        chat.dialogue.decide(escalation.id, "dana", EscalationOutcome.DECLINED, "changed my mind")
+    assert chat.dialogue.status(asked.conversation_id, "eve")[0] is Stage.CHECKING_ANSWER
+    (settled,) = talk(chat, "eve", "yes, that answers it", conversation=asked.conversation_id)
+    assert settled.stage is Stage.RATING
+    with pytest.raises(ConflictError, match="already approved"):
+        chat.desk.decide(escalation.id, Decider("dana"), "rejected", "changed my mind")
 
 
 def test_the_state_lives_in_the_store_not_in_the_dialogue(chat):
@@ -95,8 +98,8 @@ def test_deleting_history_leaves_nothing_of_the_user(chat):
     before = learned()
     talk(chat, "ivy", *texts)
     (escalated,) = talk(chat, "ivy", "Can we get a non-profit discount?")
-    (escalation,) = chat.dialogue.escalations.find("open")
-    chat.dialogue.decide(escalation.id, "dana", EscalationOutcome.DECLINED, "Not for companies of this size.")
+    (escalation,) = chat.dialogue.escalations.find(["open"])
+    chat.desk.decide(escalation.id, Decider("dana"), "rejected", "Not for companies of this size.")
     talk(chat, "ivy", "The dashboard is loading really slowly", "no, it's still slow", "still broken")
     talk(chat, "jon", "The dashboard is loading really slowly", "yes it works now")
     ids = [row[0] for row in chat.store.execute("SELECT id FROM decisions WHERE user_id = 'ivy'")]

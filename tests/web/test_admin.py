@@ -10,11 +10,16 @@ import urllib.request
 
 import pytest
 
+from core.errors import InputError
+from firstline.admin import ServerAdmin
 from firstline.cli import main
 from tests.conftest import build_parts, make_settings
 from tests.test_cli import assert_one_line_error, firstline
+from tests.test_cli_users import typed
 from web.admin import admin_socket_path
 from web.server import BackgroundServer, make_server
+
+USER_PASSWORD = "correct horse battery staple"
 
 
 class Ran:
@@ -139,3 +144,32 @@ def test_a_long_data_folder_still_gets_a_socket_short_enough(tmp_path):
     path = admin_socket_path(make_settings(deep))
     assert len(str(path)) <= 100
     assert path != admin_socket_path(make_settings(tmp_path / "other"))
+
+
+def test_staff_users_are_administered_while_serving_and_disabling_one_signs_them_out(tmp_path, knowledge, cli):
+    settings = make_settings(tmp_path, port=0, threads=4)
+    parts = build_parts(settings, knowledge=knowledge)
+    server = BackgroundServer(make_server(settings, parts)).start()
+    try:
+        # Another process cannot open the database the server holds: this one can only have gone through it.
+        made = firstline("user", "create", "dana", "--role", "decider", "--categories", "pricing",
+                         data_dir=settings.data_dir, stdin=f"{USER_PASSWORD}\n".encode())
+        assert made.returncode == 0, made.stderr.decode()
+        identity = parts.users.authenticate("dana", USER_PASSWORD)
+        assert identity is not None and parts.users.may_decide("dana", "pricing")
+        secret = parts.sessions.open(identity, "127.0.0.1")
+        assert parts.sessions.check(secret) is not None
+        shown = cli("user", "list", "--json", data_dir=settings.data_dir).stdout
+        assert [u["name"] for u in json.loads(shown)] == ["dana"] and b"argon2" not in shown
+        assert_one_line_error(typed("user", "create", "dana", "--role", "decider", data_dir=settings.data_dir,
+                                    stdin=USER_PASSWORD), "a staff user named 'dana' already exists")
+        admin = ServerAdmin(admin_socket_path(settings))
+        with pytest.raises(InputError, match="categories must be a list"):
+            admin.set_user_categories("dana", "policy")
+        assert admin.set_user_categories("dana", ["policy"])["categories"] == ["policy"]
+        assert cli("user", "disable", "dana", data_dir=settings.data_dir).returncode == 0
+        assert parts.sessions.check(secret) is None
+        assert parts.users.authenticate("dana", USER_PASSWORD) is None
+    finally:
+        server.stop()
+        parts.close()

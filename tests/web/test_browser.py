@@ -81,7 +81,7 @@ def test_a_whole_conversation_in_a_real_browser(served):
 
             # A business request: a person decides, and the page shows it when it lands.
             say("Can we get a non-profit discount?", "team")
-            escalation = parts.dialogue.escalations.find("open")[0]
+            escalation = parts.dialogue.escalations.find(["open"])[0]
             decider = parts.tokens.create("dana", Role.DECIDER)
             response = page.request.post(f"{url}/api/v1/escalations/{escalation.id}/decision",
                                          headers={"Authorization": f"Bearer {decider.token}"},

@@ -29,6 +29,9 @@ INSERT INTO remediations VALUES ('r1', NULL, 'rule', 'restart_service', 'api', '
 INSERT INTO remedy_outcomes VALUES ('p', 'restart_service', 'api', 'c1', 'ann', true, 1.0);
 """
 
+ACCOUNT = "INSERT INTO accounts (user_id, plan, seats, role) VALUES (?, ?, ?, ?)"
+REPLACE_ACCOUNT = "INSERT OR REPLACE INTO accounts (user_id, plan, seats, role) VALUES (?, ?, ?, ?)"
+
 
 def columns(store: DuckDBStore, table: str) -> set[str]:
     return {row[0] for row in store.execute(
@@ -86,24 +89,24 @@ def test_a_file_from_a_newer_firstline_is_refused_not_guessed_at(settings, clock
 
 
 def test_a_transaction_is_all_or_nothing_and_leaves_the_thread_usable(store):
-    store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("ann", "pro", 3, "admin"))])
+    store.transaction([(ACCOUNT, ("ann", "pro", 3, "admin"))])
     with pytest.raises(StoreError):  # the second row breaks the key: the first goes too
-        store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("bob", "pro", 3, "admin")),
+        store.transaction([(ACCOUNT, ("bob", "pro", 3, "admin")),
                            ("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)", ("f", "c", "bob", 5, "", 0.0)),
-                           ("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("ann", "pro", 3, "admin"))])
+                           (ACCOUNT, ("ann", "pro", 3, "admin"))])
     assert store.execute("SELECT user_id FROM accounts") == [("ann",)]
     assert store.execute("SELECT count(*) FROM feedback") == [(0,)]
-    store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("cy", "pro", 1, "admin"))])  # not stuck
+    store.transaction([(ACCOUNT, ("cy", "pro", 1, "admin"))])  # not stuck
     assert store.execute("SELECT count(*) FROM accounts") == [(2,)]
 
 
 def test_only_plain_inserts_are_merged_and_a_short_row_is_refused_not_shifted(store):
-    store.transaction([("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)", ("ann", "pro", 1, "a")),
-                       ("INSERT OR REPLACE INTO accounts VALUES (?, ?, ?, ?)", ("ann", "team", 2, "b"))])
+    store.transaction([(REPLACE_ACCOUNT, ("ann", "pro", 1, "a")),
+                       (REPLACE_ACCOUNT, ("ann", "team", 2, "b"))])
     assert store.execute("SELECT plan FROM accounts") == [("team",)]  # the last write wins, as one by one
     with pytest.raises(StoreError, match="does not have the 4 values"):
-        store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("bob", "pro", 3, "admin")),
-                           ("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("cy", "pro"))])
+        store.transaction([(ACCOUNT, ("bob", "pro", 3, "admin")),
+                           (ACCOUNT, ("cy", "pro"))])
     assert store.execute("SELECT count(*) FROM accounts") == [(1,)]
 
 
@@ -116,10 +119,10 @@ def test_an_interrupted_transaction_is_rolled_back_and_the_thread_stays_usable(s
             raise Stop
 
     with pytest.raises(Stop):
-        store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("ann", "pro", 1, "a")),
+        store.transaction([(ACCOUNT, ("ann", "pro", 1, "a")),
                            ("INSERT INTO feedback VALUES (?, ?, ?, ?, ?, ?)", Exploding())])
     assert store.execute("SELECT count(*) FROM accounts") == [(0,)]
-    store.transaction([("INSERT INTO accounts VALUES (?, ?, ?, ?)", ("bob", "pro", 1, "a"))])
+    store.transaction([(ACCOUNT, ("bob", "pro", 1, "a"))])
     assert store.execute("SELECT user_id FROM accounts") == [("bob",)]
 
 

@@ -1,0 +1,1 @@
+"""The escalation desk: business requests a person decides, with the analysis, the precedents and the record."""
