@@ -163,7 +163,7 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
         outcome = string_field(body, "outcome") or ""
         # `note` is the first API's name for the reason; either may be sent.
         reason = string_field(body, "reason", required=False)
-        reason = reason if reason is not None else string_field(body, "note", required=False)
+        reason = reason or string_field(body, "note", required=False)
         digest = string_field(body, "digest", required=False)
         done = desk().decide(escalation_id, decider, outcome, reason or "", digest)
         return jsonify(_after(done, escalation_id, decider))

@@ -144,7 +144,12 @@ def _error_response(error: Exception):
         current_app.logger.warning("refused %s %s from %s: %s", request.method, request.path,
                                    request.remote_addr, body["error"]["code"])
     if not request.path.startswith(API) and (status == 404 or request.path.startswith(("/curator", "/desk"))):
-        return render_template("error.html", message=body["error"]["message"]), status
+        title = {400: "That did not work", 401: "Please sign in", 403: "Not allowed", 409: "That changed meanwhile",
+                 429: "Too many attempts"}.get(status, "Not found" if status == 404 else "Something went wrong")
+        back = ("/", "Back to the chat")
+        if request.path.startswith(("/desk", "/curator")):
+            back = ("/desk/", "Back to the desk") if request.path.startswith("/desk") else ("/curator/", "Back")
+        return render_template("error.html", message=body["error"]["message"], title=title, back=back), status
     return jsonify(body), status, retry_after(error)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, current_app, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
 from core.errors import ConflictError, FirstlineError, ForbiddenError, InputError
 from core.taxonomy import BUSINESS
@@ -34,8 +34,12 @@ def desk() -> Desk:
 
 
 def decider_named(name: str, via: str) -> Decider:
-    """A decider with the categories their staff account allows (all for a name with no staff account)."""
-    return Decider(name, frozenset(_parts().users.categories(name)), via)
+    """A decider with the categories their staff account allows (all for a name with no staff account).
+    ForbiddenError when that account is disabled or not a decider's: a token does not outlive its owner's account."""
+    staff = _parts().users.get(name)
+    if staff is not None and (staff.disabled or staff.role is not Role.DECIDER):
+        raise ForbiddenError(f"{name}'s staff account is disabled or is not a decider's; it decides nothing")
+    return Decider(name, frozenset(staff.categories if staff else ()), via)
 
 
 def make_desk_blueprint() -> Blueprint:
@@ -86,12 +90,11 @@ def make_desk_blueprint() -> Blueprint:
         category = request.args.get("category") or None
         rows = desk().queue(g.decider, status, category)
         return render_template("desk.html", decider=g.decider, csrf=csrf_token(), rows=rows, status=status,
-                               category=category, statuses=STATUSES, categories=_categories(g.decider),
-                               notice=request.args.get("notice"))
+                               category=category, statuses=STATUSES, categories=_categories(g.decider))
 
     @pages.get("/<escalation_id>")
     def detail(escalation_id: str):
-        return _detail_page(escalation_id, notice=request.args.get("notice"))
+        return _detail_page(escalation_id)
 
     @pages.post("/<escalation_id>/decision")
     def decide(escalation_id: str):
@@ -101,7 +104,8 @@ def make_desk_blueprint() -> Blueprint:
                                  form.get("digest", ""))
         except (InputError, ConflictError, ForbiddenError) as error:
             return _detail_page(escalation_id, error=error, typed=dict(form))
-        return redirect(url_for("desk.detail", escalation_id=escalation_id, notice=done["message"]))
+        flash(done["message"])  # said by the server, never read from the URL
+        return redirect(url_for("desk.detail", escalation_id=escalation_id))
 
     @pages.post("/<escalation_id>/question")
     def ask(escalation_id: str):
@@ -110,17 +114,17 @@ def make_desk_blueprint() -> Blueprint:
             done = desk().ask(escalation_id, g.decider, form.get("question", ""), form.get("digest", ""))
         except (InputError, ConflictError, ForbiddenError) as error:
             return _detail_page(escalation_id, error=error, typed=dict(form))
-        return redirect(url_for("desk.detail", escalation_id=escalation_id, notice=done["message"]))
+        flash(done["message"])  # said by the server, never read from the URL
+        return redirect(url_for("desk.detail", escalation_id=escalation_id))
 
     return pages
 
 
-def _detail_page(escalation_id: str, notice: str | None = None, error: FirstlineError | None = None,
-                 typed: dict[str, Any] | None = None):
+def _detail_page(escalation_id: str, error: FirstlineError | None = None, typed: dict[str, Any] | None = None):
     # A refused form shows the page again as it is now, with what was typed and what was wrong.
     found = desk().detail(escalation_id, g.decider, viewed=error is None)
     status = 200 if error is None else _status(error)
-    return render_template("desk_request.html", decider=g.decider, csrf=csrf_token(), r=found, notice=notice,
+    return render_template("desk_request.html", decider=g.decider, csrf=csrf_token(), r=found,
                            error=str(error) if error else None, typed=typed or {}), status
 
 

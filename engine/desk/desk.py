@@ -189,7 +189,7 @@ class Desk:
             raise InputError(f"a reason is required to decide against {' and '.join(against)}", code="reason_required")
         now = self.clock()
         if outcome == "approved":
-            if decider.name in analysis.approvers:
+            if _same_person(decider.name, analysis.approvers):
                 raise ConflictError(f"you have already approved this request; an approval counts once per person "
                                     f"({len(analysis.approvers)} of {analysis.required[0]})", code="already_approved")
             if len(analysis.approvers) + 1 < analysis.required[0]:
@@ -269,7 +269,7 @@ class Desk:
             decided = next((e for e in reversed(self.escalations.events(row.id)) if e.kind is EventKind.DECIDED), None)
             who = f" by {decided.actor} at {_when(decided.at_s)}" if decided else ""
             raise ConflictError(f"this request was already {row.status.value}{who}", code="already_decided")
-        if decider.name == row.user_id:
+        if _same_person(decider.name, (row.user_id,)):
             raise ForbiddenError("you raised this request yourself; another decider must decide it")
         analysis = self._analyse(row)
         if digest is not None and digest != analysis.digest:
@@ -289,7 +289,7 @@ class Desk:
         guidelines = self._guidelines(row, vector, facts_for_policy)
         precedents = self._precedents(row, vector)
         recommendation = recommend([g for g, applies in guidelines if applies], precedents)
-        approvers = tuple(dict.fromkeys(e.actor for e in events if e.kind is EventKind.APPROVAL))
+        approvers = tuple({e.actor.casefold(): e.actor for e in events if e.kind is EventKind.APPROVAL}.values())
         required = self.policy.for_category(row.category).approvers_required(facts_for_policy)
         facts = self._facts(row, account, messages, figures, guidelines, capacity, now)
         digest = _digest(row, messages, events, recommendation, precedents, required)
@@ -343,7 +343,7 @@ class Desk:
         return {"measures": [asdict(m) for m in found], "used": capacity_used(found), "total_seats": total,
                 "asked_for": added,
                 "seats": account.seats if account else None,
-                "estimate": ("`with_request` assumes load grows in proportion to seats: "
+                "estimate": ("The estimate with the request assumes load grows in proportion to seats: "
                              f"{total:,} seats today plus the {added:,.0f} asked for") if added and total else None}
 
     def _note_view(self, analysis: Analysis, decider: Decider, viewed: bool) -> None:
@@ -365,8 +365,9 @@ class Desk:
         count, (required, why) = len(analysis.approvers) + 1, analysis.required
         event = EventRow(self.new_id(), row.id, now, decider.name, EventKind.APPROVAL, "approved", reason,
                          {"via": decider.via, "approvals": count, "required": required})
-        self.escalations.apply([self.escalations.event_sql(event)], self.escalations.status_guard(
-            row.id, UNDECIDED, row.status, "this request changed while you were approving; reload it"))
+        self.escalations.apply([self.escalations.event_sql(event)], self.escalations.approvals_guard(
+            row.id, UNDECIDED, row.status, len(analysis.approvers),
+            "another decider acted on this request at the same moment; reload it and decide again"))
         return {"id": row.id, "status": row.status.value, "approvals": count, "approvals_required": required,
                 "message": f"Your approval is recorded ({count} of {required}: {why}); another decider must "
                            "approve it before the user is told."}
@@ -399,8 +400,9 @@ class Desk:
             # A user who moved on to another problem is not interrupted; one still waiting is asked if it settles it.
             state.stage, state.asked = Stage.CHECKING_ANSWER, False
             statements.append(self._state_sql(row, state, version, now))
-        self.escalations.apply(statements, self.escalations.status_guard(
-            row.id, UNDECIDED, status, "this request was decided or expired while you were deciding; reload it"))
+        self.escalations.apply(statements, self.escalations.approvals_guard(
+            row.id, UNDECIDED, status, len(analysis.approvers),
+            "this request was decided, approved or expired while you were deciding; reload it"))
         return {"id": row.id, "status": status.value, "approvals": len(approvers) if status.value == "approved" else 0,
                 "approvals_required": analysis.required[0],
                 "message": f"The request is {status.value}; the user has been told in their conversation."}
@@ -441,10 +443,12 @@ class Desk:
             warning = "90%" if share >= WARN_AT[1] else "50%" if share >= WARN_AT[0] else None
         # The queue's approvers-required reads the request's own words and the account (no telemetry: a capacity
         # rule may need more, which the request's page shows).
-        facts = _policy_facts(account, request_figures(row.request), None, now)
-        approvals = sum(1 for e in {(e.actor, e.kind) for e in self.escalations.events(row.id)}
-                        if e[1] is EventKind.APPROVAL)
-        return {"id": row.id, "category": row.category, "topic": self.title(row.playbook) or row.category,
+        events = self.escalations.events(row.id)
+        words = " ".join([row.request] + [e.reason for e in events if e.kind is EventKind.ANSWERED])
+        facts = _policy_facts(account, request_figures(words), None, now)
+        approvals = len({e.actor.casefold() for e in events if e.kind is EventKind.APPROVAL})
+        topic = self.title(row.playbook) or row.summary.split(":", 1)[0].strip().lower() or row.category
+        return {"id": row.id, "category": row.category, "topic": topic,
                 "request": one_line(row.request or row.summary), "summary": row.summary, "status": row.status.value,
                 "created_at": row.created_at, "due_at": due,
                 "remaining_s": round(due - now, 1) if row.status in UNDECIDED else None,
@@ -478,7 +482,7 @@ class Desk:
             "record": [{"at": e.at_s, "actor": e.actor, "kind": e.kind.value, "outcome": e.outcome,
                         "reason": e.reason, "detail": e.detail} for e in analysis.events],
             "may_decide": (row.status in UNDECIDED and decider.may_decide(row.category)
-                           and decider.name != row.user_id and decider.name not in analysis.approvers),
+                           and not _same_person(decider.name, (row.user_id, *analysis.approvers))),
             "digest": analysis.digest,
         }
 
@@ -498,6 +502,11 @@ def cli_decider(users: Any, tokens: Any, name: str) -> Decider:
         return Decider(name, frozenset(), "cli")
     raise InputError(f"{name!r} is not a decider: create one with `firstline user create {name} --role decider`",
                      code="invalid_body")
+
+
+def _same_person(name: str, names: Sequence[str]) -> bool:
+    """Names compared as people write them: "Dana" and "dana" are one approver (and one requester)."""
+    return name.casefold() in {n.casefold() for n in names}
 
 
 def _policy_facts(account: Account | None, figures: Mapping[str, Any], capacity: Mapping[str, Any] | None,

@@ -108,8 +108,8 @@ def recommend(guidelines: Sequence[Guideline], precedents: Precedents) -> Recomm
         reasons.append(precedents.line)
     total = sum(votes.values())
     if not total:
-        return Recommendation(None, 0.0, ("No guideline of the decision policy applies and no similar request has "
-                                          "been decided: decide on the facts.",), {})
+        return Recommendation(None, 0.0, ("No guideline that recommends an outcome applies, and no similar request "
+                                          "has been decided: decide on the facts.",), {})
     (outcome, best), *rest = sorted(votes.items(), key=lambda item: -item[1])
     if rest and rest[0][1] == best:  # a tie points nowhere
         return Recommendation(None, 0.5, (*reasons, "The policy and the precedents are evenly split."), dict(votes))

@@ -173,13 +173,15 @@ class Decisions:
         # The decision's own escalation first: readers take a decision's escalations in insertion order.
         escalations = [(r.escalation_id or new_id(), r.escalation)] if r.escalation else []
         escalations += [(new_id(), also) for also in r.also_escalated]
-        for escalation_id, request in escalations:
+        for index, (escalation_id, request) in enumerate(escalations):
             statements.append(("INSERT INTO escalations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                                (escalation_id, r.id, r.conversation_id, r.user_id, request.category,
                                 request.summary, EscalationStatus.OPEN, r.created_at)))
             statements.append(Escalations.event_sql(EventRow(
                 new_id(), escalation_id, r.created_at, "assistant", EventKind.CREATED,
-                detail={"playbook": r.playbook, "summary": request.summary, "rules": [x for x, _ in r.rules_fired]})))
+                # A request named aside in the same message is not the decision's playbook (it has its own summary).
+                detail={"playbook": r.playbook if index == 0 else None, "aside": index > 0, "summary": request.summary,
+                        "rules": [x for x, _ in r.rules_fired]})))
         if r.handoff:
             statements.append(("INSERT INTO handoffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                (new_id(), r.id, r.conversation_id, r.user_id, r.handoff.team, r.handoff.summary,

@@ -13,9 +13,12 @@ from typing import Any
 from engine.store.database import DuckDBStore, Guard, Statement
 
 # An escalation with the user's message that raised it and the playbook it was matched to (through its decision).
+# A request named aside in the same message (the `created` event says so) has no playbook of its own.
 SELECT = ("SELECT e.id, e.decision_id, e.conversation_id, e.user_id, e.category, e.summary, e.status, e.created_at, "
-          "coalesce(d.playbook, ''), coalesce(m.text, '') FROM escalations e "
-          "LEFT JOIN decisions d ON d.id = e.decision_id LEFT JOIN messages m ON m.id = d.message_id")
+          "CASE WHEN coalesce(CAST(json_extract(c.detail, '$.aside') AS BOOLEAN), false) THEN '' "
+          "ELSE coalesce(d.playbook, '') END, coalesce(m.text, '') FROM escalations e "
+          "LEFT JOIN decisions d ON d.id = e.decision_id LEFT JOIN messages m ON m.id = d.message_id "
+          "LEFT JOIN escalation_events c ON c.escalation_id = e.id AND c.kind = 'created'")
 
 
 class EscalationStatus(StrEnum):
@@ -147,7 +150,7 @@ class Escalations:
     def events(self, escalation_id: str) -> list[EventRow]:
         """The escalation's record, oldest first."""
         rows = self.db.execute("SELECT id, escalation_id, at_s, actor, kind, outcome, reason, detail "
-                               "FROM escalation_events WHERE escalation_id = ? ORDER BY at_s, id", (escalation_id,))
+                               "FROM escalation_events WHERE escalation_id = ? ORDER BY at_s, rowid", (escalation_id,))
         return [EventRow(row[0], row[1], row[2], row[3], EventKind(row[4]), row[5], row[6], json.loads(row[7] or "{}"))
                 for row in rows]
 
@@ -172,6 +175,16 @@ class Escalations:
         marks = ", ".join("?" for _ in expected)
         return (f"UPDATE escalations SET status = ? WHERE id = ? AND status IN ({marks}) RETURNING id",
                 (status.value, escalation_id, *(s.value for s in expected)), message)
+
+    @staticmethod
+    def approvals_guard(escalation_id: str, expected: Sequence[EscalationStatus], status: EscalationStatus,
+                        approvals: int, message: str) -> Guard:
+        """`status_guard`, and only if the request still has the `approvals` distinct approvers the decider saw:
+        of two approvals at the same moment, the second is refused rather than both counting as "1 of 2"."""
+        marks = ", ".join("?" for _ in expected)
+        return (f"UPDATE escalations SET status = ? WHERE id = ? AND status IN ({marks}) AND (SELECT count(DISTINCT "
+                "lower(actor)) FROM escalation_events WHERE escalation_id = ? AND kind = 'approval') = ? RETURNING id",
+                (status.value, escalation_id, *(s.value for s in expected), escalation_id, approvals), message)
 
     @staticmethod
     def reopen_sql(escalation_id: str) -> Statement:

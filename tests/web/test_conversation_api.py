@@ -126,7 +126,7 @@ def test_tokens_identify_integrations_and_only_deciders_decide(app, client):
                           json={"outcome": "approved", "note": "20% off, starting next invoice."})
     assert decided.status_code == 200 and decided.get_json()["escalation"]["status"] == "approved"
     history = client.get(f"/api/v1/conversations/{conversation}/messages", headers=as_bot).get_json()
-    assert history["stage"] == "rating" and history["messages"][-2]["role"] == "team"
+    assert history["stage"] == "checking_answer" and history["messages"][-2]["role"] == "team"
     again = client.post(f"/api/v1/escalations/{mine['id']}/decision", headers=as_decider,
                         json={"outcome": "declined", "note": "no"})
     assert again.status_code == 409

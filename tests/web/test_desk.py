@@ -156,3 +156,19 @@ def test_bad_bodies_get_clear_messages(app):
         response = client.post(url, headers=headers, json=body)
         assert response.status_code == status and words in response.get_json()["error"]["message"], body
     assert parts.dialogue.escalations.get(escalation_id).status == "open"
+
+
+def test_a_capacity_request_page_shows_usage_growth_and_time_to_the_limit(app):
+    parts = app.extensions["firstline"]
+    now = parts.desk.clock()
+    for day in range(8):  # the database pool fills 3 points a day from 50%; its limit is 90%
+        parts.healing.ledger.record_samples(now - (7 - day) * 86400, {"database": {"pool_used_pct": 50.0 + 3 * day}},
+                                            "test")
+    escalation_id, _ = escalate(app, "acme", "We are onboarding 8,000 users next month. Can the servers handle it?")
+    client, _ = sign_in(app)
+    page = client.get(f"/desk/{escalation_id}").data.decode()
+    assert "Measured usage (telemetry)" in page
+    row = page[page.index("database pool used pct"):]
+    row = row[:row.index("</tr>")]
+    assert "71 percent (79% of limit)" in row and "+3 percent" in row and "fitted over 7 days" in row
+    assert "6.3 days" in row
