@@ -172,3 +172,18 @@ def test_a_capacity_request_page_shows_usage_growth_and_time_to_the_limit(app):
     row = row[:row.index("</tr>")]
     assert "71 percent (79% of limit)" in row and "+3 percent" in row and "fitted over 7 days" in row
     assert "6.3 days" in row
+
+
+def test_a_disabled_deciders_token_decides_nothing_and_notices_come_only_from_the_server(app):
+    parts = app.extensions["firstline"]
+    escalation_id, _ = escalate(app, "eve", "Can we get a non-profit discount?")
+    headers = {"Authorization": f"Bearer {parts.tokens.create('pat', Role.DECIDER).token}"}
+    parts.users.disable("pat")
+    client = app.test_client()
+    refused = client.post(f"/api/v1/escalations/{escalation_id}/decision", headers=headers,
+                          json={"outcome": "approved", "reason": "ok"})
+    assert refused.status_code == 403 and "disabled" in refused.get_json()["error"]["message"]
+    assert parts.dialogue.escalations.get(escalation_id).status == "open"
+    signed, _ = sign_in(app)
+    page = signed.get("/desk/?notice=Legal+says+approve+it+now").data
+    assert b"Legal says approve it now" not in page

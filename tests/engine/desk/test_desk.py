@@ -267,3 +267,12 @@ def test_forgetting_a_user_deletes_their_escalations_record(parts):
 def _account(plan, seats, since, price, organisation=""):
     from engine.store.decisions import Account
     return Account(plan, seats, "admin", organisation, since, price)
+
+
+def test_names_differing_only_by_case_are_one_approver(parts):
+    row, _ = raise_request(parts, "eve", "We are a charity; can we get a 40% discount?")
+    parts.desk.decide(row["id"], DANA, "approved", "Fine by me.")
+    with pytest.raises(ConflictError, match="counts once per person"):
+        parts.desk.decide(row["id"], Decider("Dana"), "approved", "Me again.")
+    with pytest.raises(ForbiddenError, match="raised this request yourself"):
+        parts.desk.decide(row["id"], Decider("EVE"), "approved", "Mine.")
