@@ -79,6 +79,13 @@ class ConversationState:
         return self.tried[0] if self.tried else self.playbook
 
 
+def versioned_state(chats: Conversations, conversation_id: str) -> tuple[ConversationState, int | None]:
+    """A conversation's saved state and its version (None and a fresh state when it has none yet), for a guarded
+    save: the dialogue's turns and the desk's posts read it the same way."""
+    found = chats.state(conversation_id)
+    return (ConversationState.load(found[0], found[1]), found[2]) if found else (ConversationState(), None)
+
+
 @dataclass(frozen=True)
 class Choice:
     """A button the page may show; `value` is what it sends back as the user's message."""
@@ -509,8 +516,7 @@ class Dialogue:
         return self._versioned_state(conversation_id)[0]
 
     def _versioned_state(self, conversation_id: str) -> tuple[ConversationState, int | None]:
-        found = self.chats.state(conversation_id)
-        return (ConversationState.load(found[0], found[1]), found[2]) if found else (ConversationState(), None)
+        return versioned_state(self.chats, conversation_id)
 
     def _own(self, conversation_id: str, user_id: str) -> None:
         if self.assistant.store.conversation_owner(conversation_id) != user_id:

@@ -31,7 +31,7 @@ import numpy as np
 
 from core.errors import ConflictError, ForbiddenError, InputError, NotFoundError
 from core.taxonomy import BUSINESS
-from engine.chat.dialogue import ConversationState, Stage
+from engine.chat.dialogue import ConversationState, Stage, versioned_state
 from engine.chat.voice import Voice
 from engine.desk.analysis import account_facts, capacity_measures, capacity_used, one_line, pricing_facts, tenure_days
 from engine.desk.policy import DecisionPolicy, Guideline, request_figures
@@ -282,7 +282,7 @@ class Desk:
         account = self.accounts.account(row.user_id)
         messages = self.accounts.messages(row.conversation_id, row.user_id)
         events = tuple(self.escalations.events(row.id))
-        figures = request_figures(" ".join([row.request] + [e.reason for e in events if e.kind is EventKind.ANSWERED]))
+        figures = _figures(row, events)
         capacity = self._capacity(row, account, figures, now) if row.category == "hosting_capacity" else None
         facts_for_policy = _policy_facts(account, figures, capacity, now)
         vector = self.embedder.encode_queries([row.request or row.summary])[0]
@@ -422,8 +422,7 @@ class Desk:
             row.id, UNDECIDED, EscalationStatus.EXPIRED, "decided meanwhile"))
 
     def _conversation(self, row: EscalationRow) -> tuple[ConversationState, int | None]:
-        found = self.chats.state(row.conversation_id)
-        return (ConversationState.load(found[0], found[1]), found[2]) if found else (ConversationState(), None)
+        return versioned_state(self.chats, row.conversation_id)
 
     def _state_sql(self, row: EscalationRow, state: ConversationState, version: int | None,
                    now: float) -> tuple[str, Sequence[Any]]:
@@ -444,8 +443,7 @@ class Desk:
         # The queue's approvers-required reads the request's own words and the account (no telemetry: a capacity
         # rule may need more, which the request's page shows).
         events = self.escalations.events(row.id)
-        words = " ".join([row.request] + [e.reason for e in events if e.kind is EventKind.ANSWERED])
-        facts = _policy_facts(account, request_figures(words), None, now)
+        facts = _policy_facts(account, _figures(row, events), None, now)
         approvals = len({e.actor.casefold() for e in events if e.kind is EventKind.APPROVAL})
         topic = self.title(row.playbook) or row.summary.split(":", 1)[0].strip().lower() or row.category
         return {"id": row.id, "category": row.category, "topic": topic,
@@ -502,6 +500,11 @@ def cli_decider(users: Any, tokens: Any, name: str) -> Decider:
         return Decider(name, frozenset(), "cli")
     raise InputError(f"{name!r} is not a decider: create one with `firstline user create {name} --role decider`",
                      code="invalid_body")
+
+
+def _figures(row: EscalationRow, events: Sequence[EventRow]) -> dict[str, float | None]:
+    """The figures of the request and of the user's answers to the desk's questions (policy's `request_figures`)."""
+    return request_figures(" ".join([row.request] + [e.reason for e in events if e.kind is EventKind.ANSWERED]))
 
 
 def _same_person(name: str, names: Sequence[str]) -> bool:
