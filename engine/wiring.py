@@ -257,7 +257,7 @@ def build(
         actuator=healing.actuator,
         infrastructure=healing.telemetry,
         topology=topology,
-        store=Decisions(store),
+        store=Decisions(store, settings.deadlines_s),
         voice=voice,
         max_message_chars=settings.max_message_chars,
         dry_run=settings.dry_run,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -21,6 +22,17 @@ from engine.wiring import Parts, build
 from firstline.admin import ServerAdmin, server_listening
 from firstline.context import Context
 from web.admin import admin_socket_path
+
+# Ids are what the store makes (letters, digits, - and _); anything else names no request, and is refused here
+# with the same words as an unknown id rather than reaching a URL as a path.
+_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
+
+
+def _escalation_id(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+    if not _ID.fullmatch(value):
+        raise click.BadParameter(f"no escalation with id {value!r}; `firstline escalations list --status all` "
+                                 "lists them", param_hint="ESCALATION_ID")
+    return value
 
 
 class DeskCalls(Protocol):
@@ -125,12 +137,18 @@ def list_command(obj: Context, name: str, status: str, category: str | None, as_
     for row in rows:
         left = _left(row["remaining_s"]) if row["remaining_s"] is not None else row["status"]
         warn = f" [{row['warning']} of the time used]" if row["warning"] else ""
+        if row["status"] == "asked":
+            left += f" for the user to answer (your clock paused at {_left(row['decider_remaining_s'])})"
         click.echo(f"{row['id']}  {row['category']:<21} {left}{warn}\n    {row['request']}\n    {_who(row['who'])}")
+        if row.get("decision"):
+            decision = row["decision"]
+            by = "" if decision["by"] == "system" else f" by {decision['by']}"
+            click.echo(f"    {decision['outcome']}{by} {_when(decision['at'])}: {decision['reason']}")
 
 
 @escalations_group.command("show")
 @DECIDER
-@click.argument("escalation_id")
+@click.argument("escalation_id", callback=_escalation_id)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON the API returns.")
 @click.pass_obj
 def show_command(obj: Context, name: str, escalation_id: str, as_json: bool) -> None:
@@ -146,7 +164,7 @@ def show_command(obj: Context, name: str, escalation_id: str, as_json: bool) -> 
 
 @escalations_group.command("decide")
 @DECIDER
-@click.argument("escalation_id")
+@click.argument("escalation_id", callback=_escalation_id)
 @click.option("--outcome", required=True, type=click.Choice(["approved", "rejected"]), help="The decision.")
 @click.option("--reason", default="", help="Why (required to reject, and to go against the recommendation or the "
               "precedent majority); the user is told it.")
@@ -162,7 +180,7 @@ def decide_command(obj: Context, name: str, escalation_id: str, outcome: str, re
 
 @escalations_group.command("ask")
 @DECIDER
-@click.argument("escalation_id")
+@click.argument("escalation_id", callback=_escalation_id)
 @click.option("--question", required=True, help="What the user should tell you; posted into their conversation.")
 @click.option("--digest", default=None, help="The digest `show` printed: refused if the request changed since.")
 @click.pass_obj

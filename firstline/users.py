@@ -28,7 +28,12 @@ CATEGORIES = click.option("--categories", "categories", default=None, metavar="A
 
 def _chosen(category: tuple[str, ...], categories: str | None) -> list[str]:
     """The categories of `--category` and `--categories` together, in the order given, without repeats."""
-    listed = [*category, *(part.strip() for part in (categories or "").split(",") if part.strip())]
+    given = [part.strip() for part in (categories or "").split(",")]
+    if categories is not None and not any(given):
+        # An empty list must not read as "every category": a decider limited by mistake to nothing would get all.
+        raise click.BadParameter("the list is empty: name the categories (e.g. pricing,policy), or leave the option "
+                                 "out for a decider of every category", param_hint="--categories")
+    listed = [*category, *(part for part in given if part)]
     return list(dict.fromkeys(listed))
 
 

@@ -223,6 +223,7 @@ class KnowledgeBase:
     def _asides(self, requests: Sequence[str], main: Match) -> tuple[Aside, ...]:
         """The requests of a message, other than its main one, that clearly belong to an in-scope group."""
         found: dict[str, Aside] = {}
+        asking = [text for text in requests if clauses.asks(text) and not clauses.refers_back(text)]
         for text, vector in zip(requests, self.embedder.encode_queries(requests), strict=True):
             part = self.match_vector(vector)
             if (part.group in (Kind.OUT_OF_SCOPE.value, "") or part.band is Band.OUT_OF_SCOPE
@@ -231,9 +232,21 @@ class KnowledgeBase:
                 continue
             if part.group == Kind.TECHNICAL.value and part.band is not Band.ANSWER and main.group == part.group:
                 continue  # an unsure technical part of a technical message is the same problem, said twice
+            if part.group == Kind.BUSINESS.value and not self._own_business_request(text, part, main, asking):
+                continue
             found[part.best.playbook] = Aside(part.best.playbook, part.best.category, part.group, part.best.score,
                                               text)
         return tuple(found.values())
+
+    @staticmethod
+    def _own_business_request(text: str, part: Match, main: Match, asking: Sequence[str]) -> bool:
+        """A business part goes to a person on its own only if it is a request of its own: it asks for something
+        clearly (the answer band), is not about what the sentence before it said ("Is that possible on Team?"),
+        and, in a business message, is not the message's only request (then it is the main one, told with its
+        context: "We're on Enterprise.", "I forgot to cancel." are context, not requests)."""
+        if part.band is not Band.ANSWER or text not in asking:
+            return False
+        return main.group != Kind.BUSINESS.value or len(asking) > 1
 
     def match_vector(self, vector: np.ndarray) -> Match:
         return self.match_scores(self.scores(vector.reshape(1, -1))[0])

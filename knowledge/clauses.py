@@ -98,6 +98,36 @@ def _is_denial(part: str, following: str) -> bool:
     return bool(_IDENTITY_DENIAL.search(part) or _AT_ALL.search(part) or _AFFIRMING.match(following))
 
 
+# A clause that asks for something (a question, or "please", "we need", "we'd like", "is there", "do you"),
+# as opposed to one that gives context ("We're on Enterprise.", "I forgot to cancel.", "Our company is growing.").
+_ASKS = re.compile(
+    r"\?|\b(?:can|could|would|will|may)\s+(?:you|we|i|u|someone|anyone)\b|\bplease\b|\bpls\b|\bplz\b"
+    r"|\b(?:i|we)\s*(?:'d|would)\s+(?:like|love|prefer)\b|\b(?:i|we)\s+(?:want|need|require|request)\b"
+    r"|\b(?:is|are)\s+there\b|\bdo\s+you\b|\bdoes\s+(?:your|the|firstline)\b|\bhow\s+(?:do|can|much|many)\b"
+    r"|\blooking\s+for\b|\binterested\s+in\b|\bwhat\s+(?:is|are|would|does)\b"
+    # an imperative: "delete my account", "and please extend the trial"
+    r"|^\W*(?:(?:and|also|then|so|btw|but)\W+)*(?:(?:please|pls|kindly|just)\s+)?(?:delete|cancel|refund|remove|"
+    r"close|give|send|extend|add|upgrade|downgrade|change|switch|move|transfer|increase|raise|lower|reduce|waive|"
+    r"allow|let|make|sign|export|erase|wipe|stop|end|terminate|renew|apply|offer|unlock|enable|disable|reactivate|"
+    r"restore|host|keep|store|invoice|bill|charge|credit|quote|approve)\b",
+    re.IGNORECASE)
+# A clause about what the one before it said ("Is that possible on Team?", "Would it work for us?").
+_REFERS_BACK = re.compile(
+    r"^(?:and\s+|so\s+|but\s+)?(?:(?:is|are|was|would|will|does|do|can|could)\s+)?(?:that|this|it|those|these|"
+    r"they)\b(?!\s+(?:is|are)\s+(?:a|an|the)\b)", re.IGNORECASE)
+
+
+def asks(clause: str) -> bool:
+    """The clause asks for something, rather than giving context."""
+    return bool(_ASKS.search(clause))
+
+
+def refers_back(clause: str) -> bool:
+    """The clause is about what was said before it ("Is that possible on the Team plan?"), not a request of its
+    own."""
+    return bool(_REFERS_BACK.match(clause.strip()))
+
+
 def _requests(message: str) -> list[str]:
     parts = [p for s in _SENTENCES.split(message) if s.strip() for p in _also_parts(s.strip())]
     return [p for p in parts if _words(p) >= MIN_WORDS]

@@ -52,12 +52,17 @@ def test_list_show_decide_while_the_server_runs(serving, cli):  # noqa: F811
     assert_one_line_error(stranger, "'mallory' is not a decider")
     unknown = cli("escalations", "show", "nope", "--as", "dana", data_dir=settings.data_dir)
     assert_one_line_error(unknown, "no escalation with id 'nope'")
+    for odd in ("../users", "a/b", "x?as=pat", "%2F"):  # never a path or a query on the socket
+        assert_one_line_error(cli("escalations", "decide", odd, "--as", "dana", "--outcome", "approved",
+                                  data_dir=settings.data_dir), f"no escalation with id {odd!r}")
     assert parts.dialogue.escalations.get(row["id"]).status == "open"
 
     done = cli("escalations", "decide", row["id"], "--as", "dana", "--outcome", "rejected", "--digest", digest,
                "--reason", "Only for registered charities.", data_dir=settings.data_dir)
     assert done.returncode == 0 and b"rejected" in done.stdout
     assert parts.dialogue.escalations.get(row["id"]).status == "rejected"
+    decided = cli("escalations", "list", "--as", "dana", "--status", "decided", data_dir=settings.data_dir)
+    assert "rejected by dana" in decided.stdout.decode() and "Only for registered charities." in decided.stdout.decode()
     record = json.loads(cli("escalations", "show", row["id"], "--as", "dana", "--json",
                             data_dir=settings.data_dir).stdout)["record"]
     decided = next(e for e in record if e["kind"] == "decided")

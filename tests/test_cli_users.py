@@ -100,6 +100,8 @@ def test_a_new_password_and_new_categories(tmp_path):
     (("disable", "nobody"), "", "no staff user named 'nobody'"),
     (("password", "nobody"), PASSWORD, "no staff user named 'nobody'"),
     (("categories", "dana"), "", "or --all for every one"),
+    (("create", "dana", "--role", "decider", "--categories", " , "), PASSWORD, "the list is empty"),
+    (("categories", "dana", "--categories", ""), "", "the list is empty"),
 ])
 def test_mistakes_are_one_clear_line_and_nothing_is_stored(tmp_path, args, stdin, says):
     assert_one_line_error(typed("user", *args, data_dir=tmp_path, stdin=stdin), says)

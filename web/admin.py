@@ -43,7 +43,7 @@ def create_admin_app(parts: Parts) -> Flask:
     """A WSGI app of JSON endpoints over `Administration` (see `firstline.admin` for the client)."""
     app = Flask(__name__)
     app.json.sort_keys = False
-    admin = Administration(parts.tokens, parts.assistant.store, parts.users)
+    admin = Administration(parts.tokens, parts.assistant.store, parts.users, parts.assistant.clock)
 
     def text(found: dict, key: str) -> str:
         return string_field(found, key) or ""  # required: a string, or InputError

@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, g, jsonify, request, session, stream_with_context
 
-from core.errors import ForbiddenError, InputError
+from core.errors import ForbiddenError, InputError, UnauthorizedError
 from engine.access.identity import verify
 from engine.access.tokens import Role
 from engine.chat.dialogue import Choice, Exchange
@@ -185,6 +185,9 @@ def _after(done: dict[str, Any], escalation_id: str, decider: Decider) -> dict[s
 
 
 def _decider() -> Decider:
+    if g.channel != "api":  # no token at all (a chat cookie is not one): 401, as every endpoint wanting one answers
+        raise UnauthorizedError("the escalations endpoints want a decider's token: send it as Authorization: Bearer "
+                                "TOKEN (firstline token create --user NAME --role decider), or use the desk at /desk/")
     if g.role is not Role.DECIDER:
         raise ForbiddenError("only deciders may do this: send a decider's API token as Authorization: Bearer TOKEN "
                              "(firstline token create --user NAME --role decider), or use the desk at /desk/")

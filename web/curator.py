@@ -51,13 +51,19 @@ def make_curator_blueprint() -> Blueprint:
     @pages.post("/login", endpoint="sign_in")
     def sign_in_form():
         check_csrf()
-        identity = _parts().tokens.identify(request.form.get("token", "").strip())
-        if identity is None or identity.role is not Role.CURATOR:
-            current_app.logger.warning("refused POST %s from %s: not a curator's token", request.path,
-                                       request.remote_addr)
-            message = ("That is not a curator's token. Create one with: "
+        name = request.form.get("name", "").strip()
+        if name:  # a curator's staff account (firstline user create NAME --role curator)
+            identity = _parts().users.authenticate(name, request.form.get("password", ""))
+            refused = ("That name and password do not open the curator pages: check them, or ask an administrator "
+                       "for a curator account (firstline user create NAME --role curator).")
+        else:
+            identity = _parts().tokens.identify(request.form.get("token", "").strip())
+            refused = ("That is not a curator's token. Create one with: "
                        "firstline token create --user NAME --role curator")
-            return render_template("curator_login.html", error=message, csrf=csrf_token()), 401
+        if identity is None or identity.role is not Role.CURATOR:
+            current_app.logger.warning("refused POST %s from %s: not a curator (%r)", request.path,
+                                       request.remote_addr, name[:64] or "token")
+            return render_template("curator_login.html", error=refused, csrf=csrf_token()), 401
         sign_in(identity)
         return redirect(url_for("curator.home"))
 

@@ -9,6 +9,8 @@ no server runs. Results are plain dictionaries, the shape both paths print.
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from typing import Any
 
 from core.errors import InputError, NotFoundError
@@ -16,14 +18,18 @@ from engine.access.tokens import Role, TokenBook
 from engine.access.users import StaffUser, UserBook
 from engine.store.decisions import Account, Decisions
 
+DAY_S = 86400.0
+
 
 class Administration:
     """Tokens, accounts and staff users, validated here whichever path the request came by."""
 
-    def __init__(self, tokens: TokenBook, accounts: Decisions, users: UserBook) -> None:
+    def __init__(self, tokens: TokenBook, accounts: Decisions, users: UserBook,
+                 clock: Callable[[], float] = time.time) -> None:
         self.tokens = tokens
         self.accounts = accounts
         self.users = users
+        self.clock = clock
 
     def create_token(self, user: str, role: str) -> dict[str, Any]:
         """{"id", "user_id", "role", "token"}; the token is shown this once. InputError for an empty user or an
@@ -57,6 +63,8 @@ class Administration:
         if not isinstance(organisation, str):
             raise InputError("organisation must be a string", code="invalid_body")
         since_s = _optional_number(since, "since (epoch seconds the account began)")
+        if since_s is not None and since_s > self.clock() + DAY_S:  # a day's slack: the dates are UTC days
+            raise InputError("since is in the future: give the day the account began", code="invalid_body")
         price = _optional_number(monthly_price, "monthly_price")
         account = Account(plan, seats, role, organisation.strip(), since_s, price)
         self.accounts.set_account(user, account)

@@ -324,7 +324,7 @@ class Assistant:
             escalated.add(playbook.id)
             aside = next((a for a in turn.match.asides if a.playbook == playbook.id), None)
             summary = str(intent.args.get("summary") or self._summary_of(playbook, aside.text if aside else turn.text))
-            turn.also_escalated.append(EscalationRequest(category, summary))
+            turn.also_escalated.append(EscalationRequest(category, summary, playbook.id, aside.text if aside else ""))
             actions.append(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule))
             lines.append(self.voice.say("aside_escalated", turn.conversation_id, title=self.title(playbook.id)))
         for aside in turn.match.asides:

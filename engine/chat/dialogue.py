@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from core.errors import InputError, NotFoundError
+from core.taxonomy import BUSINESS
 from engine.chat.assistant import Answer, Assistant, Message, clean_message
 from engine.chat.understanding import Reading, ReplyIntent, ReplyReader
 from engine.learning.loop import JudgedFix, LearningLoop
@@ -195,7 +196,7 @@ class Dialogue:
         state, version = self._versioned_state(conversation_id)
         state.turn += 1
         turn = _Turn(message, self.knowledge.embedder.encode_one(message.text), state, tell)
-        handler = {Stage.OPEN: self._problem, Stage.CONFIRMING: self._confirming, Stage.CHOOSING: self._choosing,
+        handler = {Stage.OPEN: self._open, Stage.CONFIRMING: self._confirming, Stage.CHOOSING: self._choosing,
                    Stage.VERIFYING: self._verifying, Stage.AWAITING_DECISION: self._awaiting,
                    Stage.CHECKING_ANSWER: self._checking_answer, Stage.RATING: self._rating}[state.stage]
         answer = handler(turn)
@@ -248,6 +249,15 @@ class Dialogue:
         self.learning.close()
 
     # -- stages -------------------------------------------------------------------------------------
+
+    def _open(self, turn: _Turn) -> Answer | None:
+        """Nothing in hand: a new problem, unless a decider still waits for this conversation's answer to their
+        question and the message does not clearly name a technical problem (then it is that answer)."""
+        asked = self.escalations.asked_in(turn.conversation_id)
+        if asked is not None and not self._names_technical_problem(self.knowledge.match_vector(turn.vector)):
+            self._answer_to_team(turn, asked)
+            return None
+        return self._problem(turn)
 
     def _problem(self, turn: _Turn) -> Answer:
         """A message about a (new) problem: the assistant decides, and the decision sets the next stage."""
@@ -362,6 +372,9 @@ class Dialogue:
             turn.state = ConversationState(turn=turn.state.turn)
             return self._problem(turn)
         if turn.state.asked:
+            match = self.knowledge.match_vector(turn.vector)
+            if self._names_technical_problem(match):
+                return self._problem_first(turn, escalation)
             self._answer_to_team(turn, escalation)
             return None
         reading, match = self._read(turn, (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION, ReplyIntent.YES,
@@ -379,9 +392,22 @@ class Dialogue:
         now = self.clock()
         turn.pending.append(self.escalations.event_sql(EventRow(
             self.new_id(), escalation.id, now, turn.user_id, EventKind.ANSWERED, reason=turn.text)))
-        turn.pending.append(self.escalations.reopen_sql(escalation.id))
-        turn.state.asked = False
+        turn.pending.append(self.escalations.reopen_sql(escalation.id, now))
+        turn.state = ConversationState(turn=turn.state.turn, stage=Stage.AWAITING_DECISION,
+                                       playbook=escalation.playbook or turn.state.playbook,
+                                       escalation_id=escalation.id)
         turn.replies.append(self.voice.say("answer_passed", self._seed(turn), title=self._title(turn.state.playbook)))
+
+    def _problem_first(self, turn: _Turn, escalation: EscalationRow) -> Answer:
+        """While a decider waits for the user's answer, the user named a technical problem: that problem is taken
+        up now, and the question stays open (`_open` takes the user's answer whenever it comes)."""
+        turn.replies.append(self.voice.say("question_still_open", self._seed(turn),
+                                           title=self._title(escalation.playbook)))
+        return self._problem(turn)
+
+    def _names_technical_problem(self, match: Match) -> bool:
+        """The message clearly names a problem the assistant handles itself, not a business request."""
+        return self._names_a_problem(match) and match.best.category not in BUSINESS
 
     def _checking_answer(self, turn: _Turn) -> Answer | None:
         """A person decided the user's request: did that answer them? Recorded with the request either way."""

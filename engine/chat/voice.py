@@ -36,6 +36,11 @@ BUILT_IN = {
     "answer_passed": ("Thanks, I've passed that to the team. Their decision will appear here.",),
     "expired": ("I'm sorry: the {product} team couldn't decide on your request ({title}) in time, so it has been "
                 "closed without approval. If it still matters to you, ask again and it goes back to them.",),
+    "expired_unanswered": ("The {product} team's question about your request ({title}) went unanswered, so the "
+                           "request has been closed without approval. If it still matters to you, ask again and it "
+                           "goes back to them.",),
+    "question_still_open": ("I'll look at this first. The {product} team's question about your request ({title}) "
+                            "is still open: answer it here whenever you're ready.",),
     "did_that_answer": ("Does that answer your question?",),
     "settled": ("Glad that's settled.",),
     "not_settled": ("Sorry it doesn't settle it. Tell me what's still open and I'll take it from there.",),

@@ -7,6 +7,7 @@ Nothing is guessed; a figure that cannot be computed is left out and the reason 
 
 from __future__ import annotations
 
+import math
 import re
 import statistics
 from collections.abc import Mapping, Sequence
@@ -159,7 +160,8 @@ def pricing_facts(account: Account | None, others: Sequence[Any]) -> dict[str, A
     if account is None:
         return {"plan": None, "monthly_price": None, "price_per_seat": None, "similar": None,
                 "note": "no account recorded for this user (firstline account set USER --plan ... --price ...)"}
-    low, high = account.seats * SIMILAR_SEATS[0], account.seats * SIMILAR_SEATS[1]
+    # Seats are whole: half of 5 seats is 3 at least, twice 5 is 10 at most.
+    low, high = math.ceil(account.seats * SIMILAR_SEATS[0]), math.floor(account.seats * SIMILAR_SEATS[1])
     similar = [o for o in others if o.plan.lower() == account.plan.lower() and low <= o.seats <= high]
     per_seat = [o.monthly_price / o.seats for o in similar if o.seats]
     mine = account.monthly_price / account.seats if account.monthly_price is not None else None
@@ -169,7 +171,8 @@ def pricing_facts(account: Account | None, others: Sequence[Any]) -> dict[str, A
                    "median_monthly_price": statistics.median(o.monthly_price for o in similar),
                    "median_price_per_seat": round(statistics.median(per_seat), 2),
                    "min_price_per_seat": round(min(per_seat), 2), "max_price_per_seat": round(max(per_seat), 2)}
-    note = (f"{len(similar)} similar account(s) on {account.plan} with {low:g}-{high:g} seats" if similar
-            else f"no other priced account on {account.plan} with {low:g}-{high:g} seats")
+    seats = f"{low} to {high} seats" if low != high else f"{low} seat{'s' if low != 1 else ''}"
+    note = (f"{len(similar)} similar account{'s' if len(similar) != 1 else ''} on {account.plan} with {seats}"
+            if similar else f"no other priced account on {account.plan} with {seats}")
     return {"plan": account.plan, "monthly_price": account.monthly_price,
             "price_per_seat": None if mine is None else round(mine, 2), "similar": summary, "note": note}

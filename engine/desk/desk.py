@@ -138,8 +138,14 @@ class Desk:
     # -- reading ------------------------------------------------------------------------------------
 
     def due_at(self, row: EscalationRow) -> float:
-        """When the request closes as expired if nobody decides it (epoch s)."""
-        return row.created_at + self.deadlines_s[row.category]
+        """When the request closes as expired if nobody decides it, or (asked) if the user does not answer
+        (epoch s): the deadline it was given when raised; the setting for requests raised before deadlines were
+        stored."""
+        return row.due_at if row.due_at is not None else row.created_at + self.window_s(row)
+
+    def window_s(self, row: EscalationRow) -> float:
+        """The time to answer the request was given, in seconds."""
+        return row.window_s if row.window_s is not None else self.deadlines_s[row.category]
 
     def queue(self, decider: Decider, status: str = "open", category: str | None = None) -> list[dict[str, Any]]:
         """The requests `decider` may decide, by status group (open, decided, expired, all, or one status) and
@@ -210,7 +216,9 @@ class Desk:
                          detail={"via": decider.via})
         state, version = self._conversation(row)
         state.stage, state.escalation_id, state.asked = Stage.AWAITING_DECISION, row.id, True
-        statements = [self.escalations.event_sql(event),
+        # The deciders' clock stops while the user is asked; the user has a whole window to answer.
+        statements = [self.escalations.pause_sql(row.id, self.due_at(row) - now, now + self.window_s(row)),
+                      self.escalations.event_sql(event),
                       self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "team", question, now),
                       self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant", prompt,
                                              now),
@@ -390,14 +398,16 @@ class Desk:
                                    reason, {"against": list(against)}))
         seed = f"{row.id}:decided"
         told = self.voice.say(status.value, seed, title=self.title(row.playbook), decision=reason)
-        check = self.voice.say("did_that_answer", seed)
         state, version = self._conversation(row)
         statements = [*(self.escalations.event_sql(e) for e in events),
                       self.escalations.decision_sql(row.id, ", ".join(approvers), status, reason, now),
-                      self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "team", told, now),
-                      self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant", check, now)]
+                      self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "team", told, now)]
         if state.stage is Stage.AWAITING_DECISION and state.escalation_id == row.id:
-            # A user who moved on to another problem is not interrupted; one still waiting is asked if it settles it.
+            # Only a user still waiting on this request is asked if it settles it; one who moved on to another
+            # problem, or whose request was named aside, is told the answer without being interrupted.
+            check = self.voice.say("did_that_answer", seed)
+            statements.append(self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant",
+                                                     check, now))
             state.stage, state.asked = Stage.CHECKING_ANSWER, False
             statements.append(self._state_sql(row, state, version, now))
         self.escalations.apply(statements, self.escalations.approvals_guard(
@@ -408,11 +418,14 @@ class Desk:
                 "message": f"The request is {status.value}; the user has been told in their conversation."}
 
     def _expire(self, row: EscalationRow, now: float) -> None:
-        hours = self.deadlines_s[row.category] / 3600
-        reason = f"no decision within {hours:g} h; closed as expired (not approved)"
+        hours = self.window_s(row) / 3600
+        unanswered = row.status is EscalationStatus.ASKED
+        reason = (f"the user did not answer the team's question within {hours:g} h" if unanswered else
+                  f"no decision within {hours:g} h") + "; closed as expired (not approved)"
         event = EventRow(self.new_id(), row.id, now, "system", EventKind.EXPIRED, "expired", reason,
                          {"due_at": self.due_at(row)})
-        told = self.voice.say("expired", f"{row.id}:expired", title=self.title(row.playbook))
+        told = self.voice.say("expired_unanswered" if unanswered else "expired", f"{row.id}:expired",
+                              title=self.title(row.playbook))
         state, version = self._conversation(row)
         statements = [self.escalations.event_sql(event),
                       self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant", told, now)]
@@ -434,11 +447,12 @@ class Desk:
 
     def _queue_row(self, row: EscalationRow, now: float) -> dict[str, Any]:
         account = self.accounts.account(row.user_id)
-        due = self.due_at(row)
-        span = self.deadlines_s[row.category]
-        share = min(1.0, max(0.0, (now - row.created_at) / span)) if span else 1.0
+        due, span = self.due_at(row), self.window_s(row)
+        # The share of the deciders' time used: while the user is asked, what was used when the question went out.
+        left = row.remaining_s if row.status is EscalationStatus.ASKED and row.remaining_s is not None else due - now
+        share = min(1.0, max(0.0, 1.0 - left / span)) if span else 1.0
         warning = None
-        if row.status in UNDECIDED:
+        if row.status is EscalationStatus.OPEN:
             warning = "90%" if share >= WARN_AT[1] else "50%" if share >= WARN_AT[0] else None
         # The queue's approvers-required reads the request's own words and the account (no telemetry: a capacity
         # rule may need more, which the request's page shows).
@@ -446,13 +460,17 @@ class Desk:
         facts = _policy_facts(account, _figures(row, events), None, now)
         approvals = len({e.actor.casefold() for e in events if e.kind is EventKind.APPROVAL})
         topic = self.title(row.playbook) or row.summary.split(":", 1)[0].strip().lower() or row.category
+        closing = next((e for e in reversed(events) if e.kind in (EventKind.DECIDED, EventKind.EXPIRED)), None)
+        decision = None if closing is None or row.status in UNDECIDED else {
+            "outcome": closing.outcome, "reason": closing.reason, "by": closing.actor, "at": closing.at_s}
         return {"id": row.id, "category": row.category, "topic": topic,
                 "request": one_line(row.request or row.summary), "summary": row.summary, "status": row.status.value,
                 "created_at": row.created_at, "due_at": due,
                 "remaining_s": round(due - now, 1) if row.status in UNDECIDED else None,
+                "decider_remaining_s": round(left, 1) if row.status in UNDECIDED else None,
                 "elapsed_share": round(share, 3), "warning": warning,
                 "who": account_facts(row.user_id, account, now), "conversation_id": row.conversation_id,
-                "approvals": approvals,
+                "approvals": approvals, "decision": decision,
                 "approvals_required": self.policy.for_category(row.category).approvers_required(facts)[0]}
 
     def _detail_json(self, analysis: Analysis, decider: Decider) -> dict[str, Any]:

@@ -14,6 +14,7 @@ does not know (None) satisfies no condition, so a guideline never fires on a gue
 from __future__ import annotations
 
 import difflib
+import math
 import re
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -189,6 +190,19 @@ _DATES = re.compile(
 _YEAR_BEFORE = re.compile(  # words after which 1900-2099 is a year: "in 2026", "March 2026", "by the end of 2026"
     rf"(?:\b(?:{_MONTHS}|in|since|by|until|till|before|after|during|year|fy|early|mid|late)"
     r"|\b(?:end|start|beginning|middle|rest)\s+of)[\s,.-]*$", re.IGNORECASE)
+# Identifiers are not amounts: a reference glued to letters (PO-4471, CH-123456, INV2024-17, 4471-B), digits
+# joined by hyphens or spaces into a code or a phone number (123-456-7890, +44 20 7946 0958), and a number after
+# a label that names one ("charity number 1234567", "reg. no: 55", "order no 12", "VAT ID 998877").
+_IDENTIFIERS = re.compile(
+    r"\b[A-Za-z]{1,12}[-_/]?\d[\w/-]*"  # letters then digits: PO-4471, INV2024-17, CH123456
+    r"|\b\d+[-_/][A-Za-z][\w-]*"  # digits then letters: 4471-B
+    r"|\b\d+(?:-\d+){2,}\b"  # 123-456-7890, 2024-0042-17
+    r"|\+\d[\d\s()-]{6,}\d"  # +44 20 7946 0958
+    r"|\b(?:(?:charity|company|account|acct|order|customer|case|tax|purchase\s+order)\s*(?:number|no|nr|id|#)"
+    r"|registration|register|commission|reg|invoice|ticket|reference|ref|vat|ein|po|phone|tel|number|no|nr|id)\.?"
+    r"\s*(?:is|was|:|#)?\s*[:#]?\s*\d[\d\s/-]*\b(?!\s*(?:%|k\b|thousand|million|users|seats|people|students|"
+    r"employees|members|staff|licen[cs]es|accounts|jobs|records|gb|tb|mb|days|weeks|months))",
+    re.IGNORECASE)
 _NUMBER = re.compile(
     r"(?<![\w.,#/$€£¥])"  # not inside a word, a bigger number, an id (#123), a path or a price ($500)
     r"(?P<number>\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+(?:\.\d+)?)"
@@ -210,9 +224,10 @@ def request_figures(text: str) -> dict[str, float | None]:
     2500, "1.2m" or "1.2 million" -> 1,200,000; a number glued to another unit counts as the number ("500GB" ->
     500). Left out: dates (2026-03-01, 1/3/2026, March 3, 3rd of March), times (10:30, 9am), ordinals (the
     3rd), years (1900-2099 as four plain digits after a month or a word such as in, since, by, until, before,
-    after, during, "end of"), prices ($500, 500€, 500 dollars), ids (#123) and digits inside words (v2, Q3).
+    after, during, "end of"), prices ($500, 500€, 500 dollars), ids (#123, PO-4471, 4471-B, "charity number
+    1234567", "order no 12"), phone numbers (+44 20 7946 0958, 555-123-4567) and digits inside words (v2, Q3).
     """
-    cleaned = _PERCENT_RANGE.sub(r"\1% \2%", _DATES.sub(" ", text))
+    cleaned = _PERCENT_RANGE.sub(r"\1% \2%", _IDENTIFIERS.sub(" ", _DATES.sub(" ", text)))
     percents: list[float] = []
     quantities: list[float] = []
     for found in _NUMBER.finditer(cleaned):
@@ -385,6 +400,11 @@ def _condition_problems(doc: Located, path: PathParts, when: Mapping[str, Any]) 
     problems = []
     for fact, test in when.items():
         if fact == "plan":
+            continue
+        unusable = {key: value for key, value in test.items() if not math.isfinite(float(value))}
+        if unusable:  # YAML reads .nan and .inf as numbers; no fact is ever compared with them sensibly
+            problems.append(doc.problem([*path, fact], f"{', '.join(f'{k}: {v}' for k, v in unusable.items())}: a "
+                                        "bound must be a finite number"))
             continue
         number = _number_test(fact, test)
         if not number.can_hold():

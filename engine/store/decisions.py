@@ -4,13 +4,13 @@ fired, actions, escalations, hand-offs, trace), as the chat writes and the rules
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from core.taxonomy import Decision
 from engine.store.database import DuckDBStore, Guard, Statement
-from engine.store.escalations import Escalations, EscalationStatus, EventKind, EventRow
+from engine.store.escalations import EscalationRow, Escalations, EscalationStatus, EventKind, EventRow
 
 
 @dataclass(frozen=True)
@@ -19,6 +19,8 @@ class EscalationRequest:
 
     category: str
     summary: str
+    playbook: str | None = None  # a request named aside: its own playbook (the main one's is the decision's)
+    text: str = ""  # a request named aside: its own words in the message
 
 
 @dataclass(frozen=True)
@@ -128,9 +130,12 @@ class EventStore(Protocol):
 class Decisions:
     """The decisions repository on the DuckDB database."""
 
-    def __init__(self, db: DuckDBStore) -> None:
+    def __init__(self, db: DuckDBStore, deadlines_s: Mapping[str, float] | None = None) -> None:
+        """`deadlines_s`: each business category's time to answer, in seconds, given to every request raised
+        (Settings.deadlines_s); a category without one gets no deadline."""
         self.db = db
         self.clock = db.clock
+        self.deadlines_s = dict(deadlines_s or {})
 
     def transaction(self, statements: list[Statement], guard: Guard | None = None) -> None:
         self.db.transaction(statements, guard)
@@ -174,13 +179,15 @@ class Decisions:
         escalations = [(r.escalation_id or new_id(), r.escalation)] if r.escalation else []
         escalations += [(new_id(), also) for also in r.also_escalated]
         for index, (escalation_id, request) in enumerate(escalations):
-            statements.append(("INSERT INTO escalations VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                               (escalation_id, r.id, r.conversation_id, r.user_id, request.category,
-                                request.summary, EscalationStatus.OPEN, r.created_at)))
+            window = self.deadlines_s.get(request.category)
+            statements.append(Escalations.insert_sql(EscalationRow(
+                escalation_id, r.id, r.conversation_id, r.user_id, request.category, request.summary,
+                EscalationStatus.OPEN, r.created_at, None if window is None else r.created_at + window, window)))
             statements.append(Escalations.event_sql(EventRow(
                 new_id(), escalation_id, r.created_at, "assistant", EventKind.CREATED,
                 # A request named aside in the same message is not the decision's playbook (it has its own summary).
-                detail={"playbook": r.playbook if index == 0 else None, "aside": index > 0, "summary": request.summary,
+                detail={"playbook": r.playbook if index == 0 else request.playbook, "aside": index > 0,
+                        "summary": request.summary, "request": request.text or None,
                         "rules": [x for x, _ in r.rules_fired]})))
         if r.handoff:
             statements.append(("INSERT INTO handoffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -238,7 +245,7 @@ class Decisions:
         """(role, text, created_at) of one of the user's conversations, oldest first."""
         return [tuple(row) for row in self.db.execute(
             "SELECT role, text, created_at FROM messages WHERE conversation_id = ? AND user_id = ? "
-            "ORDER BY created_at, role DESC",
+            "ORDER BY created_at, rowid",  # insertion order within one instant
             (conversation_id, user_id),
         )]
 

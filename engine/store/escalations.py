@@ -13,10 +13,13 @@ from typing import Any
 from engine.store.database import DuckDBStore, Guard, Statement
 
 # An escalation with the user's message that raised it and the playbook it was matched to (through its decision).
-# A request named aside in the same message (the `created` event says so) has no playbook of its own.
+# A request named aside in the same message has its own playbook and words, which its `created` event keeps
+# (asides recorded before that have no playbook).
 SELECT = ("SELECT e.id, e.decision_id, e.conversation_id, e.user_id, e.category, e.summary, e.status, e.created_at, "
-          "CASE WHEN coalesce(CAST(json_extract(c.detail, '$.aside') AS BOOLEAN), false) THEN '' "
-          "ELSE coalesce(d.playbook, '') END, coalesce(m.text, '') FROM escalations e "
+          "e.due_at, e.window_s, e.remaining_s, "
+          "CASE WHEN coalesce(CAST(json_extract(c.detail, '$.aside') AS BOOLEAN), false) "
+          "THEN coalesce(json_extract_string(c.detail, '$.playbook'), '') ELSE coalesce(d.playbook, '') END, "
+          "coalesce(json_extract_string(c.detail, '$.request'), m.text, '') FROM escalations e "
           "LEFT JOIN decisions d ON d.id = e.decision_id LEFT JOIN messages m ON m.id = d.message_id "
           "LEFT JOIN escalation_events c ON c.escalation_id = e.id AND c.kind = 'created'")
 
@@ -62,6 +65,9 @@ class EscalationRow:
     summary: str
     status: EscalationStatus
     created_at: float
+    due_at: float | None = None  # when it expires if nobody decides (epoch s); None for requests raised before
+    window_s: float | None = None  # the time to answer it was given when raised, in seconds
+    remaining_s: float | None = None  # while asked: the decider's time left when they asked (their clock paused)
     playbook: str = ""  # the business playbook the request was matched to
     request: str = ""  # the user's message that raised it, in their words
 
@@ -187,10 +193,33 @@ class Escalations:
                 (status.value, escalation_id, *(s.value for s in expected), escalation_id, approvals), message)
 
     @staticmethod
-    def reopen_sql(escalation_id: str) -> Statement:
-        """The user answered a decider's question: the request is back in the open queue (if still asked)."""
-        return ("UPDATE escalations SET status = ? WHERE id = ? AND status = ?",
-                (EscalationStatus.OPEN.value, escalation_id, EscalationStatus.ASKED.value))
+    def insert_sql(row: EscalationRow) -> Statement:
+        """A new request (status open), with its own deadline."""
+        return ("INSERT INTO escalations (id, decision_id, conversation_id, user_id, category, summary, status, "
+                "created_at, due_at, window_s) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (row.id, row.decision_id, row.conversation_id, row.user_id, row.category, row.summary,
+                 row.status.value, row.created_at, row.due_at, row.window_s))
+
+    @staticmethod
+    def pause_sql(escalation_id: str, remaining_s: float, answer_by: float) -> Statement:
+        """A decider asked the user: the decider's time left is kept, and the request now waits until
+        `answer_by` (epoch s) for the user's answer."""
+        return ("UPDATE escalations SET remaining_s = ?, due_at = ? WHERE id = ?",
+                (max(0.0, remaining_s), answer_by, escalation_id))
+
+    @staticmethod
+    def reopen_sql(escalation_id: str, now: float) -> Statement:
+        """The user answered a decider's question: the request is back in the open queue (if still asked), with
+        the time the decider had left when they asked."""
+        return ("UPDATE escalations SET status = ?, due_at = ? + coalesce(remaining_s, 0), remaining_s = NULL "
+                "WHERE id = ? AND status = ?",
+                (EscalationStatus.OPEN.value, now, escalation_id, EscalationStatus.ASKED.value))
+
+    def asked_in(self, conversation_id: str) -> EscalationRow | None:
+        """The conversation's request whose decider waits for the user's answer, if any (the latest)."""
+        rows = self.db.execute(f"{SELECT} WHERE e.conversation_id = ? AND e.status = ? ORDER BY e.created_at DESC "
+                               "LIMIT 1", (conversation_id, EscalationStatus.ASKED.value))
+        return _row(rows[0]) if rows else None
 
     @staticmethod
     def decision_sql(escalation_id: str, decided_by: str, outcome: EscalationStatus, note: str,
@@ -205,6 +234,8 @@ class Escalations:
 
 
 def _row(row: Sequence[Any]) -> EscalationRow:
-    escalation_id, decision_id, conversation_id, user_id, category, summary, status, created_at, playbook, text = row
+    (escalation_id, decision_id, conversation_id, user_id, category, summary, status, created_at, due_at, window_s,
+     remaining_s, playbook, text) = row
     return EscalationRow(escalation_id, decision_id, conversation_id, user_id, category, summary,
-                         EscalationStatus("rejected" if status == "declined" else status), created_at, playbook, text)
+                         EscalationStatus("rejected" if status == "declined" else status), created_at, due_at,
+                         window_s, remaining_s, playbook, text)

@@ -175,6 +175,15 @@ UPDATE escalations SET status = 'rejected' WHERE status = 'declined';
 UPDATE escalation_decisions SET outcome = 'rejected' WHERE outcome = 'declined'
 """
 
+# Each request keeps its own deadline, set when it is raised (a later change of the setting moves no deadline);
+# while a decider waits for the user's answer the decider's clock is paused: `remaining_s` holds what was left.
+# Requests raised before this have none and read the setting.
+REQUEST_DEADLINES = """
+ALTER TABLE escalations ADD COLUMN IF NOT EXISTS due_at DOUBLE;
+ALTER TABLE escalations ADD COLUMN IF NOT EXISTS window_s DOUBLE;
+ALTER TABLE escalations ADD COLUMN IF NOT EXISTS remaining_s DOUBLE
+"""
+
 # Files written before the schema was numbered were made by several modules, each adding columns as it grew;
 # on such a file the CREATEs above change nothing, and these bring the tables to the same shape.
 UNNUMBERED_COLUMNS = """
@@ -200,5 +209,6 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(7, "staff sessions held on the server", STAFF_SESSIONS),
     # Issue 15: deciders sign in with a password and decide on a page with the analysis and the record.
     Migration(8, "the escalation desk: events, staff users, account details", ESCALATION_DESK),
+    Migration(9, "a deadline per request, paused while the user is asked", REQUEST_DEADLINES),
 )
 LATEST = MIGRATIONS[-1].version

@@ -3,7 +3,7 @@
 
 import pytest
 
-from knowledge.clauses import read
+from knowledge.clauses import asks, read, refers_back
 from knowledge.language import ENGLISH, language_of
 
 
@@ -97,3 +97,31 @@ def test_a_plain_problem_forbids_nothing(message):
 )
 def test_the_language_is_named_only_when_clear(message, english):
     assert (language_of(message) == ENGLISH) is english
+
+
+@pytest.mark.parametrize(("clause", "asking"), [
+    ("Could we switch to yearly billing?", True),
+    ("We need the invoices in euros.", True),
+    ("We'd like ten more seats", True),
+    ("is there a student price", True),
+    ("and please waive the late fee", True),
+    ("Remove the two extra seats from our bill", True),
+    ("We moved to a new office.", False),
+    ("We're on the Team plan.", False),
+    ("I forgot to cancel.", False),
+    ("We hired 30 people last month.", False),
+])
+def test_a_clause_that_asks_is_told_from_one_that_gives_context(clause, asking):
+    assert asks(clause) is asking
+
+
+@pytest.mark.parametrize(("clause", "back"), [
+    ("Does that cost more?", True),
+    ("Is this possible on Starter?", True),
+    ("And would it work for 40 people?", True),
+    ("That is a big problem for us", False),  # "that" as a subject of its own statement about a thing named
+    ("Could we pay yearly?", False),
+    ("It is a school, not a company", False),
+])
+def test_a_clause_about_the_one_before_is_noticed(clause, back):
+    assert refers_back(clause) is back

@@ -90,3 +90,22 @@ def test_vectors_are_normalised(knowledge):
 def test_build_from_a_small_pack_matches(knowledge):
     base = KnowledgeBase.build(tiny_pack(), knowledge.embedder, 0.9)
     assert base.match("I cannot sign in, wrong password").best.playbook == "login"
+
+
+@pytest.mark.parametrize("message", [
+    "Our contract renews in March. Could we switch to yearly billing?",  # context, then the one request
+    "We just hired 30 people. Is there a discount for more seats?",
+    "Is there an education discount? We run a coding school with 200 students.",
+    "Can our data stay in Germany? Does that cost more?",  # the second is about the first
+])
+def test_context_around_one_business_request_is_not_a_request_of_its_own(knowledge, message):
+    match = knowledge.match(message)
+    assert match.group == "business"
+    assert [a for a in match.asides if a.group == "business"] == []
+
+
+def test_two_business_requests_in_one_message_are_both_kept(knowledge):
+    match = knowledge.match("Could we get a refund for the unused months? And could you close our account?")
+    assert match.best.playbook == "refund_request"
+    assert [(a.playbook, a.text) for a in match.asides] == [
+        ("account_and_data_deletion_request", "And could you close our account?")]

@@ -45,6 +45,19 @@ def test_pages_need_a_curators_token(app, caplog):
     assert accepted.status_code == 302 and client.get("/curator/").status_code == 200
 
 
+def test_a_curators_staff_account_signs_in_with_its_password(app):
+    users = app.extensions["firstline"].users
+    users.create("cleo", "curator", "a long curator passphrase")
+    users.create("dana", "decider", "a long decider passphrase")
+    for name, password, status in (("cleo", "a long curator passphrase", 302), ("cleo", "wrong", 401),
+                                   ("dana", "a long decider passphrase", 401)):
+        client = app.test_client()
+        csrf = csrf_of(client.get("/curator/login").data)
+        response = client.post("/curator/login", data={"name": name, "password": password, "csrf": csrf})
+        assert response.status_code == status, name
+        assert client.get("/curator/").status_code == (200 if status == 302 else 302)
+
+
 def test_a_form_without_the_csrf_token_changes_nothing(app):
     parts = app.extensions["firstline"]
     parts.dialogue.learning.ledger.record_resolution(FIX, "c1", "u1")

@@ -1,6 +1,6 @@
-"""The decider desk over HTTP: sign-in with a password, 403 for everyone else on every page and endpoint, CSRF on
-every form, the JSON twins (and the first API's words still accepted), and the desk's refusals as clear
-messages that change nothing."""
+"""The decider desk over HTTP: sign-in with a password, 403 for everyone else on every page (401 on the API
+without a token), CSRF on every form, the JSON twins (and the first API's words still accepted), and the desk's
+refusals as clear messages that change nothing."""
 
 import re
 
@@ -66,10 +66,10 @@ def test_only_deciders_sign_in_and_everyone_else_gets_403_everywhere(app, caplog
         for form in forms[:2]:
             assert client.post(form, data={"outcome": "approved"}).status_code == 403
     for url in ("/api/v1/escalations", f"/api/v1/escalations/{escalation_id}"):
-        assert anonymous.get(url).status_code == 403
-        assert anonymous.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 403
+        assert anonymous.get(url).status_code == 401  # no token: sign in with one
+        assert anonymous.get(url, headers={"Authorization": f"Bearer {token}"}).status_code == 403  # the wrong one
     refused = anonymous.post(f"/api/v1/escalations/{escalation_id}/decision", json={"outcome": "approved"})
-    assert refused.status_code == 403
+    assert refused.status_code == 401 and "decider's token" in refused.get_json()["error"]["message"]
     client, accepted = sign_in(app)
     assert accepted.status_code == 302 and client.get("/desk/").status_code == 200
 

@@ -224,3 +224,11 @@ def test_the_administration_shows_users_as_plain_data_without_their_hash(store, 
         admin.set_user_categories("cora", "pricing")
     with pytest.raises(InputError, match="password must be a string"):
         admin.set_user_password("cora", None)
+
+
+def test_an_account_cannot_begin_in_the_future(store, clock):
+    admin = Administration(TokenBook(Tokens(store), clock), Decisions(store),
+                           UserBook(StaffUsers(store), clock, CHEAP), clock)
+    with pytest.raises(InputError, match="since is in the future"):
+        admin.set_account("eve", "Team", 10, "admin", since=clock() + 40 * 86400)
+    assert admin.set_account("eve", "Team", 10, "admin", since=clock() - 86400)["since"] == clock() - 86400

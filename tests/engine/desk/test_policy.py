@@ -171,6 +171,22 @@ BAD = [
                 when:
                   percent: {at_least: 30, at_most: 20}
         """, 7, ["guidelines[0].when.percent", "no number is at least 30 and at most 20", "can never hold"]),
+    ("a bound that is not a number", """\
+        categories:
+          pricing:
+            guidelines:
+              - id: nothing
+                text: "Not a number."
+                when:
+                  percent: {at_most: .nan}
+        """, 7, ["guidelines[0].when.percent", "at_most: nan", "a bound must be a finite number"]),
+    ("an infinite bound", """\
+        categories:
+          pricing:
+            approvals:
+              - when: {seats: {below: -.inf}}
+                approvers: 2
+        """, 4, ["approvals[0].when.seats", "below: -inf", "finite"]),
     ("an empty open range", """\
         categories:
           pricing:
@@ -358,6 +374,18 @@ def test_a_category_the_file_leaves_out_has_an_empty_policy(tmp_path):
     ("we need 2000 users on the 3rd", None, 2000),
     ("99.95% uptime, not 99.9 %", 99.95, None),
     ("a 20-30% discount for 45 seats", 30, 45),
+    # identifiers and phone numbers are not amounts
+    ("Our PO-4471 covers 120 seats", None, 120),
+    ("our charity number is 1234567 and we have 30 staff", None, 30),
+    ("reg. no: 55, 300 students", None, 300),
+    ("on the Charity Commission register 1122334, 18 seats", None, 18),
+    ("invoice INV2024-0042: is 15% off possible?", 15, None),
+    ("ticket 4471-B, about 60 users", None, 60),
+    ("call me on +44 20 7946 0958 about 80 seats", None, 80),
+    ("order no 12 for 25 people", None, 25),
+    ("555-123-4567 is my number, we are 90 users", None, 90),
+    ("we want to order 500 seats", None, 500),
+    ("the number of users is 8000", None, 8000),
 ])
 def test_request_figures(text, percent, quantity):
     assert request_figures(text) == {"percent": percent, "quantity": quantity}
