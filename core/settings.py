@@ -157,6 +157,15 @@ class Settings(BaseModel):
     staff_session_max_s: float = Field(
         43200.0, gt=0, description="A staff sign-in ends this long after it began, however busy, in seconds."
     )
+    # The analysts' SQL console (issue 16: `firstline sql`, the admin socket's POST /sql): read-only queries on the
+    # running server's own database, so each is held to a time and a size.
+    analyst_time_limit_s: float = Field(
+        10.0, gt=0, le=600, description="Seconds an analyst's query may run before it is stopped (at most 600)."
+    )
+    analyst_row_cap: int = Field(
+        10_000, ge=1, le=1_000_000, description="Most rows an analyst's query returns; past it the result says it "
+        "was truncated."
+    )
     identity_secret: str = Field(
         "", description="The secret the host app signs its users' ids with (HMAC-SHA256, hex), so actions on an "
         "account (unlock, resend e-mail, sign out everywhere) run only for the account's owner; empty: no chat "

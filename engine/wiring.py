@@ -46,6 +46,7 @@ from engine.store import (
     StaffUsers,
     Tokens,
 )
+from engine.store.analyst import AnalystQueries
 from knowledge.background import load_background
 from knowledge.base import BuildReport, KnowledgeBase, Scoring, open_knowledge
 from knowledge.embedder import Embedder
@@ -146,6 +147,7 @@ class Parts:
     curation: Curation
     sessions: SessionBook
     users: UserBook  # staff who sign in with a password (the desk's deciders)
+    analyst: AnalystQueries  # the analysts' read-only SQL on the same connection (`firstline sql`)
     healing: Healing | None = None
     learning: LearningLoop | None = None
     desk: Desk | None = None
@@ -280,7 +282,9 @@ def build(
     desk = build_desk(settings, decision_policy, topology, store, healing.ledger, assistant, conversations, clock,
                       new_id)
     return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(Tokens(store), clock), curation,
-                 sessions, UserBook(StaffUsers(store), clock), healing, learning, desk=desk)
+                 sessions, UserBook(StaffUsers(store), clock),
+                 AnalystQueries(store, clock, settings.analyst_time_limit_s, settings.analyst_row_cap), healing,
+                 learning, desk=desk)
 
 
 def build_desk(settings: Settings, policy: DecisionPolicy, topology: Topology, store: DuckDBStore,

@@ -1,6 +1,6 @@
 """The command line's administration: through the running server when there is one (its socket in the data
-folder, web/admin.py), else straight on the database. Either way the same `Administration` does the work, so
-both print the same thing."""
+folder, web/admin.py), else straight on the database. Either way the same `Administration` does the work (and
+for `firstline sql` the same `AnalystQueries`), so both print the same thing."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import contextlib
 import http.client
 import json
 import socket
-from collections.abc import Iterator
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -19,9 +20,13 @@ from engine.access.administration import Administration
 from engine.access.tokens import TokenBook
 from engine.access.users import UserBook
 from engine.store import Decisions, DuckDBStore, StaffUsers, Tokens
+from engine.store.analyst import AnalystQueries
 from web.admin import admin_socket_path
 
 TIMEOUT_S = 30.0
+# The server stops an analyst's query at its time limit (at most 600 s, core/settings.py): the client waits that
+# long and a margin for the answer rather than giving up first.
+SQL_TIMEOUT_S = 600.0 + TIMEOUT_S
 
 
 class Admin(Protocol):
@@ -47,14 +52,29 @@ class Admin(Protocol):
     def set_user_password(self, name: str, password: object) -> dict[str, Any]: ...
 
 
+class Analyst(Protocol):
+    def sql(self, sql: str, params: Mapping[str, object]) -> dict[str, Any]: ...
+
+
+class LocalAnalyst:
+    """An analyst's queries straight on the database file, for when no server runs."""
+
+    def __init__(self, queries: AnalystQueries) -> None:
+        self.queries = queries
+
+    def sql(self, sql: str, params: Mapping[str, object]) -> dict[str, Any]:
+        return self.queries.run(sql, params).to_json()
+
+
 class _UnixConnection(http.client.HTTPConnection):
-    def __init__(self, path: Path) -> None:
-        super().__init__("localhost", timeout=TIMEOUT_S)
+    def __init__(self, path: Path, timeout_s: float = TIMEOUT_S) -> None:
+        super().__init__("localhost", timeout=timeout_s)
         self.path = path
+        self.timeout_s = timeout_s
 
     def connect(self) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(TIMEOUT_S)
+        self.sock.settimeout(self.timeout_s)
         self.sock.connect(str(self.path))
 
 
@@ -64,8 +84,9 @@ class ServerAdmin:
     def __init__(self, path: Path) -> None:
         self.path = path
 
-    def _call(self, method: str, url: str, body: dict[str, Any] | None = None) -> Any:
-        connection = _UnixConnection(self.path)
+    def _call(self, method: str, url: str, body: dict[str, Any] | None = None,
+              timeout_s: float = TIMEOUT_S) -> Any:
+        connection = _UnixConnection(self.path, timeout_s)
         try:
             connection.request(method, url, json.dumps(body) if body is not None else None,
                                {"Content-Type": "application/json"})
@@ -76,8 +97,11 @@ class ServerAdmin:
         finally:
             connection.close()
         if response.status >= 400:
-            message = found.get("error", {}).get("message", "refused") if isinstance(found, dict) else "refused"
-            raise (NotFoundError if response.status == 404 else InputError)(message)
+            shape = found.get("error", {}) if isinstance(found, dict) else {}
+            message = shape.get("message", "refused")
+            if response.status == 404:
+                raise NotFoundError(message)
+            raise InputError(message, code=str(shape.get("code") or "invalid_input"))  # e.g. query_timeout
         return found
 
     def create_token(self, user: str, role: str) -> dict[str, Any]:
@@ -114,6 +138,10 @@ class ServerAdmin:
     def set_user_password(self, name: str, password: object) -> dict[str, Any]:
         return self._call("PUT", f"/users/{_segment(name)}/password", {"password": password})
 
+    def sql(self, sql: str, params: Mapping[str, object]) -> dict[str, Any]:
+        """An analyst's query on the server's own database: `QueryResult.to_json()`."""
+        return self._call("POST", "/sql", {"sql": sql, "params": dict(params)}, timeout_s=SQL_TIMEOUT_S)
+
 
 def _segment(value: str) -> str:
     return quote(value, safe="")
@@ -145,5 +173,23 @@ def administration(settings: Settings) -> Iterator[Admin]:
         raise StoreError(f"{error} No running server answered on {path} either.") from None
     try:
         yield Administration(TokenBook(Tokens(store)), Decisions(store), UserBook(StaffUsers(store)))
+    finally:
+        store.close()
+
+
+@contextlib.contextmanager
+def analyst(settings: Settings) -> Iterator[Analyst]:
+    """The running server's SQL console when it listens (its own connection, while it writes), else one on the
+    database file (closed after). Either way the same checks and limits (`engine.store.analyst`)."""
+    path = admin_socket_path(settings)
+    if server_listening(path):
+        yield ServerAdmin(path)
+        return
+    try:
+        store = DuckDBStore(settings.database_path)
+    except StoreError as error:
+        raise StoreError(f"{error} No running server answered on {path} either.") from None
+    try:
+        yield LocalAnalyst(AnalystQueries(store, time.time, settings.analyst_time_limit_s, settings.analyst_row_cap))
     finally:
         store.close()

@@ -32,10 +32,13 @@ from engine.healing.healer import Event
 from engine.healing.scenarios import SCENARIOS, ScenarioReport, run_scenario
 from engine.wiring import build, load_pack, load_rulebase, open_healing, open_index
 from firstline.admin import administration
+from firstline.analytics import sql_command
 from firstline.context import Context
 from firstline.curate import rules_group
 from firstline.escalations import escalations_group
 from firstline.learned import handoff_group, learned_group
+from firstline.metrics import metrics_command
+from firstline.simulate import simulate_command
 from firstline.users import user_group
 from knowledge.background import load_background
 from knowledge.base import Scoring
@@ -365,6 +368,9 @@ cli.add_command(learned_group)
 cli.add_command(handoff_group)
 cli.add_command(user_group)
 cli.add_command(escalations_group)
+cli.add_command(sql_command)
+cli.add_command(metrics_command)
+cli.add_command(simulate_command)
 
 
 @cli.group()

@@ -41,7 +41,7 @@ class DeskCalls(Protocol):
     def detail(self, name: str, escalation_id: str) -> dict[str, Any]: ...
 
     def decide(self, name: str, escalation_id: str, outcome: str, reason: str,
-               digest: str | None) -> dict[str, Any]: ...
+               digest: str | None, not_business: bool = False) -> dict[str, Any]: ...
 
     def ask(self, name: str, escalation_id: str, question: str, digest: str | None) -> dict[str, Any]: ...
 
@@ -59,9 +59,11 @@ class ServerDesk:
     def detail(self, name: str, escalation_id: str) -> dict[str, Any]:
         return self.admin._call("GET", f"/escalations/{quote(escalation_id, safe='')}?{urlencode({'as': name})}")
 
-    def decide(self, name: str, escalation_id: str, outcome: str, reason: str, digest: str | None) -> dict[str, Any]:
+    def decide(self, name: str, escalation_id: str, outcome: str, reason: str, digest: str | None,
+               not_business: bool = False) -> dict[str, Any]:
         return self.admin._call("POST", f"/escalations/{quote(escalation_id, safe='')}/decision",
-                                {"as": name, "outcome": outcome, "reason": reason, "digest": digest})
+                                {"as": name, "outcome": outcome, "reason": reason, "digest": digest,
+                                 "not_business": not_business})
 
     def ask(self, name: str, escalation_id: str, question: str, digest: str | None) -> dict[str, Any]:
         return self.admin._call("POST", f"/escalations/{quote(escalation_id, safe='')}/question",
@@ -87,8 +89,9 @@ class LocalDesk:
     def detail(self, name: str, escalation_id: str) -> dict[str, Any]:
         return self._desk().detail(escalation_id, self._decider(name))
 
-    def decide(self, name: str, escalation_id: str, outcome: str, reason: str, digest: str | None) -> dict[str, Any]:
-        return self._desk().decide(escalation_id, self._decider(name), outcome, reason, digest)
+    def decide(self, name: str, escalation_id: str, outcome: str, reason: str, digest: str | None,
+               not_business: bool = False) -> dict[str, Any]:
+        return self._desk().decide(escalation_id, self._decider(name), outcome, reason, digest, not_business)
 
     def ask(self, name: str, escalation_id: str, question: str, digest: str | None) -> dict[str, Any]:
         return self._desk().ask(escalation_id, self._decider(name), question, digest)
@@ -169,12 +172,15 @@ def show_command(obj: Context, name: str, escalation_id: str, as_json: bool) -> 
 @click.option("--reason", default="", help="Why (required to reject, and to go against the recommendation or the "
               "precedent majority); the user is told it.")
 @click.option("--digest", default=None, help="The digest `show` printed: refused if the request changed since.")
+@click.option("--not-business", "not_business", is_flag=True,
+              help="With --outcome rejected: it was no business decision and should not have come to a person "
+                   "(counted as a false escalation).")
 @click.pass_obj
 def decide_command(obj: Context, name: str, escalation_id: str, outcome: str, reason: str,
-                   digest: str | None) -> None:
+                   digest: str | None, not_business: bool) -> None:
     """Approve or reject ESCALATION_ID as NAME; the user is told in their conversation."""
     with desk_access(obj.settings()) as desk:
-        done = desk.decide(name, escalation_id, outcome, reason, digest)
+        done = desk.decide(name, escalation_id, outcome, reason, digest, not_business)
     click.echo(f"{done['id']}: {done['status']}. {done['message']}")
 
 

@@ -1,5 +1,5 @@
 """`firstline user create|list|disable|password|categories`: staff users who sign in with a password (deciders on
-the escalation desk, curators), through the running server when there is one, else on the data folder.
+the escalation desk, curators, analysts), through the running server when there is one, else on the data folder.
 
 A password is asked twice on the terminal, never echoed; when standard input is not a terminal (a script, a
 pipe) its first line is the password, so it never appears in the command line or the shell's history."""
@@ -63,16 +63,17 @@ def user_line(found: dict[str, Any]) -> str:
     return line
 
 
-@click.group("user", short_help="Staff users who sign in with a password: deciders, curators.")
+@click.group("user", short_help="Staff users who sign in with a password: deciders, curators, analysts.")
 def user_group() -> None:
-    """Staff users who sign in with a password: deciders (the escalation desk) and curators (works while the
-    server runs)."""
+    """Staff users who sign in with a password: deciders (the escalation desk), curators and analysts (the
+    analysts' page, /analytics/); works while the server runs."""
 
 
 @user_group.command("create", short_help="Create a staff user with a password.")
 @click.argument("name")
 @click.option("--role", required=True, metavar="|".join(r.value for r in STAFF_ROLES),
-              help="decider: decides business escalations on the desk (/desk/); curator: reviews the knowledge.")
+              help="decider: decides business escalations on the desk (/desk/); curator: reviews the knowledge; "
+                   "analyst: reads the metrics and queries the store read-only (/analytics/).")
 @CATEGORY
 @CATEGORIES
 @click.pass_obj

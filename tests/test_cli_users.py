@@ -95,7 +95,7 @@ def test_a_new_password_and_new_categories(tmp_path):
     (("create", "cora", "--role", "curator", "--categories", "pricing"), PASSWORD, "a curator decides nothing"),
     (("create", "dana", "--role", "decider"), "too short\n", "at least 15 characters"),
     (("create", "dana", "--role", "decider"), "", "no password on standard input"),
-    (("create", "dana", "--role", "operator"), PASSWORD, "role is decider or curator, got 'operator'"),
+    (("create", "dana", "--role", "operator"), PASSWORD, "role is decider, curator or analyst, got 'operator'"),
     (("create", "dana"), PASSWORD, "Missing option '--role'"),
     (("disable", "nobody"), "", "no staff user named 'nobody'"),
     (("password", "nobody"), PASSWORD, "no staff user named 'nobody'"),

@@ -1,6 +1,7 @@
 """The administration endpoints, served only on a Unix socket in the data folder (never on a network address):
-the command line reaches the running server through it to issue or revoke tokens, record accounts and administer
-staff users without stopping it. The socket's folder is mode 0700 and the socket 0600, so only the account running
+the command line reaches the running server through it to issue or revoke tokens, record accounts, administer
+staff users and run analysts' read-only queries (`firstline sql`, on the server's own database connection)
+without stopping it. The socket's folder is mode 0700 and the socket 0600, so only the account running
 the server (or root) can connect: the same trust as reading the database file.
 """
 
@@ -13,11 +14,12 @@ from pathlib import Path
 
 from flask import Flask, jsonify, request
 
+from core.errors import InputError
 from core.settings import Settings
 from engine.access.administration import Administration
 from engine.desk.desk import Decider, cli_decider
 from engine.wiring import Parts
-from web.api import json_body, string_field
+from web.api import flag_field, json_body, string_field
 from web.errors import error_body
 
 MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to about 104-108 bytes, by platform
@@ -94,6 +96,15 @@ def create_admin_app(parts: Parts) -> Flask:
     def set_user_password(name: str):
         return jsonify(admin.set_user_password(name, json_body().get("password")))
 
+    @app.post("/sql")
+    def sql():
+        found = json_body()
+        params = {} if found.get("params") is None else found["params"]
+        if not isinstance(params, dict):
+            raise InputError("`params` must be an object of name -> value, e.g. {\"since\": \"2024-01-01\"}",
+                             code="invalid_body")
+        return jsonify(parts.analyst.run(text(found, "sql"), params).to_json())
+
     _desk_routes(app, parts)
 
     @app.errorhandler(Exception)
@@ -126,7 +137,8 @@ def _desk_routes(app: Flask, parts: Parts) -> None:
         found = json_body()
         return jsonify(desk.decide(escalation_id, decider(found), string_field(found, "outcome") or "",
                                    string_field(found, "reason", required=False) or "",
-                                   string_field(found, "digest", required=False)))
+                                   string_field(found, "digest", required=False),
+                                   not_business=flag_field(found, "not_business")))
 
     @app.post("/escalations/<escalation_id>/question")
     def ask(escalation_id: str):

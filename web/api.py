@@ -54,6 +54,14 @@ def string_field(body: dict[str, Any], key: str = "text", required: bool = True)
     return value
 
 
+def flag_field(body: dict[str, Any], key: str) -> bool:
+    """`body[key]` when it is true or false (false when absent); else an InputError naming it."""
+    value = body.get(key, False)
+    if not isinstance(value, bool):
+        raise InputError(f"`{key}` must be true or false", code="invalid_body")
+    return value
+
+
 def _choices(choices: tuple[Choice, ...]) -> list[dict[str, str]]:
     return [{"label": c.label, "value": c.value} for c in choices]
 
@@ -165,7 +173,8 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
         reason = string_field(body, "reason", required=False)
         reason = reason or string_field(body, "note", required=False)
         digest = string_field(body, "digest", required=False)
-        done = desk().decide(escalation_id, decider, outcome, reason or "", digest)
+        done = desk().decide(escalation_id, decider, outcome, reason or "", digest,
+                             not_business=flag_field(body, "not_business"))
         return jsonify(_after(done, escalation_id, decider))
 
     @api.post("/escalations/<escalation_id>/question")

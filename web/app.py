@@ -14,6 +14,7 @@ from core.settings import Settings
 from engine.access.tokens import Role
 from engine.decision.trace import for_user
 from engine.wiring import Parts
+from web.analytics import make_analytics_api, make_analytics_blueprint
 from web.api import API, json_body, make_blueprint, string_field
 from web.curator import make_curator_blueprint
 from web.curator_api import make_curator_api
@@ -43,6 +44,8 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     app.register_blueprint(make_blueprint(settings.threads, settings.identity_secret))
     app.register_blueprint(make_curator_blueprint())
     app.register_blueprint(make_desk_blueprint())
+    app.register_blueprint(make_analytics_blueprint())
+    app.register_blueprint(make_analytics_api())
     app.register_blueprint(make_curator_api())
     if not settings.ops_listen:  # else /metrics and the Alertmanager receiver have an address of their own
         app.register_blueprint(ops_blueprint(parts, settings.operator_auth))
@@ -143,12 +146,15 @@ def _error_response(error: Exception):
         # Refusals are how probing shows up: who, from where, asking for what (never the credentials sent).
         current_app.logger.warning("refused %s %s from %s: %s", request.method, request.path,
                                    request.remote_addr, body["error"]["code"])
-    if not request.path.startswith(API) and (status == 404 or request.path.startswith(("/curator", "/desk"))):
+    if not request.path.startswith(API) and (status == 404 or
+                                             request.path.startswith(("/curator", "/desk", "/analytics"))):
         title = {400: "That did not work", 401: "Please sign in", 403: "Not allowed", 409: "That changed meanwhile",
                  429: "Too many attempts"}.get(status, "Not found" if status == 404 else "Something went wrong")
         back = ("/", "Back to the chat")
         if request.path.startswith(("/desk", "/curator")):
             back = ("/desk/", "Back to the desk") if request.path.startswith("/desk") else ("/curator/", "Back")
+        if request.path.startswith("/analytics"):
+            back = ("/analytics/", "Back to the metrics")
         return render_template("error.html", message=body["error"]["message"], title=title, back=back), status
     return jsonify(body), status, retry_after(error)
 

@@ -101,7 +101,7 @@ def make_desk_blueprint() -> Blueprint:
         form = request.form
         try:
             done = desk().decide(escalation_id, g.decider, form.get("outcome", ""), form.get("reason", ""),
-                                 form.get("digest", ""))
+                                 form.get("digest", ""), not_business=form.get("not_business") == "yes")
         except (InputError, ConflictError, ForbiddenError) as error:
             return _detail_page(escalation_id, error=error, typed=dict(form))
         flash(done["message"])  # said by the server, never read from the URL

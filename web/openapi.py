@@ -105,6 +105,7 @@ def document() -> dict[str, Any]:
             },
             **_desk_paths(),
             **_curator_paths(),
+            **_analytics_paths(),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"},
@@ -195,11 +196,47 @@ def _curator_paths() -> dict[str, Any]:
     }
 
 
+def _analytics_paths() -> dict[str, Any]:
+    """The analysts' routes (an analyst's bearer token), the JSON twins of the /analytics/ page and its console."""
+    since = {"name": "since", "in": "query", "required": False, "schema": {"type": "string", "default": "30d"},
+             "description": "the period: days (30d), weeks (4w) or a first day (2026-01-31), in UTC days"}
+    return {
+        "/api/v1/analytics/metrics": {"get": _op(
+            "The seed's metrics since `since` (analysts): each line's key, label, view, value (null with no data), "
+            "display and parts; escalations give one line per business category", _json({
+                "type": "object", "properties": {"since": {"type": "string", "format": "date"},
+                                                 "metrics": {"type": "array", "items": {"type": "object"}}}}),
+            security=True, extra={"parameters": [since]})},
+        "/api/v1/analytics/metrics/{key}/daily": {"get": _op(
+            "One metric's trend per UTC day since `since` (analysts): [{day, value, series?}]", _json({
+                "type": "object", "properties": {"key": {"type": "string"}, "since": {"type": "string"},
+                                                 "daily": {"type": "array", "items": {"type": "object"}}}}),
+            security=True, extra={"parameters": [{"name": "key", "in": "path", "required": True, "schema": ID},
+                                                 since]})},
+        "/api/v1/analytics/query": {"post": _op(
+            "Run one read-only SELECT with named `:parameters` (analysts). Refused with 400 and a message saying "
+            "why: a second statement, any write, COPY, ATTACH, INSTALL, SET, file or URL reads, credential "
+            "tables, a syntax error (with its position), a parameter missing or of the wrong type, and a query "
+            "past the time limit (code `query_timeout`); a result past the row cap is cut and `truncated`",
+            _json(_ref("QueryResult")), body=_ref("Query"), security=True)},
+    }
+
+
 def _schemas() -> dict[str, Any]:
     choice = {"type": "object", "properties": {"label": {"type": "string"}, "value": {"type": "string"}}}
     stage = {"type": "string", "enum": ["open", "confirming", "choosing", "verifying", "awaiting_decision",
                                              "checking_answer", "rating"]}
     return {
+        "Query": {"type": "object", "required": ["sql"], "properties": {
+            "sql": {"type": "string", "maxLength": 100000, "description": "one SELECT; parameters as :name"},
+            "params": {"type": "object", "additionalProperties": {
+                "nullable": True, "oneOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}}}},
+        "QueryResult": {"type": "object", "properties": {
+            "columns": {"type": "array", "items": {"type": "string"}},
+            "types": {"type": "array", "items": {"type": "string"}, "description": "DuckDB's type names"},
+            "rows": {"type": "array", "items": {"type": "array", "items": {}}},
+            "truncated": {"type": "boolean", "description": "more rows than `row_cap`: only the first are here"},
+            "row_cap": {"type": "integer"}, "elapsed_ms": {"type": "number"}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},

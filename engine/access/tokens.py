@@ -20,6 +20,7 @@ class Role(StrEnum):
     USER = "user"  # chats as its user, like the web page
     DECIDER = "decider"  # may also read business escalations and record their decisions
     CURATOR = "curator"  # may also sign in to the curator pages: learned rules, playbooks, the unmatched queue
+    ANALYST = "analyst"  # may also sign in to the analysts' page (/analytics/): the metrics, a read-only SQL console
     OPERATOR = "operator"  # Prometheus and Alertmanager: may read /metrics and post alerts, nothing else
 
 

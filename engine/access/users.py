@@ -1,5 +1,6 @@
-"""Staff users who sign in to the staff pages with a name and a password: deciders (the escalation desk) and
-curators. API tokens stay the way integrations, operators and scripts authenticate (engine/access/tokens.py).
+"""Staff users who sign in to the staff pages with a name and a password: deciders (the escalation desk),
+curators and analysts (the analysts' page). API tokens stay the way integrations, operators and scripts
+authenticate (engine/access/tokens.py).
 
 Passwords are hashed with argon2id through argon2-cffi's `PasswordHasher` at the library's defaults (RFC 9106's
 low-memory profile in argon2-cffi 25: 64 MiB, 3 passes, 4 lanes), the first choice of OWASP's Password Storage
@@ -31,7 +32,8 @@ from engine.store.users import StaffUserRow, StaffUsers, credential
 NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}", re.ASCII)
 MIN_PASSWORD_CHARS = 15
 MAX_PASSWORD_CHARS = 1024  # far above any passphrase; bounds what one sign-in attempt makes the server hash
-STAFF_ROLES = (Role.DECIDER, Role.CURATOR)  # the roles with pages to sign in to; users and operators use tokens
+# The roles with pages to sign in to; users and operators use tokens.
+STAFF_ROLES = (Role.DECIDER, Role.CURATOR, Role.ANALYST)
 
 
 @dataclass(frozen=True)
@@ -68,10 +70,11 @@ def check_name(name: str) -> str:
 
 
 def check_role(role: str) -> Role:
-    """The staff role `role` names (decider or curator); InputError otherwise, saying what the others use."""
+    """The staff role `role` names (decider, curator or analyst); InputError otherwise, saying what the others
+    use."""
     if role not in {r.value for r in STAFF_ROLES}:
-        raise InputError(f"a staff user's role is decider or curator, got {role!r}; integrations and operators "
-                         "(Prometheus, Alertmanager) use API tokens: `firstline token create --role ...`",
+        raise InputError(f"a staff user's role is decider, curator or analyst, got {role!r}; integrations and "
+                         "operators (Prometheus, Alertmanager) use API tokens: `firstline token create --role ...`",
                          code="invalid_role")
     return Role(role)
 

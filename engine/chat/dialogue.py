@@ -338,6 +338,7 @@ class Dialogue:
         if reading.intent is ReplyIntent.YES:
             self.learning.confirmed(turn.user_id, turn.conversation_id, turn.state.playbook, turn.state.problem)
             self._count_outcome(turn, succeeded=True)
+            self._say_verdict(turn, "fixed")
             turn.replies.append(self.voice.say("fixed", self._seed(turn)))
             if turn.state.pending:
                 self._take_up_pending(turn)
@@ -356,6 +357,7 @@ class Dialogue:
         state = turn.state
         self._count_outcome(turn, succeeded=False)
         self._record_verdict(turn)
+        self._say_verdict(turn, "partly" if intent is ReplyIntent.PARTLY else "not_fixed")
         untried = [p for p in state.options if p not in state.tried]
         if untried:
             state.options, state.stage = untried, Stage.CONFIRMING
@@ -419,6 +421,7 @@ class Dialogue:
             turn.replies.append(self.voice.say("did_that_answer", self._seed(turn)))
             return None
         settled = reading.intent is ReplyIntent.YES
+        self._say_verdict(turn, "settled" if settled else "not_settled")
         if turn.state.escalation_id:
             turn.pending.append(self.escalations.event_sql(EventRow(
                 self.new_id(), turn.state.escalation_id, self.clock(), turn.user_id, EventKind.USER_REPLY,
@@ -507,6 +510,11 @@ class Dialogue:
     def _record_verdict(self, turn: _Turn) -> None:
         """The user says the last fix did not work: its actions count as failed for the rules from now on."""
         self.chats.record_not_fixed(turn.conversation_id, self.new_id(), self.clock())
+
+    def _say_verdict(self, turn: _Turn, verdict: str) -> None:
+        """Keep what the user said about the fix or answer in hand, with the turn (the metrics read it)."""
+        turn.pending.append(self.chats.verdict_sql(self.new_id(), turn.conversation_id, turn.user_id,
+                                                   turn.state.playbook, verdict, self.clock()))
 
     def _count_outcome(self, turn: _Turn, succeeded: bool) -> None:
         state = turn.state

@@ -175,9 +175,11 @@ class Desk:
     # -- acting -------------------------------------------------------------------------------------
 
     def decide(self, escalation_id: str, decider: Decider, outcome: str, reason: str,
-               digest: str | None = None) -> dict[str, Any]:
+               digest: str | None = None, not_business: bool = False) -> dict[str, Any]:
         """Approve or reject one request. Returns {"id", "status", "approvals", "approvals_required", "message"};
-        an approval short of the approvers required is recorded and leaves the request open. Raises
+        an approval short of the approvers required is recorded and leaves the request open. `not_business`
+        marks a rejected request as no business decision at all (it should not have come to a person; the
+        false-escalation metric counts it). Raises
         NotFoundError (unknown id), ForbiddenError (another category, or the decider's own request),
         ConflictError (expired, already decided, already approved by this decider, stale digest) and InputError
         (unknown outcome; missing reason where one is required)."""
@@ -193,6 +195,9 @@ class Desk:
                              "user", code="reason_required")
         if against and not reason:
             raise InputError(f"a reason is required to decide against {' and '.join(against)}", code="reason_required")
+        if not_business and outcome != "rejected":
+            raise InputError("only a rejected request can be marked as not a business decision: reject it, say "
+                             "why, and tick the mark", code="invalid_body")
         now = self.clock()
         if outcome == "approved":
             if _same_person(decider.name, analysis.approvers):
@@ -200,7 +205,7 @@ class Desk:
                                     f"({len(analysis.approvers)} of {analysis.required[0]})", code="already_approved")
             if len(analysis.approvers) + 1 < analysis.required[0]:
                 return self._approval(analysis, decider, reason, now)
-        return self._close(analysis, decider, EscalationStatus(outcome), reason, against, now)
+        return self._close(analysis, decider, EscalationStatus(outcome), reason, against, now, not_business)
 
     def ask(self, escalation_id: str, decider: Decider, question: str, digest: str | None = None) -> dict[str, Any]:
         """Post `question` into the user's conversation; the request waits for their answer (status `asked`),
@@ -381,7 +386,7 @@ class Desk:
                            "approve it before the user is told."}
 
     def _close(self, analysis: Analysis, decider: Decider, status: EscalationStatus, reason: str,
-               against: Sequence[str], now: float) -> dict[str, Any]:
+               against: Sequence[str], now: float, not_business: bool = False) -> dict[str, Any]:
         row = analysis.row
         rec = analysis.recommendation
         events = []
@@ -396,6 +401,9 @@ class Desk:
         if against:
             events.append(EventRow(self.new_id(), row.id, now, decider.name, EventKind.OVERRULED, status.value,
                                    reason, {"against": list(against)}))
+        if not_business:
+            events.append(EventRow(self.new_id(), row.id, now, decider.name, EventKind.NOT_BUSINESS, "", reason,
+                                   {"category": row.category}))
         seed = f"{row.id}:decided"
         told = self.voice.say(status.value, seed, title=self.title(row.playbook), decision=reason)
         state, version = self._conversation(row)

@@ -99,6 +99,14 @@ class Conversations:
         """The user says the last fix did not work: its remedies count as failed for the rules from now on."""
         self.commit([(NOT_FIXED_SQL, (verdict_id, now, conversation_id))])
 
+    @staticmethod
+    def verdict_sql(verdict_id: str, conversation_id: str, user_id: str, playbook: str | None, verdict: str,
+                    now: float) -> Statement:
+        """What the user said about the fix in hand (`fixed`, `not_fixed`, `partly`) or about a person's answer
+        to their request (`settled`, `not_settled`), at `now` (epoch s): the metrics' confirmed resolutions."""
+        return ("INSERT INTO user_verdicts VALUES (?, ?, ?, ?, ?, ?)",
+                (verdict_id, conversation_id, user_id, playbook, verdict, now))
+
     def failed_actions(self, conversation_id: str) -> int:
         """How many remedies of this conversation failed, by telemetry or by the user's word."""
         return int(self.db.execute(FAILED_BEFORE_SQL, (conversation_id, conversation_id))[0][0])

@@ -15,9 +15,12 @@ WHERE d.decision IN ('decline', 'clarify')
   AND NOT EXISTS (SELECT 1 FROM learned_examples l WHERE l.text = m.text AND l.user_id = d.user_id)
 ORDER BY d.created_at DESC LIMIT ?
 """
+# A playbook's decisions, and the conversations it resolved by the metrics' definition (docs/metrics.md: confirmed
+# or assumed, once per conversation): counting `resolve` decisions counted every hand-off to engineering too.
 PLAYBOOK_SQL = """
-SELECT playbook, count(*) AS decisions, count(*) FILTER (WHERE decision = 'resolve') AS resolved
-FROM decisions WHERE playbook IS NOT NULL GROUP BY playbook
+WITH used AS (SELECT playbook, count(*) AS decisions FROM decisions WHERE playbook IS NOT NULL GROUP BY playbook),
+resolved AS (SELECT playbook, count(*) AS resolved FROM conversation_outcomes WHERE ai_resolved GROUP BY playbook)
+SELECT u.playbook, u.decisions, coalesce(r.resolved, 0) FROM used u LEFT JOIN resolved r USING (playbook)
 """
 FIRED_SQL = """
 SELECT r.decision_id, d.conversation_id, d.created_at, d.decision FROM rules_fired r
@@ -50,7 +53,8 @@ class CurationQueries:
         return (rows[0][0], rows[0][1], rows[0][2]) if rows else None
 
     def playbook_usage(self) -> dict[str, tuple[int, int]]:
-        """playbook -> (decisions, of which `resolve`)."""
+        """playbook -> (decisions naming it, conversations it resolved), measured at the store's clock."""
+        self.db.execute("SET VARIABLE firstline_now = ?", (self.db.clock(),))  # this thread's own cursor
         return {row[0]: (int(row[1]), int(row[2])) for row in self.db.execute(PLAYBOOK_SQL)}
 
     def fired_in(self, rule: str, limit: int) -> list[DecisionRef]:

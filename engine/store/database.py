@@ -13,7 +13,7 @@ import contextlib
 import re
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import duckdb
 
 from core.errors import ConflictError, StoreError
 from engine.store.schema import LATEST, MIGRATIONS, VERSION_TABLE
+from engine.store.views import view_statements
 
 Statement = tuple[str, Sequence[Any]]
 Guard = tuple[str, Sequence[Any], str]  # (sql, params, what to tell the caller when it finds no row)
@@ -65,8 +66,12 @@ class DuckDBStore:
         self.clock = clock
         path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            # No user SQL ever runs with file or network access; exports go through Python.
-            self._connection = duckdb.connect(str(path), config={"enable_external_access": False})
+            # The analysts' console (analyst.py) runs their SQL on this instance, so it runs without file or
+            # network access (exports go through Python), with Python objects not readable as tables, and with the
+            # configuration locked so no statement can undo that. The store itself never SETs anything (SET
+            # VARIABLE, a connection's own, still works).
+            self._connection = duckdb.connect(str(path), config={
+                "enable_external_access": False, "python_enable_replacements": False, "lock_configuration": True})
         except duckdb.IOException as error:
             raise StoreError(
                 f"cannot open {path}: {error}. Another Firstline process (the server?) may hold it; stop it "
@@ -77,6 +82,8 @@ class DuckDBStore:
         self._cursors: list[duckdb.DuckDBPyConnection] = []
         try:
             self._migrate()
+            # The metric views follow the code, not the file: a changed definition replaces the old on open.
+            self.transaction([(sql, ()) for sql in view_statements()])
         except BaseException:
             self.close()
             raise
@@ -89,6 +96,16 @@ class DuckDBStore:
             with self._write_lock:
                 self._cursors.append(cursor)
         return cursor
+
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A cursor of its own on the one connection, closed after: for a read that may be interrupted (the
+        analysts' console) without touching the cursor this thread writes with, nor its DuckDB variables."""
+        cursor = self._connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """Run one statement on this thread's cursor and return its rows; for the repositories' reads (and

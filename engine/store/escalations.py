@@ -53,6 +53,7 @@ class EventKind(StrEnum):
     OVERRULED = "overruled"  # decided against the recommendation or the precedent majority, with the reason
     EXPIRED = "expired"
     USER_REPLY = "user_reply"  # whether the user said the answer settled their request
+    NOT_BUSINESS = "not_business"  # the decider says it was no business decision (a false escalation, docs/metrics.md)
 
 
 @dataclass(frozen=True)

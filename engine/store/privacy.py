@@ -14,8 +14,8 @@ from engine.store.database import DuckDBStore, Statement
 
 # Every table holding something of a user's, and how its rows are found: by user id, or through the
 # user's decisions or escalations. `forget` deletes from all of them; a test reads them all back.
-BY_USER = ("messages", "decisions", "actions", "fix_verdicts", "escalations", "handoffs", "conversations",
-           "conversation_state", "feedback", "learned_examples", "accounts")
+BY_USER = ("messages", "decisions", "actions", "fix_verdicts", "user_verdicts", "escalations", "handoffs",
+           "conversations", "conversation_state", "feedback", "learned_examples", "accounts")
 BY_DECISION = ("candidates", "facts", "rules_fired", "traces")
 # What learning kept of the user's: their outcomes, votes and shadow cases (rules they helped create keep only
 # counts and conversation ids, which lead nowhere once the conversations are deleted). Reported together.

@@ -184,6 +184,15 @@ ALTER TABLE escalations ADD COLUMN IF NOT EXISTS window_s DOUBLE;
 ALTER TABLE escalations ADD COLUMN IF NOT EXISTS remaining_s DOUBLE
 """
 
+# What the user said about the fix in hand and about a person's answer, one row each time they said it: the
+# metrics' confirmed resolutions (docs/metrics.md) read it. `fix_verdicts` stays the rules' per-action record.
+USER_VERDICTS = """
+CREATE TABLE IF NOT EXISTS user_verdicts (
+    id VARCHAR PRIMARY KEY, conversation_id VARCHAR NOT NULL, user_id VARCHAR NOT NULL, playbook VARCHAR,
+    verdict VARCHAR NOT NULL, said_at DOUBLE NOT NULL
+)
+"""
+
 # Files written before the schema was numbered were made by several modules, each adding columns as it grew;
 # on such a file the CREATEs above change nothing, and these bring the tables to the same shape.
 UNNUMBERED_COLUMNS = """
@@ -210,5 +219,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Issue 15: deciders sign in with a password and decide on a page with the analysis and the record.
     Migration(8, "the escalation desk: events, staff users, account details", ESCALATION_DESK),
     Migration(9, "a deadline per request, paused while the user is asked", REQUEST_DEADLINES),
+    # Issue 16: a confirmed resolution is one the user confirmed; nothing recorded it apart from learning.
+    Migration(10, "the user's verdicts on fixes and answers", USER_VERDICTS),
 )
 LATEST = MIGRATIONS[-1].version

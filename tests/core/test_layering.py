@@ -29,6 +29,10 @@ ROOMS = {
     "healing": {"store", "actions", "decision", "infra"},
     "chat": {"store", "actions", "decision", "infra", "learning"},
     "desk": {"store", "infra", "chat"},
+    "analytics": {"store"},
+    # A month of traffic through the real product: users chat, the monitor heals, deciders decide.
+    "traffic": {"store", "infra", "access", "actions", "decision", "learning", "healing", "chat", "desk",
+                "analytics"},
 }
 COMPOSITION_ROOT = "engine/wiring.py"  # builds every room from the settings, so it may import them all
 

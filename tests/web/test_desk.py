@@ -152,6 +152,9 @@ def test_bad_bodies_get_clear_messages(app):
                                 ({"outcome": "rejected"}, 400, "reason is required"),
                                 ({"outcome": "approved", "reason": 5}, 400, "`reason` must be a string"),
                                 ({"outcome": "approved", "reason": "x" * 2001}, 400, "limit is 2,000"),
+                                ({"outcome": "rejected", "reason": "no", "not_business": "yes"}, 400,
+                                 "`not_business` must be true or false"),
+                                ({"outcome": "approved", "not_business": True}, 400, "only a rejected request"),
                                 ({"outcome": "approved", "digest": "abc"}, 409, "changed since")):
         response = client.post(url, headers=headers, json=body)
         assert response.status_code == status and words in response.get_json()["error"]["message"], body

@@ -352,3 +352,15 @@ def test_names_differing_only_by_case_are_one_approver(parts):
         parts.desk.decide(row["id"], Decider("Dana"), "approved", "Me again.")
     with pytest.raises(ForbiddenError, match="raised this request yourself"):
         parts.desk.decide(row["id"], Decider("EVE"), "approved", "Mine.")
+
+
+def test_a_rejected_request_marked_not_business_counts_as_a_false_escalation(parts, clock):
+    row, _ = raise_request(parts, "eve", "Can we get a non-profit discount?")
+    with pytest.raises(InputError, match="only a rejected request"):
+        parts.desk.decide(row["id"], DANA, "approved", "fine", not_business=True)
+    parts.desk.decide(row["id"], DANA, "rejected", "This is a login problem, not a discount.", not_business=True)
+    assert ("not_business", "dana", "") in record(parts, row["id"])
+    parts.store.execute("SET VARIABLE firstline_now = ?", (clock(),))
+    (marked, false_ones), = parts.store.execute(
+        "SELECT sum(marked_not_business), sum(false_escalations) FROM metric_false_escalations")
+    assert (marked, false_ones) == (1, 1)
