@@ -13,6 +13,8 @@ REASONS = {
     "approved": "Approved: this is in line with what we offer accounts like yours.",
     "rejected": "Declined: this is outside what we can offer on your plan; we are happy to talk about alternatives.",
 }
+NOT_BUSINESS = ("This is not something the team decides: it looks like a technical problem. Please describe it in the "
+                "chat and the assistant will look into it.")
 QUESTIONS = {
     "hosting_capacity": "How many more seats would you need, and from when?",
     "pricing": "How many seats is this for, and what discount did you have in mind?",
@@ -41,6 +43,7 @@ class DeskPolicy:
     second_approval_h: tuple[float, float] = (1.0, 12.0)
     follow_recommendation: float = 0.85
     approve_without_recommendation: float = 0.6
+    spot_not_business: float = 0.8  # a request that is no business decision is rejected and marked as such
 
     def assumptions(self) -> list[str]:
         p = self
@@ -53,7 +56,8 @@ class DeskPolicy:
             f"decisions: follow the desk's recommendation {p.follow_recommendation:.0%} of the time (else the "
             f"opposite, with a reason); with no recommendation, approve {p.approve_without_recommendation:.0%}; a "
             f"second approver, when the policy asks for one, approves {p.second_approval_h[0]:g}-"
-            f"{p.second_approval_h[1]:g} h later",
+            f"{p.second_approval_h[1]:g} h later; a request whose message was not a business one (by its label) "
+            f"is rejected and marked 'not a business decision' {p.spot_not_business:.0%} of the time",
         ]
 
 
@@ -97,6 +101,10 @@ class Deciders:
         else:
             outcome = "approved" if self.rng.random() < p.approve_without_recommendation else "rejected"
         return outcome, REASONS[outcome]
+
+    def spots_not_business(self) -> bool:
+        """Whether the decider sees that a misrouted request is no business decision."""
+        return self.rng.random() < self.policy.spot_not_business
 
     def pick(self) -> str:
         """The decider who picks a request up (any of them, uniformly)."""

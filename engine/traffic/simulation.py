@@ -22,13 +22,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from core.errors import ConflictError, FirstlineError, InputError
+from core.taxonomy import BUSINESS
 from engine.access.administration import Administration
 from engine.chat.dialogue import Exchange, Stage, versioned_state
 from engine.desk.desk import Decider, Desk
 from engine.healing.monitor import Monitor
 from engine.store.decisions import Decisions
 from engine.store.escalations import UNDECIDED, EscalationStatus
-from engine.traffic.deciders import Deciders, DeskPolicy, Step
+from engine.traffic.deciders import NOT_BUSINESS, Deciders, DeskPolicy, Step
 from engine.traffic.faults import Fault, FaultPolicy, manual_fix, schedule
 from engine.traffic.messages import Phrasing, category_of
 from engine.traffic.parts import Product, RunSpec, SimulatedClock
@@ -285,6 +286,11 @@ class Simulation:
                 self._at(self.desk.due_at(row) + 1, self._expire_now)
                 self._at(now + self.deciders.after_answer_s(), functools.partial(self._decide, found))
 
+    def _misrouted(self, request: _Request) -> bool:
+        """The request's message was, in truth (its label), no business request."""
+        visit = self._visits.get(request.conversation_id)
+        return visit is not None and category_of(visit.phrasing.label, self.categories) not in BUSINESS
+
     def _decider(self, name: str) -> Decider:
         return Decider(name, frozenset(), "desk")
 
@@ -293,9 +299,12 @@ class Simulation:
         try:
             detail = self.desk.detail(request.id, decider)  # opening the request's page, as a decider does
             outcome, reason = self.deciders.outcome(detail["recommendation"]["outcome"])
+            not_business = name is None and self._misrouted(request) and self.deciders.spots_not_business()
+            if not_business:
+                outcome, reason = "rejected", NOT_BUSINESS
             if name is not None:
                 outcome = "approved"  # the second approver of an approval
-            done = self.desk.decide(request.id, decider, outcome, reason, detail["digest"])
+            done = self.desk.decide(request.id, decider, outcome, reason, detail["digest"], not_business)
         except ConflictError:
             self.report.desk_conflicts += 1  # expired (or decided) before the decider got to it
             return
