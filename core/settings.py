@@ -166,6 +166,14 @@ class Settings(BaseModel):
         10_000, ge=1, le=1_000_000, description="Most rows an analyst's query returns; past it the result says it "
         "was truncated."
     )
+    analyst_max_result_mb: float = Field(
+        20.0, gt=0, le=1024, description="Most megabytes (its values measured as text) an analyst's query returns; "
+        "past it the result is cut and says it was truncated at this size (at most 1024)."
+    )
+    analyst_concurrency: int = Field(
+        2, ge=1, le=16, description="Most analysts' queries running at once (they share the chat's database); one "
+        "more waits a second, then is refused with HTTP 429 (1 to 16)."
+    )
     identity_secret: str = Field(
         "", description="The secret the host app signs its users' ids with (HMAC-SHA256, hex), so actions on an "
         "account (unlock, resend e-mail, sign out everywhere) run only for the account's owner; empty: no chat "

@@ -283,7 +283,8 @@ def build(
                       new_id)
     return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(Tokens(store), clock), curation,
                  sessions, UserBook(StaffUsers(store), clock),
-                 AnalystQueries(store, clock, settings.analyst_time_limit_s, settings.analyst_row_cap), healing,
+                 AnalystQueries(store, clock, settings.analyst_time_limit_s, settings.analyst_row_cap,
+                                settings.analyst_max_result_mb, settings.analyst_concurrency), healing,
                  learning, desk=desk)
 
 

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
+import click
+
 from core.errors import FirstlineError, InputError, NotFoundError, StoreError
 from core.settings import Settings
 from engine.access.administration import Administration
@@ -27,6 +29,16 @@ TIMEOUT_S = 30.0
 # The server stops an analyst's query at its time limit (at most 600 s, core/settings.py): the client waits that
 # long and a margin for the answer rather than giving up first.
 SQL_TIMEOUT_S = 600.0 + TIMEOUT_S
+
+
+class NoDatabase(InputError, click.ClickException):
+    """No database where the settings point (a mistyped FIRSTLINE_DATA_DIR, a first run): an InputError, and for
+    the command line a mistake in what it was given, exit status 2, whichever command (`sql`, `metrics`) asked."""
+
+    exit_code = 2
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, code="no_database")  # InputError's, then click's: both keep the message
 
 
 class Admin(Protocol):
@@ -180,16 +192,21 @@ def administration(settings: Settings) -> Iterator[Admin]:
 @contextlib.contextmanager
 def analyst(settings: Settings) -> Iterator[Analyst]:
     """The running server's SQL console when it listens (its own connection, while it writes), else one on the
-    database file (closed after). Either way the same checks and limits (`engine.store.analyst`)."""
+    database file (closed after). Either way the same checks and limits (`engine.store.analyst`). InputError
+    when neither is there: a mistyped data folder is never created, nor an empty database in it."""
     path = admin_socket_path(settings)
     if server_listening(path):
         yield ServerAdmin(path)
         return
+    if not settings.database_path.is_file():
+        raise NoDatabase(f"no database at {settings.database_path}: check FIRSTLINE_DATA_DIR (or --config), or start "
+                         "Firstline once (make run / firstline serve) to create it")
     try:
         store = DuckDBStore(settings.database_path)
     except StoreError as error:
         raise StoreError(f"{error} No running server answered on {path} either.") from None
     try:
-        yield LocalAnalyst(AnalystQueries(store, time.time, settings.analyst_time_limit_s, settings.analyst_row_cap))
+        yield LocalAnalyst(AnalystQueries(store, time.time, settings.analyst_time_limit_s, settings.analyst_row_cap,
+                                          settings.analyst_max_result_mb, settings.analyst_concurrency))
     finally:
         store.close()

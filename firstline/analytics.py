@@ -14,6 +14,7 @@ from typing import Any
 import click
 
 from core.errors import InputError
+from engine.store.analyst import NOT_UTF8, SIZE_CAP
 from firstline.admin import analyst
 from firstline.context import Context
 
@@ -62,22 +63,51 @@ def sql_command(obj: Context, query: str, params: tuple[str, ...], output: str) 
                        where created_at > :since group by all" --param since=1700000000
     """
     values = _params(params)
-    if query == "-":
-        query = sys.stdin.read()
-    with analyst(obj.settings()) as console:
-        try:
+    try:
+        if query == "-":
+            query = read_stdin()
+        if not _utf8(query) or not all(_utf8(value) for value in values.values()):
+            raise InputError(NOT_UTF8 if not _utf8(query) else "a --param value is not valid UTF-8 text")
+        with analyst(obj.settings()) as console:
             result = console.sql(query, values)
-        except InputError as error:
-            raise QueryRefused(str(error)) from None
+    except InputError as error:
+        raise QueryRefused(str(error)) from None
     if output == "json":
         click.echo(json.dumps(result, ensure_ascii=False))
     elif output == "csv":
         click.echo(csv_text(result), nl=False)
         if result["truncated"]:
-            click.echo(f"firstline: note: only the first {result['row_cap']} rows (the row cap)", err=True)
+            click.echo(f"firstline: note: only the first {len(result['rows'])} rows ({_truncation(result)})",
+                       err=True)
     else:
         for line in table_lines(result):
             click.echo(line)
+
+
+def read_stdin() -> str:
+    """Standard input as text; InputError when its bytes are not UTF-8."""
+    stream = getattr(sys.stdin, "buffer", None)
+    try:
+        if stream is not None:
+            return stream.read().decode("utf-8")
+        return sys.stdin.read()
+    except UnicodeDecodeError:
+        raise InputError(NOT_UTF8) from None
+
+
+def _utf8(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # argv's undecodable bytes arrive as lone surrogates
+        return False
+    return True
+
+
+def _truncation(result: dict[str, Any]) -> str:
+    """Why the rows stop where they do: the row cap, or the size cap ("truncated at 20 MB")."""
+    if result.get("truncated_reason") == SIZE_CAP:
+        return f"truncated at {result.get('max_result_mb') or 0:g} MB, the size cap"
+    return f"truncated at the row cap of {result['row_cap']}"
 
 
 def csv_text(result: dict[str, Any]) -> str:
@@ -129,7 +159,7 @@ def table_lines(result: dict[str, Any]) -> list[str]:
     count = len(rows)
     noun = "row" if count == 1 else "rows"
     if result["truncated"]:
-        lines.append(f"({count} {noun}, truncated at the row cap of {result['row_cap']})")
+        lines.append(f"({count} {noun}, {_truncation(result)})")
     else:
         lines.append(f"({count} {noun})")
     return lines

@@ -200,7 +200,7 @@ def ask_command(obj: Context, name: str, escalation_id: str, question: str, dige
 def _left(seconds: float) -> str:
     if seconds <= 0:
         return "past its deadline"
-    hours = seconds / 3600
+    hours = round(seconds / 3600, 1)  # the unit follows what is printed: 47.97 h reads "2.0 days", never "48.0 h"
     return f"{hours / 24:.1f} days left" if hours >= 48 else f"{hours:.1f} h left"
 
 

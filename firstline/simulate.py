@@ -15,6 +15,7 @@ import click
 
 from core.errors import InputError, StoreError
 from core.settings import PROJECT_ROOT, Settings
+from engine.analytics.metrics import METRIC_ROW_CAP, MetricsReader
 from engine.store import DuckDBStore
 from engine.traffic.messages import load_phrasings
 from engine.traffic.parts import RunSpec, simulated_parts
@@ -24,9 +25,13 @@ from engine.traffic.users import DAY_S
 from engine.wiring import Parts, build, load_pack
 from firstline.admin import server_listening
 from firstline.context import Context
+from firstline.metrics import table_lines
 from web.admin import admin_socket_path
 
 DEFAULT_MESSAGES = PROJECT_ROOT / "data" / "simulation" / "messages.tsv"
+EARLIEST_START = dt.date(2000, 1, 1)  # accounts begin up to 4 years before the run: never before 1970
+FOLDER_NOTE = ("the table counts every row of the data folder from the run's first day on, earlier runs' "
+               "included, also those dated after this run's end")
 IN_USE = "stop the server or set FIRSTLINE_DATA_DIR to another folder"
 
 
@@ -37,18 +42,28 @@ class Refused(click.ClickException):
     exit_code = 2
 
 
+def _check_start(_ctx: click.Context, _param: click.Parameter, start: dt.datetime | None) -> dt.datetime | None:
+    """`--start` is a day from EARLIEST_START to today (UTC), or BadParameter (a usage error, status 2)."""
+    if start is None:
+        return None
+    today = dt.datetime.now(dt.UTC).date()
+    if not EARLIEST_START <= start.date() <= today:
+        raise click.BadParameter(f"{start.date()} is not a day from {EARLIEST_START} to today ({today}, UTC)")
+    return start
+
+
 @click.command("simulate", short_help="Drive simulated traffic through the real product, then print the metrics.")
 @click.option("--days", type=click.IntRange(1, 365), default=30, show_default=True, help="Simulated days to run.")
 @click.option("--users", type=click.IntRange(1, 10_000), default=40, show_default=True,
               help="Simulated users (each with an account) who open conversations.")
 @click.option("--seed", type=int, default=None,
               help="Seed of every random choice of the run (default: the simulation_seed setting).")
-@click.option("--messages", "messages", type=click.Path(dir_okay=False, path_type=Path), default=None,
+@click.option("--messages", "messages", type=click.Path(path_type=Path), default=None,
               help="A text<TAB>label file of opening messages; labels are categories or playbook ids (default: "
                    "data/simulation/messages.tsv).")
-@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default=None,
-              help="The first simulated day, YYYY-MM-DD (UTC); default: DAYS days before today, so the run ends "
-                   "today at 00:00 UTC.")
+@click.option("--start", type=click.DateTime(formats=["%Y-%m-%d"]), default=None, callback=_check_start,
+              help=f"The first simulated day, YYYY-MM-DD (UTC), from {EARLIEST_START} to today; default: DAYS days "
+                   "before today, so the run ends today at 00:00 UTC.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object: the run's figures and the metrics table.")
 @click.pass_obj
 def simulate_command(obj: Context, days: int, users: int, seed: int | None, messages: Path | None,
@@ -158,17 +173,15 @@ def report_lines(report: SimulationReport, messages: Path) -> list[str]:
 
 def _metrics_table(parts: Parts, since_s: float) -> dict[str, Any]:
     """The seed's metrics table from `since_s` (epoch s) on, read from the metric views of what the run wrote, at
-    the simulated clock's end. Returns {"since", "metrics": [line JSON], "lines": [text]}.
+    the simulated clock's end. The views have no upper bound: rows of earlier runs on the same folder count too,
+    even those dated after this run's end (FOLDER_NOTE says so under the table; docs/simulation.md). Returns
+    {"since", "metrics": [line JSON], "lines": [text]}.
 
     The one call site of the analytics room (engine/analytics/metrics.py, firstline/metrics.py), imported here
     so that the simulation's own figures print whatever state that room is in."""
     since = dt.datetime.fromtimestamp(since_s, dt.UTC).date()
-    try:
-        from engine.analytics.metrics import MetricsReader
-        from firstline.metrics import table_lines
-    except ImportError as error:  # the analytics room is not in this tree
-        return {"since": since.isoformat(), "metrics": [], "lines": [f"(no metrics table: {error})"]}
     started = time.perf_counter()
-    lines = MetricsReader(lambda sql, params: parts.analyst.run(sql, params).to_json()).table(since)
-    text = [*table_lines(since, lines), f"(read in {time.perf_counter() - started:.1f} s)"]
+    lines = MetricsReader(
+        lambda sql, params: parts.analyst.run(sql, params, row_cap=METRIC_ROW_CAP).to_json()).table(since)
+    text = [*table_lines(since, lines), f"(read in {time.perf_counter() - started:.1f} s; {FOLDER_NOTE})"]
     return {"since": since.isoformat(), "metrics": [line.to_json() for line in lines], "lines": text}

@@ -1,8 +1,10 @@
 """`firstline simulate`: a short run on a fresh data folder prints its figures, its assumptions and the metrics
 table it filled; bad input and a folder in use are one line on stderr with exit status 2, nothing run."""
 
+import datetime as dt
 import functools
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -31,6 +33,7 @@ def test_a_short_run_prints_its_figures_assumptions_and_the_metrics(tmp_path, cl
     assert "Simulated 2 days (2024-01-01 to 2024-01-03 UTC), 5 users, seed 1" in out
     assert out.index("conversations") < out.index("Assumptions") < out.index("Success metrics since 2024-01-01")
     assert "deciders:" in out and "faults:" in out and "AI resolution rate" in out
+    assert "earlier runs' included, also those dated after this run's end" in out  # the table has no end date
 
 
 def test_json_has_the_run_and_the_metrics(tmp_path, cli, shared_model):  # noqa: F811
@@ -59,19 +62,53 @@ def test_a_malformed_messages_file_exits_2_naming_the_line(tmp_path, cli, conten
     assert not (tmp_path / "data" / "firstline.duckdb").exists()  # refused before anything was written
 
 
+TODAY = dt.datetime.now(dt.UTC).date()
+
+
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
         (["--days", "0"], ["--days", "0 is not in the range 1<=x<=365"]),
-        (["--users", "20000"], ["--users"]),
-        (["--start", "2999-01-01"], ["--start", "reaches past today"]),
+        (["--days", "366"], ["--days", "366 is not in the range 1<=x<=365"]),
+        (["--days", "many"], ["--days", "'many' is not a valid integer"]),
+        (["--users", "0"], ["--users", "0 is not in the range 1<=x<=10000"]),
+        (["--users", "20000"], ["--users", "20000 is not in the range 1<=x<=10000"]),
+        (["--seed", "1.5"], ["--seed", "'1.5' is not a valid integer"]),
+        (["--start", "1970-01-01", "--days", "1"], ["--start", "1970-01-01 is not a day from 2000-01-01 to today"]),
+        (["--start", "1999-12-31"], ["--start", "1999-12-31 is not a day from 2000-01-01 to today"]),
+        (["--start", "2999-01-01"], ["--start", "2999-01-01 is not a day from 2000-01-01 to today"]),
+        (["--start", (TODAY + dt.timedelta(days=1)).isoformat(), "--days", "1"], ["--start", "is not a day from"]),
+        (["--start", TODAY.isoformat(), "--days", "1"], ["--start", "reaches past today"]),
+        (["--start", "2000-01-01", "--days", "365"], []),  # the earliest start is accepted: refused for --seed
+        (["--start", "2024-02-30"], ["--start", "does not match the format"]),
         (["--messages", "/definitely/missing.tsv"], ["--messages", "no such file"]),
     ],
 )
 def test_bad_options_exit_2(tmp_path, cli, args, fragments):  # noqa: F811
-    ran = cli("simulate", *args, data_dir=tmp_path)
+    if not fragments:  # a good --start, with a bad option after it: the start passed its check
+        args, fragments = [*args, "--seed", "x"], ["--seed", "'x' is not a valid integer"]
+    ran = cli("simulate", *args, data_dir=tmp_path / "data")
     assert ran.returncode == 2
     assert_one_line_error(ran, "firstline: error:", *fragments)
+    assert not (tmp_path / "data").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize("kind", ["folder", "FIFO", "long line"])
+def test_a_messages_path_that_is_no_plain_small_file_exits_2(tmp_path, cli, kind):  # noqa: F811
+    path = tmp_path / "set.tsv"
+    if kind == "folder":
+        path.mkdir()
+        fragments = [f"{path} is not a regular file (a folder)"]
+    elif kind == "FIFO":
+        os.mkfifo(path)  # refused from its status: opening it would wait for a writer
+        fragments = [f"{path} is not a regular file (a FIFO)"]
+    else:
+        path.write_text("the dashboard is slow " * 10_000 + "\tperformance\n", encoding="utf-8")
+        fragments = [f"{path}:1: the line is longer than", "bytes; the chat accepts"]
+    ran = cli("simulate", "--days", "1", "--messages", str(path), data_dir=tmp_path / "data")
+    assert ran.returncode == 2
+    assert_one_line_error(ran, "firstline: error:", "--messages", *fragments)
+    assert not (tmp_path / "data" / "firstline.duckdb").exists()
 
 
 def test_a_running_server_is_not_written_under(tmp_path, cli):  # noqa: F811

@@ -124,6 +124,7 @@ def test_the_query_can_come_from_standard_input(cli, data_dir, monkeypatch):  # 
     (["select * from messages where created_at > :since"], ["the query needs a value for :since"]),
     (["select 1", "--param", "since=1"], ["the query has no parameter :since (it takes none)"]),
     (["select cast(:d as date)", "--param", "d=abc"], ["Conversion Error", "abc"]),
+    (["select current_setting('temp_directory')"], ["current_setting() shows the server's files or settings"]),
     ([" "], ["the query is empty"]),
 ])
 def test_a_refused_query_is_one_message_and_exit_2_and_changes_nothing(cli, data_dir, args, fragments):  # noqa: F811
@@ -143,6 +144,58 @@ def test_a_wrong_command_line_is_exit_2(cli, data_dir, args, fragment):  # noqa:
     ran = cli("sql", *args, data_dir=data_dir)
     assert_one_line_error(ran, "firstline: error:", fragment)
     assert ran.returncode == 2
+
+
+@pytest.mark.parametrize("command", [["sql", "select 1"], ["metrics"], ["metrics", "--json"]])
+def test_a_data_folder_without_a_database_is_refused_and_left_alone(cli, tmp_path, command):  # noqa: F811
+    for missing in (tmp_path / "mistyped", tmp_path / "empty"):
+        if missing.name == "empty":
+            missing.mkdir()
+        ran = cli(*command, data_dir=missing)
+        refused(ran, f"no database at {missing / 'firstline.duckdb'}: check FIRSTLINE_DATA_DIR (or --config), or "
+                "start Firstline once (make run / firstline serve) to create it")
+        assert not (missing / "firstline.duckdb").exists()  # nothing was made: the mistake stays visible
+    assert not (tmp_path / "mistyped").exists()
+
+
+def test_query_text_that_is_not_utf8_is_one_message_and_exit_2(cli, data_dir, monkeypatch):  # noqa: F811
+    # An undecodable byte in argv arrives as a lone surrogate (PEP 383), e.g. firstline sql $'select \xff'.
+    refused(cli("sql", "select '\udcff'", data_dir=data_dir), "the query is not valid UTF-8 text")
+    refused(cli("sql", "select :t", "--param", "t=caf\udce9", data_dir=data_dir), "not valid UTF-8 text")
+    stdin = io.TextIOWrapper(io.BytesIO(b"select 'caf\xe9' as x\n"), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", stdin)
+    refused(cli("sql", "-", data_dir=data_dir), "the query is not valid UTF-8 text")
+    good = io.TextIOWrapper(io.BytesIO("select 'café' as x\n".encode()), encoding="utf-8")
+    monkeypatch.setattr("sys.stdin", good)
+    assert cli("sql", "-", "--format", "csv", data_dir=data_dir).stdout.decode().split() == ["x", "café"]
+
+
+def test_a_deeply_nested_query_is_one_message_and_exit_2(cli, data_dir):  # noqa: F811
+    refused(cli("sql", "select " + " || ".join(["'a'"] * 900), data_dir=data_dir),
+            "the query is nested too deeply to check; simplify it")
+    refused(cli("sql", "select * from pragma_database_list", data_dir=data_dir),
+            "pragma_database_list shows the server's files or settings")
+
+
+def test_a_result_past_the_size_cap_says_it_was_truncated_at_that_size(cli, tmp_path, data_dir):  # noqa: F811
+    capped = config(tmp_path, analyst_max_result_mb=0.01)
+    sql = "select repeat('x', 4000) as x from range(10)"
+    table = cli("--config", capped, "sql", sql, data_dir=data_dir).stdout.decode()
+    assert table.splitlines()[-1] == "(2 rows, truncated at 0.01 MB, the size cap)"
+    ran = cli("--config", capped, "sql", sql, "--format", "csv", data_dir=data_dir)
+    assert "only the first 2 rows (truncated at 0.01 MB, the size cap)" in ran.stderr.decode()
+    found = json.loads(cli("--config", capped, "sql", sql, "--format", "json", data_dir=data_dir).stdout)
+    assert found["truncated"] is True and found["truncated_reason"] == "size" and found["max_result_mb"] == 0.01
+    assert found["row_cap"] == 10000 and len(found["rows"]) == 2
+
+
+@pytest.mark.parametrize(("values", "fragment"), [({"analyst_max_result_mb": 0}, "analyst_max_result_mb"),
+                                                  ({"analyst_max_result_mb": 2048}, "analyst_max_result_mb"),
+                                                  ({"analyst_concurrency": 0}, "analyst_concurrency"),
+                                                  ({"analyst_concurrency": 17}, "analyst_concurrency")])
+def test_the_new_limits_are_checked_when_read(cli, tmp_path, data_dir, values, fragment):  # noqa: F811
+    ran = cli("--config", config(tmp_path, **values), "sql", "select 1", data_dir=data_dir)
+    assert ran.returncode != 0 and fragment in ran.stderr.decode()
 
 
 def test_a_query_past_the_time_limit_is_stopped(cli, tmp_path, data_dir):  # noqa: F811

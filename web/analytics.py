@@ -34,12 +34,20 @@ from flask import Blueprint, Response, current_app, g, jsonify, redirect, render
 
 from core.errors import ForbiddenError, InputError, UnauthorizedError
 from engine.access.tokens import Role
-from engine.analytics.metrics import METRICS, Metric, MetricLine, MetricsReader, metric, parse_since
+from engine.analytics.metrics import (
+    METRIC_ROW_CAP,
+    METRICS,
+    Metric,
+    MetricLine,
+    MetricsReader,
+    metric,
+    parse_since,
+)
 from engine.store.analyst import AnalystQueries, QueryResult, json_value
 from engine.wiring import Parts
 from web.api import API, json_body, string_field
 from web.charts import TILE_SIZE, WIDE_SIZE, Plan, daily_series, draw, plan
-from web.errors import error_body
+from web.errors import error_body, retry_after
 from web.staff import check_csrf, csrf_token, sign_in, sign_out, signed_in
 
 PERIODS = ("7d", "30d", "90d")
@@ -69,7 +77,7 @@ def _since(text: str | None) -> tuple[str, dt.date]:
 
 def reader() -> MetricsReader:
     """The seed's table, read through the console's checks (the tile, the console and the CLI run one query)."""
-    return MetricsReader(lambda sql, params: queries().run(sql, params).to_json())
+    return MetricsReader(lambda sql, params: queries().run(sql, params, row_cap=METRIC_ROW_CAP).to_json())
 
 
 def analyst_named(name: str) -> str:
@@ -211,7 +219,7 @@ def make_analytics_blueprint() -> Blueprint:
         try:
             asked, since = _since(request.args.get("since"))
         except InputError as error:
-            return _tiles_page(request.args.get("since", ""), None, [], str(error)), 400
+            return _tiles_page(request.args.get("since", ""), None, [], str(error)), _status(error)
         lines = reader().table(since)
         found = [Tile(m, [line for line in lines if line.key == m.key]) for m in METRICS]
         return _tiles_page(asked, since, found, None)
@@ -237,7 +245,7 @@ def make_analytics_blueprint() -> Blueprint:
     def metric_csv(key: str):
         m = metric(key)
         _, since = _since(request.args.get("since"))
-        result = queries().run(m.daily_sql, {"since": since.isoformat()})
+        result = queries().run(m.daily_sql, {"since": since.isoformat()}, row_cap=METRIC_ROW_CAP)
         return _download(result.to_csv(), "text/csv", f"{m.key}-daily-since-{since.isoformat()}.csv")
 
     @pages.get("/metrics/<key>/chart.svg")
@@ -251,15 +259,16 @@ def make_analytics_blueprint() -> Blueprint:
         try:
             query = console_from(request.args)
         except InputError as error:
-            return _console_page(Console(request.args.get("sql", "")), error=str(error)), 400
+            return _console_page(Console(request.args.get("sql", "")), error=str(error)), _status(error)
         if not query.sql.strip() or query.missing:
             notice = (f"Fill in {', '.join(':' + n for n in query.missing)}, then run the query."
                       if query.sql.strip() else None)
             return _console_page(query, notice=notice)
         try:
             result = query.run()
-        except InputError as error:
-            return _console_page(query, error=str(error), timed_out=error.code == "query_timeout"), 400
+        except InputError as error:  # 400; 429 (and Retry-After) when the console is busy
+            return (_console_page(query, error=str(error), timed_out=error.code == "query_timeout"),
+                    _status(error), retry_after(error))
         return _console_page(query, result=result)
 
     @pages.get("/console.csv")
@@ -269,12 +278,10 @@ def make_analytics_blueprint() -> Blueprint:
 
     @pages.get("/console.json")
     def console_json():
-        try:
-            query = console_from(request.args)
-            result = query.run()
-        except InputError as error:  # a JSON link answers in the error shape, not with a page
-            body, status = error_body(error)
-            return jsonify(body), status
+        # A refusal leaves through the app's error handler, which answers every /analytics/*.json in the one error
+        # shape (and every .csv as plain text), never with a page.
+        query = console_from(request.args)
+        result = query.run()
         return jsonify({"sql": query.sql, "params": query.values, **result.to_json()})
 
     @pages.get("/console/chart.svg")
@@ -286,6 +293,11 @@ def make_analytics_blueprint() -> Blueprint:
         return _svg(draw(chosen.series, y_label=chosen.y, x_label=chosen.x, size=WIDE_SIZE))
 
     return pages
+
+
+def _status(error: InputError) -> int:
+    """The HTTP status of a refusal shown on a page: 400, or 429 when the console is busy."""
+    return error_body(error)[1]
 
 
 def _csv(header: list[str], rows: list[list[Any]]) -> str:

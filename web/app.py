@@ -6,7 +6,7 @@ import secrets
 import uuid
 from pathlib import Path
 
-from flask import Flask, current_app, g, jsonify, render_template, request, session
+from flask import Flask, Response, current_app, g, jsonify, render_template, request, session
 from flask_limiter import RateLimitExceeded
 
 from core.errors import ForbiddenError, InputError, UnauthorizedError
@@ -146,6 +146,11 @@ def _error_response(error: Exception):
         # Refusals are how probing shows up: who, from where, asking for what (never the credentials sent).
         current_app.logger.warning("refused %s %s from %s: %s", request.method, request.path,
                                    request.remote_addr, body["error"]["code"])
+    if request.path.startswith("/analytics/") and request.path.endswith(".csv"):
+        # A download that failed: the message as plain text (what a browser or curl shows in place of the file).
+        return Response(body["error"]["message"] + "\n", status, retry_after(error), mimetype="text/plain")
+    if request.path.startswith("/analytics/") and request.path.endswith(".json"):
+        return jsonify(body), status, retry_after(error)  # the JSON twins answer in the one error shape
     if not request.path.startswith(API) and (status == 404 or
                                              request.path.startswith(("/curator", "/desk", "/analytics"))):
         title = {400: "That did not work", 401: "Please sign in", 403: "Not allowed", 409: "That changed meanwhile",

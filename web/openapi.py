@@ -235,8 +235,10 @@ def _schemas() -> dict[str, Any]:
             "columns": {"type": "array", "items": {"type": "string"}},
             "types": {"type": "array", "items": {"type": "string"}, "description": "DuckDB's type names"},
             "rows": {"type": "array", "items": {"type": "array", "items": {}}},
-            "truncated": {"type": "boolean", "description": "more rows than `row_cap`: only the first are here"},
-            "row_cap": {"type": "integer"}, "elapsed_ms": {"type": "number"}}},
+            "truncated": {"type": "boolean", "description": "more rows than `row_cap`, or more than `max_result_mb`: "
+                          "only the first are here"},
+            "truncated_reason": {"type": ["string", "null"], "enum": ["row cap", "size", None]},
+            "row_cap": {"type": "integer"}, "max_result_mb": {"type": "number"}, "elapsed_ms": {"type": "number"}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},

@@ -21,8 +21,11 @@ __all__ = ["BY_KEY", "METRICS", "Metric", "MetricLine", "MetricsReader", "metric
 # (sql, params) -> the console's result as JSON: {"columns": [...], "rows": [[...], ...], ...}
 Runner = Callable[[str, Mapping[str, object]], Mapping[str, Any]]
 
-SINCE = re.compile(r"(?P<n>\d{1,4})(?P<unit>[dw])")
+SINCE = re.compile(r"(?P<n>[0-9]+)(?P<unit>[dw])")  # ASCII digits only: full-width ones are no period
 MAX_DAYS = 3650
+# Rows a metric's own query may return whatever the analysts' row cap: a per-day series of every business
+# category over the longest period (10 years x 4) fits.
+METRIC_ROW_CAP = 50_000
 
 
 def parse_since(text: str, today: dt.date) -> dt.date:
@@ -38,13 +41,18 @@ def parse_since(text: str, today: dt.date) -> dt.date:
                              code="invalid_since")
         return today - dt.timedelta(days=days)
     try:
-        day = dt.date.fromisoformat(cleaned)
+        day = dt.date.fromisoformat(cleaned) if re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", cleaned) else None
+        if day is None:
+            raise ValueError(cleaned)
     except ValueError:
         raise InputError(f"the period to measure since takes a number of days such as 30d, of weeks such as 4w, "
                          f"or a date such as {today - dt.timedelta(days=30)}; got {text!r}",
                          code="invalid_since") from None
     if day > today:
         raise InputError(f"the period to measure since starts in the future ({text}; today is {today})",
+                         code="invalid_since")
+    if (today - day).days > MAX_DAYS:
+        raise InputError(f"the period to measure since must cover 1 to {MAX_DAYS} days; got {text!r}",
                          code="invalid_since")
     return day
 
@@ -82,13 +90,24 @@ class MetricsReader:
         category. InputError from the runner passes through."""
         lines: list[MetricLine] = []
         for m in METRICS:
-            rows = records(self.run(m.sql, {"since": since.isoformat()}))
+            rows = records(_whole(self.run(m.sql, {"since": since.isoformat()}), m))
             lines += _category_lines(m, rows) if m.key == "escalations_by_category" else [_line(m, rows[0])]
         return lines
 
     def daily(self, key: str, since: dt.date) -> list[dict[str, Any]]:
         """The metric's trend: [{"day": "YYYY-MM-DD", "value": float | None, "series"?: str}, ...]."""
-        return records(self.run(metric(key).daily_sql, {"since": since.isoformat()}))
+        found = metric(key)
+        return records(_whole(self.run(found.daily_sql, {"since": since.isoformat()}), found))
+
+
+def _whole(result: Mapping[str, Any], m: Metric) -> Mapping[str, Any]:
+    """`result`, unless a limit of the console cut it: a figure from part of the rows would be wrong, silently."""
+    if result.get("truncated"):
+        limit = (f"the size cap of {result.get('max_result_mb')} MB; raise analyst_max_result_mb"
+                 if result.get("truncated_reason") == "size" else
+                 f"the row cap {result.get('row_cap')}; raise analyst_row_cap")
+        raise InputError(f"{m.label}: the query's result was cut by {limit} to read this metric", code="truncated")
+    return result
 
 
 def _number(value: object) -> float | None:

@@ -11,13 +11,20 @@ connection of its own:
 - every table and table function the statement names, in subqueries and CTEs too, is read from DuckDB's parse
   tree (`json_serialize_sql`): the tables holding credentials and any table function off a short list
   (`query()`, `read_csv()`, `glob()` ...) are refused;
+- the system views and functions that show the server's files or settings (`pragma_database_list`,
+  `duckdb_settings()`, `current_setting()` ...) are refused; the schema stays open (`information_schema`,
+  `duckdb_tables()`, `duckdb_columns()`, `duckdb_views()`);
 - it runs on a cursor of its own inside a READ ONLY transaction, so even a statement the checks missed cannot
-  write; a `threading.Timer` interrupts it past the time limit; at most `row_cap` rows are fetched (the result
-  streams, so a huge result is never built).
+  write; a `threading.Timer` interrupts it past the time limit; at most `row_cap` rows, and at most
+  `max_result_mb` of them (each value measured as text), are fetched, in chunks (the result streams, so a huge
+  result is never built);
+- at most `concurrency` queries run at once (the console shares the chat's one database): one that cannot start
+  within `queue_wait_s` is refused with a RateLimitError.
 
 Named parameters are written `:name`, as in Datasette, and passed to DuckDB as `$name`. Every refusal and every
-DuckDB error is an `InputError` whose message says what to change; a query stopped at the time limit has the
-code `query_timeout`.
+DuckDB error is an `InputError` whose message says what to change (a query too deeply nested to check, text that
+is not UTF-8 and any unexpected failure of the checks too); a query stopped at the time limit has the code
+`query_timeout`; a query refused because the console is busy is a `RateLimitError` (code `rate_limited`).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import csv
 import datetime as dt
 import io
 import json
+import logging
 import math
 import re
 import threading
@@ -39,7 +47,7 @@ from typing import Any
 
 import duckdb
 
-from core.errors import InputError
+from core.errors import InputError, RateLimitError
 from engine.store.database import DuckDBStore
 
 # Tables whose rows are credentials (token hashes and salts, password hashes, session secrets' hashes): no query
@@ -48,9 +56,24 @@ CREDENTIAL_TABLES = frozenset({"api_tokens", "staff_users", "staff_sessions"})
 # Table functions that only make rows from their arguments. Everything else (query(), query_table(),
 # read_csv(), read_text(), read_parquet(), glob(), duckdb_secrets(), pragma_*() ...) reads something else, or runs
 # other SQL, and is refused.
-TABLE_FUNCTIONS = ("range", "generate_series", "unnest", "json_each", "json_tree")
+# The schema's own table functions (names, columns, view definitions: no paths, no settings) are open too.
+TABLE_FUNCTIONS = ("range", "generate_series", "unnest", "json_each", "json_tree", "duckdb_tables", "duckdb_columns",
+                   "duckdb_views")
+# System views, tables and functions that show the server's file paths, settings, extensions or secrets: refused
+# wherever they are named (as a table, a table function or a scalar function).
+SYSTEM_NAMES = frozenset({"pragma_database_list", "duckdb_databases", "duckdb_settings", "pg_settings",
+                          "duckdb_extensions", "duckdb_secrets", "duckdb_temporary_files", "which_secret",
+                          "duckdb_logs", "duckdb_log_contexts", "duckdb_memory", "current_setting", "getenv"})
 MAX_SQL_CHARS = 100_000
 TIMEOUT_CODE = "query_timeout"
+SIZE_CAP = "size"  # QueryResult.truncated_reason: the result passed max_result_mb
+ROW_CAP = "row cap"  # ... it had more than row_cap rows
+FETCH_ROWS = 500  # the most rows fetched at once
+FETCH_BYTES = 1024 * 1024  # a chunk aims at about this much, so the size cap is never passed by much in memory
+NESTED_TOO_DEEPLY = "the query is nested too deeply to check; simplify it"
+NOT_UTF8 = "the query is not valid UTF-8 text"
+
+log = logging.getLogger("firstline.analyst")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DOLLAR_TAG = re.compile(r"\$(?:[A-Za-z_][A-Za-z0-9_]*)?\$")
@@ -60,8 +83,9 @@ _FILE_LIKE = re.compile(r"[/\\:]|\.[A-Za-z0-9]{1,8}(?:\.gz|\.zst)?$")  # a path,
 
 @dataclass(frozen=True)
 class QueryResult:
-    """One query's answer: column names and DuckDB types, the rows (at most `row_cap`; `truncated` when there
-    were more) and how long it took, in milliseconds."""
+    """One query's answer: column names and DuckDB types, the rows (at most `row_cap`, and at most
+    `max_result_mb` of them; `truncated` when there were more, `truncated_reason` saying which limit cut them:
+    "row cap" or "size") and how long it took, in milliseconds."""
 
     sql: str
     columns: list[str]
@@ -70,14 +94,17 @@ class QueryResult:
     truncated: bool
     row_cap: int
     elapsed_ms: float
+    truncated_reason: str | None = None  # ROW_CAP or SIZE_CAP when truncated, else None
+    max_result_mb: float | None = None  # the size cap the rows were held to
 
     def to_json(self) -> dict[str, Any]:
-        """{"columns", "types", "rows", "truncated", "row_cap", "elapsed_ms"}, every value JSON-safe: dates and
-        times as ISO 8601 text, decimals as numbers, intervals as seconds, UUIDs as text, blobs as hex, NaN and
-        infinities as null."""
+        """{"columns", "types", "rows", "truncated", "row_cap", "elapsed_ms", "truncated_reason",
+        "max_result_mb"}, every value JSON-safe: dates and times as ISO 8601 text, decimals as numbers, intervals
+        as seconds, UUIDs as text, blobs as hex, NaN and infinities as null."""
         return {"columns": list(self.columns), "types": list(self.types),
                 "rows": [[json_value(value) for value in row] for row in self.rows], "truncated": self.truncated,
-                "row_cap": self.row_cap, "elapsed_ms": self.elapsed_ms}
+                "row_cap": self.row_cap, "elapsed_ms": self.elapsed_ms, "truncated_reason": self.truncated_reason,
+                "max_result_mb": self.max_result_mb}
 
     def to_csv(self) -> str:
         """The header and the rows as CSV text (the csv module's dialect, lines ending in \\r\\n); null is an
@@ -125,38 +152,71 @@ def csv_value(value: object) -> object:
 class AnalystQueries:
     """Read-only SQL for analysts on the store's one DuckDB connection (see the module's docstring)."""
 
-    def __init__(self, db: DuckDBStore, clock: Callable[[], float], time_limit_s: float, row_cap: int) -> None:
+    def __init__(self, db: DuckDBStore, clock: Callable[[], float], time_limit_s: float, row_cap: int,
+                 max_result_mb: float = 20.0, concurrency: int = 2, queue_wait_s: float = 1.0) -> None:
         """`clock`: epoch seconds, set as the DuckDB variable `firstline_now` before each query (the metric views
         measure from it); `time_limit_s`: seconds a query may run before it is stopped; `row_cap`: the most rows
-        a result holds."""
+        a result holds; `max_result_mb`: the most a result holds, in megabytes of its values as text;
+        `concurrency`: the most queries running at once; `queue_wait_s`: how long a query waits for its turn
+        before it is refused."""
         self.db = db
         self.clock = clock
         self.time_limit_s = time_limit_s
         self.row_cap = row_cap
+        self.max_result_mb = max_result_mb
+        self.concurrency = concurrency
+        self.queue_wait_s = queue_wait_s
+        self.slots = threading.BoundedSemaphore(concurrency)
 
     def parameters(self, sql: str) -> list[str]:
         """The `:name` parameters of `sql` in the order they first appear; a `:` inside a string, a quoted
         identifier, a comment or square brackets (a slice) is not one, nor is a `::` cast."""
         return _scan(sql)[1]
 
-    def run(self, sql: str, params: Mapping[str, object] | None = None) -> QueryResult:
+    def run(self, sql: str, params: Mapping[str, object] | None = None, *, row_cap: int | None = None) -> QueryResult:
         """Check `sql` and run it with `params` (name -> text, number, boolean or None; a name may be written
-        with its colon). Raises InputError, with a message saying what to change, for everything refused or
-        failed; the code is `query_timeout` when the query ran past the time limit."""
+        with its colon). `row_cap` replaces the setting for this call: for Firstline's own metric queries, whose
+        per-day series may be longer than an analyst's cap (every other check and limit still applies). Raises
+        InputError, with a message saying what to change, for everything refused or failed; the code is
+        `query_timeout` when the query ran past the time limit. RateLimitError when `concurrency` queries are
+        running and none ends within `queue_wait_s`."""
         if not isinstance(sql, str):
             raise InputError("the query must be text")
+        if not _utf8(sql):
+            raise InputError(NOT_UTF8)
         if not sql.strip():
             raise InputError("the query is empty: write one SELECT statement, e.g. select count(*) from decisions")
         if len(sql) > MAX_SQL_CHARS:
             raise InputError(f"the query is {len(sql)} characters long; the most accepted is {MAX_SQL_CHARS}")
         converted, names = _scan(sql)
-        with self.db.reader() as cursor:
-            try:
-                self._check(cursor, converted)
-            except duckdb.Error as error:
-                raise InputError(_cleaned(error, names)) from None
-            values = _values(names, params)
-            return self._execute(cursor, sql, converted, values, names)
+        if not self.slots.acquire(timeout=self.queue_wait_s):
+            raise RateLimitError(f"the console is already running {self.concurrency} "
+                                 f"{'query' if self.concurrency == 1 else 'queries'}; try again in a moment",
+                                 retry_after_s=max(1, math.ceil(self.queue_wait_s)))
+        try:
+            with self.db.reader() as cursor:
+                self._checked(cursor, converted, names)
+                values = _values(names, params)
+                return self._execute(cursor, sql, converted, values, names, row_cap or self.row_cap)
+        finally:
+            self.slots.release()
+
+    def _checked(self, cursor: duckdb.DuckDBPyConnection, converted: str, names: list[str]) -> None:
+        """`_check`, with every failure an InputError: DuckDB's errors cleaned, a parse tree too deep for Python
+        (RecursionError) and anything unexpected (logged) said plainly. KeyboardInterrupt and the like pass."""
+        try:
+            self._check(cursor, converted)
+        except InputError:
+            raise
+        except duckdb.Error as error:
+            raise InputError(_cleaned(error, names)) from None
+        except RecursionError:
+            raise InputError(NESTED_TOO_DEEPLY) from None
+        except MemoryError:
+            raise InputError("the query is too large to check; simplify it") from None
+        except Exception:  # a check that fails must refuse, never answer 500
+            log.exception("the analyst console's checks failed unexpectedly")
+            raise InputError("the query could not be checked; simplify it or write it another way") from None
 
     # -- checks ---------------------------------------------------------------------------------------
 
@@ -181,7 +241,12 @@ class AnalystQueries:
         elif statement.type != duckdb.StatementType.SELECT:
             raise InputError(f"only SELECT queries run here (and EXPLAIN of one); this is {_a(_kind(statement, sql))} "
                              "statement")
-        tables, functions = _references(cursor, query)
+        tables, functions, scalars = _references(cursor, query)
+        for name in [*tables, *(f"{function}()" for function in [*functions, *scalars])]:
+            if name.removesuffix("()").lower() in SYSTEM_NAMES:
+                raise InputError(f"{name} shows the server's files or settings and is not open to analysts; for the "
+                                 "schema, read information_schema.tables, information_schema.columns, "
+                                 "duckdb_tables(), duckdb_columns() or duckdb_views()")
         for table in tables:
             if table.lower() in CREDENTIAL_TABLES:
                 raise InputError(f"{table} holds credentials and is not open to analysts (nor are "
@@ -198,7 +263,7 @@ class AnalystQueries:
     # -- running --------------------------------------------------------------------------------------
 
     def _execute(self, cursor: duckdb.DuckDBPyConnection, sql: str, converted: str, values: dict[str, object],
-                 names: list[str]) -> QueryResult:
+                 names: list[str], row_cap: int) -> QueryResult:
         timed_out = threading.Event()
 
         def stop() -> None:
@@ -208,6 +273,7 @@ class AnalystQueries:
         timer = threading.Timer(self.time_limit_s, stop)
         timer.daemon = True
         started = time.perf_counter()  # a duration, not a moment: the injected clock is for `firstline_now`
+        reason: str | None = None
         try:
             cursor.execute("SET VARIABLE firstline_now = ?", [float(self.clock())])
             # A second wall behind the checks: a statement that writes fails in a read-only transaction.
@@ -216,7 +282,7 @@ class AnalystQueries:
             try:
                 cursor.execute(converted, values)
                 description = cursor.description or []
-                rows = cursor.fetchmany(self.row_cap + 1)  # the result streams: never more is computed
+                rows, reason = self._fetch(cursor, row_cap)  # the result streams: never more is computed
             finally:
                 timer.cancel()
                 timer.join()
@@ -228,13 +294,38 @@ class AnalystQueries:
             raise InputError("the query was interrupted before it finished") from None
         except duckdb.Error as error:
             raise InputError(_cleaned(error, names)) from None
+        except RecursionError:  # a value nested too deeply to measure
+            raise InputError("the result is nested too deeply to show; simplify the query") from None
         finally:
             with contextlib.suppress(duckdb.Error):  # an interrupted or failed query may have ended it already
                 cursor.execute("ROLLBACK")
         elapsed_ms = round((time.perf_counter() - started) * 1000.0, 3)
-        return QueryResult(sql, [str(d[0]) for d in description], [str(d[1]) for d in description],
-                           [tuple(row) for row in rows[:self.row_cap]], len(rows) > self.row_cap, self.row_cap,
-                           elapsed_ms)
+        return QueryResult(sql, [str(d[0]) for d in description], [str(d[1]) for d in description], rows,
+                           reason is not None, row_cap, elapsed_ms, reason, self.max_result_mb)
+
+    def _fetch(self, cursor: duckdb.DuckDBPyConnection, row_cap: int) -> tuple[list[tuple], str | None]:
+        """The rows, fetched in chunks until there are none left, `row_cap` of them are held (and one more is
+        there) or the next would take the result past `max_result_mb`; and why it stopped early (ROW_CAP,
+        SIZE_CAP) or None. A chunk is sized from the rows so far, so a few huge rows are fetched a few at a time."""
+        limit = self.max_result_mb * 1024 * 1024
+        rows: list[tuple] = []
+        total = 0
+        chunk = 64
+        while True:
+            fetched = cursor.fetchmany(chunk)
+            if not fetched:
+                return rows, None
+            for row in fetched:
+                if len(rows) >= row_cap:
+                    return rows, ROW_CAP
+                size = sum(_size(value) for value in row)
+                if total + size > limit:
+                    return rows, SIZE_CAP
+                total += size
+                rows.append(tuple(row))
+            average = max(1, total // max(1, len(rows)))
+            chunk = max(1, min(FETCH_ROWS, FETCH_BYTES // average, int(limit - total) // average + 1,
+                               row_cap + 1 - len(rows)))
 
 
 def _values(names: list[str], params: Mapping[str, object] | None) -> dict[str, object]:
@@ -244,11 +335,17 @@ def _values(names: list[str], params: Mapping[str, object] | None) -> dict[str, 
     given: dict[str, object] = {}
     for key, value in (params or {}).items():
         name = str(key).removeprefix(":")
+        if not _utf8(name):
+            raise InputError("a parameter's name is not valid UTF-8 text")
         if name not in names:
             takes = f"it takes {', '.join(':' + n for n in names)}" if names else "it takes none"
             raise InputError(f"the query has no parameter :{name} ({takes})")
         if value is not None and not isinstance(value, str | int | float | bool):
             raise InputError(f"the value of :{name} must be text, a number, true, false or null")
+        if isinstance(value, float) and not math.isfinite(value):  # NaN, Infinity, 1e400 from JSON
+            raise InputError(f"the value of :{name} must be a finite number")
+        if isinstance(value, str) and not _utf8(value):
+            raise InputError(f"the value of :{name} is not valid UTF-8 text")
         given[name] = value
     missing = [name for name in names if name not in given]
     if missing:
@@ -256,15 +353,36 @@ def _values(names: list[str], params: Mapping[str, object] | None) -> dict[str, 
     return given
 
 
-def _references(cursor: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[str]]:
-    """(tables, table functions) `query` names anywhere in its parse tree: FROM, joins, subqueries, CTEs,
-    SHOW/DESCRIBE/SUMMARIZE."""
+def _utf8(text: str) -> bool:
+    """Whether `text` is UTF-8 text (no lone surrogates, as undecodable bytes in argv or a file become)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _size(value: object) -> int:
+    """A value's size in the result, roughly: bytes as they are, everything else as text."""
+    if value is None:
+        return 4
+    if isinstance(value, bytes | bytearray | memoryview):
+        return len(value)
+    return len(str(value))
+
+
+def _references(cursor: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str], list[str], list[str]]:
+    """(tables, table functions, scalar functions) `query` names anywhere in its parse tree: FROM, joins,
+    subqueries, CTEs, SHOW/DESCRIBE/SUMMARIZE, expressions. RecursionError when the tree is too deep to read."""
     row = cursor.execute("SELECT json_serialize_sql(?)", [query]).fetchone()
     tree = json.loads(row[0]) if row else {"error": True, "error_message": "no parse tree"}
+    if not isinstance(tree, dict):
+        raise InputError("the query could not be checked: no parse tree")
     if tree.get("error"):
         raise InputError(f"the query could not be checked: {tree.get('error_message', 'unknown error')}")
     tables: list[str] = []
     functions: list[str] = []
+    scalars: list[str] = []
     stack: list[Any] = [tree]
     while stack:
         node = stack.pop()
@@ -279,8 +397,10 @@ def _references(cursor: duckdb.DuckDBPyConnection, query: str) -> tuple[list[str
             elif kind == "TABLE_FUNCTION":
                 function = node.get("function") or {}
                 functions.append(str(function.get("function_name", "?")))
+            elif node.get("class") == "FUNCTION" and node.get("function_name"):
+                scalars.append(str(node["function_name"]))
             stack.extend(node.values())
-    return tables, functions
+    return tables, functions, scalars
 
 
 def _kind(statement: Any, sql: str) -> str:

@@ -41,6 +41,15 @@ def _daily_share(view: str, part: str, whole: str) -> str:
 
 
 RESOLVED = "sum(confirmed) + sum(assumed)"
+# Every UTC day of the period, so that a day with nothing counted shows as 0 in a chart of counts, not as a gap.
+DAYS = ("(SELECT CAST(range AS DATE) AS day\n      FROM range(CAST(:since AS DATE), "
+        "CAST(metric_day(metric_now()) AS DATE) + 1, INTERVAL 1 DAY)) d")
+
+
+def _daily_count(view: str, column: str) -> str:
+    return (f"SELECT d.day, coalesce(sum(v.{column}), 0) AS value\nFROM {DAYS}\nLEFT JOIN {view} v USING (day)\n"
+            "GROUP BY d.day ORDER BY d.day")
+
 TTR_QUANTILE = ("SELECT quantile_cont(resolution_s, {q}) / 60 AS value, count(*) AS denominator\n"
                 "FROM metric_time_to_resolution WHERE day >= CAST(:since AS DATE)")
 TTR_DAILY = ("SELECT day, quantile_cont(resolution_s, {q}) / 60 AS value\nFROM metric_time_to_resolution "
@@ -59,7 +68,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("ai_resolution_all", "AI resolution rate (of all new conversations)", "metric_ai_resolution", "share",
            _share("metric_ai_resolution", RESOLVED, "sum(new_conversations)"),
            _daily_share("metric_ai_resolution", RESOLVED, "sum(new_conversations)"),
-           "confirmed + assumed over every new conversation (business requests and out-of-scope included)"),
+           "confirmed + assumed over every conversation not pending, out-of-scope ones included"),
     Metric("time_to_resolution_median", "Time to resolution, median", "metric_time_to_resolution", "minutes",
            TTR_QUANTILE.format(q=0.5), TTR_DAILY.format(q=0.5),
            "first message to resolution, over the conversations the assistant resolved"),
@@ -91,24 +100,24 @@ METRICS: tuple[Metric, ...] = (
     Metric("handoffs_to_engineering", "Hand-offs to engineering", "metric_handoffs", "count",
            "SELECT coalesce(sum(handoffs), 0) AS value, coalesce(sum(from_conversations), 0) AS from_conversations,"
            " coalesce(sum(from_monitor), 0) AS from_monitor\nFROM metric_handoffs WHERE day >= CAST(:since AS DATE)",
-           "SELECT day, sum(handoffs) AS value\nFROM metric_handoffs WHERE day >= CAST(:since AS DATE)\n"
-           "GROUP BY day ORDER BY day",
+           _daily_count("metric_handoffs", "handoffs"),
            "problems passed to engineers: from users' conversations and from the monitor"),
     Metric("escalations_by_category", "Escalations by category", "metric_escalations_by_category", "count",
            "SELECT category, sum(raised) AS raised, sum(approved) AS approved, sum(rejected) AS rejected,\n"
            "       sum(expired) AS expired, sum(waiting) AS waiting, sum(agreed) AS agreed,\n"
            "       sum(disagreed) AS disagreed, sum(no_recommendation) AS no_recommendation\n"
            "FROM metric_escalations_by_category WHERE day >= CAST(:since AS DATE)\nGROUP BY category ORDER BY category",
-           "SELECT day, category AS series, sum(raised) AS value\nFROM metric_escalations_by_category "
-           "WHERE day >= CAST(:since AS DATE)\nGROUP BY day, category ORDER BY day, category",
+           f"SELECT d.day, c.series, coalesce(sum(v.raised), 0) AS value\nFROM {DAYS}\n"
+           "CROSS JOIN (SELECT unnest(metric_business_categories()) AS series) c\n"
+           "LEFT JOIN metric_escalations_by_category v ON v.day = d.day AND v.category = c.series\n"
+           "GROUP BY d.day, c.series ORDER BY d.day, c.series",
            "business requests raised per category, with how they ended and whether the decision followed the "
            "desk's recommendation"),
     Metric("learned_rules", "Learned rules promoted / retired", "metric_learned_rules", "count",
            "SELECT coalesce(sum(promoted), 0) AS value, coalesce(sum(retired), 0) AS retired,\n"
            "       coalesce(sum(proposed), 0) AS proposed, coalesce(sum(rejected), 0) AS rejected\n"
            "FROM metric_learned_rules WHERE day >= CAST(:since AS DATE)",
-           "SELECT day, sum(promoted) AS value\nFROM metric_learned_rules WHERE day >= CAST(:since AS DATE)\n"
-           "GROUP BY day ORDER BY day",
+           _daily_count("metric_learned_rules", "promoted"),
            "rules learned from resolutions that a curator promoted to active, and those retired"),
 )
 BY_KEY = {m.key: m for m in METRICS}

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs, urlencode, urlparse
 
 import pytest
 
+from core.taxonomy import BUSINESS
 from engine.access.tokens import Role
 from engine.analytics.metrics import METRICS
 from tests.conftest import ManualClock, build_parts, make_settings
@@ -211,7 +212,8 @@ def test_a_tiles_data_comes_as_csv_and_json(analyst, app):
     listed = client.get("/api/v1/analytics/metrics?since=30d", headers=headers).get_json()
     assert listed["since"] == "2023-10-15" and listed["metrics"] == table["metrics"]
     daily = client.get("/api/v1/analytics/metrics/escalations_by_category/daily", headers=headers).get_json()
-    assert {row["series"] for row in daily["daily"]} == {"pricing", "policy"}
+    assert {row["series"] for row in daily["daily"]} == set(BUSINESS)  # every category, a quiet day as 0
+    assert {r["value"] for r in daily["daily"] if r["series"] == "hosting_capacity"} == {0}
     unknown = client.get("/api/v1/analytics/metrics/nope/daily", headers=headers)
     assert unknown.status_code == 404 and "the metrics are" in unknown.get_json()["error"]["message"]
     assert analyst.get("/analytics/metrics/nope.csv").status_code == 404
@@ -279,7 +281,8 @@ def test_the_console_downloads_csv_and_json(analyst):
     rows = list(csv.reader(io.StringIO(text_of(data))))
     assert rows[0] == ["day", "value"] and rows[1][0] == "2023-11-06" and len(rows) == 7
     body = analyst.get(f"/analytics/console.json?{query}").get_json()
-    assert list(body) == ["sql", "params", "columns", "types", "rows", "truncated", "row_cap", "elapsed_ms"]
+    assert list(body) == ["sql", "params", "columns", "types", "rows", "truncated", "row_cap", "elapsed_ms",
+                          "truncated_reason", "max_result_mb"]
     assert body["params"] == {"since": "2023-11-01"} and body["types"] == ["DATE", "DOUBLE"]
     assert body["rows"][0][0] == "2023-11-06" and body["truncated"] is False and body["row_cap"] == ROW_CAP
     refused = analyst.get(f"/analytics/console.json?{urlencode({'sql': 'DROP TABLE decisions'})}")
@@ -293,7 +296,7 @@ def test_the_api_runs_a_query_with_named_parameters(app):
         "params": {"from": 0}})
     body = answer.get_json()
     assert answer.status_code == 200 and list(body) == ["columns", "types", "rows", "truncated", "row_cap",
-                                                        "elapsed_ms"]
+                                                        "elapsed_ms", "truncated_reason", "max_result_mb"]
     assert body["columns"] == ["category", "n"] and ["performance", 2] in body["rows"]
 
 
@@ -379,3 +382,103 @@ def test_the_api_is_in_the_openapi_document(app):
     assert {"/api/v1/analytics/metrics", "/api/v1/analytics/metrics/{key}/daily",
             "/api/v1/analytics/query"} <= set(paths)
     assert paths["/api/v1/analytics/query"]["post"]["security"] == [{"bearer": []}]
+
+
+# -- the limits, and errors in the shape each address promises ---------------------------------------------------
+
+
+def test_a_deep_query_a_system_view_and_a_value_that_is_not_finite_are_400_never_500(app, analyst):
+    headers = token(app)
+    api = app.test_client()
+    for sql, message in [("SELECT " + " || ".join(["'a'"] * 900), "nested too deeply to check; simplify it"),
+                         ("SELECT " + "+".join(["1"] * 900), "nested too deeply to check; simplify it"),
+                         ("SELECT * FROM pragma_database_list", "pragma_database_list shows the server's files"),
+                         ("SELECT current_setting('temp_directory')", "current_setting() shows the server's"),
+                         ("SELECT * FROM duckdb_settings()", "duckdb_settings() shows the server's"),
+                         ("SELECT * FROM pg_settings", "pg_settings shows the server's"),
+                         ("SELECT path FROM duckdb_databases()", "duckdb_databases() shows the server's")]:
+        answer = api.post("/api/v1/analytics/query", headers=headers, json={"sql": sql})
+        assert answer.status_code == 400 and message in answer.get_json()["error"]["message"], sql
+        page = console(analyst, sql)
+        assert page.status_code == 400 and message in text_of(page).replace("&#39;", "'"), sql
+    for raw in ('{"sql": "SELECT :d AS d", "params": {"d": NaN}}', '{"sql": "SELECT :d AS d", "params": {"d": 1e400}}',
+                '{"sql": "SELECT :d AS d", "params": {"d": -Infinity}}'):
+        answer = api.post("/api/v1/analytics/query", headers=headers, data=raw, content_type="application/json")
+        assert answer.status_code == 400, raw
+        assert answer.get_json()["error"]["message"] == "the value of :d must be a finite number"
+    schema = api.post("/api/v1/analytics/query", headers=headers, json={
+        "sql": "SELECT count(*) FROM information_schema.columns, duckdb_tables(), duckdb_views() LIMIT 1"})
+    assert schema.status_code == 200
+
+
+def test_the_json_and_csv_twins_answer_errors_in_their_own_shape(analyst):
+    for url, status, code in [("/analytics/metrics.json?since=abc", 400, "invalid_since"),
+                              (f"/analytics/metrics/{TREND.key}.json?since=abc", 400, "invalid_since"),
+                              ("/analytics/metrics/nope.json", 404, "not_found"),
+                              ("/analytics/console.json?" + urlencode({"sql": "SELECT 1; SELECT 2"}), 400, None),
+                              ("/analytics/console.json?" + urlencode({"sql": "SELECT :sql"}), 400, None),
+                              ("/analytics/nothing-here.json", 404, None)]:
+        answer = analyst.get(url)
+        assert answer.status_code == status and answer.mimetype == "application/json", url
+        error = answer.get_json()["error"]
+        assert set(error) == {"code", "message"} and "<html" not in text_of(answer), url
+        assert code is None or error["code"] == code, url
+    refused = analyst.get("/analytics/console.json?" + urlencode({"sql": "SELECT 1; SELECT 2"}))
+    assert refused.get_json()["error"]["message"] == "one statement per query: found 2"
+    for url, status, message in [("/analytics/metrics.csv?since=abc", 400, "takes a number of days"),
+                                 ("/analytics/metrics/nope.csv", 404, "the metrics are"),
+                                 ("/analytics/console.csv?" + urlencode({"sql": "DROP TABLE decisions"}), 400,
+                                  "only SELECT queries run here")]:
+        answer = analyst.get(url)
+        assert answer.status_code == status and answer.mimetype == "text/plain", url
+        assert message in text_of(answer) and "<" not in text_of(answer), url
+        assert "attachment" not in answer.headers.get("Content-Disposition", ""), url
+    assert "<html" in text_of(analyst.get("/analytics/?since=abc")).lower()  # the pages stay pages
+
+
+def test_a_busy_console_answers_429_on_the_page_the_twins_and_the_api(app, analyst):
+    queries = app.extensions["firstline"].analyst
+    queries.queue_wait_s = 0.05
+    for _ in range(queries.concurrency):  # the test holds every slot: as many queries are running
+        queries.slots.acquire()
+    try:
+        message = f"the console is already running {queries.concurrency} queries; try again in a moment"
+        page = console(analyst, "SELECT 1 AS one")
+        assert page.status_code == 429 and message in text_of(page) and page.headers["Retry-After"] == "1"
+        twin = analyst.get("/analytics/console.json?" + urlencode({"sql": "SELECT 1 AS one"}))
+        assert twin.status_code == 429 and twin.get_json()["error"] == {"code": "rate_limited", "message": message}
+        assert twin.headers["Retry-After"] == "1"
+        download = analyst.get("/analytics/console.csv?" + urlencode({"sql": "SELECT 1 AS one"}))
+        assert download.status_code == 429 and download.mimetype == "text/plain" and message in text_of(download)
+        api = app.test_client().post("/api/v1/analytics/query", headers=token(app), json={"sql": "SELECT 1"})
+        assert api.status_code == 429 and api.get_json()["error"]["code"] == "rate_limited"
+    finally:
+        for _ in range(queries.concurrency):
+            queries.slots.release()
+    assert console(analyst, "SELECT 1 AS one").status_code == 200
+
+
+def test_a_result_past_the_size_cap_says_so_on_the_page_and_in_json(tmp_path, knowledge):
+    app, parts = _app(tmp_path, knowledge, analyst_max_result_mb=0.01, analyst_row_cap=3)
+    try:
+        client, _ = sign_in(app)
+        sql = "SELECT range AS n, repeat('x', 4000) AS x FROM range(10)"
+        page = text_of(console(client, sql))
+        assert "2 rows in" in page and '<strong class="truncated">truncated at 0.01 MB</strong>' in page
+        assert "row cap" not in page
+        body = app.test_client().post("/api/v1/analytics/query", headers=token(app), json={"sql": sql}).get_json()
+        assert body["truncated"] is True and body["truncated_reason"] == "size" and body["max_result_mb"] == 0.01
+        assert len(body["rows"]) == 2 and body["row_cap"] == 3
+        capped = app.test_client().post("/api/v1/analytics/query", headers=token(app),
+                                        json={"sql": "SELECT * FROM range(5)"}).get_json()
+        assert capped["truncated_reason"] == "row cap" and len(capped["rows"]) == 3
+        assert "truncated at the row cap of 3" in text_of(console(client, "SELECT * FROM range(5)"))
+    finally:
+        parts.close()
+
+
+def test_a_refusal_wraps_on_a_narrow_screen(app):
+    css = app.test_client().get("/static/analytics.css")
+    rule = re.search(r"\.error pre \{([^}]*)\}", text_of(css)).group(1)
+    css.close()
+    assert "white-space: pre-wrap" in rule and "overflow-wrap: anywhere" in rule

@@ -23,7 +23,9 @@ decided AS (
            -- a decision is stored when its reply is ready; its message came latency_ms before
            min(created_at - latency_ms / 1000.0) AS first_message_at, max(created_at) AS last_decision_at,
            arg_min(category, created_at) AS first_category, arg_min(playbook, created_at) AS first_playbook,
-           bool_and(decision = 'decline') AS all_declined, min(handed_off_at) AS handed_off_at
+           -- declined, or not understood as anything in scope ("hello"): no support request at all
+           bool_and(decision = 'decline' OR category = 'out_of_scope') AS all_declined,
+           min(handed_off_at) AS handed_off_at
     FROM marked GROUP BY conversation_id
 ),
 escalated AS (
@@ -83,10 +85,14 @@ FROM (
             WHEN said_fixed AND came_back THEN 'returned'
             WHEN said_fixed THEN 'confirmed'
             WHEN escalated_at IS NOT NULL THEN 'escalated'
-            WHEN left_at_answer AND metric_now() < last_answer_at + metric_window_s() THEN 'pending'
-            WHEN left_at_answer AND came_back THEN 'returned'
-            WHEN left_at_answer THEN 'assumed'
             WHEN coalesce(all_declined, false) THEN 'out_of_scope'
+            -- the assistant spoke last (an answer, a question) or the user just said it is not fixed: wait
+            WHEN metric_now() < greatest(last_decision_at, coalesce(not_fixed_at, 0)) + metric_window_s()
+                THEN 'pending'
+            -- silence after an answer, from a user who never said it failed: Fin's "exits without requesting
+            -- further assistance" (one who said "still broken" and went quiet is not assumed satisfied)
+            WHEN left_at_answer AND not_fixed = 0 AND came_back THEN 'returned'
+            WHEN left_at_answer AND not_fixed = 0 THEN 'assumed'
             ELSE 'unresolved'
         END AS outcome
     FROM judged

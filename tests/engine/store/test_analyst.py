@@ -4,11 +4,13 @@ limit and a row cap; and the writer goes on working whatever was refused or stop
 import csv
 import io
 import json
+import threading
 
 import numpy
 import pytest
 
-from core.errors import InputError, StoreError
+from core.errors import InputError, RateLimitError, StoreError
+from engine.store import analyst as analyst_module
 from engine.store.analyst import TIMEOUT_CODE, AnalystQueries
 
 ROW_CAP = 5
@@ -85,6 +87,10 @@ def test_the_console_sees_what_the_writer_committed_on_the_same_connection(writt
     "SHOW TABLES",
     "DESCRIBE messages",
     "SELECT table_name FROM information_schema.tables",
+    "SELECT table_name, column_name FROM information_schema.columns WHERE table_name = 'messages'",
+    "SELECT table_name FROM duckdb_tables() WHERE table_name = 'messages'",
+    "SELECT count(*) FROM duckdb_columns() JOIN duckdb_views() USING (schema_name)",
+    "SELECT * FROM duckdb_tables UNION ALL BY NAME SELECT * FROM duckdb_tables()",
     "SELECT ':x' AS colon, \"id\" FROM messages -- :y",
 ])
 def test_read_only_queries_of_every_shape_run(written, analyst, sql):
@@ -93,9 +99,30 @@ def test_read_only_queries_of_every_shape_run(written, analyst, sql):
 
 def test_a_result_past_the_row_cap_is_cut_and_says_so(analyst):
     cut = analyst.run("SELECT * FROM range(12)")
-    assert cut.rows == [(0,), (1,), (2,), (3,), (4,)] and cut.truncated
+    assert cut.rows == [(0,), (1,), (2,), (3,), (4,)] and cut.truncated and cut.truncated_reason == "row cap"
     exact = analyst.run(f"SELECT * FROM range({ROW_CAP})")
-    assert len(exact.rows) == ROW_CAP and not exact.truncated
+    assert len(exact.rows) == ROW_CAP and not exact.truncated and exact.truncated_reason is None
+
+
+def test_a_result_past_the_size_cap_is_cut_before_it_and_says_so(store, clock):
+    # 0.01 MB = 10,485.76 bytes: rows of 3,000 characters (and a 4-digit number) fit three to a result.
+    sized = AnalystQueries(store, clock, 30.0, 1000, max_result_mb=0.01)
+    cut = sized.run("SELECT range + 1000 AS n, repeat('é', 3000) AS text FROM range(50)")
+    assert len(cut.rows) == 3 and cut.truncated and cut.truncated_reason == "size"
+    assert cut.to_json()["truncated_reason"] == "size" and cut.to_json()["max_result_mb"] == 0.01
+    assert cut.row_cap == 1000  # the row cap is still the row cap
+    blobs = sized.run("SELECT repeat('\\xAA'::BLOB, 4000) AS b FROM range(10)")  # bytes count as bytes
+    assert len(blobs.rows) == 2 and blobs.truncated_reason == "size"
+    one_huge = sized.run("SELECT repeat('x', 20000) AS text")  # even the first row would pass it: no rows
+    assert one_huge.rows == [] and one_huge.truncated and one_huge.truncated_reason == "size"
+    under = sized.run("SELECT repeat('x', 100) AS text FROM range(50)")
+    assert len(under.rows) == 50 and not under.truncated and under.truncated_reason is None
+
+
+def test_a_huge_result_is_cut_at_the_default_size_cap_without_building_it(store, clock):
+    # The tester's case: 10,000 rows of 100,000 characters (a gigabyte) with a row cap far above it.
+    result = AnalystQueries(store, clock, 30.0, 1_000_000).run("SELECT repeat('x', 100000) AS x FROM range(10000)")
+    assert result.truncated_reason == "size" and len(result.rows) == 20 * 1024 * 1024 // 100_000
 
 
 def test_a_huge_result_is_never_built_only_the_rows_fetched(store, clock):
@@ -252,8 +279,6 @@ TABLE_FUNCTIONS = [
     ("SELECT * FROM read_parquet('https://example.com/x.parquet')", "read_parquet"),
     ("SELECT * FROM read_json('/etc/hosts')", "read_json"),
     ("SELECT * FROM glob('/etc/*')", "glob"),
-    ("SELECT * FROM duckdb_secrets()", "duckdb_secrets"),
-    ("SELECT * FROM duckdb_settings()", "duckdb_settings"),
     ("SELECT * FROM pragma_table_info('api_tokens')", "pragma_table_info"),
     ("SELECT * FROM messages WHERE id IN (SELECT * FROM read_text('/etc/passwd'))", "read_text"),
     ("WITH f AS (SELECT * FROM glob('*')) SELECT * FROM f", "glob"),
@@ -343,7 +368,9 @@ VALUES = ("SELECT DATE '2024-01-02' AS d, TIMESTAMP '2024-01-02 03:04:05' AS ts,
 
 def test_json_is_json_safe(analyst):
     found = analyst.run(VALUES).to_json()
-    assert list(found) == ["columns", "types", "rows", "truncated", "row_cap", "elapsed_ms"]
+    assert list(found) == ["columns", "types", "rows", "truncated", "row_cap", "elapsed_ms", "truncated_reason",
+                           "max_result_mb"]
+    assert found["truncated_reason"] is None and found["max_result_mb"] == 20
     assert found["rows"] == [["2024-01-02", "2024-01-02T03:04:05", "10:30:00", 1.25, None, None, 2.5, 7, 90.0,
                               [1, 2], {"a": 1}, "01", True, None, 'a,"b"']]
     assert found["types"][:4] == ["DATE", "TIMESTAMP", "TIME", "DECIMAL(5,2)"]
@@ -356,3 +383,132 @@ def test_csv_has_the_header_and_one_line_a_row(analyst):
     assert header[:3] == ["d", "ts", "t"] and header[-1] == "text"
     assert row == ["2024-01-02", "2024-01-02T03:04:05", "10:30:00", "1.25", "", "", "2.5", "7", "90.0", "[1, 2]",
                    '{"a": 1}', "01", "True", "", 'a,"b"']
+
+
+# -- what the checks cannot read, what is not UTF-8, what is not finite ---------------------------------------
+
+
+@pytest.mark.parametrize("sql", [
+    "SELECT " + " || ".join(["'a'"] * 900),
+    "SELECT " + "+".join(["1"] * 900),
+    "SELECT " + "abs(" * 400 + "1" + ")" * 400 + " AS deep",
+    "SELECT " + " || ".join(["'a'"] * 330),
+])
+def test_a_query_nested_too_deeply_to_check_is_refused_plainly(written, analyst, sql):
+    error = refused(analyst, sql)
+    message = str(error)
+    assert message == "the query is nested too deeply to check; simplify it" or message.startswith(
+        ("Parser Error", "Binder Error", "Invalid Input Error")), message  # or DuckDB's own limit said so
+    writer_works(written)
+
+
+def test_a_check_that_fails_unexpectedly_is_a_refusal_not_a_crash(written, analyst, monkeypatch, caplog):
+    def broken(cursor, query):
+        raise KeyError("the parse tree's shape changed")
+    monkeypatch.setattr(analyst_module, "_references", broken)
+    assert str(refused(analyst, "SELECT 1")) == "the query could not be checked; simplify it or write it another way"
+    assert "checks failed unexpectedly" in caplog.text
+    monkeypatch.setattr(analyst_module, "_references", lambda cursor, query: (_ for _ in ()).throw(RecursionError()))
+    assert str(refused(analyst, "SELECT 1")) == "the query is nested too deeply to check; simplify it"
+
+
+def test_a_keyboard_interrupt_during_the_checks_is_not_swallowed(analyst, monkeypatch):
+    def interrupted(cursor, query):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(analyst_module, "_references", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        analyst.run("SELECT 1")
+    monkeypatch.undo()
+    assert analyst.run("SELECT 1 AS one").rows == [(1,)]  # and its slot was given back
+
+
+@pytest.mark.parametrize("sql", ["SELECT '\udcff' AS x", "SELECT 1 -- caf\udce9", "\udc80"])
+def test_text_that_is_not_utf8_is_refused(analyst, sql):
+    assert str(refused(analyst, sql)) == "the query is not valid UTF-8 text"
+
+
+def test_a_parameter_that_is_not_utf8_is_refused(analyst):
+    assert str(refused(analyst, "SELECT :t AS t", {"t": "caf\udce9"})) == "the value of :t is not valid UTF-8 text"
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf"), float("-inf"), json.loads("1e400"),
+                                   json.loads('{"x": NaN}')["x"], json.loads('{"x": -Infinity}')["x"]])
+def test_a_parameter_that_is_not_a_finite_number_is_refused(analyst, value):
+    assert str(refused(analyst, "SELECT :d + 1 AS d", {"d": value})) == "the value of :d must be a finite number"
+    assert analyst.run("SELECT :d + 1 AS d", {"d": 1e300}).rows == [(1e300,)]
+
+
+# -- what shows the server's files or settings ---------------------------------------------------------------
+
+SYSTEM = [
+    ("SELECT * FROM pragma_database_list", "pragma_database_list"),
+    ("SELECT file FROM main.pragma_database_list", "pragma_database_list"),
+    ("SELECT * FROM \"PRAGMA_DATABASE_LIST\"", "PRAGMA_DATABASE_LIST"),
+    ("SELECT path FROM duckdb_databases", "duckdb_databases"),
+    ("SELECT path FROM duckdb_databases()", "duckdb_databases()"),
+    ("SELECT * FROM duckdb_settings()", "duckdb_settings()"),
+    ("SELECT * FROM pg_settings", "pg_settings"),
+    ("SELECT * FROM pg_catalog.pg_settings WHERE name = 'temp_directory'", "pg_settings"),
+    ("SELECT * FROM duckdb_extensions()", "duckdb_extensions()"),
+    ("SELECT * FROM duckdb_secrets()", "duckdb_secrets()"),
+    ("SELECT * FROM duckdb_temporary_files()", "duckdb_temporary_files()"),
+    ("SELECT current_setting('temp_directory') AS t", "current_setting()"),
+    ("SELECT upper(CURRENT_SETTING('home_directory')) AS h", "current_setting()"),
+    ("SELECT list_transform(['temp_directory'], s -> current_setting(s)) AS l", "current_setting()"),
+    ("SELECT * FROM messages WHERE text = (SELECT current_setting('temp_directory'))", "current_setting()"),
+    ("WITH s AS (SELECT * FROM pragma_database_list) SELECT * FROM s", "pragma_database_list"),
+    ("SELECT getenv('HOME') AS h", "getenv()"),
+    ("EXPLAIN SELECT current_setting('temp_directory')", "current_setting()"),
+]
+
+
+@pytest.mark.parametrize(("sql", "name"), SYSTEM)
+def test_what_shows_the_servers_files_or_settings_is_refused_by_name(written, analyst, sql, name):
+    error = refused(analyst, sql)
+    assert str(error).startswith(f"{name} shows the server's files or settings and is not open to analysts")
+    assert "information_schema.tables" in str(error)  # and it says where the schema is
+
+
+def test_the_schema_stays_open_and_shows_no_path(written, analyst, store):
+    found = analyst.run("SELECT table_name FROM information_schema.tables WHERE table_name = 'messages' UNION ALL "
+                        "SELECT table_name FROM duckdb_tables() WHERE table_name = 'messages' UNION ALL "
+                        "SELECT DISTINCT table_name FROM duckdb_columns() WHERE table_name = 'messages'")
+    assert found.rows == [("messages",)] * 3
+    path = str(store.path) if hasattr(store, "path") else None
+    schema = analyst.run("SELECT * FROM duckdb_tables() UNION ALL BY NAME SELECT * FROM duckdb_views()").to_csv()
+    if path:
+        assert path not in schema
+
+
+# -- one analyst cannot take the whole database --------------------------------------------------------------
+
+
+def test_a_query_that_cannot_start_while_the_console_is_busy_is_refused_with_429(store, clock):
+    busy = AnalystQueries(store, clock, 30.0, 10, concurrency=2, queue_wait_s=0.05)
+    busy.slots.acquire()
+    busy.slots.acquire()  # two queries running: the test holds their slots
+    try:
+        with pytest.raises(RateLimitError) as caught:
+            busy.run("SELECT 1")
+        assert str(caught.value) == "the console is already running 2 queries; try again in a moment"
+        assert caught.value.code == "rate_limited" and caught.value.retry_after_s >= 1
+    finally:
+        busy.slots.release()
+    assert busy.run("SELECT 1 AS one").rows == [(1,)]  # one slot free: it runs
+    busy.slots.release()
+
+
+def test_a_query_waits_for_a_slot_that_frees_within_the_wait(store, clock):
+    one = AnalystQueries(store, clock, 30.0, 10, concurrency=1, queue_wait_s=5.0)
+    one.slots.acquire()
+    threading.Timer(0.05, one.slots.release).start()  # the running query ends
+    assert one.run("SELECT 2 AS two").rows == [(2,)]
+
+
+def test_every_refusal_gives_its_slot_back(store, clock):
+    one = AnalystQueries(store, clock, 0.2, 10, concurrency=1, queue_wait_s=0.05)
+    for sql in ["SELECT * FROM api_tokens", "SELECT * FRM x", "SELECT :a", ENDLESS,
+                "SELECT " + "+".join(["1"] * 900)]:
+        with pytest.raises(InputError):
+            one.run(sql)
+    assert one.run("SELECT 3 AS three").rows == [(3,)]

@@ -2,6 +2,8 @@
 product's own rows (conversations, messages, decisions, ratings, the desk's record, remediations), a seed gives
 the same run twice, and a second run on the same folder does not trip over the first one's ids."""
 
+import io
+import os
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from core.errors import InputError
 from engine.chat.understanding import ReplyIntent
 from engine.healing.scenarios import SCENARIOS
+from engine.traffic import messages
 from engine.traffic.faults import FaultPolicy, manual_fix
 from engine.traffic.messages import load_phrasings, matches
 from engine.traffic.parts import RunSpec, simulated_parts
@@ -95,6 +98,68 @@ def test_a_malformed_messages_file_names_the_line(tmp_path, content, fragments):
         load_phrasings(path, CATEGORIES, 4000)
     for fragment in fragments:
         assert fragment in str(raised.value)
+
+
+def test_only_a_regular_file_is_read(tmp_path):
+    folder = tmp_path / "folder.tsv"
+    folder.mkdir()
+    fifo = tmp_path / "pipe.tsv"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer: it must be refused from its status alone
+    refused = {folder: "(a folder)", fifo: "(a FIFO)"}
+    if Path("/dev/null").is_char_device():  # a device that ends at once (never try one that does not)
+        refused[Path("/dev/null")] = "(a device)"
+    for path, kind in refused.items():
+        with pytest.raises(InputError) as raised:
+            load_phrasings(path, CATEGORIES, 4000)
+        assert f"{path} is not a regular file {kind}" in str(raised.value)
+
+
+def test_a_file_over_the_cap_is_refused_unread(tmp_path):
+    path = tmp_path / "huge.tsv"
+    with path.open("wb") as handle:
+        handle.truncate(messages.MAX_FILE_BYTES + 300_000)  # sparse: its size, not its bytes
+    with pytest.raises(InputError) as raised:
+        load_phrasings(path, CATEGORIES, 4000)
+    assert str(raised.value) == f"{path} is 50.3 MB; the most read is 50 MB"
+
+
+def test_a_line_too_long_is_refused_without_reading_it_whole(tmp_path, monkeypatch):
+    limit = messages.max_line_bytes(10)
+    path = tmp_path / "long.tsv"
+    path.write_bytes(b"x" * (10 * limit) + b"\tperformance\nthe dashboard is slow\tperformance\nhi\tbilling\n")
+    reads: list[int] = []
+    original = messages._lines
+
+    class Counted:
+        def __init__(self, handle):
+            self.handle = handle
+
+        def readline(self, size):
+            chunk = self.handle.readline(size)
+            reads.append(len(chunk))
+            return chunk
+
+    monkeypatch.setattr(messages, "_lines", lambda path, handle, limit: original(path, Counted(handle), limit))
+    with pytest.raises(InputError) as raised:
+        load_phrasings(path, CATEGORIES, 10)
+    error = str(raised.value)
+    assert f"long.tsv:1: the line is longer than {limit:,} bytes; the chat accepts 10 characters" in error
+    assert "long.tsv:3: unknown label 'billing'" in error  # the lines after it are still checked
+    assert max(reads) <= limit + 1  # never more than a line's worth at a time
+
+
+def test_a_text_of_wide_characters_up_to_the_limit_is_read(tmp_path):
+    path = tmp_path / "wide.tsv"
+    path.write_text("\U0001F600" * 4000 + "\tperformance\n", encoding="utf-8")  # 4 bytes a character
+    (found,) = load_phrasings(path, CATEGORIES, 4000)
+    assert len(found.text) == 4000
+
+
+def test_a_file_that_grows_past_the_cap_while_read_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(messages, "MAX_FILE_BYTES", 100)
+    lines = messages._lines(tmp_path / "g.tsv", io.BytesIO(b"a\tperformance\n" * 20), 50)
+    with pytest.raises(InputError, match="grew past"):
+        list(lines)
 
 
 def test_a_header_picks_the_text_and_label_columns_of_a_wider_file(tmp_path):
