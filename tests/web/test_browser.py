@@ -69,6 +69,12 @@ def test_a_whole_conversation_in_a_real_browser(served):
                 "brilliant" in log.inner_text().lower()
             page.locator("li.assistant details").first.click()
             assert "kill_slow_queries" in log.inner_text()  # the technical detail, one click away
+            for width in (1280, 390, 320):  # opened, it wraps: the page never scrolls sideways
+                page.set_viewport_size({"width": width, "height": 800})
+                assert page.evaluate("document.documentElement.scrollWidth") <= width, width
+            page.set_viewport_size({"width": 1280, "height": 800})
+            icon = page.locator("link[rel=icon]").get_attribute("href")
+            assert page.request.get(url + icon).ok  # a favicon, served from the app itself
             page.get_by_role("button", name="5").click()
             page.get_by_text("feedback", exact=False).or_(page.get_by_text("Thanks, that helps")).first.wait_for()
 
