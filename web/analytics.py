@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from flask import Blueprint, Response, current_app, g, jsonify, redirect, render_template, request, url_for
+from flask import Blueprint, Response, current_app, g, jsonify, render_template, request, url_for
 
 from core.errors import ForbiddenError, InputError, UnauthorizedError
 from engine.access.tokens import Role
@@ -48,7 +48,7 @@ from engine.wiring import Parts
 from web.api import API, json_body, string_field
 from web.charts import TILE_SIZE, WIDE_SIZE, Plan, daily_series, draw, plan
 from web.errors import error_body, retry_after
-from web.staff import check_csrf, csrf_token, sign_in, sign_out, signed_in
+from web.staff import add_sign_in_pages, check_csrf, csrf_token, signed_in
 
 PERIODS = ("7d", "30d", "90d")
 DEFAULT_SINCE = "30d"
@@ -190,29 +190,9 @@ def make_analytics_blueprint() -> Blueprint:
             check_csrf()
         return None
 
-    @pages.get("/login")
-    def login():
-        return render_template("analytics_login.html", error=None, csrf=csrf_token(),
-                               back=request.args.get("next", ""))
-
-    @pages.post("/login", endpoint="sign_in")
-    def sign_in_form():
-        check_csrf()
-        name = request.form.get("name", "").strip()
-        identity = _parts().users.authenticate(name, request.form.get("password", ""))
-        if identity is None or identity.role is not Role.ANALYST:
-            current_app.logger.warning("refused analytics sign-in for %r from %s", name[:64], request.remote_addr)
-            message = ("That name and password do not open the analysts' page: check them, or ask an administrator "
-                       "for an analyst account (firstline user create NAME --role analyst).")
-            return render_template("analytics_login.html", error=message, csrf=csrf_token(), back=""), 401
-        sign_in(identity)
-        back = request.form.get("next", "")
-        return redirect(back if back.startswith("/analytics/") and "//" not in back else url_for("analytics.tiles"))
-
-    @pages.post("/logout")
-    def logout():
-        sign_out(everywhere=request.form.get("everywhere") == "1")
-        return redirect(url_for("analytics.login"))
+    add_sign_in_pages(pages, Role.ANALYST, "analytics_login.html", "analytics.tiles",
+                      "That name and password do not open the analysts' page: check them, or ask an administrator "
+                      "for an analyst account (firstline user create NAME --role analyst).")
 
     @pages.get("/")
     def tiles():

@@ -17,7 +17,7 @@ from core.taxonomy import BUSINESS
 from engine.access.tokens import Role
 from engine.desk.desk import Decider, Desk
 from engine.wiring import Parts
-from web.staff import check_csrf, csrf_token, sign_in, sign_out, signed_in
+from web.staff import add_sign_in_pages, check_csrf, csrf_token, signed_in
 
 STATUSES = ("open", "decided", "expired", "all")
 SIGN_IN_NEEDED = "This page is for deciders: sign in with a decider's name and password."
@@ -61,28 +61,9 @@ def make_desk_blueprint() -> Blueprint:
             check_csrf()
         return None
 
-    @pages.get("/login")
-    def login():
-        return render_template("desk_login.html", error=None, csrf=csrf_token(), back=request.args.get("next", ""))
-
-    @pages.post("/login", endpoint="sign_in")
-    def sign_in_form():
-        check_csrf()
-        name = request.form.get("name", "").strip()
-        identity = _parts().users.authenticate(name, request.form.get("password", ""))
-        if identity is None or identity.role is not Role.DECIDER:
-            current_app.logger.warning("refused desk sign-in for %r from %s", name[:64], request.remote_addr)
-            message = ("That name and password do not open the desk: check them, or ask an administrator for a "
-                       "decider account (firstline user create NAME --role decider).")
-            return render_template("desk_login.html", error=message, csrf=csrf_token(), back=""), 401
-        sign_in(identity)
-        back = request.form.get("next", "")
-        return redirect(back if back.startswith("/desk/") and "//" not in back else url_for("desk.queue"))
-
-    @pages.post("/logout")
-    def logout():
-        sign_out(everywhere=request.form.get("everywhere") == "1")
-        return redirect(url_for("desk.login"))
+    add_sign_in_pages(pages, Role.DECIDER, "desk_login.html", "desk.queue",
+                      "That name and password do not open the desk: check them, or ask an administrator for a "
+                      "decider account (firstline user create NAME --role decider).")
 
     @pages.get("/")
     def queue():

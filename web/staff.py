@@ -11,7 +11,7 @@ from __future__ import annotations
 import hmac
 import secrets
 
-from flask import current_app, request, session
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 
 from core.errors import InputError
 from engine.access.sessions import StaffSession
@@ -49,6 +49,36 @@ def sign_out(everywhere: bool = False) -> None:
         sessions.end_for_user(current.user_id)
     sessions.end(session.pop(COOKIE_KEY, ""))
     session.pop("csrf", None)
+
+
+def add_sign_in_pages(pages: Blueprint, role: Role, template: str, home: str, refused: str) -> None:
+    """The sign-in pages of one staff page group on `pages` (mounted at its url_prefix): GET /login (the form in
+    `template`), POST /login (endpoint `sign_in`: CSRF, name and password of a staff user in `role`, then back to
+    the page asked for inside the group or to the endpoint `home`; `refused` and 401 otherwise, logged) and POST
+    /logout (this session, or every one with `everywhere=1`)."""
+    prefix = f"{pages.url_prefix}/"
+
+    @pages.get("/login")
+    def login():
+        return render_template(template, error=None, csrf=csrf_token(), back=request.args.get("next", ""))
+
+    @pages.post("/login", endpoint="sign_in")
+    def sign_in_form():
+        check_csrf()
+        name = request.form.get("name", "").strip()
+        identity = _parts().users.authenticate(name, request.form.get("password", ""))
+        if identity is None or identity.role is not role:
+            current_app.logger.warning("refused %s sign-in for %r from %s", pages.name, name[:64],
+                                       request.remote_addr)
+            return render_template(template, error=refused, csrf=csrf_token(), back=""), 401
+        sign_in(identity)
+        back = request.form.get("next", "")
+        return redirect(back if back.startswith(prefix) and "//" not in back else url_for(home))
+
+    @pages.post("/logout")
+    def logout():
+        sign_out(everywhere=request.form.get("everywhere") == "1")
+        return redirect(url_for(f"{pages.name}.login"))
 
 
 def csrf_token() -> str:
