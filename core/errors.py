@@ -14,7 +14,8 @@
     ├── KnowledgeError             the model or the vector index cannot be used
     ├── RemediationError           an action could not be run on its target
     ├── StoreError                 the event store cannot be opened or written
-    └── TelemetryError             a telemetry source could not be read or parsed
+    ├── TelemetryError             a telemetry source could not be read or parsed
+    └── DeliveryError              an e-mail to a user could not be handed to the mail server
 
 Only the outer layers (CLI, web) turn these into output; nothing below them prints. Only `web/errors.py` knows
 HTTP: it maps each kind's `code` to a status.
@@ -146,3 +147,12 @@ class TelemetryError(FirstlineError):
     def __init__(self, message: str, *, source: str) -> None:
         super().__init__(message)
         self.source = source
+
+
+class DeliveryError(FirstlineError):
+    """An e-mail could not be handed to the mail server (engine/notify/smtp.py). `permanent`: the server refused
+    it for good (the address was rejected), so trying again would not help; otherwise it is tried again later."""
+
+    def __init__(self, message: str, *, permanent: bool = False) -> None:
+        super().__init__(message)
+        self.permanent = permanent

@@ -8,12 +8,13 @@ from __future__ import annotations
 import difflib
 import json
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from core.errors import ConfigurationError
 from core.taxonomy import BUSINESS
@@ -22,6 +23,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "FIRSTLINE_"
 CONFIG_ENV = "FIRSTLINE_CONFIG"
 DEFAULT_CONFIG_FILE = Path("firstline.toml")
+ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
 class Settings(BaseModel):
@@ -84,7 +86,12 @@ class Settings(BaseModel):
     )
     reply_examples_file: Path = Field(
         PROJECT_ROOT / "data" / "reply_examples.yaml",
-        description="Example replies (yes, no, partly, correction, new problem) the dialogue reads replies by.",
+        description="Example replies (yes, no, partly, correction, new problem) the reply reader is checked on.",
+    )
+    reply_words_file: Path = Field(
+        PROJECT_ROOT / "data" / "reply_words.yaml",
+        description="The vocabulary replies are read by: yes and no, working and broken, hedges, deferrals, "
+        "ratings, ordinals (engine/chat/understanding.py).",
     )
     clarify_gap: float = Field(
         0.05, ge=0, le=1, description="In the clarify band, candidates within this score of the best are offered "
@@ -179,6 +186,11 @@ class Settings(BaseModel):
         "account (unlock, resend e-mail, sign out everywhere) run only for the account's owner; empty: no chat "
         "user is verified and such actions are explained instead of run."
     )
+    widget_origins: tuple[str, ...] = Field(
+        (), description="Origins (scheme://host[:port]) of the host apps whose pages may show the chat widget "
+        "(/widget.js): only the widget's chat frame (/embed) may be framed, and only by these; empty: by nobody "
+        "(docs/widget.md)."
+    )
     limit_storage_uri: str = Field(
         "memory://", description="Where the request limiter counts (Flask-Limiter storage URI): memory:// for one "
         "process, redis://HOST:PORT to share the counts between processes and keep them over restarts."
@@ -257,6 +269,58 @@ class Settings(BaseModel):
     breaker_cooloff_s: float = Field(
         900.0, ge=0, description="Seconds the breaker stays open before one trial action is let through."
     )
+    # Reaching users later (issue 17): when a person answers (a decider, engineering) and the user has left the
+    # chat, an e-mail tells them, if the host app gave their address (docs/notifications.md).
+    smtp_host: str = Field(
+        "", description="Mail server that sends users their notifications (a person answered while they were "
+        "away); empty: no e-mail is sent, users see answers on their next visit."
+    )
+    smtp_port: int = Field(587, ge=1, le=65535, description="Port of the mail server (587 submission, 465 for tls, "
+                           "25 for a local relay).")
+    smtp_security: Literal["starttls", "tls", "none"] = Field(
+        "starttls", description="How the connection to the mail server is protected: starttls (upgrade after "
+        "connecting), tls (encrypted from the start, port 465), none (a relay on this machine or network only)."
+    )
+    smtp_username: str = Field("", description="User name to log in to the mail server with; empty: no login.")
+    smtp_password: str = Field("", description="Password for smtp_username; `firstline settings` never prints it.")
+    smtp_from: str = Field(
+        "", description="The From of notification e-mails, e.g. \"Job Tracker Pro support <support@example.com>\"; "
+        "required with smtp_host."
+    )
+    smtp_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Seconds the mail server may take to answer each step before the attempt "
+        "counts as failed (it is tried again later)."
+    )
+    public_url: str = Field(
+        "", description="The address users open the chat at (e.g. https://support.example.com); e-mails link back to "
+        "their conversation under it. Required with smtp_host."
+    )
+    notify_away_s: float = Field(
+        300.0, ge=0, description="A user counts as away, and is e-mailed a person's answer they have not read, once "
+        "the chat has heard nothing from them (no message, no page reading a conversation) for this many seconds."
+    )
+    notify_interval_s: float = Field(
+        15.0, gt=0, description="Seconds between two looks at the notification outbox while serving."
+    )
+    notify_max_attempts: int = Field(
+        8, ge=1, le=50, description="Attempts at sending one e-mail before it is recorded as failed "
+        "(`firstline notify retry` queues it again)."
+    )
+    notify_retry_s: float = Field(
+        60.0, gt=0, description="Wait after a failed attempt before the next, doubling each time (60 s, 2 min, "
+        "4 min...)."
+    )
+
+    @field_validator("widget_origins")
+    @classmethod
+    def _origins(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        # Each goes into a Content-Security-Policy as it is: an origin and nothing else, so a typo cannot widen it.
+        for origin in value:
+            if not ORIGIN.fullmatch(origin):
+                raise ValueError(f"each widget origin must be scheme://host[:port] with no path, e.g. "
+                                 f"https://app.example.com; got {origin!r}")
+        # As browsers write an origin: lower case, without the scheme's own port.
+        return tuple(re.sub(r"^(https://.*):443$|^(http://.*):80$", r"\1\2", origin.lower()) for origin in value)
 
     @property
     def deadlines_s(self) -> dict[str, float]:
@@ -281,7 +345,7 @@ class Settings(BaseModel):
         return self.data_dir / "learned_rules"
 
 
-SECRETS = frozenset({"secret_key", "identity_secret"})  # shown as set or not, never printed
+SECRETS = frozenset({"secret_key", "identity_secret", "smtp_password"})  # shown as set or not, never printed
 
 
 def describe() -> list[dict[str, Any]]:

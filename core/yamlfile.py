@@ -11,11 +11,23 @@ from typing import Any
 import jsonschema
 import yaml
 
-from core.errors import Problem
+from core.errors import ConfigurationError, Problem
 
 PathParts = Sequence[str | int]
 SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 SAFE_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)  # libyaml: about 10 times faster for big files
+
+
+def load_mapping(path: Path, what: str, shape: str) -> dict[Any, Any]:
+    """A data file that must hold one mapping (`what` names it in errors, `shape` says what it maps). Raises
+    ConfigurationError naming the file when it cannot be read or parsed, or holds something else."""
+    try:
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=SAFE_LOADER)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+        raise ConfigurationError(f"cannot read {what} {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{path}: expected a mapping of {shape}")
+    return data
 
 
 def dump_yaml(data: Any) -> str:

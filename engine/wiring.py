@@ -11,6 +11,7 @@ from pathlib import Path
 
 from core.errors import ConfigurationError, TelemetryError
 from core.settings import Settings
+from engine.access.identity import IdentityBook
 from engine.access.sessions import SessionBook
 from engine.access.tokens import TokenBook
 from engine.access.users import UserBook
@@ -20,11 +21,13 @@ from engine.actions.catalogue import ACTIONS, action_targets
 from engine.actions.safety import SafetyPolicy
 from engine.chat.assistant import Assistant
 from engine.chat.dialogue import Dialogue
+from engine.chat.lexicon import load_lexicon
 from engine.chat.understanding import ReplyReader, load_reply_examples
-from engine.chat.voice import load_voice
+from engine.chat.voice import Voice, load_voice
 from engine.decision.ruleengine import RuleEngine
 from engine.decision.rulesource import RuleSource
 from engine.desk.desk import Desk
+from engine.desk.handoffs import HandoffDesk
 from engine.desk.policy import DecisionPolicy, load_decision_policy
 from engine.healing.detection import DetectionConfig, Detector
 from engine.healing.healer import Event, Healer
@@ -35,12 +38,18 @@ from engine.infra.topology import Topology, load_topology
 from engine.learning.curation import Curation, RuleReview
 from engine.learning.ledger import LearningLedger, Policy, rule_parser, rule_validator
 from engine.learning.loop import LearningLoop
+from engine.notify.mail import Letterhead
+from engine.notify.presence import Presence
+from engine.notify.sender import Sender, SendPolicy
+from engine.notify.smtp import SmtpConfig, SmtpTransport
 from engine.store import (
     Conversations,
     Decisions,
     DuckDBStore,
     Escalations,
+    Handoffs,
     HealingLedger,
+    Notifications,
     Privacy,
     StaffSessions,
     StaffUsers,
@@ -151,12 +160,52 @@ class Parts:
     healing: Healing | None = None
     learning: LearningLoop | None = None
     desk: Desk | None = None
+    outreach: Outreach | None = None  # reaching users when a person answered: hand-offs, the outbox, presence
 
     def close(self) -> None:
         if self.healing is not None:
             self.healing.close()
         self.dialogue.close()
         self.store.close()
+
+
+@dataclass
+class Outreach:
+    """Reaching users when a person answered: engineering's hand-offs, the outbox's sender, where users were last
+    seen on the chat, and the identities (with e-mail addresses) host apps vouch for."""
+
+    handoffs: HandoffDesk
+    sender: Sender
+    presence: Presence
+    identities: IdentityBook
+
+
+def build_outreach(settings: Settings, store: DuckDBStore, voice: Voice, conversations: Conversations,
+                   clock: Callable[[], float] = time.time,
+                   new_id: Callable[[], str] = lambda: uuid.uuid4().hex) -> Outreach:
+    """The parts that reach users later, on `store`; the mail server from the settings (none: e-mail is off).
+    ConfigurationError when e-mail is on but cannot work as configured."""
+    notifications = Notifications(store)
+    smtp = SmtpConfig.from_settings(settings)
+    transport = SmtpTransport(smtp) if smtp is not None else None
+    letterhead = Letterhead(smtp.sender, voice.product, smtp.public_url) if smtp is not None else None
+    sender = Sender(notifications, transport, letterhead, SendPolicy.from_settings(settings), clock)
+    return Outreach(HandoffDesk(Handoffs(store), conversations, voice, clock, new_id), sender,
+                    Presence(notifications, clock), IdentityBook(notifications, clock))
+
+
+def open_outreach(settings: Settings, clock: Callable[[], float] = time.time) -> tuple[Outreach, DuckDBStore]:
+    """Hand-offs and the outbox alone (`firstline handoffs`, `firstline notify` with no server running): no model;
+    the caller closes the store."""
+    SmtpConfig.from_settings(settings)  # a mistake in the mail settings stops here, before the database opens
+    topology = load_topology(settings.infrastructure_file, {name: spec.needs for name, spec in ACTIONS.items()})
+    voice = load_voice(settings.replies_file, topology.product)
+    store = DuckDBStore(settings.database_path, clock)
+    try:
+        return build_outreach(settings, store, voice, Conversations(store), clock), store
+    except BaseException:
+        store.close()
+        raise
 
 
 class _Telemetry:
@@ -226,8 +275,10 @@ def build(
     topology, playbooks = load_pack(settings)
     rulebase = load_rulebase(settings, topology, playbooks)
     decision_policy = load_policy(settings, topology, playbooks)
+    SmtpConfig.from_settings(settings)  # a mistake in the mail settings stops start-up before the model loads
     voice = load_voice(settings.replies_file, topology.product)
-    reply_examples = load_reply_examples(settings.reply_examples_file)
+    load_reply_examples(settings.reply_examples_file)  # checked at start, as `firstline check` does
+    reply_words = load_lexicon(settings.reply_words_file)
     infrastructure = SimulatedInfrastructure(topology, settings.simulation_seed, clock)
     for fault in settings.simulation_faults:
         infrastructure.inject(fault)
@@ -268,11 +319,12 @@ def build(
         clarify_gap=settings.clarify_gap,
         learning=ledger,
         new_id=new_id,
+        deadlines_s=settings.deadlines_s,
     )
     conversations = Conversations(store)
     learning = LearningLoop(knowledge, conversations, ledger, settings.learn_from_confirmations,
                             settings.learned_rules_dir / "active.yaml", clock, new_id)
-    dialogue = Dialogue(assistant, ReplyReader(reply_examples, knowledge.embedder), learning,
+    dialogue = Dialogue(assistant, ReplyReader(reply_words, knowledge.embedder), learning,
                         conversations=conversations, escalations=Escalations(store), privacy=Privacy(store),
                         clock=clock, new_id=new_id)
     curation = Curation(RuleReview(ledger, rule_parser(*known)), lambda: knowledge.playbooks,
@@ -281,11 +333,12 @@ def build(
     sessions = SessionBook(StaffSessions(store), settings.staff_idle_s, settings.staff_session_max_s, clock)
     desk = build_desk(settings, decision_policy, topology, store, healing.ledger, assistant, conversations, clock,
                       new_id)
+    outreach = build_outreach(settings, store, voice, conversations, clock, new_id)
     return Parts(assistant, store, infrastructure, report, dialogue, TokenBook(Tokens(store), clock), curation,
                  sessions, UserBook(StaffUsers(store), clock),
                  AnalystQueries(store, clock, settings.analyst_time_limit_s, settings.analyst_row_cap,
                                 settings.analyst_max_result_mb, settings.analyst_concurrency), healing,
-                 learning, desk=desk)
+                 learning, desk=desk, outreach=outreach)
 
 
 def build_desk(settings: Settings, policy: DecisionPolicy, topology: Topology, store: DuckDBStore,

@@ -23,6 +23,7 @@ from core.errors import DataFileError, FirstlineError, InputError
 from core.settings import SECRETS, Settings, describe, load_settings
 from engine.access.tokens import Role
 from engine.chat.assistant import Answer, clean_message
+from engine.chat.lexicon import load_lexicon
 from engine.chat.understanding import load_reply_examples
 from engine.chat.voice import load_voice
 from engine.decision.ruleengine import RuleEngine
@@ -36,8 +37,10 @@ from firstline.analytics import sql_command
 from firstline.context import Context
 from firstline.curate import rules_group
 from firstline.escalations import escalations_group
+from firstline.handoffs import handoffs_group
 from firstline.learned import handoff_group, learned_group
 from firstline.metrics import metrics_command
+from firstline.notify import notify_group
 from firstline.simulate import simulate_command
 from firstline.users import user_group
 from knowledge.background import load_background
@@ -356,6 +359,7 @@ def check(obj: Context) -> None:
     policy = load_decision_policy(settings.decision_policy_file, playbooks, topology.signals())
     load_voice(settings.replies_file, topology.product)
     load_reply_examples(settings.reply_examples_file)
+    load_lexicon(settings.reply_words_file)
     background = load_background(settings.background_dir)
     click.echo(f"ok: {len(playbooks)} playbooks, {len(rulebase)} rules (version {rulebase.version}), "
                f"{len(topology.services)} services, {background.size} background lines in "
@@ -368,6 +372,8 @@ cli.add_command(learned_group)
 cli.add_command(handoff_group)
 cli.add_command(user_group)
 cli.add_command(escalations_group)
+cli.add_command(handoffs_group)
+cli.add_command(notify_group)
 cli.add_command(sql_command)
 cli.add_command(metrics_command)
 cli.add_command(simulate_command)
@@ -382,7 +388,8 @@ def token() -> None:
 @click.option("--user", "user", required=True, help="The user the token acts as.")
 @click.option("--role", type=click.Choice([r.value for r in Role]), default=Role.USER.value, show_default=True,
               help="decider: may also list business escalations and record their decisions; curator: may also "
-              "sign in to the curator pages; operator: may only read /metrics and post Alertmanager alerts.")
+              "sign in to the curator pages; engineer: may also list and close hand-offs (/api/v1/handoffs); "
+              "operator: may only read /metrics and post Alertmanager alerts.")
 @click.pass_obj
 def token_create(obj: Context, user: str, role: str) -> None:
     """Create a token; it is printed once, and only a salted hash of it is stored. It works at once."""

@@ -63,17 +63,18 @@ def user_line(found: dict[str, Any]) -> str:
     return line
 
 
-@click.group("user", short_help="Staff users who sign in with a password: deciders, curators, analysts.")
+@click.group("user", short_help="Staff users: deciders, curators, analysts, engineers.")
 def user_group() -> None:
-    """Staff users who sign in with a password: deciders (the escalation desk), curators and analysts (the
-    analysts' page, /analytics/); works while the server runs."""
+    """Staff users who sign in with a password: deciders (the escalation desk), curators, analysts (the
+    analysts' page, /analytics/) and engineers (firstline handoffs close); works while the server runs."""
 
 
 @user_group.command("create", short_help="Create a staff user with a password.")
 @click.argument("name")
 @click.option("--role", required=True, metavar="|".join(r.value for r in STAFF_ROLES),
               help="decider: decides business escalations on the desk (/desk/); curator: reviews the knowledge; "
-                   "analyst: reads the metrics and queries the store read-only (/analytics/).")
+                   "analyst: reads the metrics and queries the store read-only (/analytics/); engineer: closes "
+                   "hand-offs with a note for the user (firstline handoffs close).")
 @CATEGORY
 @CATEGORIES
 @click.pass_obj

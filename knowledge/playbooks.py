@@ -5,6 +5,7 @@ One playbook per file, so a curator's change is one small diff and every error n
 
 from __future__ import annotations
 
+import re
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,8 +18,9 @@ from core.taxonomy import Kind, kind_of
 from core.yamlfile import Located, load_documents, load_schema, schema_problems, yaml_files
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "playbook.schema.json"
-REPLY_PLACEHOLDERS = frozenset({"done", "product", "title"})
-ESCALATION_PLACEHOLDERS = frozenset({"message", "title", "product"})
+REPLY_PLACEHOLDERS = frozenset({"done", "product", "title", "subject"})
+GUIDANCE_PLACEHOLDERS = REPLY_PLACEHOLDERS | {"when"}  # an escalation's words may say when a person answers
+ESCALATION_PLACEHOLDERS = frozenset({"message", "title", "subject", "product"})
 SELF_SERVICE_PLACEHOLDERS = frozenset({"product"})
 
 
@@ -68,10 +70,16 @@ class Playbook:
     replies: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: MappingProxyType({}))
     escalation: Escalation | None = None
     source: str = ""
+    subject: str = ""  # how it is named inside a sentence; loading fills it (declared, else derived from the title)
 
     @property
     def kind(self) -> Kind:
         return kind_of(self.category)
+
+    @property
+    def named(self) -> str:
+        """The playbook's name as it reads inside a sentence, after "about" (see `derive_subject`)."""
+        return self.subject or derive_subject(self.title, self.description)
 
 
 @dataclass(frozen=True)
@@ -128,17 +136,30 @@ def _meaning_problems(doc: Located, vocabulary: Vocabulary | None) -> list[Probl
     for key, templates in (data.get("replies") or {}).items():
         for i, text in enumerate([templates] if isinstance(templates, str) else templates):
             path = ["replies", key] if isinstance(templates, str) else ["replies", key, i]
-            problems += _placeholder_problems(doc, path, text, REPLY_PLACEHOLDERS)
+            problems += _placeholder_problems(doc, path, text,
+                                              GUIDANCE_PLACEHOLDERS if key == "guidance" else REPLY_PLACEHOLDERS)
     for i, remedy in enumerate(data.get("remedies") or []):
         if "self_service" in remedy:
             problems += _placeholder_problems(doc, ["remedies", i, "self_service"], remedy["self_service"],
                                               SELF_SERVICE_PLACEHOLDERS)
+    if "subject" in data:
+        problems += _subject_problems(doc, data["subject"])
     if "escalation" in data:
         summary = data["escalation"]["summary"]
         problems += _placeholder_problems(doc, ["escalation", "summary"], summary, ESCALATION_PLACEHOLDERS)
     if vocabulary is not None:
         problems += _vocabulary_problems(doc, vocabulary)
     return problems
+
+
+def _subject_problems(doc: Located, subject: str) -> list[Problem]:
+    """A subject is read inside the assistant's sentences, sometimes in a list of choices joined by "or"."""
+    if "{" in subject or "}" in subject:
+        return [doc.problem(["subject"], "a subject is plain words: no {placeholders}")]
+    if len(re.findall(r"\bor\b", subject)) > 1 or re.search(r",[^,]*\bor\b", subject):
+        return [doc.problem(["subject"], "name one thing: at most one 'or' and no list (\"X, Y or Z\"); the "
+                            "assistant may offer it in a list of choices joined by 'or'")]
+    return []
 
 
 def _placeholder_problems(doc: Located, path: list, text: str, allowed: frozenset[str]) -> list[Problem]:
@@ -218,4 +239,69 @@ def _record(doc: Located) -> Playbook:
         replies=MappingProxyType(replies),
         escalation=Escalation(escalation["summary"], tuple(escalation["must_include"])) if escalation else None,
         source=doc.file,
+        subject=" ".join((data.get("subject") or "").split()) or derive_subject(
+            data["title"], " ".join(data["description"].split())),
     )
+
+
+# -- a title as it reads inside a sentence ------------------------------------------------------------------------
+
+_PERSON = {"i": "you", "i'm": "you're", "i've": "you've", "i'd": "you'd", "i'll": "you'll", "my": "your",
+           "me": "you", "mine": "yours", "myself": "yourself"}
+# Words that make a title a statement ("My export fails") rather than a name ("CSV export"): a statement is named
+# as "the problem where ..." so that it still reads after "about".
+_STATEMENT = frozenset((
+    "is", "are", "was", "were", "am", "be", "been", "keep", "keeps", "kept", "take", "takes", "took", "show", "shows",
+    "showed", "fail", "fails", "failed", "stop", "stops", "stopped", "load", "loads", "crash", "crashes", "break",
+    "breaks", "broke", "look", "looks", "say", "says", "get", "gets", "got", "use", "uses", "come", "comes", "came",
+    "want", "wants", "need", "needs", "have", "has", "had", "lose", "lost", "save", "saves", "arrive", "arrives",
+    "work", "works", "never", "can", "could", "will", "would", "don't", "doesn't", "didn't", "can't", "won't", "isn't",
+    "aren't", "wasn't", "weren't", "couldn't",
+))
+# A title that starts with a request's verb ("Cancel my subscription") is named by what is asked: "cancelling ...".
+_GERUND = {"add": "adding", "cancel": "cancelling", "change": "changing", "close": "closing", "connect": "connecting",
+           "delete": "deleting", "downgrade": "downgrading", "export": "exporting", "extend": "extending",
+           "get": "getting", "import": "importing", "merge": "merging", "move": "moving", "need": "needing",
+           "pause": "pausing", "raise": "raising", "remove": "removing", "reset": "resetting", "restore": "restoring",
+           "transfer": "transferring", "update": "updating", "upgrade": "upgrading", "want": "wanting"}
+# First words that already read after "about": determiners and possessives; question words start a clause that does.
+_DETERMINED = frozenset(("a", "an", "the", "your", "this", "that", "these", "those", "each", "every", "some", "any",
+                         "no", "all"))
+_QUESTION = frozenset(("what", "how", "who", "whom", "whose", "why", "where", "when", "whether", "which"))
+_SENTENCE_START = re.compile(r"(?:^|[.!?:]\s+)\W*$")
+
+
+def derive_subject(title: str, description: str = "") -> str:
+    """A playbook's title as it reads after "about", for a playbook that declares no `subject`: in the second person
+    ("my" -> "your"); its first word in lower case unless it is an acronym or a name (written capitalised
+    mid-sentence in `description`, outside quotes, and never in lower case); a request's verb as "-ing" ("Cancel
+    my subscription" -> "cancelling your subscription"); a statement as "the problem where ..." ("I keep getting
+    logged out" -> "the problem where you keep getting logged out"); a bare singular noun with "a" or "an" ("Refund
+    request" -> "a refund request")."""
+    words = [_PERSON.get(w.lower().replace("\u2019", "'"), w) for w in title.strip().rstrip(".!?:;").split()]
+    if not words:
+        return ""
+    first = words[0]
+    if first[:1].isupper() and first[1:] == first[1:].lower() and first not in _names(description):
+        words[0] = first = first.lower()
+    text = " ".join(words)
+    if first in _GERUND:
+        return " ".join([_GERUND[first], *words[1:]])
+    if first in _QUESTION:
+        return text
+    if first in ("you", "you're", "you've") or any(w.lower().strip(",;:") in _STATEMENT for w in words[1:]):
+        return f"the problem where {text}"
+    head = re.split(r"\s(?:for|of|to|in|on|with|from|at|by|or|and)\s|,", text)[0].split()
+    if first in _DETERMINED or first.endswith("ing") or not first.islower() or any(
+            w.endswith("s") and not w.endswith("ss") for w in head):
+        return text
+    return f"{'an' if first[0] in 'aeiou' else 'a'} {text}"
+
+
+def _names(description: str) -> set[str]:
+    """Words `description` writes capitalised where no sentence starts, and never in lower case: names and
+    acronyms."""
+    plain = re.sub(r"\"[^\"]*\"|\u201c[^\u201d]*\u201d", "\"\"", description)  # a quoted label names nothing
+    lower = set(re.findall(r"\b[a-z][\w'-]*", plain))
+    return {m.group() for m in re.finditer(r"\b[A-Z][\w'-]*", plain)
+            if m.group().lower() not in lower and not _SENTENCE_START.search(plain[:m.start()])}

@@ -1,7 +1,8 @@
 """The administration endpoints, served only on a Unix socket in the data folder (never on a network address):
 the command line reaches the running server through it to issue or revoke tokens, record accounts, administer
-staff users and run analysts' read-only queries (`firstline sql`, on the server's own database connection)
-without stopping it. The socket's folder is mode 0700 and the socket 0600, so only the account running
+staff users, run analysts' read-only queries (`firstline sql`, on the server's own database connection), close
+engineering's hand-offs (`firstline handoffs`) and work the notification outbox (`firstline notify`) without
+stopping it. The socket's folder is mode 0700 and the socket 0600, so only the account running
 the server (or root) can connect: the same trust as reading the database file.
 """
 
@@ -18,6 +19,7 @@ from core.errors import InputError
 from core.settings import Settings
 from engine.access.administration import Administration
 from engine.desk.desk import Decider, cli_decider
+from engine.desk.handoffs import cli_engineer
 from engine.wiring import Parts
 from web.api import flag_field, json_body, string_field
 from web.errors import error_body
@@ -106,6 +108,7 @@ def create_admin_app(parts: Parts) -> Flask:
         return jsonify(parts.analyst.run(text(found, "sql"), params).to_json())
 
     _desk_routes(app, parts)
+    _outreach_routes(app, parts)
 
     @app.errorhandler(Exception)
     def failed(error: Exception):
@@ -145,3 +148,35 @@ def _desk_routes(app: Flask, parts: Parts) -> None:
         found = json_body()
         return jsonify(desk.ask(escalation_id, decider(found), string_field(found, "question") or "",
                                 string_field(found, "digest", required=False)))
+
+
+def _outreach_routes(app: Flask, parts: Parts) -> None:
+    """`firstline handoffs` and `firstline notify` on the running server (its outbox, its mail settings)."""
+    outreach = parts.outreach
+    assert outreach is not None  # every build makes one
+
+    @app.get("/handoffs")
+    def handoffs():
+        return jsonify(outreach.handoffs.listing(request.args.get("status", "open")))
+
+    @app.get("/handoffs/<handoff_id>")
+    def handoff(handoff_id: str):
+        return jsonify(outreach.handoffs.detail(handoff_id))
+
+    @app.post("/handoffs/<handoff_id>/close")
+    def close_handoff(handoff_id: str):
+        found = json_body()
+        engineer = cli_engineer(parts.users, parts.tokens, string_field(found, "as") or "")
+        return jsonify(outreach.handoffs.close(handoff_id, engineer, string_field(found, "note") or ""))
+
+    @app.get("/notify")
+    def notify_status():
+        return jsonify(outreach.sender.status())
+
+    @app.post("/notify/send")
+    def notify_send():
+        return jsonify(outreach.sender.send_due().to_json())
+
+    @app.post("/notify/retry")
+    def notify_retry():
+        return jsonify(outreach.sender.retry(string_field(json_body(), "id", required=False)))

@@ -13,11 +13,12 @@ from typing import Any
 from flask import Blueprint, Response, current_app, g, jsonify, request, session, stream_with_context
 
 from core.errors import ForbiddenError, InputError, UnauthorizedError
-from engine.access.identity import verify
+from engine.access.identity import verify, verify_email
 from engine.access.tokens import Role
 from engine.chat.dialogue import Choice, Exchange
 from engine.desk.desk import Decider
-from engine.wiring import Parts
+from engine.store.decisions import TranscriptLine
+from engine.wiring import Outreach, Parts
 from web.desk import decider_named, desk
 from web.errors import error_body
 from web.security import parsed_json
@@ -27,6 +28,12 @@ API = "/api/v1"
 
 def _parts() -> Parts:
     return current_app.extensions["firstline"]
+
+
+def _outreach() -> Outreach:
+    found = _parts().outreach
+    assert found is not None  # built with every Parts
+    return found
 
 
 def json_body() -> dict[str, Any]:
@@ -80,6 +87,18 @@ def exchange_json(exchange: Exchange) -> dict[str, Any]:
     }
 
 
+def _line_json(line: TranscriptLine) -> dict[str, Any]:
+    """A message read back; a reply that stated a decision carries its id and `detail`, the fields of the
+    turn's `answer` the page shows as technical detail (so they survive a reload)."""
+    decided = line.decision
+    detail = None if decided is None else {
+        "decision": decided.decision, "category": decided.category, "playbook": decided.playbook,
+        "confidence": round(decided.confidence, 4), "rules_fired": list(decided.rules_fired),
+        "actions": [{"name": name, "target": target, "status": status} for name, target, status in decided.actions]}
+    return {"role": line.role, "text": line.text, "at": line.at,
+            "decision_id": None if decided is None else decided.decision_id, "detail": detail}
+
+
 def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
     """The API's routes; streamed turns run on a pool of `workers` threads (each keeps one store cursor).
     `identity_secret` checks the identities host apps vouch for (engine/access/identity.py)."""
@@ -95,8 +114,14 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
                              code="invalid_body")
         body = json_body()
         user_id = verify(identity_secret, body.get("user_id"), body.get("user_hash"))
+        answer: dict[str, Any] = {"user_id": user_id, "verified": True}
+        if body.get("email") is not None or body.get("email_hash") is not None:
+            # The user's address, signed by the host app for this user (so a browser cannot name a stranger's):
+            # a person's answer is e-mailed there if they have left the chat. A wrong signature refuses it all.
+            email = verify_email(identity_secret, user_id, body.get("email"), body.get("email_hash"))
+            answer["email"] = _outreach().identities.remember(user_id, email)
         session["user_id"], session["verified"] = user_id, True
-        return jsonify({"user_id": user_id, "verified": True})
+        return jsonify(answer)
 
     @api.delete("/identity")
     def forget_identity():
@@ -108,8 +133,13 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
     @api.get("/conversations")
     def list_conversations():
         rows = _parts().dialogue.conversations(g.user_id)
+        presence = _outreach().presence
+        presence.reading(g.user_id)  # the user is on the chat (the away rule of engine/notify/sender.py)
+        # `unseen_answer`: a person (a decider, engineering) answered in it since the user last opened it.
+        unseen = presence.unseen(g.user_id)
         return jsonify({"conversations": [{"id": r.id, "channel": r.channel, "started_at": r.started_at,
-                                           "last_at": r.last_at, "stage": r.stage, "messages": r.messages}
+                                           "last_at": r.last_at, "stage": r.stage, "messages": r.messages,
+                                           "unseen_answer": r.id in unseen, "answered_at": unseen.get(r.id)}
                                           for r in rows]})
 
     @api.post("/conversations")
@@ -122,10 +152,12 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
     @api.get("/conversations/<conversation_id>/messages")
     def conversation_messages(conversation_id: str):
         parts = _parts()
-        messages = parts.assistant.history(conversation_id, g.user_id)
-        stage, choices = parts.dialogue.status(conversation_id, g.user_id)
+        stage, choices = parts.dialogue.status(conversation_id, g.user_id)  # someone else's: 404, as for none
+        lines = parts.assistant.store.transcript(conversation_id, g.user_id)
+        # Read: a person's answer in it is seen now (no e-mail for it, no unseen mark), and the user is on the chat.
+        _outreach().presence.reading(g.user_id, conversation_id, max((line.at for line in lines), default=None))
         return jsonify({"conversation_id": conversation_id, "stage": stage.value, "choices": _choices(choices),
-                        "messages": messages})
+                        "messages": [_line_json(line) for line in lines]})
 
     @api.post("/conversations/<conversation_id>/messages")
     def post_turn(conversation_id: str):

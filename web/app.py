@@ -19,11 +19,13 @@ from web.api import API, json_body, make_blueprint, string_field
 from web.curator import make_curator_blueprint
 from web.curator_api import make_curator_api
 from web.desk import make_desk_blueprint
+from web.engineering import make_engineering_api
 from web.errors import error_body, retry_after
 from web.limits import as_rate_limit_error, install_limits
 from web.openapi import document
 from web.ops import OPS, ops_blueprint
 from web.security import secure
+from web.widget import WIDGET, make_widget_blueprint
 
 
 def create_app(settings: Settings, parts: Parts) -> Flask:
@@ -46,7 +48,9 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     app.register_blueprint(make_desk_blueprint())
     app.register_blueprint(make_analytics_blueprint())
     app.register_blueprint(make_analytics_api())
+    app.register_blueprint(make_widget_blueprint(settings.widget_origins))
     app.register_blueprint(make_curator_api())
+    app.register_blueprint(make_engineering_api())
     if not settings.ops_listen:  # else /metrics and the Alertmanager receiver have an address of their own
         app.register_blueprint(ops_blueprint(parts, settings.operator_auth))
 
@@ -128,6 +132,10 @@ def _identify() -> None:
         return
     if operations:
         g.user_id, g.role, g.channel, g.verified = None, None, "ops", False
+        return
+    if request.blueprint == WIDGET or request.endpoint == "static":
+        # Files and the widget's frame need nobody: no cookie for every page view of a host app that loads the widget.
+        g.user_id, g.role, g.channel, g.verified = None, None, "web", False
         return
     if "user_id" not in session:
         session["user_id"] = uuid.uuid4().hex

@@ -76,7 +76,10 @@ def document() -> dict[str, Any]:
             "/api/v1/identity": {
                 "post": _op("Say who this browser's user is, as the host app vouches (`user_hash` = hex "
                             "HMAC-SHA256 of `user_id` under the shared identity secret); remedies on their account "
-                            "then may run", _json(_ref("Identity")), body=_ref("Identity")),
+                            "then may run. With `email` and `email_hash` (hex HMAC-SHA256 of `user_id`, a line feed "
+                            "and `email`), a person's answer is e-mailed there if the user has left the chat; a "
+                            "wrong `email_hash` is 401 and changes nothing, a malformed address 400",
+                            _json(_ref("Identity")), body=_ref("Identity")),
                 "delete": _op("Forget the vouched identity: this browser chats as a new anonymous user",
                               _json({"type": "object", "properties": {"verified": {"type": "boolean"}}})),
             },
@@ -104,6 +107,7 @@ def document() -> dict[str, Any]:
                             body={"type": "object", "required": ["version", "alerts"]}, security=True),
             },
             **_desk_paths(),
+            **_handoff_paths(),
             **_curator_paths(),
             **_analytics_paths(),
         },
@@ -151,6 +155,25 @@ def _desk_paths() -> dict[str, Any]:
             "comes back to the request's record (deciders only)", _json(obj), params=one, security=True,
             conflict=True, body={"type": "object", "required": ["question"], "properties": {
                 "question": {"type": "string", "maxLength": 2000}, "digest": {"type": "string"}}})},
+    }
+
+
+def _handoff_paths() -> dict[str, Any]:
+    """Engineering's routes (an engineer's bearer token): the problems handed to engineers, and closing one."""
+    one, obj = ("handoff_id",), {"type": "object"}
+    return {
+        "/api/v1/handoffs": {"get": _op(
+            "Problems handed to engineering: `status` open (oldest first, the default), closed (latest first) or all; "
+            "each with its summary, playbook, user, conversation and diagnostics (engineers only)", _json(obj),
+            security=True, extra={"parameters": _query("status")})},
+        "/api/v1/handoffs/{handoff_id}": {"get": _op("One hand-off (engineers only)", _json(obj), params=one,
+                                                     security=True)},
+        "/api/v1/handoffs/{handoff_id}/close": {"post": _op(
+            "Close a hand-off with a note: the note is posted into the user's conversation in the assistant's voice "
+            "and e-mailed to them if they have left the chat (engineers only); 409 if it was already closed",
+            _json(obj), params=one, security=True, conflict=True,
+            body={"type": "object", "required": ["note"], "properties": {"note": {"type": "string",
+                                                                                  "maxLength": 2000}}})},
     }
 
 
@@ -247,6 +270,10 @@ def _schemas() -> dict[str, Any]:
             "explain": {"type": "boolean"}}},
         "Identity": {"type": "object", "required": ["user_id"], "properties": {
             "user_id": {"type": "string", "maxLength": 200}, "user_hash": {"type": "string"},
+            "email": {"type": "string", "maxLength": 254, "description": "optional: the user's e-mail address, "
+                      "for a person's answer when they have left the chat; needs `email_hash`"},
+            "email_hash": {"type": "string", "description": "hex HMAC-SHA256 of `user_id` + \"\\n\" + `email` under "
+                           "the shared identity secret"},
             "verified": {"type": "boolean"}}},
         "Feedback": {"type": "object", "required": ["rating"], "properties": {
             "rating": {"type": "integer", "minimum": 1, "maximum": 5}, "comment": {"type": "string"}}},
@@ -267,9 +294,19 @@ def _schemas() -> dict[str, Any]:
             "conversation_id": {"type": "string"}, "stage": stage, "choices": {"type": "array", "items": choice},
             "messages": {"type": "array", "items": {"type": "object", "properties": {
                 "role": {"type": "string", "enum": ["user", "assistant", "team"]}, "text": {"type": "string"},
-                "at": {"type": "number"}}}}}},
+                "at": {"type": "number", "description": "when it was said, epoch seconds"},
+                "decision_id": {"type": "string", "nullable": True,
+                                "description": "on the reply that stated a decision: that decision"},
+                "detail": {"type": "object", "nullable": True, "description": "on the reply that stated a "
+                           "decision: decision, category, playbook, confidence, rules_fired and actions (name, "
+                           "target, status), as in the turn's `answer`"}}}}}},
         "ConversationList": {"type": "object", "properties": {"conversations": {"type": "array", "items": {
             "type": "object", "properties": {"id": {"type": "string"}, "channel": {"type": "string"},
                                              "started_at": {"type": "number"}, "last_at": {"type": "number"},
-                                             "stage": stage, "messages": {"type": "integer"}}}}}},
+                                             "stage": stage, "messages": {"type": "integer"},
+                                             "unseen_answer": {"type": "boolean", "description": "a person (a "
+                                                               "decider, engineering) answered in it since the "
+                                                               "user last opened it"},
+                                             "answered_at": {"type": "number", "nullable": True, "description":
+                                                             "when that answer came, epoch seconds"}}}}}},
     }

@@ -4,8 +4,14 @@
   connections from this site only (no inline script or style anywhere in the templates) and no framing
   (`frame-ancestors 'none'`, and X-Frame-Options for older browsers), nosniff, and a referrer policy that sends
   nothing to other sites. OWASP's secure-headers recommendations are the source.
+- One page may be framed, by the host apps in `widget_origins` only: the widget's chat (`/embed`, web/widget.py),
+  whose policy names them in `frame-ancestors` (`embed_headers`); a response whose policy allows framing gets no
+  X-Frame-Options. Without configured origins it carries the same headers as every page.
 - Session cookies are `Secure` when the request came over HTTPS (`cookie_secure = "auto"`; behind a proxy, set
   `proxy_hops` so its X-Forwarded-Proto is believed), always (`"on"`) or never (`"off"`).
+- The widget's frame carries the same signed session in a header instead (`X-Firstline-Session`, on the API
+  only): a browser may refuse cookies to a frame of another site. A request that sends the header is answered
+  with the session renewed in it and never gets a cookie; without the header, cookies as before.
 - JSON bodies nested deeper than `MAX_JSON_DEPTH` are refused with 400 before they are parsed: Python's parser
   recurses, and 100,000 levels would otherwise end in a RecursionError (a 500).
 """
@@ -13,7 +19,8 @@
 from __future__ import annotations
 
 from flask import Flask, Request, request
-from flask.sessions import SecureCookieSessionInterface
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
+from itsdangerous import BadSignature
 from werkzeug.middleware.proxy_fix import ProxyFix
 from werkzeug.wrappers import Response
 
@@ -28,6 +35,8 @@ HEADERS = {
     "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+SESSION_HEADER = "X-Firstline-Session"
+SESSION_HEADER_PATHS = "/api/"  # the header carries a chat session to the API, and nowhere else
 MAX_JSON_DEPTH = 64  # the deepest body any endpoint accepts (Alertmanager's is 4 levels deep)
 
 
@@ -40,9 +49,23 @@ def secure(app: Flask, cookie_secure: str, proxy_hops: int) -> None:
     app.after_request(_headers)
 
 
+def embed_headers(origins: tuple[str, ...]) -> dict[str, str]:
+    """The security headers of the widget's chat frame: every page's, with `frame-ancestors` naming `origins`
+    (and no X-Frame-Options, whose DENY would win in older browsers); with no origins, every page's."""
+    if not origins:
+        return dict(HEADERS)
+    policy = HEADERS["Content-Security-Policy"].replace("frame-ancestors 'none'",
+                                                       "frame-ancestors " + " ".join(origins))
+    return {name: value for name, value in HEADERS.items() if name != "X-Frame-Options"} | {
+        "Content-Security-Policy": policy}
+
+
 def _headers(response: Response) -> Response:
+    framable = "frame-ancestors 'none'" not in response.headers.get("Content-Security-Policy",
+                                                                    "frame-ancestors 'none'")
     for name, value in HEADERS.items():
-        response.headers.setdefault(name, value)
+        if not (framable and name == "X-Frame-Options"):
+            response.headers.setdefault(name, value)
     return response
 
 
@@ -54,6 +77,32 @@ class _Session(SecureCookieSessionInterface):
         if self.mode == "auto":
             return request.is_secure
         return self.mode == "on"
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if not _in_header(request):
+            return super().open_session(app, request)
+        signer = self.get_signing_serializer(app)
+        if signer is None:
+            return None
+        try:  # a value this server did not sign, or one past the session's lifetime, is a new session
+            data = signer.loads(request.headers[SESSION_HEADER],
+                                max_age=int(app.permanent_session_lifetime.total_seconds()))
+        except BadSignature:
+            return self.session_class()
+        return self.session_class(data)
+
+    def save_session(self, app: Flask, session: SessionMixin, response: Response) -> None:
+        if not _in_header(request):
+            super().save_session(app, session, response)
+            return
+        response.vary.add(SESSION_HEADER)
+        signer = self.get_signing_serializer(app)
+        if session and signer is not None:  # renewed on every answer, as a permanent session's cookie is
+            response.headers[SESSION_HEADER] = signer.dumps(dict(session))
+
+
+def _in_header(req: Request) -> bool:
+    return SESSION_HEADER in req.headers and req.path.startswith(SESSION_HEADER_PATHS)
 
 
 def json_depth(raw: bytes) -> int:

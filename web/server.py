@@ -20,6 +20,7 @@ from waitress.server import BaseWSGIServer
 from core.errors import ConfigurationError
 from core.settings import Settings
 from engine.desk.expiry import ExpiryTimer
+from engine.notify.sender import SenderTimer
 from engine.wiring import Parts, build
 from web.admin import admin_socket_path, create_admin_app, private_folder
 from web.app import create_app, create_ops_app
@@ -86,7 +87,7 @@ def _bind(host: str, port: int, key: str, make: Callable[[], BaseWSGIServer]) ->
 
 def run_server(settings: Settings) -> None:
     parts = build(settings, progress=True)
-    listeners, expiry = None, None
+    listeners, expiry, notify = None, None, None
     try:
         listeners = make_server(settings, parts)
         parts.assistant.knowledge.embedder.encode_one("warm up")  # load the model now, not on a user's turn
@@ -94,6 +95,10 @@ def run_server(settings: Settings) -> None:
             parts.healing.monitor.start()  # stopped by parts.close() below
         if parts.desk is not None:
             expiry = ExpiryTimer(parts.desk).start()  # unanswered business requests close on time, page or not
+        if parts.outreach is not None:
+            # A person's answer reaches a user who left: the outbox is worked through from the start (what a crash
+            # left pending goes out now), then every notify_interval_s.
+            notify = SenderTimer(parts.outreach.sender, settings.notify_interval_s).start()
         click.echo(f"Firstline is serving {parts.assistant.voice.product} support on "
                    f"{listeners.url(listeners.main)}/  (Ctrl+C to stop)")
         if listeners.ops is not None:
@@ -104,6 +109,8 @@ def run_server(settings: Settings) -> None:
     finally:
         if expiry is not None:
             expiry.stop()
+        if notify is not None:
+            notify.stop()
         if listeners is not None:
             listeners.close_admin_socket()
         parts.close()

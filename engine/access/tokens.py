@@ -21,6 +21,7 @@ class Role(StrEnum):
     DECIDER = "decider"  # may also read business escalations and record their decisions
     CURATOR = "curator"  # may also sign in to the curator pages: learned rules, playbooks, the unmatched queue
     ANALYST = "analyst"  # may also sign in to the analysts' page (/analytics/): the metrics, a read-only SQL console
+    ENGINEER = "engineer"  # may also list the problems handed to engineering and close them with a note for the user
     OPERATOR = "operator"  # Prometheus and Alertmanager: may read /metrics and post alerts, nothing else
 
 

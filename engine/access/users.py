@@ -32,8 +32,9 @@ from engine.store.users import StaffUserRow, StaffUsers, credential
 NAME = re.compile(r"[A-Za-z0-9._@-]{1,64}", re.ASCII)
 MIN_PASSWORD_CHARS = 15
 MAX_PASSWORD_CHARS = 1024  # far above any passphrase; bounds what one sign-in attempt makes the server hash
-# The roles with pages to sign in to; users and operators use tokens.
-STAFF_ROLES = (Role.DECIDER, Role.CURATOR, Role.ANALYST)
+# The staff roles: deciders, curators and analysts have pages to sign in to; engineers close hand-offs (the command
+# line and the API). Users and operators use tokens.
+STAFF_ROLES = (Role.DECIDER, Role.CURATOR, Role.ANALYST, Role.ENGINEER)
 
 
 @dataclass(frozen=True)
@@ -70,11 +71,11 @@ def check_name(name: str) -> str:
 
 
 def check_role(role: str) -> Role:
-    """The staff role `role` names (decider, curator or analyst); InputError otherwise, saying what the others
-    use."""
+    """The staff role `role` names (decider, curator, analyst or engineer); InputError otherwise, saying what the
+    others use."""
     if role not in {r.value for r in STAFF_ROLES}:
-        raise InputError(f"a staff user's role is decider, curator or analyst, got {role!r}; integrations and "
-                         "operators (Prometheus, Alertmanager) use API tokens: `firstline token create --role ...`",
+        raise InputError(f"a staff user's role is decider, curator, analyst or engineer, got {role!r}; integrations "
+                         "and operators (Prometheus, Alertmanager) use API tokens: `firstline token create --role ...`",
                          code="invalid_role")
     return Role(role)
 

@@ -13,7 +13,7 @@ from core.errors import InputError, NotFoundError
 from core.taxonomy import BUSINESS, OUT_OF_SCOPE, Decision, Kind
 from engine.actions.actuator import UNVERIFIED, ActionOutcome, ActionRequest, Actuator, conversation_requester
 from engine.actions.catalogue import ACTIONS
-from engine.chat.voice import Voice
+from engine.chat.voice import Voice, either, within
 from engine.decision.explain import decision_trace, explain_rule
 from engine.decision.facts import Asking, FactBuilder, Infrastructure, outcome_fact
 from engine.decision.ruleengine import Fact, Intent, RuleEngine, Run, Session
@@ -154,7 +154,10 @@ class Assistant:
         rule_source: RuleSource | None = None,
         clarify_gap: float = 0.05,
         learning: LearningLedger | None = None,
+        deadlines_s: Mapping[str, float] | None = None,
     ) -> None:
+        """`deadlines_s`: each business category's time to answer, in seconds (Settings.deadlines_s), which the
+        reply that passes a request on tells the user in plain words."""
         self.knowledge = knowledge
         self.rules = rules
         self.actuator = actuator
@@ -167,6 +170,7 @@ class Assistant:
         self.new_id = new_id
         self.rule_source = rule_source
         self.clarify_gap = clarify_gap
+        self.deadlines_s = dict(deadlines_s or {})
         self.facts = FactBuilder(infrastructure, topology, store, clock,
                                  remedy_order=learning.order if learning is not None else None)
 
@@ -301,7 +305,7 @@ class Assistant:
             return Answer(decision=Decision.CLARIFY, category=turn.playbook.category, playbook=turn.playbook.id,
                           escalation=None, actions=self._failed_rule_actions(run),
                           reply=self._reply(run) or self.voice.say("no_action", turn.conversation_id,
-                                                                   title=self.title(turn.playbook.id)),
+                                                                   subject=self.subject(turn.playbook.id)),
                           errors=self._errors(run, errors), offered=(turn.playbook.id,), **common)
         # No rule decided anything: ask rather than guess.
         return Answer(decision=Decision.CLARIFY, category=turn.match.best.category, playbook=None, escalation=None,
@@ -326,26 +330,38 @@ class Assistant:
             summary = str(intent.args.get("summary") or self._summary_of(playbook, aside.text if aside else turn.text))
             turn.also_escalated.append(EscalationRequest(category, summary, playbook.id, aside.text if aside else ""))
             actions.append(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule))
-            lines.append(self.voice.say("aside_escalated", turn.conversation_id, title=self.title(playbook.id)))
+            lines.append(self.voice.say("aside_escalated", turn.conversation_id, subject=playbook.named,
+                                        when=self.when(category)))
         for aside in turn.match.asides:
             handled = (answer.playbook, *answer.offered, *escalated)
             if aside.group == Kind.TECHNICAL.value and aside.playbook not in handled:
-                lines.append(self.voice.say("aside_noted", turn.conversation_id, title=self.title(aside.playbook)))
+                lines.append(self.voice.say("aside_noted", turn.conversation_id,
+                                            subject=self.subject(aside.playbook)))
                 break  # one at a time: the dialogue takes it up next
         if not lines:
             return answer
         return replace(answer, actions=tuple(actions), reply=" ".join([answer.reply, *lines]))
 
-    def title(self, playbook_id: str | None) -> str:
-        """A playbook's title as it reads mid-sentence ("" for none): the voice's `{title}`."""
+    def subject(self, playbook_id: str | None) -> str:
+        """A playbook's name as it reads inside a sentence, after "about" ("" for none): its `subject` (declared,
+        or derived from its title), the voice's `{subject}`. Never the title itself, whose capitals and lists of
+        symptoms read as pasted mid-sentence."""
         found = self.knowledge.playbooks.get(playbook_id or "")
-        return found.title.rstrip(".").lower() if found else ""
+        return found.named if found else ""
+
+    title = subject  # the name the desk and older callers use for it
+
+    def when(self, category: str) -> str:
+        """When a person answers a request of `category`, in plain words: "within two days"."""
+        return within(self.deadlines_s.get(category))
 
     def _summary_of(self, playbook: Playbook, text: str) -> str:
+        """The one line the decider's queue shows: the playbook's short plain label, then the user's own words."""
+        words = f"\u201c{' '.join(text.split())}\u201d"
         if playbook.escalation:
             return playbook.escalation.summary.format_map(
-                {"message": text, "title": playbook.title, "product": self.voice.product})
-        return f"{playbook.category}: {text}"
+                {"message": words, "title": playbook.title, "subject": playbook.named, "product": self.voice.product})
+        return f"{_capitalised(playbook.named)}: {words}"
 
     def _common(self, turn: _Turn, run: Run) -> dict[str, Any]:
         return {
@@ -377,8 +393,8 @@ class Assistant:
         playbook = turn.playbook
         summary = self._summary(intent, turn) + self._other_readings(turn)
         guidance = playbook.replies.get("guidance", ()) if playbook else ()
-        reply = self._reply(run) or self.voice.say("escalate", turn.conversation_id, guidance,
-                                                   title=playbook.title if playbook else category)
+        subject = playbook.named if playbook else category.replace("_", " ")
+        reply = self._reply(run) or self._passed_on(turn.conversation_id, guidance, subject, self.when(category))
         return Answer(decision=Decision.ESCALATE, category=category, playbook=turn.match.best.playbook,
                       escalation=EscalationRequest(category, summary),
                       actions=(ActionResult("escalate", category, ESCALATION_STATUS, summary, intent.rule),
@@ -392,9 +408,16 @@ class Assistant:
                  if c.category in BUSINESS and c.score >= best.score - self.clarify_gap]
         if not close:
             return ""
-        titles = "; ".join(self.knowledge.playbooks[c.playbook].title for c in close
-                           if c.playbook in self.knowledge.playbooks)
-        return f" (it may also be: {titles})" if titles else ""
+        subjects = either([self.subject(c.playbook) for c in close])
+        return f" (it may also be about {subjects})" if subjects else ""
+
+    def _passed_on(self, seed: str, guidance: Sequence[str], subject: str, when: str) -> str:
+        """The reply that passes a business request to a person, saying when to expect their answer: the
+        playbook's own words (`guidance`) followed by `expect_answer` when they do not say it themselves."""
+        reply = self.voice.say("escalate", seed, guidance, subject=subject, when=when)
+        if when in reply:
+            return reply
+        return f"{reply} {self.voice.say('expect_answer', seed, when=when)}"
 
     def _handoff(self, turn: _Turn, run: Run, errors: list[str], common: dict[str, Any]) -> Answer:
         """Rules handed a technical problem to engineering before trying anything (say, after N failures)."""
@@ -403,7 +426,7 @@ class Assistant:
         summary = str(turn.handoff.args.get("summary") or f"automated remedies did not fix: {playbook.id}")
         actions = (ActionResult("handoff", ENGINEERING, ESCALATION_STATUS, summary, turn.handoff.rule),
                    *self._failed_rule_actions(run))
-        reply = self._reply(run) or self.voice.say("handoff", turn.conversation_id, title=playbook.title)
+        reply = self._reply(run) or self.voice.say("handoff", turn.conversation_id, subject=playbook.named)
         return Answer(decision=Decision.RESOLVE, category=playbook.category, playbook=playbook.id, escalation=None,
                       actions=actions, reply=reply, errors=self._errors(run, errors), **common)
 
@@ -446,7 +469,7 @@ class Assistant:
         actuator) decide whether the next remedy or an engineer comes next."""
         request = self._request(intent, playbook, turn)
         if turn.progress is not None:
-            turn.progress(f"Running {request.action.replace('_', ' ')} on {request.target}…")
+            turn.progress(self.voice.progress(request.action, request.target))
         try:
             return self.actuator.run(request, dry_run)
         except Exception as error:  # noqa: BLE001 - a remedy that raises is a failed action; the decision goes on
@@ -459,7 +482,7 @@ class Assistant:
         name, target = str(intent.args["name"]), str(intent.args["target"])
         params = dict(intent.args.get("params") or {})
         remedy = _remedy(playbook, name, target)
-        explain = remedy.explain if remedy else f"ran {name.replace('_', ' ')} on {target}"
+        explain = remedy.explain if remedy else self.voice.action(name, target)
         verify = (remedy.verify.service, remedy.verify.metric) if remedy and remedy.verify else None
         spec = ACTIONS.get(name)  # an unknown name fails in the actuator, as an outcome
         return ActionRequest(name, target, conversation_requester(turn.conversation_id), explain=explain,
@@ -481,9 +504,10 @@ class Assistant:
     def _summary(self, intent: Intent, turn: _Turn) -> str:
         if intent.args.get("summary"):
             return str(intent.args["summary"])
-        if turn.playbook and turn.playbook.escalation:
+        if turn.playbook is not None and turn.playbook.kind is Kind.BUSINESS:
             return self._summary_of(turn.playbook, turn.text)
-        return f"{turn.match.best.category}: {turn.text}"
+        category = turn.match.best.category.replace("_", " ")
+        return f"{_capitalised(category)}: \u201c{' '.join(turn.text.split())}\u201d"
 
     def offered(self, match: Match, asked: Sequence[str] = ()) -> list[str]:
         """The playbooks a clarify question offers: those a rule named, else the best candidate and any
@@ -502,11 +526,10 @@ class Assistant:
         return seen
 
     def _clarify(self, turn: _Turn, seen: Sequence[str]) -> str:
-        titles = [self.title(p) for p in seen]
-        if len(titles) == 1:
-            return self.voice.say("confirm", turn.conversation_id, title=titles[0])
-        options = ", ".join(titles[:-1]) + " or " + titles[-1]
-        return self.voice.say("clarify", turn.conversation_id, options=options)
+        subjects = [self.subject(p) for p in seen]
+        if len(subjects) == 1:
+            return self.voice.say("confirm", turn.conversation_id, subject=subjects[0])
+        return self.voice.say("clarify", turn.conversation_id, options=either(subjects))
 
     def _resolution_reply(self, turn: _Turn) -> str:
         """Say what happened, truthfully. A fix on the user's account refused because nobody vouched for who is
@@ -518,7 +541,7 @@ class Assistant:
             return self._outcomes_reply(turn, turn.outcomes)
         ran = [o for o in turn.outcomes if o.status != UNVERIFIED]
         line = self.voice.say("unverified_also" if ran else "unverified", seed,
-                              done=_join([o.request.explain for o in refused]), title=playbook.title,
+                              done=_join([o.request.explain for o in refused]), subject=playbook.named,
                               self_service=self._self_service(playbook, refused, seed))
         return f"{self._outcomes_reply(turn, ran)} {line}" if ran else line
 
@@ -539,27 +562,27 @@ class Assistant:
         done = _join([o.request.explain for o in outcomes])
         statuses = {o.status for o in outcomes}
         if statuses == {"dry_run"}:
-            return self.voice.say("dry_run", seed, done=done, title=playbook.title)
+            return self.voice.say("dry_run", seed, done=done, subject=playbook.named)
         if outcomes and all(o.joined for o in outcomes) and statuses <= {"succeeded", "verifying"}:
             if "verifying" in statuses:
                 situation = "being_fixed"
             else:  # the same message sent twice at once joins its own fix: no "someone else" there
                 situation = "joined" if any(o.by_someone_else for o in outcomes) else "already_on_it"
-            return self.voice.say(situation, seed, done=done, title=playbook.title)
+            return self.voice.say(situation, seed, done=done, subject=playbook.named)
         if statuses == {"skipped"}:
             if all(o.detail.startswith("cooling down") for o in outcomes):
                 mine = not any(o.by_someone_else for o in outcomes)
                 return self.voice.say("recently_done" if mine else "recently_done_other", seed, done=done,
-                                      title=playbook.title)
-            return self.voice.say("held_back", seed, done=done, title=playbook.title)
+                                      subject=playbook.named)
+            return self.voice.say("held_back", seed, done=done, subject=playbook.named)
         if statuses & {"failed", "timed_out"}:
             # Only say engineers have it when a rule really handed it to them.
             if turn.handoff is not None:
                 return self.voice.say("unresolved", seed, playbook.replies.get("unresolved", ()), done=done,
-                                      title=playbook.title)
-            return self.voice.say("not_fixed", seed, done=done, title=playbook.title)
+                                      subject=playbook.named)
+            return self.voice.say("not_fixed", seed, done=done, subject=playbook.named)
         done = _join([o.request.explain for o in outcomes if o.status == "succeeded"]) or done
-        return self.voice.say("resolved", seed, playbook.replies.get("resolved", ()), done=done, title=playbook.title)
+        return self.voice.say("resolved", seed, playbook.replies.get("resolved", ()), done=done, subject=playbook.named)
 
     # -- recording ----------------------------------------------------------------------------------
 
@@ -610,6 +633,10 @@ def _remedy(playbook: Playbook, action: str, target: str) -> Remedy | None:
     """The playbook's remedy for `action` on `target`, if it has one (a learned or built-in rule may ask for
     another)."""
     return next((r for r in playbook.remedies if r.action == action and r.target == target), None)
+
+
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
 
 
 def _join(parts: list[str]) -> str:

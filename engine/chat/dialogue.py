@@ -18,7 +18,7 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
 
@@ -27,18 +27,19 @@ import numpy as np
 from core.errors import InputError, NotFoundError
 from core.taxonomy import BUSINESS
 from engine.chat.assistant import Answer, Assistant, Message, clean_message
-from engine.chat.understanding import Reading, ReplyIntent, ReplyReader
+from engine.chat.topics import index_judge
+from engine.chat.understanding import Judge, Option, Question, Reading, ReplyIntent, ReplyReader, Topic
+from engine.chat.voice import either
 from engine.learning.loop import JudgedFix, LearningLoop
 from engine.store.conversations import ConversationRow, Conversations
-from engine.store.escalations import UNDECIDED, EscalationRow, Escalations, EventKind, EventRow
+from engine.store.escalations import UNDECIDED, EscalationRow, Escalations, EscalationStatus, EventKind, EventRow
 from engine.store.privacy import Privacy
 from knowledge.base import Band, Candidate, Match
 
 Progress = Callable[[str], None]
 RATING = re.compile(r"^\s*([1-5])(?:\s*(?:/\s*5|stars?|out of 5))?\b[\s,.:;!-]*(.*)$", re.IGNORECASE | re.DOTALL)
 MAX_COMMENT_CHARS = 2000  # a rating's comment: a few sentences, not a document
-CHOICE_MIN = 0.5  # similarity a reply needs to an offered title to pick it
-CHOICE_LEAD = 0.03  # ... and its lead over the next title
+OPTION_EXAMPLES = 12  # example phrasings per offered playbook that a described choice is compared with
 
 
 class Stage(StrEnum):
@@ -288,7 +289,7 @@ class Dialogue:
                 self._take_up_pending(turn)
         elif answer.decision == "resolve" and any(a.name == "handoff" for a in answer.actions):
             state.stage = Stage.RATING  # engineering has it, honestly said; nothing left for the user to check
-            turn.replies.append(self.voice.say("rate", self._seed(turn)))
+            turn.replies.append(self.voice.say("rate_handoff", self._seed(turn)))  # not solved: no "before you go"
         elif answer.decision == "resolve" and answer.playbook:
             state.tried = list(dict.fromkeys([*state.tried, answer.playbook]))
             state.stage = Stage.VERIFYING
@@ -297,12 +298,11 @@ class Dialogue:
         return answer
 
     def _confirming(self, turn: _Turn) -> Answer | None:
-        reading, match = self._read(turn, (ReplyIntent.YES, ReplyIntent.NO, ReplyIntent.CORRECTION,
-                                           ReplyIntent.NEW_PROBLEM))
-        if self._is_new_problem(reading, match, turn.state):
-            return self._new_problem(turn)
+        reading = self._read(turn, Question.CONFIRM)
         if reading.intent is ReplyIntent.YES:
             return self._decide(turn, self._confirmed(turn.state, turn.state.options[0]))
+        if reading.intent is ReplyIntent.CORRECTION:
+            return self._corrected(turn, reading)
         if reading.intent is ReplyIntent.NO:
             rest = [p for p in turn.state.options[1:] if p not in turn.state.tried]
             if rest:  # a verified fix that did not work, and another candidate was close: offer it
@@ -317,29 +317,34 @@ class Dialogue:
         return None
 
     def _choosing(self, turn: _Turn) -> Answer | None:
-        picked = self._pick(turn)
-        if picked is not None:
-            turn.understood = f"choice:{picked}"
+        reading = self._read(turn, Question.CHOOSE)
+        options = turn.state.options
+        if reading.intent is ReplyIntent.CHOICE:
+            picked, *others = [options[i] for i in reading.choices]
+            # "both": this one now, the other offered once it is done
+            turn.state.pending = [[p, turn.state.problem] for p in others] + turn.state.pending
             return self._decide(turn, self._confirmed(turn.state, picked))
-        reading, match = self._read(turn, (ReplyIntent.NO, ReplyIntent.CORRECTION, ReplyIntent.NEW_PROBLEM))
-        if self._is_new_problem(reading, match, turn.state):
-            return self._new_problem(turn)
+        if reading.intent is ReplyIntent.NEW_PROBLEM:
+            return self._new_problem(turn, reading)
         if reading.intent is ReplyIntent.NO:
             turn.replies.append(self.voice.say("not_this", self._seed(turn)))
             turn.state = ConversationState(turn=turn.state.turn)
             return None
-        turn.replies.append(self.voice.say("reask_choice", self._seed(turn), options=self._titles(turn.state.options)))
+        turn.replies.append(self.voice.say("reask_choice", self._seed(turn), options=self._titles(options)))
         return None
 
     def _verifying(self, turn: _Turn) -> Answer | None:
-        reading, match = self._read(turn, tuple(ReplyIntent))
-        if self._is_new_problem(reading, match, turn.state):
-            return self._new_problem(turn)
+        reading = self._read(turn, Question.VERIFY)
+        if reading.intent is ReplyIntent.NEW_PROBLEM:
+            return self._new_problem(turn, reading)
         if reading.intent is ReplyIntent.YES:
+            # Only a reply that says it works teaches the index or counts as a success (the reader never guesses yes).
             self.learning.confirmed(turn.user_id, turn.conversation_id, turn.state.playbook, turn.state.problem)
             self._count_outcome(turn, succeeded=True)
             self._say_verdict(turn, "fixed")
             turn.replies.append(self.voice.say("fixed", self._seed(turn)))
+            if reading.also:
+                return self._new_problem(turn, reading)
             if turn.state.pending:
                 self._take_up_pending(turn)
                 return None
@@ -347,8 +352,11 @@ class Dialogue:
             turn.state.stage = Stage.RATING
             return None
         if reading.intent in (ReplyIntent.NO, ReplyIntent.PARTLY):
+            if reading.also:  # "still slow, and now search fails too": that one comes next
+                turn.state.pending = [*turn.state.pending, *self._named_problems(reading.also)]
             return self._still_broken(turn, reading.intent)
-        turn.replies.append(self.voice.say("reask_check", self._seed(turn)))
+        situation = "check_later" if reading.cue == "not checked yet" else "reask_check"
+        turn.replies.append(self.voice.say(situation, self._seed(turn)))
         return None
 
     def _still_broken(self, turn: _Turn, intent: ReplyIntent) -> Answer | None:
@@ -379,10 +387,12 @@ class Dialogue:
                 return self._problem_first(turn, escalation)
             self._answer_to_team(turn, escalation)
             return None
-        reading, match = self._read(turn, (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION, ReplyIntent.YES,
-                                           ReplyIntent.NO))
-        if self._names_a_problem(match) or reading.intent in (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION):
+        match = self.knowledge.match(turn.text, turn.vector)
+        if self._names_a_problem(match):
             return self._new_problem(turn)
+        if match.band is Band.OUT_OF_SCOPE and not self.reader.about_progress(turn.text):
+            # "what's the capital of Peru?" is answered as it would be any time, the request still waiting.
+            return self.assistant.respond(turn.message, match=match, progress=turn.progress, pending=turn.pending)
         title = self._title(turn.state.playbook)
         turn.replies.append(self.voice.say("waiting", self._seed(turn), title=title))
         return None
@@ -413,10 +423,9 @@ class Dialogue:
 
     def _checking_answer(self, turn: _Turn) -> Answer | None:
         """A person decided the user's request: did that answer them? Recorded with the request either way."""
-        reading, match = self._read(turn, (ReplyIntent.YES, ReplyIntent.NO, ReplyIntent.NEW_PROBLEM,
-                                           ReplyIntent.CORRECTION))
-        if self._is_new_problem(reading, match, turn.state):
-            return self._new_problem(turn)
+        reading = self._read(turn, Question.SETTLED)
+        if reading.intent is ReplyIntent.NEW_PROBLEM:
+            return self._new_problem(turn, reading)
         if reading.intent not in (ReplyIntent.YES, ReplyIntent.NO):
             turn.replies.append(self.voice.say("did_that_answer", self._seed(turn)))
             return None
@@ -427,7 +436,11 @@ class Dialogue:
                 self.new_id(), turn.state.escalation_id, self.clock(), turn.user_id, EventKind.USER_REPLY,
                 "settled" if settled else "not_settled", turn.text)))
         if settled:
-            turn.replies += [self.voice.say("settled", self._seed(turn)), self.voice.say("rate", self._seed(turn))]
+            # A refusal the user accepts is not "glad that's settled", and the rating asked is about the help.
+            found = self.escalations.get(turn.state.escalation_id or "")
+            refused = found is not None and found.status is EscalationStatus.REJECTED
+            turn.replies += [self.voice.say("settled_declined" if refused else "settled", self._seed(turn)),
+                             self.voice.say("rate_declined" if refused else "rate", self._seed(turn))]
             turn.state = ConversationState(turn=turn.state.turn, stage=Stage.RATING)
             return None
         turn.replies.append(self.voice.say("not_settled", self._seed(turn)))
@@ -435,21 +448,22 @@ class Dialogue:
         return None
 
     def _rating(self, turn: _Turn) -> Answer | None:
-        found = RATING.match(turn.text)
-        if found:
-            rating, comment = int(found.group(1)), found.group(2).strip()
-            turn.understood = f"rating:{rating}"
+        reading = self._read(turn, Question.RATE)
+        if reading.intent is ReplyIntent.RATING and reading.rating is not None:
+            found = RATING.match(turn.text)
+            comment = found.group(2).strip() if found else turn.text.strip()
             turn.replies.append(self.voice.say("thanks_rating", self._seed(turn)))
             # Saved with the turn; a comment typed into the chat is kept to the limit a rating's comment has.
-            turn.pending += self.chats.feedback_sql(self.new_id(), turn.conversation_id, turn.user_id, rating,
+            turn.pending += self.chats.feedback_sql(self.new_id(), turn.conversation_id, turn.user_id, reading.rating,
                                                     comment[:MAX_COMMENT_CHARS], self.clock())
             turn.state = ConversationState(turn=turn.state.turn)
             return None
-        reading, match = self._read(turn, tuple(ReplyIntent))
-        # A plain "yes, it works now" (say, after a hand-off) is about this problem, not a new one.
-        unclear = reading.intent is None and match.band is not Band.OUT_OF_SCOPE
-        if unclear or self._is_new_problem(reading, match, turn.state):
-            return self._new_problem(turn)
+        if reading.intent is ReplyIntent.DECLINE:
+            turn.replies.append(self.voice.say("rating_declined", self._seed(turn)))
+            turn.state = ConversationState(turn=turn.state.turn)
+            return None
+        if reading.intent is ReplyIntent.NEW_PROBLEM or self._names_a_problem(self.knowledge.match_vector(turn.vector)):
+            return self._new_problem(turn, reading)
         turn.replies.append(self.voice.say("reask_rating", self._seed(turn)))
         return None
 
@@ -461,41 +475,56 @@ class Dialogue:
                            candidates=[[playbook, category, 1.0]], stage=Stage.CONFIRMING, pending=rest)
         turn.replies.append(self.voice.say("take_up_pending", self._seed(turn), title=self._title(playbook)))
 
-    def _new_problem(self, turn: _Turn) -> Answer:
+    def _new_problem(self, turn: _Turn, reading: Reading | None = None) -> Answer:
+        """Start on another problem: the part of the reply that names it (`reading.also`), or the whole reply."""
         turn.understood = turn.understood or ReplyIntent.NEW_PROBLEM.value
         turn.replies.append(self.voice.say("new_problem", self._seed(turn)))
+        if reading is not None and reading.also and reading.also != turn.text:
+            turn.vector = self.knowledge.embedder.encode_one(reading.also)
+            turn.message = replace(turn.message, text=reading.also)
         return self._problem(turn)
+
+    def _corrected(self, turn: _Turn, reading: Reading) -> Answer:
+        """ "No, it's Outlook": the problem again, as first told and as corrected, with what it is not left out
+        by the matcher (`knowledge.clauses`)."""
+        turn.understood = ReplyIntent.CORRECTION.value
+        told = f"{turn.state.problem.rstrip('.!? ')}. {turn.text}" if turn.state.problem else turn.text
+        said = reading.also or turn.text
+        if self.reader_judge(turn.state)(said) in (Topic.OTHER, Topic.LIKELY_OTHER):
+            told = said  # "wrong, my problem is I can't connect LinkedIn": the correction alone says it
+        turn.vector = self.knowledge.embedder.encode_one(told)
+        turn.message = replace(turn.message, text=told)
+        return self._problem(turn)
+
+    def _named_problems(self, text: str) -> list[list[str]]:
+        """[playbook, text] for another problem named beside an answer, if the index knows it clearly."""
+        match = self.knowledge.match(text)
+        return [[match.best.playbook, text]] if self._names_a_problem(match) else []
 
     # -- reading ------------------------------------------------------------------------------------
 
-    def _read(self, turn: _Turn, allowed: Sequence[ReplyIntent]) -> tuple[Reading, Match]:
-        reading = self.reader.read(turn.text, turn.vector, allowed)
-        turn.understood = reading.intent.value if reading.intent else None
-        return reading, self.knowledge.match_vector(turn.vector)
+    def _read(self, turn: _Turn, question: Question) -> Reading:
+        """The reply read as an answer to `question`, with the index judging what any complaint is about."""
+        options: tuple[Option, ...] = ()
+        if question is Question.CHOOSE:
+            playbooks = self.knowledge.playbooks
+            # The label is the title the page's buttons send; the subject and examples describe the option.
+            options = tuple(Option(playbooks[p].title, (self._title(p), *playbooks[p].examples[:OPTION_EXAMPLES]))
+                            if p in playbooks else Option(self._title(p)) for p in turn.state.options)
+        reading = self.reader.read(turn.text, question, options=options, judge=self.reader_judge(turn.state))
+        turn.understood = reading.understood
+        if reading.intent is ReplyIntent.CHOICE:
+            turn.understood = "choice:" + ",".join(turn.state.options[i] for i in reading.choices)
+        return reading
 
-    def _is_new_problem(self, reading: Reading, match: Match, state: ConversationState) -> bool:
-        """A reply that names a problem clearly, and not the one in hand, is a new problem (or a correction)
-        unless it reads clearly as yes, no or partly about the current one."""
-        if reading.intent in (ReplyIntent.NEW_PROBLEM, ReplyIntent.CORRECTION):
-            return match.band is not Band.OUT_OF_SCOPE
-        clear_other = self._names_a_problem(match) and match.best.playbook not in (state.playbook, *state.options)
-        return clear_other and (reading.intent is None or match.best.score > reading.score)
+    def reader_judge(self, state: ConversationState) -> Judge:
+        """What a piece of a reply is about, relative to the problem in hand and the options offered."""
+        return index_judge(self.knowledge, {p for p in (state.playbook, *state.options, *state.tried) if p})
 
     def _names_a_problem(self, match: Match) -> bool:
         """The reply names a problem on its own, in the strict answer band: "no, it's still slow" is close to
         several slowness playbooks, which is enough to act on a first message but not to leave the one in hand."""
         return match.band is Band.ANSWER and match.best.score >= self.knowledge.calibration.t_high
-
-    def _pick(self, turn: _Turn) -> str | None:
-        """The offered playbook the reply names (the page's buttons send its title), if one stands out."""
-        options = turn.state.options
-        titles = self.knowledge.embedder.encode([self.knowledge.playbooks[p].title for p in options])
-        similarity = titles @ turn.vector.reshape(-1)
-        order = np.argsort(-similarity)
-        lead = similarity[order[0]] - (similarity[order[1]] if len(order) > 1 else 0.0)
-        if similarity[order[0]] >= CHOICE_MIN and lead >= CHOICE_LEAD:
-            return options[int(order[0])]
-        return None
 
     # -- helpers ------------------------------------------------------------------------------------
 
@@ -557,11 +586,11 @@ class Dialogue:
             raise NotFoundError("no such conversation")
 
     def _title(self, playbook: str | None) -> str:
-        return self.assistant.title(playbook)
+        """A playbook as it reads inside a sentence: its subject, never its title (see `Assistant.subject`)."""
+        return self.assistant.subject(playbook)
 
     def _titles(self, playbooks: Sequence[str]) -> str:
-        titles = [self._title(p) for p in playbooks]
-        return titles[0] if len(titles) == 1 else ", ".join(titles[:-1]) + " or " + titles[-1]
+        return either([self._title(p) for p in playbooks])
 
     @staticmethod
     def _seed(turn: _Turn) -> str:

@@ -10,7 +10,9 @@ approvals, GitHub environment reviews and StackStorm inquiries):
 - the distinct approvers the decision policy asks for, each counted once; nobody decides their own request;
 - one request at a time (no bulk action); a decision made on a page that no longer shows the request as it is
   (its digest changed) is refused;
-- every step is appended to `escalation_events` with actor, time and reason.
+- every step is appended to `escalation_events` with actor, time and reason;
+- the user hears a decision, a question or an expiry in their conversation, and a notice written in the same
+  transaction has it e-mailed to them if they have left the chat (engine/notify/).
 Each action commits at once, behind a guard on the escalation's status, so two deciders (or a decider and the
 expiry) acting together cannot both win.
 """
@@ -56,6 +58,7 @@ from engine.store.escalations import (
     EventKind,
     EventRow,
 )
+from engine.store.notifications import Notice, NoticeKind, Notifications
 
 
 class EscalationOutcome(StrEnum):
@@ -227,7 +230,8 @@ class Desk:
                       self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "team", question, now),
                       self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant", prompt,
                                              now),
-                      self._state_sql(row, state, version, now)]
+                      self._state_sql(row, state, version, now),
+                      _notice_sql(event, row, NoticeKind.ASKED, question)]
         self.escalations.apply(statements, self.escalations.status_guard(
             row.id, UNDECIDED, EscalationStatus.ASKED, "this request changed while you were asking; reload it"))
         return {"id": row.id, "status": EscalationStatus.ASKED.value, "message": "Your question was posted to the "
@@ -407,13 +411,16 @@ class Desk:
         seed = f"{row.id}:decided"
         told = self.voice.say(status.value, seed, title=self.title(row.playbook), decision=reason)
         state, version = self._conversation(row)
+        decided = next(e for e in events if e.kind is EventKind.DECIDED)
         statements = [*(self.escalations.event_sql(e) for e in events),
                       self.escalations.decision_sql(row.id, ", ".join(approvers), status, reason, now),
-                      self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "team", told, now)]
+                      self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "team", told, now),
+                      _notice_sql(decided, row, NoticeKind(status.value), told)]
         if state.stage is Stage.AWAITING_DECISION and state.escalation_id == row.id:
             # Only a user still waiting on this request is asked if it settles it; one who moved on to another
             # problem, or whose request was named aside, is told the answer without being interrupted.
-            check = self.voice.say("did_that_answer", seed)
+            check = self.voice.say("did_that_answer_declined" if status is EscalationStatus.REJECTED
+                                   else "did_that_answer", seed)
             statements.append(self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant",
                                                      check, now))
             state.stage, state.asked = Stage.CHECKING_ANSWER, False
@@ -436,7 +443,9 @@ class Desk:
                               title=self.title(row.playbook))
         state, version = self._conversation(row)
         statements = [self.escalations.event_sql(event),
-                      self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant", told, now)]
+                      self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant", told, now),
+                      _notice_sql(event, row, NoticeKind.EXPIRED_UNANSWERED if unanswered else NoticeKind.EXPIRED,
+                                  told)]
         if state.stage is Stage.AWAITING_DECISION and state.escalation_id == row.id:
             statements.append(self._state_sql(row, ConversationState(turn=state.turn), version, now))
         self.escalations.apply(statements, self.escalations.status_guard(
@@ -526,6 +535,13 @@ def cli_decider(users: Any, tokens: Any, name: str) -> Decider:
         return Decider(name, frozenset(), "cli")
     raise InputError(f"{name!r} is not a decider: create one with `firstline user create {name} --role decider`",
                      code="invalid_body")
+
+
+def _notice_sql(event: EventRow, row: EscalationRow, kind: NoticeKind, text: str) -> tuple[str, Sequence[Any]]:
+    """The notice that tells the user, written with the step that causes it (so it exists exactly when the step
+    was committed) and named after that step's event; engine/notify/ e-mails it if they have left the chat."""
+    return Notifications.notice_sql(Notice(event.id, row.user_id, row.conversation_id, kind, row.id, text,
+                                           event.at_s))
 
 
 def _figures(row: EscalationRow, events: Sequence[EventRow]) -> dict[str, float | None]:

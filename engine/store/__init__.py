@@ -10,6 +10,8 @@ concern and is built on it:
 - `StaffSessions`: staff sign-ins held on the server (hashes of the cookies' secrets)
 - `StaffUsers`: staff who sign in with a password (argon2 hashes only); disabling one ends their sessions
 - `Privacy`: forgetting a user everywhere, in one transaction
+- `Notifications`: the outbox of "a person answered you" notices, users' vouched e-mail addresses, their presence
+- `Handoffs`: problems handed to engineering, as engineers list and close them
 - `HealingLedger`: telemetry, signals, alerts, remediations and the state the safety gate reads
 - `LearningRecords`: remedy outcomes, votes, learned rules and shadow cases
 - `CurationQueries`: the curators' read-only views across decisions and learning
@@ -23,13 +25,15 @@ from engine.store.curation import CurationQueries
 from engine.store.database import DuckDBStore
 from engine.store.decisions import Decisions
 from engine.store.escalations import Escalations
+from engine.store.handoffs import Handoffs
 from engine.store.healing import HealingLedger
 from engine.store.learning import LearningRecords
+from engine.store.notifications import Notifications
 from engine.store.privacy import Privacy
 from engine.store.sessions import StaffSessions
 from engine.store.tokens import Tokens
 from engine.store.users import StaffUsers
 
-__all__ = ["Conversations", "CurationQueries", "Decisions", "DuckDBStore", "Escalations", "HealingLedger",
-           "LearningRecords", "Privacy", "StaffSessions", "StaffUsers",
+__all__ = ["Conversations", "CurationQueries", "Decisions", "DuckDBStore", "Escalations", "Handoffs", "HealingLedger",
+           "LearningRecords", "Notifications", "Privacy", "StaffSessions", "StaffUsers",
            "Tokens"]

@@ -53,6 +53,8 @@ from engine.store.database import DuckDBStore
 # Tables whose rows are credentials (token hashes and salts, password hashes, session secrets' hashes): no query
 # from the console may name them, even to count them.
 CREDENTIAL_TABLES = frozenset({"api_tokens", "staff_users", "staff_sessions"})
+# Users' e-mail addresses, as their host app vouched for them: no metric needs one, so no analyst reads them.
+CONTACT_TABLES = frozenset({"user_contacts"})
 # Table functions that only make rows from their arguments. Everything else (query(), query_table(),
 # read_csv(), read_text(), read_parquet(), glob(), duckdb_secrets(), pragma_*() ...) reads something else, or runs
 # other SQL, and is refused.
@@ -251,6 +253,9 @@ class AnalystQueries:
             if table.lower() in CREDENTIAL_TABLES:
                 raise InputError(f"{table} holds credentials and is not open to analysts (nor are "
                                  f"{', '.join(sorted(CREDENTIAL_TABLES - {table.lower()}))})")
+            if table.lower() in CONTACT_TABLES:
+                raise InputError(f"{table} holds users' e-mail addresses and is not open to analysts; the "
+                                 "notifications table says what was sent, and when")
             if _FILE_LIKE.search(table):
                 raise InputError(f"reading files or URLs ({table!r}) is not open to analysts: the console reads the "
                                  "store's tables and views")

@@ -101,6 +101,38 @@ class Account:
     monthly_price: float | None = None
 
 
+@dataclass(frozen=True)
+class DecisionSummary:
+    """What a reply decided, as the chat shows it under the reply: the decision, the problem, the actions
+    (name, target, status) in the order they ran and the rules that fired."""
+
+    decision_id: str
+    decision: str
+    category: str
+    playbook: str | None
+    confidence: float
+    actions: tuple[tuple[str, str, str], ...]
+    rules_fired: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class TranscriptLine:
+    """One message of a conversation as the user reads it back; `decision` when it is the reply that stated a
+    decision."""
+
+    role: str
+    text: str
+    at: float
+    decision: DecisionSummary | None
+
+
+TRANSCRIPT_SQL = (
+    "SELECT m.role, m.text, m.created_at, d.id, d.decision, d.category, d.playbook, d.confidence "
+    "FROM messages m LEFT JOIN decision_replies r ON r.message_id = m.id "
+    "LEFT JOIN decisions d ON d.id = r.decision_id AND d.user_id = m.user_id "
+    "WHERE m.conversation_id = ? AND m.user_id = ? ORDER BY m.created_at, m.rowid")  # insertion order in an instant
+
+
 class EventStore(Protocol):
     """What the chat needs from storage: `Decisions` on DuckDB; a PostgreSQL one answers the same calls."""
 
@@ -125,6 +157,8 @@ class EventStore(Protocol):
     def trace(self, decision_id: str) -> dict[str, Any] | None: ...
 
     def messages(self, conversation_id: str, user_id: str) -> list[tuple[str, str, float]]: ...
+
+    def transcript(self, conversation_id: str, user_id: str) -> list[TranscriptLine]: ...
 
 
 class Decisions:
@@ -196,8 +230,10 @@ class Decisions:
         if r.trace is not None:
             statements.append(("INSERT INTO traces VALUES (?, ?, ?)",
                                (r.id, r.ruleset_version, json.dumps(r.trace, default=str))))
+        reply_id = new_id()
         statements.append(("INSERT INTO messages VALUES (?, ?, ?, ?, ?, ?)",
-                           (new_id(), r.conversation_id, r.user_id, "assistant", r.reply, r.created_at)))
+                           (reply_id, r.conversation_id, r.user_id, "assistant", r.reply, r.created_at)))
+        statements.append(("INSERT INTO decision_replies VALUES (?, ?)", (r.id, reply_id)))
         return statements
 
     def trace(self, decision_id: str) -> dict[str, Any] | None:
@@ -248,4 +284,26 @@ class Decisions:
             "ORDER BY created_at, rowid",  # insertion order within one instant
             (conversation_id, user_id),
         )]
+
+    def transcript(self, conversation_id: str, user_id: str) -> list[TranscriptLine]:
+        """One of the user's conversations, oldest first, each reply that stated a decision with what it decided
+        (the chat page's technical detail, rebuilt after a reload)."""
+        rows = self.db.execute(TRANSCRIPT_SQL, (conversation_id, user_id))
+        decided = [str(row[3]) for row in rows if row[3] is not None]
+        actions: dict[str, list[tuple[str, str, str]]] = {d: [] for d in decided}
+        rules: dict[str, list[str]] = {d: [] for d in decided}
+        if decided:
+            marks = ", ".join("?" for _ in decided)
+            for decision_id, name, target, status in self.db.execute(
+                    f"SELECT decision_id, name, target, status FROM actions WHERE decision_id IN ({marks}) "
+                    "ORDER BY decision_id, seq", decided):
+                actions[decision_id].append((name, target, status))
+            for decision_id, rule in self.db.execute(
+                    f"SELECT decision_id, rule FROM rules_fired WHERE decision_id IN ({marks}) "
+                    "ORDER BY decision_id, seq", decided):
+                rules[decision_id].append(rule)
+        return [TranscriptLine(role, text, at, None if decision_id is None else DecisionSummary(
+                    decision_id, decision, category, playbook, confidence, tuple(actions[decision_id]),
+                    tuple(rules[decision_id])))
+                for role, text, at, decision_id, decision, category, playbook, confidence in rows]
 

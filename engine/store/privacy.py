@@ -2,7 +2,8 @@
 
 Deleted: their conversations, messages, decisions and everything recorded about them, escalations with the
 decisions on them and their record (escalation_events), hand-offs, verdicts, feedback, learned examples, their
-account record, and what learning kept of theirs. Made anonymous: the remediations they asked for (the
+account record, the e-mail address the host app gave, when they were last on the chat, every notice queued for
+them (sent or not), and what learning kept of theirs. Made anonymous: the remediations they asked for (the
 infrastructure's audit trail keeps what was done, which cooldowns and the circuit breaker read, not who asked).
 Kept: API tokens, which an operator issued and revokes (`firstline token revoke`); they hold a user name and a
 hash, no history.
@@ -15,8 +16,11 @@ from engine.store.database import DuckDBStore, Statement
 # Every table holding something of a user's, and how its rows are found: by user id, or through the
 # user's decisions or escalations. `forget` deletes from all of them; a test reads them all back.
 BY_USER = ("messages", "decisions", "actions", "fix_verdicts", "user_verdicts", "escalations", "handoffs",
-           "conversations", "conversation_state", "feedback", "learned_examples", "accounts")
-BY_DECISION = ("candidates", "facts", "rules_fired", "traces")
+           "conversations", "conversation_state", "feedback", "learned_examples", "accounts",
+           # how to reach them and what they were to be told: the address, their presence, every notice, the
+           # notes engineering closed their hand-offs with
+           "user_contacts", "user_presence", "notifications", "handoff_closures")
+BY_DECISION = ("candidates", "facts", "rules_fired", "traces", "decision_replies")
 # What learning kept of the user's: their outcomes, votes and shadow cases (rules they helped create keep only
 # counts and conversation ids, which lead nowhere once the conversations are deleted). Reported together.
 LEARNING_BY_USER = ("remedy_outcomes", "resolution_votes", "shadow_cases")

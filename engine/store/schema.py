@@ -193,6 +193,50 @@ CREATE TABLE IF NOT EXISTS user_verdicts (
 )
 """
 
+# Which message holds each decision's reply, so a conversation read back later (the chat page after a reload)
+# shows the technical detail under the reply that stated the decision. Decisions stored before this are paired
+# with their reply as it was written: in the same transaction, with the same text, conversation and instant
+# (the n-th such decision with the n-th such message, in the order written).
+DECISION_REPLIES = """
+CREATE TABLE IF NOT EXISTS decision_replies (
+    decision_id VARCHAR PRIMARY KEY, message_id VARCHAR NOT NULL
+);
+INSERT INTO decision_replies SELECT d.id, m.id FROM
+    (SELECT id, conversation_id, reply, created_at,
+            row_number() OVER (PARTITION BY conversation_id, reply, created_at ORDER BY rowid) AS n
+     FROM decisions) d
+    JOIN (SELECT id, conversation_id, text, created_at,
+                 row_number() OVER (PARTITION BY conversation_id, text, created_at ORDER BY rowid) AS n
+          FROM messages WHERE role = 'assistant') m
+    ON m.conversation_id = d.conversation_id AND m.text = d.reply AND m.created_at = d.created_at AND m.n = d.n
+ON CONFLICT DO NOTHING
+"""
+
+# Reaching users when a person answered (issue 17): the address the host app vouched for, when each user last had
+# a conversation on screen, and the outbox of "a person answered you" notices, each written in the same transaction
+# as the decision, question, expiry or closed hand-off that causes it and sent by e-mail afterwards
+# (engine/notify/). A hand-off an engineer closed with a note keeps who, when and the note the user was told, in a
+# table of its own (`handoffs` is written with positional inserts, whose shape stays).
+REACHING_USERS = """
+CREATE TABLE IF NOT EXISTS user_contacts (
+    user_id VARCHAR PRIMARY KEY, email VARCHAR NOT NULL, verified_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS user_presence (
+    user_id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, seen_at DOUBLE NOT NULL,
+    PRIMARY KEY (user_id, conversation_id)
+);
+CREATE TABLE IF NOT EXISTS notifications (
+    id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, conversation_id VARCHAR NOT NULL, kind VARCHAR NOT NULL,
+    source_id VARCHAR NOT NULL, text VARCHAR NOT NULL, created_at DOUBLE NOT NULL, status VARCHAR NOT NULL,
+    attempts INTEGER NOT NULL, next_at DOUBLE NOT NULL, claimed_by VARCHAR, claimed_at DOUBLE, sent_at DOUBLE,
+    last_error VARCHAR, updated_at DOUBLE NOT NULL
+);
+CREATE TABLE IF NOT EXISTS handoff_closures (
+    handoff_id VARCHAR PRIMARY KEY, user_id VARCHAR NOT NULL, closed_by VARCHAR NOT NULL, note VARCHAR NOT NULL,
+    closed_at DOUBLE NOT NULL
+)
+"""
+
 # Files written before the schema was numbered were made by several modules, each adding columns as it grew;
 # on such a file the CREATEs above change nothing, and these bring the tables to the same shape.
 UNNUMBERED_COLUMNS = """
@@ -221,5 +265,10 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(9, "a deadline per request, paused while the user is asked", REQUEST_DEADLINES),
     # Issue 16: a confirmed resolution is one the user confirmed; nothing recorded it apart from learning.
     Migration(10, "the user's verdicts on fixes and answers", USER_VERDICTS),
+    # Issue 17: earlier answers keep their technical detail after a reload.
+    Migration(11, "which message holds each decision's reply", DECISION_REPLIES),
+    # Issue 17: a person's answer reaches a user who left (e-mail, and marked unseen in their conversation list).
+    Migration(12, "reaching users later: contacts, presence, the notification outbox, closed hand-offs",
+              REACHING_USERS),
 )
 LATEST = MIGRATIONS[-1].version

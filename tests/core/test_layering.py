@@ -30,6 +30,8 @@ ROOMS = {
     "chat": {"store", "actions", "decision", "infra", "learning"},
     "desk": {"store", "infra", "chat"},
     "analytics": {"store"},
+    # Reaching users when a person answered: the e-mail, the mail server, presence and the outbox's sender.
+    "notify": {"store"},
     # A month of traffic through the real product: users chat, the monitor heals, deciders decide.
     "traffic": {"store", "infra", "access", "actions", "decision", "learning", "healing", "chat", "desk",
                 "analytics"},

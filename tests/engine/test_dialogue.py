@@ -82,12 +82,14 @@ def test_a_business_request_waits_for_a_person_whose_decision_is_posted(chat):
 
 
 def test_the_state_lives_in_the_store_not_in_the_dialogue(chat):
-    (asked,) = talk(chat, "fay", "the export")
+    (asked,) = talk(chat, "fay", "something is wrong with my account")
+    assert asked.stage is Stage.CHOOSING
     d = chat.dialogue
     again = Dialogue(chat.assistant, d.reader, d.learning, conversations=d.chats, escalations=d.escalations,
                      privacy=d.privacy)
-    chosen = again.turn("My CSV export is empty, broken or fails", "fay", asked.conversation_id)
-    assert chosen.stage is Stage.VERIFYING
+    chosen = again.turn(asked.choices[0].value, "fay", asked.conversation_id)
+    assert chosen.understood == f"choice:{chosen.answer.playbook}"
+    assert chat.dialogue.knowledge.playbooks[chosen.answer.playbook].title == asked.choices[0].label
 
 
 def test_deleting_history_leaves_nothing_of_the_user(chat):

@@ -116,6 +116,6 @@ def test_a_clear_business_request_in_another_language_goes_to_a_person(assistant
 def test_an_unsure_business_request_goes_to_a_person_with_its_close_readings(assistant):
     answer = assistant.answer("is there any kind of discount we could get", "unsure-business", dry_run=True)
     assert answer.decision == "escalate" and answer.category == "pricing"
-    assert "it may also be:" in answer.escalation.summary
+    assert "it may also be about" in answer.escalation.summary
     clear = assistant.answer("Can we get a non-profit discount?", "clear-business", dry_run=True)
     assert clear.decision == "escalate" and "it may also be" not in clear.escalation.summary

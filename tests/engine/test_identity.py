@@ -113,7 +113,7 @@ def test_when_one_remedy_ran_and_another_needed_an_identity_the_reply_says_both(
         statuses = {(a.name, a.status) for a in answer.actions}
         assert statuses == {("restart_service", "succeeded"), ("unlock_account", "unverified")}
         assert operations(parts, "restart_service") and not operations(parts, "unlock_account")
-        assert "restart service on auth" in answer.reply  # what ran is reported
+        assert "restarted the sign-in service" in answer.reply  # what ran is reported, in plain words
         assert self_service(parts, LOCKOUT, "unlock_account") in answer.reply
         assert "I lifted" not in answer.reply  # never claimed as done
         assert handoffs(parts) == 0

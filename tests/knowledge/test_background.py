@@ -91,7 +91,8 @@ def _reported_sets() -> list[str]:
     for path in (shared_file("datasets", "jtp-support", "dev.tsv"),
                  *sorted((PROJECT_ROOT / "data" / "eval" / "independent").glob("*.tsv"))):
         with path.open(encoding="utf-8", newline="") as handle:
-            texts += [row["text"] for row in csv.DictReader(handle, delimiter="\t")]
+            # The reply sets (replies_*.tsv) are read by the reply reader, never matched against the background.
+            texts += [row["text"] for row in csv.DictReader(handle, delimiter="\t") if "text" in row]
     return texts
 
 

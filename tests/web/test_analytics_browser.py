@@ -2,7 +2,7 @@
 metric's tile with its chart drawn, and no request of the page leaves 127.0.0.1; opens a tile's SQL in the
 console, changes the `:since` parameter, runs it and downloads the result as CSV; both pages fit a phone's width
 and a wide screen without scrolling sideways. Screenshots of the tiles and the console go to docs/ when
-FIRSTLINE_SCREENSHOTS names that folder."""
+SCREENSHOTS_DIR names that folder."""
 
 import csv
 import io
@@ -59,7 +59,7 @@ def served(tmp_path, knowledge):
 
 
 def _shots(tmp_path: Path) -> Path:
-    folder = os.environ.get("FIRSTLINE_SCREENSHOTS")
+    folder = os.environ.get("SCREENSHOTS_DIR")
     return Path(folder) if folder else tmp_path
 
 

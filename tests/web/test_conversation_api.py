@@ -74,7 +74,7 @@ def test_progress_streams_while_the_turn_runs(client):
               for block in response.get_data(as_text=True).strip().split("\n\n")]
     kinds = [kind for kind, _ in events]
     assert kinds[-1] == "turn" and set(kinds[:-1]) == {"progress"}
-    assert "Running kill slow queries on database…" in [data["message"] for _, data in events[:-1]]
+    assert "Stopping stuck requests that slow everything down…" in [data["message"] for _, data in events[:-1]]
     assert events[-1][1]["stage"] == "verifying"
 
 

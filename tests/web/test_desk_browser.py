@@ -2,7 +2,7 @@
 user asks for a non-profit discount; a decider signs in, finds it at the top of the queue with its countdown,
 reads the facts before the recommendation and the precedents with their count, is refused a rejection without
 a reason, rejects with one; the user's chat shows the answer; another request expires and its user is told.
-Screenshots of the queue and the request go to docs/ when FIRSTLINE_SCREENSHOTS names that folder."""
+Screenshots of the queue and the request go to docs/ when SCREENSHOTS_DIR names that folder."""
 
 import os
 from pathlib import Path
@@ -31,7 +31,7 @@ def served(tmp_path, knowledge):
 
 
 def _shots(tmp_path: Path) -> Path:
-    folder = os.environ.get("FIRSTLINE_SCREENSHOTS")
+    folder = os.environ.get("SCREENSHOTS_DIR")
     return Path(folder) if folder else tmp_path
 
 

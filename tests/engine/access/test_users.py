@@ -99,7 +99,7 @@ def test_a_taken_name_is_a_conflict_and_nothing_changes(users, store):
     ("dana smith", "decider", PASSWORD, (), "1 to 64 letters, digits, '.', '_', '-' or '@'"),
     ("", "decider", PASSWORD, (), "got ''"),
     ("d" * 65, "decider", PASSWORD, (), "1 to 64"),
-    ("dana", "operator", PASSWORD, (), "role is decider, curator or analyst, got 'operator'"),
+    ("dana", "operator", PASSWORD, (), "role is decider, curator, analyst or engineer, got 'operator'"),
     ("dana", "user", PASSWORD, (), "use API tokens"),
     ("dana", "decider", "fourteen chars", (), "at least 15 characters (it is 14)"),
     ("dana", "decider", "x" * 1025, (), "at most 1024 characters"),

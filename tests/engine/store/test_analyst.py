@@ -269,6 +269,13 @@ def test_tables_that_hold_credentials_are_refused_wherever_they_are_named(writte
     assert str(error).startswith(f"{table} holds credentials and is not open to analysts (nor are ")
 
 
+@pytest.mark.parametrize("sql", ["SELECT email FROM user_contacts", "SELECT count(*) FROM main.USER_CONTACTS",
+                                 "SELECT n.* FROM notifications n JOIN user_contacts c USING (user_id)"])
+def test_users_email_addresses_are_refused_while_what_was_sent_stays_open(written, analyst, sql):
+    assert "holds users' e-mail addresses and is not open to analysts" in str(refused(analyst, sql))
+    assert analyst.run("SELECT status, count(*) FROM notifications GROUP BY status").rows == []
+
+
 TABLE_FUNCTIONS = [
     ("SELECT * FROM query('DROP TABLE messages')", "query"),
     ("SELECT * FROM query_table('api_tokens')", "query_table"),

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.errors import InputError
-from engine.chat.understanding import ReplyIntent
+from engine.chat.understanding import Option, Question, ReplyIntent
 from engine.healing.scenarios import SCENARIOS
 from engine.traffic import messages
 from engine.traffic.faults import FaultPolicy, manual_fix
@@ -69,10 +69,12 @@ def test_a_second_run_on_the_same_folder_adds_to_it(tmp_path, fresh_knowledge):
 
 def test_what_simulated_users_type_is_read_as_they_mean_it(parts):
     reader = parts.dialogue.reader
-    meant = {Say.YES: ReplyIntent.YES, Say.NO: ReplyIntent.NO, Say.NONE_OF_THESE: ReplyIntent.NO,
-             Say.WORKS: ReplyIntent.YES, Say.PARTLY: ReplyIntent.PARTLY, Say.BROKEN: ReplyIntent.NO,
-             Say.SETTLED: ReplyIntent.YES, Say.NOT_SETTLED: ReplyIntent.NO}
-    assert {text: reader.read(text).intent for text in meant} == meant
+    options = (Option("the first thing"), Option("another thing"))
+    meant = {(Say.YES, Question.CONFIRM): ReplyIntent.YES, (Say.NO, Question.CONFIRM): ReplyIntent.NO,
+             (Say.NONE_OF_THESE, Question.CHOOSE): ReplyIntent.NO, (Say.WORKS, Question.VERIFY): ReplyIntent.YES,
+             (Say.PARTLY, Question.VERIFY): ReplyIntent.PARTLY, (Say.BROKEN, Question.VERIFY): ReplyIntent.NO,
+             (Say.SETTLED, Question.SETTLED): ReplyIntent.YES, (Say.NOT_SETTLED, Question.SETTLED): ReplyIntent.NO}
+    assert {(text, q): reader.read(text, q, options=options).intent for text, q in meant} == meant
 
 
 def test_the_shipped_messages_cover_every_category(knowledge):
