@@ -9,9 +9,9 @@ import http.client
 import json
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import quote
 
 import click
@@ -24,6 +24,8 @@ from engine.access.users import UserBook
 from engine.store import Decisions, DuckDBStore, StaffUsers, Tokens
 from engine.store.analyst import AnalystQueries
 from web.admin import admin_socket_path
+
+T = TypeVar("T")
 
 TIMEOUT_S = 30.0
 # The server stops an analyst's query at its time limit (at most 600 s, core/settings.py): the client waits that
@@ -189,6 +191,31 @@ def administration(settings: Settings) -> Iterator[Admin]:
         store.close()
 
 
+def require_database(settings: Settings) -> None:
+    """NoDatabase when the data folder holds no database: a mistyped folder is never created, nor an empty file."""
+    if not settings.database_path.is_file():
+        raise NoDatabase(f"no database at {settings.database_path}: check FIRSTLINE_DATA_DIR (or --config), or start "
+                         "Firstline once (make run / firstline serve) to create it")
+
+
+@contextlib.contextmanager
+def outreach_access(settings: Settings, remote: Callable[[ServerAdmin], T], local: Callable[[Any, Any], T]
+                    ) -> Iterator[T]:
+    """`remote(admin)` when the server listens, else `local(outreach, store)` on the data folder (closed after);
+    shared by `firstline handoffs` and `firstline notify`."""
+    path = admin_socket_path(settings)
+    if server_listening(path):
+        yield remote(ServerAdmin(path))
+        return
+    require_database(settings)
+    from engine.wiring import open_outreach  # the data folder's parts, only when no server answers
+    outreach, store = open_outreach(settings)
+    try:
+        yield local(outreach, store)
+    finally:
+        store.close()
+
+
 @contextlib.contextmanager
 def analyst(settings: Settings) -> Iterator[Analyst]:
     """The running server's SQL console when it listens (its own connection, while it writes), else one on the
@@ -198,9 +225,7 @@ def analyst(settings: Settings) -> Iterator[Analyst]:
     if server_listening(path):
         yield ServerAdmin(path)
         return
-    if not settings.database_path.is_file():
-        raise NoDatabase(f"no database at {settings.database_path}: check FIRSTLINE_DATA_DIR (or --config), or start "
-                         "Firstline once (make run / firstline serve) to create it")
+    require_database(settings)
     try:
         store = DuckDBStore(settings.database_path)
     except StoreError as error:

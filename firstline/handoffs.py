@@ -23,10 +23,8 @@ from engine.access.tokens import TokenBook
 from engine.access.users import UserBook
 from engine.desk.handoffs import STATUSES, HandoffDesk, cli_engineer
 from engine.store import StaffUsers, Tokens
-from engine.wiring import open_outreach
-from firstline.admin import NoDatabase, ServerAdmin, server_listening
+from firstline.admin import ServerAdmin, outreach_access
 from firstline.context import Context
-from web.admin import admin_socket_path
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what the store makes; anything else names no hand-off
 
@@ -84,18 +82,14 @@ class LocalHandoffs:
 def handoff_access(settings: Settings) -> Iterator[HandoffCalls]:
     """The running server's hand-offs when it listens, else the data folder's (closed after); a data folder with no
     database is refused, never created."""
-    path = admin_socket_path(settings)
-    if server_listening(path):
-        yield ServerHandoffs(ServerAdmin(path))
-        return
-    if not settings.database_path.is_file():
-        raise NoDatabase(f"no database at {settings.database_path}: check FIRSTLINE_DATA_DIR (or --config), or start "
-                         "Firstline once (make run / firstline serve) to create it")
-    outreach, store = open_outreach(settings)
-    try:
-        yield LocalHandoffs(outreach.handoffs, UserBook(StaffUsers(store)), TokenBook(Tokens(store)))
-    finally:
-        store.close()
+    def remote(admin: ServerAdmin) -> HandoffCalls:
+        return ServerHandoffs(admin)
+
+    def local(outreach: Any, store: Any) -> HandoffCalls:
+        return LocalHandoffs(outreach.handoffs, UserBook(StaffUsers(store)), TokenBook(Tokens(store)))
+
+    with outreach_access(settings, remote, local) as calls:
+        yield calls
 
 
 @click.group("handoffs")

@@ -14,10 +14,8 @@ import click
 
 from core.settings import Settings
 from engine.notify.sender import Sender
-from engine.wiring import open_outreach
-from firstline.admin import NoDatabase, ServerAdmin, server_listening
+from firstline.admin import ServerAdmin, outreach_access
 from firstline.context import Context
-from web.admin import admin_socket_path
 
 
 class OutboxCalls(Protocol):
@@ -60,18 +58,14 @@ class LocalOutbox:
 def outbox_access(settings: Settings) -> Iterator[OutboxCalls]:
     """The running server's outbox when it listens, else the data folder's (closed after); a data folder with no
     database is refused, never created."""
-    path = admin_socket_path(settings)
-    if server_listening(path):
-        yield ServerOutbox(ServerAdmin(path))
-        return
-    if not settings.database_path.is_file():
-        raise NoDatabase(f"no database at {settings.database_path}: check FIRSTLINE_DATA_DIR (or --config), or start "
-                         "Firstline once (make run / firstline serve) to create it")
-    outreach, store = open_outreach(settings)
-    try:
-        yield LocalOutbox(outreach.sender)
-    finally:
-        store.close()
+    def remote(admin: ServerAdmin) -> OutboxCalls:
+        return ServerOutbox(admin)
+
+    def local(outreach: Any, _store: Any) -> OutboxCalls:
+        return LocalOutbox(outreach.sender)
+
+    with outreach_access(settings, remote, local) as calls:
+        yield calls
 
 
 @click.group("notify")
