@@ -73,7 +73,10 @@ class Settings(BaseModel):
     )
     max_message_chars: int = Field(4000, ge=10, le=100_000, description="Longest message accepted, in characters.")
     embed_batch_size: int = Field(64, ge=1, le=4096, description="Texts encoded per batch when building the index.")
-    secret_key: str = Field("", description="Key that signs session cookies; empty means one kept in the data dir.")
+    secret_key: str = Field(
+        "", description="Key that signs session cookies and the links in notification e-mails; empty means one kept "
+        "in the data dir."
+    )
     simulation_seed: int = Field(7, description="Seed of the simulated infrastructure.")
     simulation_faults: tuple[str, ...] = Field(
         (), description="Faults the simulated infrastructure starts with, e.g. [\"slow_queries\"]."
@@ -309,6 +312,11 @@ class Settings(BaseModel):
     notify_retry_s: float = Field(
         60.0, gt=0, description="Wait after a failed attempt before the next, doubling each time (60 s, 2 min, "
         "4 min...)."
+    )
+
+    notify_link_ttl_s: float = Field(
+        14 * 86400.0, gt=0, description="How long the link in a notification e-mail opens the conversation as its "
+        "user in any browser (a widget user's too), in seconds; after that it says it has expired."
     )
 
     @field_validator("widget_origins")

@@ -12,6 +12,7 @@ from pathlib import Path
 from core.errors import ConfigurationError, TelemetryError
 from core.settings import Settings
 from engine.access.identity import IdentityBook
+from engine.access.secret import server_secret
 from engine.access.sessions import SessionBook
 from engine.access.tokens import TokenBook
 from engine.access.users import UserBook
@@ -38,6 +39,7 @@ from engine.infra.topology import Topology, load_topology
 from engine.learning.curation import Curation, RuleReview
 from engine.learning.ledger import LearningLedger, Policy, rule_parser, rule_validator
 from engine.learning.loop import LearningLoop
+from engine.notify.links import NoticeLinks
 from engine.notify.mail import Letterhead
 from engine.notify.presence import Presence
 from engine.notify.sender import Sender, SendPolicy
@@ -172,12 +174,13 @@ class Parts:
 @dataclass
 class Outreach:
     """Reaching users when a person answered: engineering's hand-offs, the outbox's sender, where users were last
-    seen on the chat, and the identities (with e-mail addresses) host apps vouch for."""
+    seen on the chat, the identities (with e-mail addresses) host apps vouch for, and the signed links back."""
 
     handoffs: HandoffDesk
     sender: Sender
     presence: Presence
     identities: IdentityBook
+    links: NoticeLinks
 
 
 def build_outreach(settings: Settings, store: DuckDBStore, voice: Voice, conversations: Conversations,
@@ -188,10 +191,12 @@ def build_outreach(settings: Settings, store: DuckDBStore, voice: Voice, convers
     notifications = Notifications(store)
     smtp = SmtpConfig.from_settings(settings)
     transport = SmtpTransport(smtp) if smtp is not None else None
-    letterhead = Letterhead(smtp.sender, voice.product, smtp.public_url) if smtp is not None else None
+    # Signed with the key the web app signs sessions with, so the server opens what `firstline notify` sent.
+    links = NoticeLinks(server_secret(settings.secret_key, settings.data_dir), settings.notify_link_ttl_s, clock)
+    letterhead = Letterhead(smtp.sender, voice.product, smtp.public_url, links) if smtp is not None else None
     sender = Sender(notifications, transport, letterhead, SendPolicy.from_settings(settings), clock)
     return Outreach(HandoffDesk(Handoffs(store), conversations, voice, clock, new_id), sender,
-                    Presence(notifications, clock), IdentityBook(notifications, clock))
+                    Presence(notifications, clock), IdentityBook(notifications, clock), links)
 
 
 def open_outreach(settings: Settings, clock: Callable[[], float] = time.time) -> tuple[Outreach, DuckDBStore]:

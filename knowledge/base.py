@@ -11,7 +11,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from enum import StrEnum
 from pathlib import Path
@@ -181,21 +181,22 @@ class KnowledgeBase:
 
     # -- matching -----------------------------------------------------------------------------------
 
-    def match(self, text: str, vector: np.ndarray | None = None) -> Match:
+    def match(self, text: str, vector: np.ndarray | None = None, excluding: Collection[str] = ()) -> Match:
         """The match of a message (its `vector` too, when the caller has encoded it already). A message with
         nothing to match, no letter or digit at all (emoji, punctuation) or one character repeated, states no
-        problem: the model is not asked."""
+        problem: the model is not asked. Playbooks in `excluding` are ones the user has said it is not ("no,
+        it's the calendar sync" after a guess): they rank last and cannot win."""
         if states_nothing(text):
             return self._match(np.arange(len(self._order)), np.zeros(len(self._order)), Band.NO_PROBLEM, 1.0,
                                Kind.OUT_OF_SCOPE.value, 1.0)
         language = language_of(text)
         if language != ENGLISH:
             vector = self.embedder.encode_one(text) if vector is None else vector
-            return self._in_another_language(self.scores(vector.reshape(1, -1))[0], language)
+            return self._in_another_language(self._scores_of(vector, excluding), language)
         reading = clauses.read(text)
         if reading.denied:  # match what the problem is, not what the user says it is not
             vector = self.embedder.encode_one(reading.text)
-        main = self.match_vector(self.embedder.encode_one(text) if vector is None else vector)
+        main = self.match_vector(self.embedder.encode_one(text) if vector is None else vector, excluding)
         asides = self._asides(reading.requests, main) if reading.requests else ()
         return replace(main, asides=asides, denied=reading.denied, forbids_action=reading.forbids_action)
 
@@ -248,8 +249,17 @@ class KnowledgeBase:
             return False
         return main.group != Kind.BUSINESS.value or len(asking) > 1
 
-    def match_vector(self, vector: np.ndarray) -> Match:
-        return self.match_scores(self.scores(vector.reshape(1, -1))[0])
+    def match_vector(self, vector: np.ndarray, excluding: Collection[str] = ()) -> Match:
+        return self.match_scores(self._scores_of(vector, excluding))
+
+    def _scores_of(self, vector: np.ndarray, excluding: Collection[str] = ()) -> np.ndarray:
+        """One message's scores per playbook, those in `excluding` put last, far below `t_low`."""
+        scores = self.scores(vector.reshape(1, -1))[0]
+        ruled_out = [self._position[p] for p in excluding if p in self._position]
+        if ruled_out:
+            scores = scores.copy()
+            scores[ruled_out] = float(scores.min()) - 1.0
+        return scores
 
     def match_scores(self, scores: np.ndarray) -> Match:
         """Decide the group first, then the playbook within it.

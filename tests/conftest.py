@@ -1,7 +1,8 @@
 """Fixtures that build on each other: clock; settings -> store; settings -> knowledge (built once per session,
-a fresh copy per test) -> parts (the engine) -> assistant; parts -> app -> client. Every test gets its own of
-each (the session shares only the built index, read-only), ids come from a counter and time from `clock`
-where a test needs to move it."""
+a fresh copy per test) -> parts (the engine) -> assistant; parts -> app -> client; and a mailbox, a real SMTP server
+on loopback whose `settings(url)` point Firstline's e-mails at it. Every test gets its own of each (the session
+shares only the built index, read-only), ids come from a counter and time from `clock` where a test needs to move
+it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,7 @@ from core.settings import Settings, load_settings
 from engine.store import DuckDBStore
 from engine.wiring import Parts, build, load_pack, open_index
 from knowledge.base import KnowledgeBase
+from tests.mailbox import Mailbox
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
@@ -92,6 +94,14 @@ def settings(tmp_path: Path) -> Settings:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+@pytest.fixture
+def mailbox() -> Iterator[Mailbox]:
+    """A real SMTP server on 127.0.0.1 (tests/mailbox.py), started, and stopped after the test."""
+    box = Mailbox().start()
+    yield box
+    box.stop()
 
 
 @pytest.fixture

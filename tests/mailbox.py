@@ -1,6 +1,7 @@
 """A real SMTP server on loopback for tests: aiosmtpd's Controller on 127.0.0.1 and a free port, keeping every
 e-mail it accepts, which can be stopped (the mail server is down) and started again on the same port, or told to
-refuse recipients."""
+refuse recipients. The `mailbox` fixture (tests/conftest.py) gives a test one, started; `mailbox.settings(url)` are
+the settings that make Firstline send its e-mails there."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage
 
 from aiosmtpd.controller import Controller
+
+SENDER = "Job Tracker Pro support <support@jtp.example>"  # the From of the e-mails the tests' settings send
 
 
 def free_port() -> int:
@@ -42,6 +45,11 @@ class Mailbox:
     @property
     def host(self) -> str:
         return "127.0.0.1"
+
+    def settings(self, public_url: str) -> dict[str, object]:
+        """Setting overrides that send Firstline's e-mails here, in clear, from SENDER, linking to `public_url`."""
+        return {"smtp_host": self.host, "smtp_port": self.port, "smtp_security": "none", "smtp_from": SENDER,
+                "public_url": public_url}
 
     def start(self) -> Mailbox:
         self._controller = Controller(self, hostname=self.host, port=self.port)

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import secrets
 import uuid
-from pathlib import Path
 
 from flask import Flask, Response, current_app, g, jsonify, render_template, request, session
 from flask_limiter import RateLimitExceeded
 
 from core.errors import ForbiddenError, InputError, UnauthorizedError
 from core.settings import Settings
+from engine.access.secret import server_secret
 from engine.access.tokens import Role
 from engine.decision.trace import for_user
 from engine.wiring import Parts
@@ -22,6 +21,7 @@ from web.desk import make_desk_blueprint
 from web.engineering import make_engineering_api
 from web.errors import error_body, retry_after
 from web.limits import as_rate_limit_error, install_limits
+from web.links import follow_link, refused_notice
 from web.openapi import document
 from web.ops import OPS, ops_blueprint
 from web.security import secure
@@ -32,7 +32,7 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
     """An app serving `parts.assistant`; the caller owns `parts` and closes them."""
     app = Flask(__name__)
     app.config.update(
-        SECRET_KEY=settings.secret_key or _stored_secret(settings.data_dir),
+        SECRET_KEY=server_secret(settings.secret_key, settings.data_dir),
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         MAX_CONTENT_LENGTH=1024 * 1024,
@@ -56,7 +56,11 @@ def create_app(settings: Settings, parts: Parts) -> Flask:
 
     @app.get("/")
     def chat_page():
-        return render_template("chat.html", product=parts.assistant.voice.product)
+        product = parts.assistant.voice.product
+        if "token" in request.args:  # a notification e-mail's link (web/links.py)
+            assert parts.outreach is not None  # built with every Parts
+            return follow_link(parts.outreach.links, product)
+        return render_template("chat.html", product=product, notice=refused_notice())
 
     @app.get(f"{API}/health")
     def health():
@@ -171,13 +175,3 @@ def _error_response(error: Exception):
         return render_template("error.html", message=body["error"]["message"], title=title, back=back), status
     return jsonify(body), status, retry_after(error)
 
-
-def _stored_secret(data_dir: Path) -> str:
-    path = data_dir / "secret_key"
-    if path.exists():
-        return path.read_text(encoding="utf-8").strip()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    key = secrets.token_hex(32)
-    path.write_text(key, encoding="utf-8")
-    path.chmod(0o600)
-    return key

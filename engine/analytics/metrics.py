@@ -146,6 +146,7 @@ def _category_lines(m: Metric, rows: Sequence[Mapping[str, Any]]) -> list[Metric
         followed = row.get("agreed", 0) + row.get("disagreed", 0)
         display = (f"{raised} raised: {row.get('approved', 0)} approved, {row.get('rejected', 0)} rejected, "
                    f"{row.get('expired', 0)} expired, {row.get('waiting', 0)} waiting"
+                   + (f", {row['withdrawn']} withdrawn by the user" if row.get("withdrawn") else "")
                    + (f"; {row.get('agreed', 0)} of {followed} decided as recommended" if followed else ""))
         lines.append(MetricLine(m.key, f"{m.label}: {category}", m.view, float(raised), display,
                                 {"category": category, **row}))

@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -66,6 +66,7 @@ class ConversationState:
     asked: bool = False  # a decider asked the user a question about escalation_id; the next message answers it
     turn: int = 0
     pending: list[list[str]] = field(default_factory=list)  # [playbook, text] of other problems the user named
+    handed_off: bool = False  # engineering has this problem (a hand-off); its closing asks the user to check
 
     @classmethod
     def load(cls, stage: str, payload: dict[str, Any]) -> ConversationState:
@@ -260,10 +261,11 @@ class Dialogue:
             return None
         return self._problem(turn)
 
-    def _problem(self, turn: _Turn) -> Answer:
-        """A message about a (new) problem: the assistant decides, and the decision sets the next stage."""
+    def _problem(self, turn: _Turn, excluding: Collection[str] = ()) -> Answer:
+        """A message about a (new) problem: the assistant decides, and the decision sets the next stage.
+        `excluding`: playbooks the user has said it is not."""
         turn.state = ConversationState(turn=turn.state.turn, problem=turn.text)
-        match = self.knowledge.match(turn.text, turn.vector)
+        match = self.knowledge.match(turn.text, turn.vector, excluding)
         turn.state.candidates = [[c.playbook, c.category, c.score] for c in match.candidates]
         return self._decide(turn, match)
 
@@ -289,6 +291,7 @@ class Dialogue:
                 self._take_up_pending(turn)
         elif answer.decision == "resolve" and any(a.name == "handoff" for a in answer.actions):
             state.stage = Stage.RATING  # engineering has it, honestly said; nothing left for the user to check
+            state.handed_off = True
             turn.replies.append(self.voice.say("rate_handoff", self._seed(turn)))  # not solved: no "before you go"
         elif answer.decision == "resolve" and answer.playbook:
             state.tried = list(dict.fromkeys([*state.tried, answer.playbook]))
@@ -302,7 +305,9 @@ class Dialogue:
         if reading.intent is ReplyIntent.YES:
             return self._decide(turn, self._confirmed(turn.state, turn.state.options[0]))
         if reading.intent is ReplyIntent.CORRECTION:
-            return self._corrected(turn, reading)
+            # "no, it's the calendar sync" refuses the guess; "yes, but on my phone" keeps it in the running
+            refused = () if reading.cue == "yes, but it is something else" else turn.state.options[:1]
+            return self._corrected(turn, reading, refused)
         if reading.intent is ReplyIntent.NO:
             rest = [p for p in turn.state.options[1:] if p not in turn.state.tried]
             if rest:  # a verified fix that did not work, and another candidate was close: offer it
@@ -337,10 +342,16 @@ class Dialogue:
         reading = self._read(turn, Question.VERIFY)
         if reading.intent is ReplyIntent.NEW_PROBLEM:
             return self._new_problem(turn, reading)
+        if reading.intent is ReplyIntent.CORRECTION:
+            # "no, it's the calendar sync": the fix was for another problem than theirs. Not a failure of the
+            # remedy (it was not tried on their problem); what was tried is left out of the new match.
+            self._say_verdict(turn, "wrong_problem")
+            return self._corrected(turn, reading, [p for p in (turn.state.playbook, *turn.state.tried) if p])
         if reading.intent is ReplyIntent.YES:
             # Only a reply that says it works teaches the index or counts as a success (the reader never guesses yes).
             self.learning.confirmed(turn.user_id, turn.conversation_id, turn.state.playbook, turn.state.problem)
-            self._count_outcome(turn, succeeded=True)
+            if not turn.state.handed_off:  # after a hand-off, engineering fixed it, not the remedy
+                self._count_outcome(turn, succeeded=True)
             self._say_verdict(turn, "fixed")
             turn.replies.append(self.voice.say("fixed", self._seed(turn)))
             if reading.also:
@@ -387,6 +398,10 @@ class Dialogue:
                 return self._problem_first(turn, escalation)
             self._answer_to_team(turn, escalation)
             return None
+        reading = self._read(turn, Question.CONFIRM)
+        if reading.intent is ReplyIntent.CORRECTION and reading.cue != "yes, but it is something else":
+            return self._withdrawn(turn, escalation, reading)
+        turn.understood = None
         match = self.knowledge.match(turn.text, turn.vector)
         if self._names_a_problem(match):
             return self._new_problem(turn)
@@ -396,6 +411,17 @@ class Dialogue:
         title = self._title(turn.state.playbook)
         turn.replies.append(self.voice.say("waiting", self._seed(turn), title=title))
         return None
+
+    def _withdrawn(self, turn: _Turn, escalation: EscalationRow, reading: Reading) -> Answer:
+        """ "No, it's the calendar sync" while a person has the request: it was the wrong request. It leaves the
+        deciders' queue (withdrawn, with the user's words) and the problem is matched again without it."""
+        now = self.clock()
+        turn.pending += [
+            self.escalations.event_sql(EventRow(self.new_id(), escalation.id, now, turn.user_id, EventKind.WITHDRAWN,
+                                                EscalationStatus.WITHDRAWN.value, turn.text)),
+            self.escalations.withdraw_sql(escalation.id)]
+        turn.replies.append(self.voice.say("withdrawn", self._seed(turn), title=self._title(escalation.playbook)))
+        return self._corrected(turn, reading, [escalation.playbook] if escalation.playbook else [])
 
     def _answer_to_team(self, turn: _Turn, escalation: EscalationRow) -> None:
         """A decider asked the user something: this message is the answer, recorded with the request, which
@@ -462,6 +488,13 @@ class Dialogue:
             turn.replies.append(self.voice.say("rating_declined", self._seed(turn)))
             turn.state = ConversationState(turn=turn.state.turn)
             return None
+        if reading.intent is ReplyIntent.NO:  # "no, still broken"
+            if turn.state.handed_off:  # engineering has it: say so, and ask nothing of them
+                turn.replies.append(self.voice.say("still_with_engineering", self._seed(turn)))
+                return None
+            if turn.state.playbook:  # the fix they confirmed did not hold
+                turn.state.stage = Stage.VERIFYING
+                return self._still_broken(turn, ReplyIntent.NO)
         if reading.intent is ReplyIntent.NEW_PROBLEM or self._names_a_problem(self.knowledge.match_vector(turn.vector)):
             return self._new_problem(turn, reading)
         turn.replies.append(self.voice.say("reask_rating", self._seed(turn)))
@@ -484,17 +517,23 @@ class Dialogue:
             turn.message = replace(turn.message, text=reading.also)
         return self._problem(turn)
 
-    def _corrected(self, turn: _Turn, reading: Reading) -> Answer:
+    def _corrected(self, turn: _Turn, reading: Reading, refused: Sequence[str] = ()) -> Answer:
         """ "No, it's Outlook": the problem again, as first told and as corrected, with what it is not left out
-        by the matcher (`knowledge.clauses`)."""
+        by the matcher (`knowledge.clauses`) and the playbooks the user refused (`refused`) out of the running.
+        The correction alone is the problem when the index places it by itself ("wrong, my problem is I can't
+        connect LinkedIn", "no, it's the calendar sync")."""
         turn.understood = ReplyIntent.CORRECTION.value
         told = f"{turn.state.problem.rstrip('.!? ')}. {turn.text}" if turn.state.problem else turn.text
         said = reading.also or turn.text
-        if self.reader_judge(turn.state)(said) in (Topic.OTHER, Topic.LIKELY_OTHER):
-            told = said  # "wrong, my problem is I can't connect LinkedIn": the correction alone says it
+        alone = self.knowledge.match(said, excluding=refused)
+        combined = self.knowledge.match(told, excluding=refused)
+        if self.reader_judge(turn.state)(said) in (Topic.OTHER, Topic.LIKELY_OTHER) or (
+                combined.band is not Band.ANSWER and alone.band in (Band.ANSWER, Band.CLARIFY)
+                and alone.group != "out_of_scope"):
+            told = said
         turn.vector = self.knowledge.embedder.encode_one(told)
         turn.message = replace(turn.message, text=told)
-        return self._problem(turn)
+        return self._problem(turn, refused)
 
     def _named_problems(self, text: str) -> list[list[str]]:
         """[playbook, text] for another problem named beside an answer, if the index knows it clearly."""

@@ -19,7 +19,7 @@ from core.yamlfile import load_mapping
 
 PHRASE_LISTS = ("affirm", "deny", "not_about_it", "pointing", "correcting", "works", "broken", "still", "negators",
                 "gone", "settled", "partial", "hedge", "defer", "acknowledge", "another_matter", "irony",
-                "progress", "decline", "all_options", "no_option", "any_option")
+                "progress", "decline", "all_options", "no_option", "any_option", "about_the_step")
 SCORE_LISTS = ("rating_words", "ordinals")
 MAX_PHRASE_WORDS = 8
 INFLECTED = frozenset({"broken"})  # read inflected too ("freeze" as "freezes"); not "works": "stuck on loading"

@@ -111,6 +111,8 @@ ASKING = INTERROGATIVES | {"huh", "wait", "hmm", "meaning", "sorry", "pardon", "
 PROBLEM_NOUNS = frozenset({"problem", "problems", "issue", "issues", "error", "errors", "bug", "glitch", "lag",
                            "crash", "crashes"})  # "problem solved": the noun names what the working word fixed
 STATE_ONLY = frozenset({"without"})  # negates a state word ("without errors"), never a complaint on its own
+WH_WORDS = frozenset({"how", "where", "what", "why", "when", "which", "who"})  # open a question mid-sentence
+JOINING = frozenset({"and", "so", "then", "plus", "ok", "okay"})  # before a question: "and how do I ..."
 START_ONLY = ("now", "actually now", "next")  # turn to another matter only where a clause starts with them
 JUDGEMENTS = frozenset({"wrong", "incorrect", "not right", "not correct"})  # a deny word inside a clause: broken
 CONTINUITY = frozenset({"still", "again", "same", "as before"})  # modifiers: the old problem, if broken
@@ -153,6 +155,7 @@ class Sense:
     still: bool = False
     flags: set[str] = field(default_factory=set)  # the other lists it used: hedge, defer, partial, ...
     content: int = 0  # words in no list and not stop words: what is left to name a problem or a thing
+    step: int = 0  # of those, words that name nothing else: the step asked about ("check", "refresh"), "how"
     asks: bool = False  # a question back
     question_like: bool = False  # ends with a question mark
 
@@ -219,9 +222,16 @@ class ReplyReader:
         rating, cue = self._score(clauses)
         if rating is not None:
             return Reading(ReplyIntent.RATING, cue, rating=rating)
+        whole = " ".join(c.text for c in clauses)
+        # "no, still broken", "it's still not working": the problem in hand goes on (a complaint about something
+        # named, "3 jobs disappeared", is judged below)
+        complaint = any((s.broken or s.still) and not s.works and (s.still or s.content <= s.step) for s in senses)
+        if complaint and not any(s.has("decline") for s in senses):
+            if any(s.content and s.broken for s in senses) and judged(whole) in ELSEWHERE:
+                return Reading(ReplyIntent.NEW_PROBLEM, "names a problem", also=whole)
+            return Reading(ReplyIntent.NO, "still broken")  # "no, still broken": not a rating, nor a no to one
         if any(s.has("decline") for s in senses) or (senses and senses[0].deny):
             return Reading(ReplyIntent.DECLINE, "decline")
-        whole = " ".join(c.text for c in clauses)
         if any(s.content and s.broken for s in senses) and judged(whole) in ELSEWHERE:
             return Reading(ReplyIntent.NEW_PROBLEM, "names a problem", also=whole)
         return Reading(None, "no rating")
@@ -234,7 +244,7 @@ class ReplyReader:
         placed = [(word, c.items[n + 1] if n + 1 < len(c.items) else None)
                   for c in clauses for n, word in enumerate(c.items)]
         for word, following in placed:
-            if following is not None and not following.kinds and following.text not in RATING_CONTEXT \
+            if following is not None and _plain(following) and following.text not in RATING_CONTEXT \
                     and following.text not in STOPWORDS and _plural(following.text):
                 continue  # "3 jobs disappeared": a quantity, not a rating
             fraction = re.fullmatch(r"(\d+)\s*/\s*(\d+)", word.text)
@@ -355,6 +365,8 @@ def _split(piece: Piece, turned: bool) -> list[Clause]:
                 clauses.append(Clause((), piece.question, contrast=True, another=current.another))
             else:  # "..., but now": the piece itself contrasts
                 current.contrast = True
+        elif item.text in WH_WORDS and any(i.of("works") or i.of("broken") for i in current.items):
+            clauses.append(Clause((item,), piece.question, another=current.another))  # "works now how do I ..."
         elif item.of("another_matter") and _turns(item, current):
             if _says_nothing_yet(current):  # "can you also ...": the whole clause turns
                 current.another = True
@@ -376,7 +388,7 @@ def _turns(item: Item, current: Clause) -> bool:
 
 
 def _says_nothing_yet(clause: Clause) -> bool:
-    return all((not i.kinds and (i.text in STOPWORDS or i.text in INTERROGATIVES)) or _filler(i)
+    return all((_plain(i) and (i.text in STOPWORDS or i.text in INTERROGATIVES)) or _filler(i)
                for i in clause.items)
 
 
@@ -426,15 +438,16 @@ def _sense(clause: Clause) -> Sense:
             negated, after_negation = True, 0
             sense.flags |= kinds & {"gone"}
         else:
-            sense.flags |= kinds - {"works", "broken", "affirm"}
+            sense.flags |= kinds - {"works", "broken", "affirm", "about_the_step"}
             if item.of("affirm") and not sense.deny and not sense.content:
                 sense.affirm = True
             elif item.of("affirm"):
                 sense.content += 1  # "not from Indeed": a name, not a yes
             if item.text == "now":
                 sense.flags.add("now")
-            elif not kinds and item.text not in STOPWORDS and item.text not in CONTRASTS:
+            elif not kinds - {"about_the_step"} and item.text not in STOPWORDS and item.text not in CONTRASTS:
                 sense.content += 1
+                sense.step += item.of("about_the_step") or item.text in INTERROGATIVES
                 after_negation += negated
     if negated and sense.has("gone"):
         sense.works += 1  # "no more", "no longer" with nothing after: it is gone
@@ -446,7 +459,9 @@ def _sense(clause: Clause) -> Sense:
         sense.works += 1  # "it loads now", "saves from LinkedIn now": a change for the better
         sense.flags.add("weak")
     sense.question_like = clause.question
-    plain_lead = lead is not None and not items[lead].kinds
+    if lead is not None and items[lead].text in JOINING:  # "and how do I ...": the question starts after it
+        lead = next((n for n in range(lead, len(items)) if items[n].text not in JOINING), None)
+    plain_lead = lead is not None and _plain(items[lead])
     sense.asks = (clause.question and ((plain_lead and _interrogative(items, lead, True)) or (not sense.polar
                                       and not sense.deny))) or (plain_lead and _interrogative(items, lead) \
         and not sense.polar)
@@ -476,6 +491,11 @@ def n_words(items: Sequence[Item]) -> int:
     return sum(len(i.text.split()) for i in items)
 
 
+def _plain(item: Item) -> bool:
+    """A word in none of the lists that mean something on their own (the step's words only describe)."""
+    return not item.kinds - {"about_the_step"}
+
+
 def _filler(item: Item) -> bool:
     """A word that opens a clause without answering ("oh", "hmm", "ok", "well")."""
     return item.of("acknowledge") and not item.kinds & {"affirm", "deny", "works", "broken"}
@@ -485,6 +505,11 @@ def _negates_next(item: Item, following: Item | None) -> bool:
     """ "no errors", "not slow": a no right before a state word negates it rather than answering."""
     return (item.text in ("no", "not", "never") and following is not None
             and bool(following.kinds & {"works", "broken", "still", "partial"}))
+
+
+def _lead(items: Sequence[Item]) -> int | None:
+    """Where the clause starts, past a joining word ("and how do I ...")."""
+    return next((n for n, i in enumerate(items) if i.text not in JOINING), None)
 
 
 def _interrogative(items: Sequence[Item], lead: int | None, asked: bool = False) -> bool:
@@ -510,10 +535,14 @@ def _set_aside(clauses: list[Clause], senses: list[Sense], judged: Judge
     """Clauses that turn to another problem (set aside), and the rest (the answer)."""
     core: list[tuple[Clause, Sense]] = []
     aside: list[Clause] = []
+    answered = any(s.polar or s.affirm or s.deny for s in senses)
     for clause, sense in zip(clauses, senses, strict=True):
         if clause.another and not sense.still and (sense.broken or sense.asks
                                                    or (sense.content and not sense.works)):
             aside.append(clause)
+        elif answered and sense.asks and not sense.still and not sense.polar and _names_else(sense) \
+                and _interrogative(clause.items, _lead(clause.items)) and judged(clause.text) in ELSEWHERE:
+            aside.append(clause)  # "works, how do I turn on 2fa?": a question of its own beside the answer
         elif clause.contrast and not sense.still and not sense.deny and sense.content and _has_subject(clause) and (
                 ((sense.broken or sense.asks) and judged(clause.text) is not Topic.SAME)
                 or (not sense.polar and judged(clause.text) is Topic.OTHER)):
@@ -540,6 +569,9 @@ def _verify(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Readi
     sure_works = any(s.works and not s.has("weak") for s in senses)
     if (hedged or deferred) and not broken and not (sure_works and not hedged and not partial):
         return Reading(None, "not checked yet", also=also)
+    corrected = _pointed(core, judged) if 1 not in said and not any(s.still for s in senses) else ""
+    if corrected:
+        return Reading(ReplyIntent.CORRECTION, "not this, that", also=corrected)
     if partial:
         return Reading(ReplyIntent.PARTLY, "better, not all", also=also)
     if -1 in said:
@@ -559,16 +591,37 @@ def _verify(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Readi
     return _no_answer(core, also, judged)
 
 
+def _pointed(core: list[tuple[Clause, Sense]], judged: Judge) -> str:
+    """After a fix, "no, it's the calendar sync", "I meant the reminders": the fix was for the wrong problem, and
+    this names the right one. The clauses that point, if they name something the index does not take for the
+    problem in hand (a complaint only if it clearly names another: "it's rather slow" is still this one)."""
+    pointing = [(c, s) for c, s in core if (s.has("pointing") or s.has("correcting")) and _names_something(s)
+                and not s.has("continuing")]
+    named = " ".join(c.text for c, _ in pointing)
+    if not named:
+        return ""
+    broken = any(s.broken for _, s in pointing)
+    topic = judged(named)
+    return named if (topic is Topic.OTHER if broken else topic is not Topic.SAME) else ""
+
+
 def _question_back(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Reading:
     """A question instead of an answer: about another problem ("how do I cancel my plan?") it is that problem;
     about this step ("how do I check?") it keeps the question open."""
     if also:
         return Reading(ReplyIntent.NEW_PROBLEM, "another matter", also=also)
     text = " ".join(c.text for c, _ in core)
-    asking = any(_interrogative(c.items, 0) for c, _ in core)  # "how do I check?" vs "someone logged in??"
-    if judged(text) is Topic.OTHER or (not asking and judged(text) is Topic.LIKELY_OTHER):
+    asking = any(_interrogative(c.items, _lead(c.items)) for c, _ in core)  # "how do I check?" / "logged in??"
+    # "how do I check?" is about this step; "is there a dark mode?" names something else, which the index knows
+    names_else = any(_names_else(s) for _, s in core)
+    if judged(text) is Topic.OTHER or ((not asking or names_else) and judged(text) is Topic.LIKELY_OTHER):
         return Reading(ReplyIntent.NEW_PROBLEM, "asks about another problem", also=text)
     return Reading(None, "a question back")
+
+
+def _names_else(sense: Sense) -> bool:
+    """The clause names something besides the step just asked about (its words, less the step's)."""
+    return sense.content > sense.step
 
 
 def _confirm(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Reading:

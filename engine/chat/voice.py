@@ -61,6 +61,13 @@ BUILT_IN = {
                      "to 5 (great).",),
     "rate_declined": ("Whatever the outcome, how did I do at getting you an answer? You can rate this conversation "
                       "from 1 (poor) to 5 (great).",),
+    # After a hand-off (engine/chat/dialogue.py, engine/desk/handoffs.py): honest about who has the problem.
+    "still_with_engineering": ("I know, and I'm sorry it's still not working. Our engineers have it with everything "
+                               "I found, and their update will appear right here; you don't need to do anything "
+                               "else.",),
+    "handoff_check": ("Is it working for you now?",),
+    # A request passed to a person, which the user says was not what they asked.
+    "withdrawn": ("Sorry, my mistake: I've taken back the request about {subject} I passed to the team.",),
 }
 PLACEHOLDERS = frozenset({"product", "subject", "title", "done", "options", "decision", "self_service", "when"})
 # What the callers of each situation fill ({product} always; {title} is the older name of {subject}). A template
@@ -71,11 +78,12 @@ FILLS: dict[str, frozenset[str]] = {
                                 "partly", "not_this", "reask_check", "new_problem", "rate", "rate_handoff",
                                 "rate_declined", "reask_rating", "thanks_rating", "answer_passed", "did_that_answer",
                                 "did_that_answer_declined", "settled", "settled_declined", "not_settled",
-                                "sign_in_first", "check_later", "rating_declined")},
+                                "sign_in_first", "check_later", "rating_declined", "still_with_engineering",
+                                "handoff_check")},
     **{s: frozenset({"options"}) for s in ("clarify", "reask_choice")},
     **{s: frozenset({"subject"}) for s in ("confirm", "no_action", "aside_noted", "take_up_pending", "try_other",
                                            "reask_confirm", "waiting", "team_question", "expired",
-                                           "expired_unanswered", "question_still_open", "handoff")},
+                                           "expired_unanswered", "question_still_open", "handoff", "withdrawn")},
     **{s: frozenset({"subject", "when"}) for s in ("escalate", "aside_escalated")},
     **{s: frozenset({"subject", "decision"}) for s in ("decided", "approved", "rejected")},
     **{s: _DONE for s in ("resolved", "unresolved", "not_fixed", "dry_run", "recently_done", "recently_done_other",

@@ -184,8 +184,8 @@ class Desk:
         marks a rejected request as no business decision at all (it should not have come to a person; the
         false-escalation metric counts it). Raises
         NotFoundError (unknown id), ForbiddenError (another category, or the decider's own request),
-        ConflictError (expired, already decided, already approved by this decider, stale digest) and InputError
-        (unknown outcome; missing reason where one is required)."""
+        ConflictError (expired, withdrawn by the user, already decided, already approved by this decider, stale
+        digest) and InputError (unknown outcome; missing reason where one is required)."""
         if outcome == "declined":
             outcome = "rejected"  # the first API's word
         if outcome not in OUTCOMES:
@@ -282,6 +282,9 @@ class Desk:
         if row.status is EscalationStatus.EXPIRED:
             raise ConflictError(f"this request expired at {_when(self.due_at(row))} and was closed as expired (not "
                                 "approved); the user was told and may ask again", code="expired")
+        if row.status is EscalationStatus.WITHDRAWN:
+            raise ConflictError("the user took this request back (they said it was not what they asked; their words "
+                                "are in the request's history): there is nothing to decide", code="withdrawn")
         if row.status in DECIDED:
             decided = next((e for e in reversed(self.escalations.events(row.id)) if e.kind is EventKind.DECIDED), None)
             who = f" by {decided.actor} at {_when(decided.at_s)}" if decided else ""

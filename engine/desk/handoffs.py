@@ -14,8 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.errors import ConflictError, InputError, NotFoundError
+from engine.chat.dialogue import Stage, versioned_state
 from engine.chat.voice import Voice
 from engine.store.conversations import Conversations
+from engine.store.database import Statement
 from engine.store.handoffs import CLOSED_PREFIX, HandoffRow, Handoffs
 from engine.store.notifications import Notice, NoticeKind, Notifications
 
@@ -77,6 +79,7 @@ class HandoffDesk:
                 self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "team", told, now),
                 Notifications.notice_sql(Notice(self.new_id(), row.user_id, row.conversation_id,
                                                 NoticeKind.HANDOFF_CLOSED, row.id, told, now)),
+                *self._ask_to_check(row, now),
             ]
         self.chats.commit(statements, self.handoffs.close_guard(
             row.id, engineer.name, f"hand-off {row.id} was closed by someone else meanwhile; list it again"))
@@ -84,6 +87,21 @@ class HandoffDesk:
                 "message": ("The note was posted into the user's conversation; they are e-mailed if they have left "
                             "and the host app gave their address." if told else
                             "Closed. It came from the monitor, not a conversation, so nobody is told.")}
+
+    def _ask_to_check(self, row: HandoffRow, now: float) -> list[Statement]:
+        """A user still where the hand-off left them (its problem in hand, asked only for a rating) is asked
+        whether it works now, as after any fix; their answer is read like one (engine/chat/dialogue.py). One who
+        moved on is told the note without being interrupted. A plain statement, not the guard: if the user's own
+        turn saved the state meanwhile, theirs stands."""
+        state, version = versioned_state(self.chats, row.conversation_id)
+        if not (state.stage is Stage.RATING and state.handed_off and state.playbook == row.playbook):
+            return []
+        state.stage = Stage.VERIFYING
+        sql, params, _ = self.chats.state_guard(row.conversation_id, row.user_id, state.stage, state.payload(), now,
+                                                version)
+        check = self.voice.say("handoff_check", f"{row.id}:check")
+        return [self.chats.message_sql(self.new_id(), row.conversation_id, row.user_id, "assistant", check, now),
+                (sql, params)]
 
     def _existing(self, handoff_id: str) -> HandoffRow:
         row = self.handoffs.get(handoff_id)

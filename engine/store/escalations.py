@@ -30,6 +30,7 @@ class EscalationStatus(StrEnum):
     APPROVED = "approved"
     REJECTED = "rejected"
     EXPIRED = "expired"  # nobody decided in time: closed, never approved (deny by default)
+    WITHDRAWN = "withdrawn"  # the user said it was not what they asked ("no, it's the calendar sync")
 
 
 UNDECIDED = (EscalationStatus.OPEN, EscalationStatus.ASKED)
@@ -39,6 +40,7 @@ STATUS_FILTERS: dict[str, tuple[EscalationStatus, ...]] = {
     "open": UNDECIDED, "decided": DECIDED, "expired": (EscalationStatus.EXPIRED,), "all": tuple(EscalationStatus),
     "asked": (EscalationStatus.ASKED,), "approved": (EscalationStatus.APPROVED,),
     "rejected": (EscalationStatus.REJECTED,), "declined": (EscalationStatus.REJECTED,),
+    "withdrawn": (EscalationStatus.WITHDRAWN,),
 }
 
 
@@ -53,6 +55,7 @@ class EventKind(StrEnum):
     OVERRULED = "overruled"  # decided against the recommendation or the precedent majority, with the reason
     EXPIRED = "expired"
     USER_REPLY = "user_reply"  # whether the user said the answer settled their request
+    WITHDRAWN = "withdrawn"  # the user took the request back, with their words
     NOT_BUSINESS = "not_business"  # the decider says it was no business decision (a false escalation, docs/metrics.md)
 
 
@@ -215,6 +218,13 @@ class Escalations:
         return ("UPDATE escalations SET status = ?, due_at = ? + coalesce(remaining_s, 0), remaining_s = NULL "
                 "WHERE id = ? AND status = ?",
                 (EscalationStatus.OPEN.value, now, escalation_id, EscalationStatus.ASKED.value))
+
+    @staticmethod
+    def withdraw_sql(escalation_id: str) -> Statement:
+        """The user took the request back: it leaves the deciders' queue, if nobody decided it meanwhile."""
+        marks = ", ".join("?" for _ in UNDECIDED)
+        return (f"UPDATE escalations SET status = ? WHERE id = ? AND status IN ({marks})",
+                (EscalationStatus.WITHDRAWN.value, escalation_id, *(s.value for s in UNDECIDED)))
 
     def asked_in(self, conversation_id: str) -> EscalationRow | None:
         """The conversation's request whose decider waits for the user's answer, if any (the latest)."""

@@ -4,7 +4,10 @@ ordinal, ratings in words, a declined rating, and an off-topic question while a 
 
 import pytest
 
+from core.errors import ConflictError
 from engine.chat.dialogue import Stage
+from engine.desk.desk import Decider
+from engine.desk.handoffs import Engineer
 from tests.conftest import build_parts, make_settings
 from tests.engine.test_dialogue import talk
 
@@ -87,3 +90,124 @@ def test_an_off_topic_question_while_a_person_decides_is_not_told_the_request_is
     assert peru.stage is Stage.AWAITING_DECISION and peru.answer is not None
     assert peru.answer.decision == "decline" and "team" not in " ".join(peru.replies).lower()
     assert news.stage is Stage.AWAITING_DECISION and "team" in " ".join(news.replies).lower()
+
+
+# -- corrections act on what the user says it is, never on what they refused -----------------------------------
+
+
+def answered_playbooks(chat, conversation):
+    return [p for (p,) in chat.store.execute(
+        "SELECT playbook FROM decisions WHERE conversation_id = ? AND decision = 'resolve' ORDER BY created_at",
+        (conversation,))]
+
+
+@pytest.mark.parametrize(("problem", "guessed", "correction", "meant"), [
+    ("cover letter attachment", "attachment_preview_error", "no, it's the calendar sync",
+     "calendar_interviews_not_syncing"),
+    ("in a note", "notes_editor_broken", "no, I meant my reminder emails", "reminders_not_sent"),
+])
+def test_a_correction_to_a_guess_never_acts_on_the_guess(chat, problem, guessed, correction, meant):
+    asked, corrected = talk(chat, "hal", problem, correction)
+    assert asked.stage is Stage.CONFIRMING and asked.answer.offered == (guessed,)
+    assert corrected.understood == "correction" and corrected.answer.playbook == meant
+    assert guessed not in answered_playbooks(chat, corrected.conversation_id)
+
+
+@pytest.mark.parametrize(("correction", "meant"), [
+    ("no, I meant the zapier zap", "zapier_zap_not_triggering"),
+    ("that's not it, the problem is my slack notifications", "slack_notifications_missing"),
+    ("no I meant my reminder emails", "reminders_not_sent"),
+])
+def test_a_correction_after_a_fix_is_not_a_failure_of_the_fix(chat, correction, meant):
+    fixed, corrected = talk(chat, "ida", SLOW, correction)
+    assert fixed.stage is Stage.VERIFYING and fixed.answer.playbook == "dashboard_slow"
+    assert corrected.understood == "correction" and corrected.answer.playbook == meant
+    assert verdicts(chat) == ["wrong_problem"]  # no "not_fixed": the remedy was never tried on their problem
+    assert chat.store.execute("SELECT count(*) FROM remedy_outcomes") == [(0,)]
+    assert chat.store.execute("SELECT count(*) FROM fix_verdicts") == [(0,)]
+
+
+@pytest.mark.parametrize("reply", ["no, it's the dashboard", "it's rather slow still", "no, same as before"])
+def test_pointing_at_the_same_problem_is_still_a_no(chat, reply):
+    _, still = talk(chat, "jon", SLOW, reply)
+    assert still.understood == "no" and verdicts(chat) == ["not_fixed"]
+
+
+@pytest.mark.parametrize(("request_text", "correction", "meant"), [
+    ("attachments", "no, it's the calendar sync", "calendar"),
+    ("I need more storage", "no, I meant the file upload fails", "file_upload_fails"),
+])
+def test_a_request_passed_to_a_person_by_mistake_can_be_taken_back(chat, request_text, correction, meant):
+    raised, corrected = talk(chat, "kim", request_text, correction)
+    assert raised.stage is Stage.AWAITING_DECISION
+    (status,) = chat.store.execute("SELECT status FROM escalations")
+    assert status == ("withdrawn",)
+    assert corrected.understood == "correction" and "taken back" in corrected.replies[0]
+    offered = (corrected.answer.playbook, *corrected.answer.offered)
+    assert any(meant in p for p in offered), offered
+    kinds = [k for (k,) in chat.store.execute("SELECT kind FROM escalation_events ORDER BY at_s, rowid")]
+    assert kinds[-1] == "withdrawn"
+    with pytest.raises(ConflictError, match="took this request back"):
+        chat.desk.decide(chat.store.execute("SELECT id FROM escalations")[0][0], Decider("dana"), "approved", "ok")
+
+
+# -- questions beside or instead of an answer -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("reply", "fixed", "next_playbook"), [
+    ("works 👌 how do i turn on 2fa", True, "two_factor"),
+    ("it works now, where is the export button?", True, "export"),
+    ("Is there a dark mode?", False, "theme"),
+])
+def test_a_question_about_something_else_is_taken_up_not_dropped(chat, reply, fixed, next_playbook):
+    _, answer = talk(chat, "lou", SLOW, reply)
+    assert answer.answer is not None, answer.replies
+    offered = (answer.answer.playbook, *answer.answer.offered)
+    assert any(next_playbook in p for p in offered), offered
+    assert verdicts(chat) == (["fixed"] if fixed else [])
+
+
+@pytest.mark.parametrize("reply", ["how do I check?", "what did you change?", "do i need to refresh the page?",
+                                   "where do I look?"])
+def test_a_question_about_the_step_keeps_the_question_open(chat, reply):
+    _, answer = talk(chat, "max", SLOW, reply)
+    assert answer.stage is Stage.VERIFYING and answer.answer is None and verdicts(chat) == []
+
+
+# -- after a hand-off ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("reply", ["no, still broken", "nope, same problem", "it's still not working"])
+def test_still_broken_after_a_handoff_is_acknowledged_not_taken_as_a_declined_rating(chat, reply):
+    _, handed, still = talk(chat, "ned", SLOW, "no", reply)
+    assert handed.stage is Stage.RATING and "engineers" in " ".join(handed.replies)
+    assert still.understood == "no" and still.stage is Stage.RATING
+    assert "engineers have it" in " ".join(still.replies)
+    assert chat.store.execute("SELECT count(*) FROM feedback") == [(0,)]
+    assert verdicts(chat) == ["not_fixed"]  # said once, for the fix; the hand-off is not judged again
+
+
+def test_when_engineering_closes_the_handoff_the_user_is_asked_if_it_works(chat):
+    _, handed = talk(chat, "oli", SLOW, "no")
+    (row,) = chat.outreach.handoffs.listing()
+    outcomes = chat.store.execute("SELECT count(*) FROM remedy_outcomes")
+    chat.outreach.handoffs.close(row["id"], Engineer("sam"), "We found a slow report query and fixed it")
+    history = chat.assistant.history(handed.conversation_id, "oli")
+    assert [m["role"] for m in history[-2:]] == ["team", "assistant"]
+    assert "working" in history[-1]["text"]
+    stage, choices = chat.dialogue.status(handed.conversation_id, "oli")
+    assert stage is Stage.VERIFYING and [c.label for c in choices] == ["Yes, it works", "Partly", "No, still broken"]
+    (works,) = talk(chat, "oli", "yes, all good now", conversation=handed.conversation_id)
+    assert works.understood == "yes" and works.stage is Stage.RATING
+    assert verdicts(chat) == ["not_fixed", "fixed"]
+    # engineering fixed it, not the remedy: the remedy's record is not credited with a success
+    assert chat.store.execute("SELECT count(*) FROM remedy_outcomes") == outcomes
+
+
+def test_a_user_who_moved_on_is_not_asked_when_the_handoff_closes(chat):
+    _, handed = talk(chat, "pam", SLOW, "no")
+    talk(chat, "pam", "four stars", conversation=handed.conversation_id)  # rated: the conversation moved on
+    (row,) = chat.outreach.handoffs.listing()
+    chat.outreach.handoffs.close(row["id"], Engineer("sam"), "Fixed the slow query")
+    assert chat.assistant.history(handed.conversation_id, "pam")[-1]["role"] == "team"
+    assert chat.dialogue.status(handed.conversation_id, "pam")[0] is Stage.OPEN

@@ -16,7 +16,7 @@ import pytest
 from engine.analytics.metrics import METRICS
 from tests.conftest import ManualClock, build_parts, make_settings
 from tests.web.test_analytics import PASSWORD, seed
-from tests.web.test_browser import ARGS, CHROMIUM, _browser_or_skip
+from tests.web.test_browser import ARGS, CHROMIUM, _browser_or_skip, wait_in_page
 from web.server import BackgroundServer, make_server
 
 # (category, decision, the user's verdict on the fix, their rating), as `seed` takes them
@@ -85,7 +85,7 @@ def test_an_analyst_reads_the_tiles_opens_a_query_changes_its_parameter_and_down
             tiles = page.locator("li.tile")
             assert tiles.count() == len(METRICS)
             assert tiles.locator("h2").all_inner_texts() == [m.label for m in METRICS]
-            page.wait_for_function(CHARTS_DRAWN)
+            wait_in_page(page, CHARTS_DRAWN)
             box = tiles.first.locator("img.chart").bounding_box()
             assert box is not None and box["width"] > 200 and box["height"] > 100
             assert page.evaluate(NO_SIDEWAYS_SCROLL)
@@ -110,7 +110,7 @@ def test_an_analyst_reads_the_tiles_opens_a_query_changes_its_parameter_and_down
             sent = parse_qs(urlparse(page.url).query)
             assert sent["sql"][0].replace("\r\n", "\n") == METRICS[0].daily_sql and sent["since"] == ["2023-11-01"]
             assert page.locator("table.rows tbody tr").count() == 13
-            page.wait_for_function(CHARTS_DRAWN)  # the result's chart: days on x, the share on y
+            wait_in_page(page, CHARTS_DRAWN)  # the result's chart: days on x, the share on y
             assert page.evaluate(NO_SIDEWAYS_SCROLL)
             page.screenshot(path=str(_shots(tmp_path) / "analytics-console.png"), full_page=True)
 
@@ -125,7 +125,7 @@ def test_an_analyst_reads_the_tiles_opens_a_query_changes_its_parameter_and_down
             page.set_viewport_size({"width": 320, "height": 800})
             assert page.evaluate(NO_SIDEWAYS_SCROLL)
             page.goto(f"{url}/analytics/?since=7d")
-            page.wait_for_function(CHARTS_DRAWN)
+            wait_in_page(page, CHARTS_DRAWN)
             assert page.evaluate(NO_SIDEWAYS_SCROLL)
             page.set_viewport_size({"width": 1920, "height": 1000})
             assert page.evaluate(NO_SIDEWAYS_SCROLL)

@@ -3,6 +3,7 @@ escalation decided by a person, a <script> shown as text, and delete my history.
 
 import os
 import shutil
+import time
 
 import pytest
 
@@ -27,6 +28,20 @@ def _browser_or_skip():
             pytest.fail(f"{missing}; .ci/run installs it")
         pytest.skip(f"{missing} (pip install -e '.[dev]'; apt-get install chromium)")
     return sync_playwright
+
+
+def wait_in_page(frame, predicate: str, timeout_s: float = 30.0) -> None:
+    """Wait until the JavaScript function `predicate` ("() => ...") returns true in `frame` (a page or a frame).
+
+    Playwright's wait_for_function compiles its predicate with `new Function` inside the page whenever the first
+    check is false, and our pages' CSP (script-src 'self', no 'unsafe-eval') refuses that: the wait then fails or
+    passes depending on timing. `evaluate` of a function goes through the DevTools protocol, which CSP does not
+    govern, so polling it here is exact on every run."""
+    deadline = time.monotonic() + timeout_s
+    while not frame.evaluate(predicate):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"still false after {timeout_s:.0f} s: {predicate}")
+        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -58,7 +73,7 @@ def test_a_whole_conversation_in_a_real_browser(served):
                 page.get_by_label("Your message").fill(text)
                 page.keyboard.press("Enter")
                 log.locator("li.assistant").nth(count).wait_for()
-                page.wait_for_function("document.getElementById('send').disabled === false")
+                wait_in_page(page, "() => document.getElementById('send').disabled === false")
                 assert expect in log.inner_text()
 
             # A fix, checked with the user, then rated with a button.

@@ -19,7 +19,7 @@ import pytest
 
 from engine.access.identity import user_hash
 from tests.conftest import build_parts, make_settings
-from tests.web.test_browser import ARGS, CHROMIUM, _browser_or_skip
+from tests.web.test_browser import ARGS, CHROMIUM, _browser_or_skip, wait_in_page
 from web.server import BackgroundServer, make_server
 
 SECRET = "host-app-shared-secret-for-tests"
@@ -162,7 +162,7 @@ def test_the_widget_holds_a_conversation_on_another_sites_page(served, tmp_path)
             chat.locator("#log li.assistant").first.wait_for()
             frame = frame_element.element_handle().content_frame()
             assert frame.url.startswith(f"{firstline}/embed?host=")
-            frame.wait_for_function("document.activeElement && document.activeElement.id === 'message'")
+            wait_in_page(frame, "() => document.activeElement !== null && document.activeElement.id === 'message'")
             assert page.get_by_role("button", name="Close Acme support").get_attribute("aria-expanded") == "true"
 
             # Two turns: a technical problem, then the answer to the assistant's question.
@@ -193,7 +193,7 @@ def test_the_widget_holds_a_conversation_on_another_sites_page(served, tmp_path)
             assert page.evaluate("document.activeElement.shadowRoot.activeElement.id") == "firstline-launcher"
             page.keyboard.press("Enter")
             panel.wait_for()
-            frame.wait_for_function("document.activeElement && document.activeElement.id === 'message'")
+            wait_in_page(frame, "() => document.activeElement !== null && document.activeElement.id === 'message'")
             chat.get_by_role("button", name="Close the chat").click()
             panel.wait_for(state="hidden")
 

@@ -11,6 +11,7 @@ SELECT metric_day(e.created_at) AS day, e.category,
        count(*) FILTER (WHERE e.status = 'rejected') AS rejected,
        count(*) FILTER (WHERE e.status = 'expired') AS expired,
        count(*) FILTER (WHERE e.status IN ('open', 'asked')) AS waiting,
+       count(*) FILTER (WHERE e.status = 'withdrawn') AS withdrawn,
        count(*) FILTER (WHERE d.recommended IN ('approved', 'rejected') AND d.recommended = d.outcome) AS agreed,
        count(*) FILTER (WHERE d.recommended IN ('approved', 'rejected') AND d.recommended <> d.outcome) AS disagreed,
        count(*) FILTER (WHERE d.escalation_id IS NOT NULL AND coalesce(d.recommended, '') NOT IN ('approved', 'rejected'))

@@ -14,7 +14,6 @@ from engine.desk.handoffs import Engineer
 from engine.store.decisions import DecisionRecord, HandOff
 from engine.store.notifications import NoticeStatus
 from tests.conftest import ManualClock, build_parts, make_settings
-from tests.mailbox import Mailbox
 
 DANA = Decider("dana")
 HOUR = 3600.0
@@ -27,17 +26,9 @@ def clock():
 
 
 @pytest.fixture
-def mailbox():
-    box = Mailbox().start()
-    yield box
-    box.stop()
-
-
-@pytest.fixture
 def parts(tmp_path, knowledge, clock, mailbox):
     settings = make_settings(tmp_path / "data", monitor_enabled=False, simulation_faults=["slow_queries"],
-                             smtp_host=mailbox.host, smtp_port=mailbox.port, smtp_security="none",
-                             smtp_from="Job Tracker Pro support <support@jtp.example>", public_url=CHAT)
+                             **mailbox.settings(CHAT))
     built = build_parts(settings, knowledge=knowledge, clock=clock)
     yield built
     built.close()

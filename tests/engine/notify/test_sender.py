@@ -16,19 +16,12 @@ from engine.notify.smtp import SmtpConfig, SmtpTransport
 from engine.store import DuckDBStore, Notifications
 from engine.store.notifications import Notice, NoticeKind, NoticeStatus
 from tests.conftest import make_settings
+from tests.mailbox import SENDER as FROM
 from tests.mailbox import Mailbox
 
-FROM = "Job Tracker Pro support <support@jtp.example>"
 CHAT = "https://support.jtp.example"
 POLICY = SendPolicy(away_s=300, max_attempts=4, retry_s=60, stale_s=600)
 APPROVED = "Good news: the Job Tracker Pro team approved your request (Non-profit discount). Granted for a year."
-
-
-@pytest.fixture
-def mailbox():
-    box = Mailbox().start()
-    yield box
-    box.stop()
 
 
 @pytest.fixture
