@@ -53,8 +53,8 @@ def label_of(reading: Reading, situation: str) -> str:
         return "correction"
     if situation == "A" and intent is ReplyIntent.CORRECTION:
         return "new_problem"  # "no, it's the calendar sync": the fix was for another problem, taken up as new
-    if situation == "D" and intent is ReplyIntent.NO:
-        return "unclear"  # "no, still broken": neither a rating nor a no to rating; the sets have no label for it
+    if situation == "D" and intent in (ReplyIntent.NO, ReplyIntent.NEW_PROBLEM):
+        return "unclear"  # "no, still broken", a new problem: no rating and no refusal; the sets have no label for it
     if situation == "C" and intent is ReplyIntent.NO:
         return "unclear"  # "neither": the sets have no label for none of them; nothing is picked either way
     return intent.value

@@ -111,6 +111,12 @@ ASKING = INTERROGATIVES | {"huh", "wait", "hmm", "meaning", "sorry", "pardon", "
 PROBLEM_NOUNS = frozenset({"problem", "problems", "issue", "issues", "error", "errors", "bug", "glitch", "lag",
                            "crash", "crashes"})  # "problem solved": the noun names what the working word fixed
 STATE_ONLY = frozenset({"without"})  # negates a state word ("without errors"), never a complaint on its own
+STOPPED = frozenset({"anymore", "any more"})  # after a negation of an event: it has stopped
+EVENTS = frozenset({"happen", "happens", "occur", "occurs", "appear", "appears", "show", "shows", "pop", "pops",
+                    "up", "come", "comes", "it", "that", "this", "do", "does", "any"})  # "it doesn't (happen) anymore"
+SAME_AS_BEFORE = frozenset({"thing", "things", "as", "here", "result", "story", "again", "behaviour", "behavior",
+                            "message", "screen", "page", "for"})  # "same" + one of these: as before
+MEANING = frozenset({"mean", "means", "meaning"})  # a question about the words just said
 WH_WORDS = frozenset({"how", "where", "what", "why", "when", "which", "who"})  # open a question mid-sentence
 JOINING = frozenset({"and", "so", "then", "plus", "ok", "okay"})  # before a question: "and how do I ..."
 START_ONLY = ("now", "actually now", "next")  # turn to another matter only where a clause starts with them
@@ -185,6 +191,8 @@ class ReplyReader:
             return self._rating(clauses, judged)
         if question is Question.CHOOSE:
             return self._choice(clauses, text, options, judged)
+        if clauses and all(_asks_meaning(c) for c in clauses):
+            return Reading(None, "a question back")  # "what do you mean by reset?": about the words just said
         senses = [_sense(c) for c in clauses]
         core, aside = _set_aside(clauses, senses, judged)
         also = " ".join(c.text for c in aside)
@@ -245,8 +253,8 @@ class ReplyReader:
                   for c in clauses for n, word in enumerate(c.items)]
         for word, following in placed:
             if following is not None and _plain(following) and following.text not in RATING_CONTEXT \
-                    and following.text not in STOPWORDS and _plural(following.text):
-                continue  # "3 jobs disappeared": a quantity, not a rating
+                    and ((following.text not in STOPWORDS and _plural(following.text)) or following.text == "of"):
+                continue  # "3 jobs disappeared", "2 of my reminders": a quantity, not a rating
             fraction = re.fullmatch(r"(\d+)\s*/\s*(\d+)", word.text)
             if fraction:
                 top = int(fraction.group(2)) or 5
@@ -283,6 +291,9 @@ class ReplyReader:
             return Reading(None, "either")
         if any(i.of("no_option") for i in items) or _only_denies(clauses):
             return Reading(None if asked else ReplyIntent.NO, "neither")
+        numbers = self._ordinals(items, len(options))
+        if len(numbers) == len(options) > 1 and any(i.text in ("and", "&", "plus") for i in items):
+            return Reading(ReplyIntent.CHOICE, "both", choices=tuple(sorted(numbers)))  # "1 and 2"
         by_number = self._ordinal(items, len(options))
         named = self._named(clauses, options)
         if by_number is not None and named and named != {by_number}:
@@ -305,6 +316,11 @@ class ReplyReader:
 
     def _ordinal(self, items: Sequence[Item], count: int) -> int | None:
         """The option a number or ordinal picks ("2", "the second", "number one"); "the search one" is none."""
+        picked = self._ordinals(items, count)
+        return next(iter(picked)) if len(picked) == 1 else None
+
+    def _ordinals(self, items: Sequence[Item], count: int) -> set[int]:
+        """Every option a number or ordinal of the reply names."""
         picked: set[int] = set()
         for n, item in enumerate(items):
             number = self.lexicon.score("ordinals", item.text)
@@ -313,7 +329,7 @@ class ReplyReader:
             index = count - 1 if number == -1 else number - 1
             if 0 <= index < count:
                 picked.add(index)
-        return next(iter(picked)) if len(picked) == 1 else None
+        return picked
 
     def _named(self, clauses: list[Clause], options: Sequence[Option]) -> set[int]:
         """Options a word of the reply names ("search", "dashbord"), less those said to be fine ("search is ok")
@@ -398,6 +414,7 @@ def _sense(clause: Clause) -> Sense:
     lead = next((n for n, i in enumerate(items) if not _filler(i)), None)
     negated = False
     after_negation = 0  # content words since an unanswered negation: "does not load" is a complaint
+    negated_at = 0  # where that negation is
     for n, item in enumerate(items):
         kinds = item.kinds
         following = items[n + 1] if n + 1 < len(items) else None
@@ -406,7 +423,11 @@ def _sense(clause: Clause) -> Sense:
             sense.deny |= item.of("deny")
             sense.flags |= kinds & {"correcting"}
             continue
-        if item.of("gone") and not item.of("negators"):
+        stopped = item.text in STOPPED or (item.text == "more" and n > 0 and items[n - 1].text == "any")
+        if stopped and negated and all(i.text in EVENTS for i in items[negated_at + 1:n]):
+            sense.works += 1  # "doesn't happen anymore": what it did has stopped ("can't find it anymore" has not)
+            negated, after_negation = False, -len(items)
+        elif item.of("gone") and not item.of("negators"):
             _gone(sense)
             negated = False
         elif item.of("works") and not item.of("acknowledge"):
@@ -425,17 +446,19 @@ def _sense(clause: Clause) -> Sense:
             else:
                 sense.broken += 1
             negated = False
-        elif item.of("still"):
+        elif item.of("still") and not _describes(item, following):
             sense.still = True
             if item.text not in CONTINUITY:
                 sense.broken += 1
                 negated = False
             elif item.text != "again":
                 sense.flags.add("continuing")
+            else:
+                sense.flags.add("again")  # "read it again": a repeat, a complaint only with a broken word
         elif item.text in STATE_ONLY:
             negated, after_negation = True, -len(items)  # counts only if a state word follows
         elif item.of("negators") or (item.of("deny") and not item.of("affirm")):
-            negated, after_negation = True, 0
+            negated, after_negation, negated_at = True, 0, n
             sense.flags |= kinds & {"gone"}
         else:
             sense.flags |= kinds - {"works", "broken", "affirm", "about_the_step"}
@@ -466,6 +489,14 @@ def _sense(clause: Clause) -> Sense:
                                       and not sense.deny))) or (plain_lead and _interrogative(items, lead) \
         and not sense.polar)
     return sense
+
+
+def _describes(item: Item, following: Item | None) -> bool:
+    """ "the same cv", "same day": "same" describing a thing, not saying it is as before ("same error", "same as
+    before", "still the same")."""
+    return (item.text == "same" and following is not None and _plain(following)
+            and following.text not in STOPWORDS and following.text not in PROBLEM_NOUNS
+            and following.text not in SAME_AS_BEFORE)
 
 
 def _gone(sense: Sense) -> None:
@@ -518,6 +549,12 @@ def _interrogative(items: Sequence[Item], lead: int | None, asked: bool = False)
     return lead is not None and lead < len(items) and items[lead].text.split()[0] in words
 
 
+def _asks_meaning(clause: Clause) -> bool:
+    """ "what do you mean by reset", "what does prorated mean?": a question about the words just said."""
+    return any(w in MEANING for i in clause.items for w in i.text.split()) \
+        and _interrogative(clause.items, _lead(clause.items))
+
+
 def _has_subject(clause: Clause) -> bool:
     """The clause names its own subject before saying how it is ("my searches are gone"), rather than going on
     about the one before ("but kicks me out after 5 minutes")."""
@@ -543,7 +580,8 @@ def _set_aside(clauses: list[Clause], senses: list[Sense], judged: Judge
         elif answered and sense.asks and not sense.still and not sense.polar and _names_else(sense) \
                 and _interrogative(clause.items, _lead(clause.items)) and judged(clause.text) in ELSEWHERE:
             aside.append(clause)  # "works, how do I turn on 2fa?": a question of its own beside the answer
-        elif clause.contrast and not sense.still and not sense.deny and sense.content and _has_subject(clause) and (
+        elif clause.contrast and not sense.still and not sense.deny and sense.content and _has_subject(clause) \
+                and not sense.has("pointing") and (
                 ((sense.broken or sense.asks) and judged(clause.text) is not Topic.SAME)
                 or (not sense.polar and judged(clause.text) is Topic.OTHER)):
             aside.append(clause)  # "works now, but I got charged twice": a statement of its own
@@ -569,7 +607,7 @@ def _verify(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Readi
     sure_works = any(s.works and not s.has("weak") for s in senses)
     if (hedged or deferred) and not broken and not (sure_works and not hedged and not partial):
         return Reading(None, "not checked yet", also=also)
-    corrected = _pointed(core, judged) if 1 not in said and not any(s.still for s in senses) else ""
+    corrected = _pointed(core, judged, contrast_only=1 in said) if not any(s.still for s in senses) else ""
     if corrected:
         return Reading(ReplyIntent.CORRECTION, "not this, that", also=corrected)
     if partial:
@@ -591,12 +629,13 @@ def _verify(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Readi
     return _no_answer(core, also, judged)
 
 
-def _pointed(core: list[tuple[Clause, Sense]], judged: Judge) -> str:
+def _pointed(core: list[tuple[Clause, Sense]], judged: Judge, contrast_only: bool = False) -> str:
     """After a fix, "no, it's the calendar sync", "I meant the reminders": the fix was for the wrong problem, and
     this names the right one. The clauses that point, if they name something the index does not take for the
-    problem in hand (a complaint only if it clearly names another: "it's rather slow" is still this one)."""
+    problem in hand (a complaint only if it clearly names another: "it's rather slow" is still this one). With
+    `contrast_only` (the reply also says something works) only a clause after "but" counts."""
     pointing = [(c, s) for c, s in core if (s.has("pointing") or s.has("correcting")) and _names_something(s)
-                and not s.has("continuing")]
+                and not s.has("continuing") and (c.contrast or not contrast_only)]  # "you fixed X but I meant Y"
     named = " ".join(c.text for c, _ in pointing)
     if not named:
         return ""
@@ -611,6 +650,8 @@ def _question_back(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -
     if also:
         return Reading(ReplyIntent.NEW_PROBLEM, "another matter", also=also)
     text = " ".join(c.text for c, _ in core)
+    if any(_asks_meaning(c) for c, _ in core):
+        return Reading(None, "a question back")  # "what does end of billing cycle mean for me?": about what was said
     asking = any(_interrogative(c.items, _lead(c.items)) for c, _ in core)  # "how do I check?" / "logged in??"
     # "how do I check?" is about this step; "is there a dark mode?" names something else, which the index knows
     names_else = any(_names_else(s) for _, s in core)
@@ -669,9 +710,15 @@ def _settled(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Read
     """A person's answer: does it settle the matter? yes, no, a new problem, or nothing yet."""
     senses = [s for _, s in core]
     settled = any(s.has("settled") for s in senses)
-    against = any(s.deny or s.broken or s.still for s in senses)
-    if settled and not against:
+    # "let me read it again" is no complaint; "still not clear" is
+    complains = any(s.broken or (s.still and not s.has("defer") and not s.has("again")) for s in senses)
+    against = complains or any(s.deny for s in senses)
+    if settled and not complains:  # "nope, that's all, thanks": nothing more to ask
         return Reading(ReplyIntent.YES, "settled", also=also)
+    complaint = " ".join(c.text for c, s in core if s.broken and s.content)
+    if complaint and not any(s.deny for s in senses) and judged(complaint) is Topic.OTHER:
+        # "my calendar stopped syncing again btw": not about the person's answer, a problem of its own
+        return Reading(ReplyIntent.NEW_PROBLEM, "names another problem", also=" ".join(filter(None, (complaint, also))))
     if against and not _asks_only(senses):
         return Reading(ReplyIntent.NO, "not settled", also=also)
     if any(s.has("defer") or s.has("hedge") for s in senses):

@@ -338,3 +338,16 @@ rules:
 """
     run = engine_from(tmp_path, text).run([metric("unhealthy"), remedy()])
     assert [i.args["template"] for i in run.intents] == ["database kill_slow_queries"]
+
+
+def test_numbers_in_exponent_form_reach_the_rules(tmp_path):
+    """durable-rules drops a whole batch, silently, at "1e+16" or "1e-05" (how Python writes 1e16 and 0.00001):
+    every finite number must still match, and a non-finite one is refused with a word, not dropped silently."""
+    engine = engine_from(tmp_path, CHAIN)
+    for value in (1e16, 2e-05, 1e-05, 3e300, 1.5e-07, 123456789012345678.0, 9e-10):
+        fact = Fact("metric", {"service": "database", "name": "slow_queries", "value": value, "limit": 8,
+                               "status": "unhealthy", "history": [value, 1e20]})
+        assert fired(engine.run([fact, remedy()])) == ["slow_db_is_a_hypothesis", "fix_db_slow"], value
+    run = engine.run([Fact("metric", {"service": "database", "name": "slow_queries", "value": float("inf"),
+                                      "limit": 8, "status": "unhealthy"}), remedy()])
+    assert fired(run) == [] and any("not finite" in e for e in run.errors)

@@ -250,3 +250,58 @@ def test_the_development_set_is_read_right(index_reader):
     developed on (98-100% per situation when measured); it guards against a change that breaks a kind."""
     reader, knowledge = index_reader
     check(score_set(Path(ROOT / "data" / "eval" / "independent" / "replies_dev.tsv"), reader, knowledge), 0.95)
+
+
+# -- kinds found on a later held-out set (replies_h4), each tested with inputs of its own -------------------------
+
+
+def other(_text):
+    return Topic.OTHER
+
+
+def test_an_event_that_stopped_works_and_a_thing_that_went_missing_does_not():
+    assert read("the popup doesnt appear anymore").intent is YES
+    assert read("it does not happen any more, thanks").intent is YES
+    assert read("i cannot see my tags anymore").intent is not YES
+    assert read("solved, but the export button isnt there anymore", judge=other).intent is not NO
+
+
+def test_same_describing_a_thing_is_not_the_old_problem():
+    assert read("works! can I use the same tag on two boards?").intent is YES
+    assert read("same error as before").intent is NO
+    assert read("still the same").intent is NO
+
+
+def test_a_correction_after_but_overrides_a_works():
+    reading = read("you fixed the export but I was asking about the import", judge=other)
+    assert reading.intent is ReplyIntent.CORRECTION and "import" in reading.also
+    assert read("it works now, I meant the dashboard anyway").intent is YES  # no "but": the works stands
+
+
+def test_work_still_going_on_is_not_broken():
+    for text in ("not sure, the upload is still running", "still processing on my side"):
+        assert read(text).intent is None, text
+
+
+def test_a_settled_answer_in_plain_praise_and_a_problem_of_its_own():
+    for text in ("excellent, thanks", "sounds good to me", "no that's all, thank you", "brilliant"):
+        assert read(text, Question.SETTLED).intent is YES, text
+    new = read("by the way my reminders stopped working again", Question.SETTLED, judge=other)
+    assert new.intent is ReplyIntent.NEW_PROBLEM
+    assert read("no, I still don't see the discount", Question.SETTLED, judge=other).intent is NO
+    assert read("let me read that again", Question.SETTLED).intent is not NO
+    assert read("what does prorated mean here?", Question.SETTLED, judge=other).intent is None
+
+
+def test_every_option_by_number_and_a_count_of_things_before_of():
+    options = (Option("Search"), Option("Dashboard"))
+    assert read("2 and 1", Question.CHOOSE, options=options).choices == (0, 1)
+    assert read("all of the above", Question.CHOOSE, options=options).choices == (0, 1)
+    assert read("3 of my tags vanished", Question.RATE).rating is None
+
+
+def test_a_question_about_the_step_is_not_another_matter():
+    for text in ("which button do you mean?", "did you change something on your side?", "what do you mean by reset"):
+        assert read(text, judge=lambda _t: Topic.LIKELY_OTHER).intent is None, text
+    assert read("is there a way to print my board?", judge=lambda _t: Topic.LIKELY_OTHER).intent \
+        is ReplyIntent.NEW_PROBLEM
