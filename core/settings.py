@@ -272,6 +272,14 @@ class Settings(BaseModel):
     breaker_cooloff_s: float = Field(
         900.0, ge=0, description="Seconds the breaker stays open before one trial action is let through."
     )
+    recurrence_window_s: float = Field(
+        3600.0, gt=0, description="A problem that comes back on the same service and metric within this many "
+        "seconds of a remedy verified as having fixed it counts as a failure of that remedy (breaker, next remedy)."
+    )
+    recurrence_limit: int = Field(
+        2, ge=1, description="Times in a row a problem may come back after remediation before its remedies stop "
+        "and one hand-off to engineering gives the history (earlier when no untried remedy is left)."
+    )
     # Reaching users later (issue 17): when a person answers (a decider, engineering) and the user has left the
     # chat, an e-mail tells them, if the host app gave their address (docs/notifications.md).
     smtp_host: str = Field(
@@ -313,7 +321,6 @@ class Settings(BaseModel):
         60.0, gt=0, description="Wait after a failed attempt before the next, doubling each time (60 s, 2 min, "
         "4 min...)."
     )
-
     notify_link_ttl_s: float = Field(
         14 * 86400.0, gt=0, description="How long the link in a notification e-mail opens the conversation as its "
         "user in any browser (a widget user's too), in seconds; after that it says it has expired."

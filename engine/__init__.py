@@ -16,15 +16,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from engine.chat.assistant import Answer, Assistant
     from engine.chat.dialogue import Dialogue, Exchange, Stage
+    from engine.decision.pack import load_pack, load_rulebase
     from engine.desk.desk import EscalationOutcome
-    from engine.wiring import Parts, build, load_pack, load_rulebase, open_healing, open_index
+    from engine.wiring import Parts, build, open_healing, open_index
 
 _HOMES = {
     "Answer": "engine.chat.assistant", "Assistant": "engine.chat.assistant",
     "Dialogue": "engine.chat.dialogue", "EscalationOutcome": "engine.desk.desk",
     "Exchange": "engine.chat.dialogue", "Stage": "engine.chat.dialogue",
-    "Parts": "engine.wiring", "build": "engine.wiring", "load_pack": "engine.wiring",
-    "load_rulebase": "engine.wiring", "open_healing": "engine.wiring", "open_index": "engine.wiring",
+    "Parts": "engine.wiring", "build": "engine.wiring", "load_pack": "engine.decision.pack",
+    "load_rulebase": "engine.decision.pack", "open_healing": "engine.wiring", "open_index": "engine.wiring",
 }
 __all__ = ["Answer", "Assistant", "Dialogue", "EscalationOutcome", "Exchange", "Parts", "Stage", "build", "load_pack",
            "load_rulebase", "open_healing", "open_index"]

@@ -7,7 +7,6 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from core.errors import ConfigurationError, TelemetryError
 from core.settings import Settings
@@ -25,6 +24,7 @@ from engine.chat.dialogue import Dialogue
 from engine.chat.lexicon import load_lexicon
 from engine.chat.understanding import ReplyReader, load_reply_examples
 from engine.chat.voice import Voice, load_voice
+from engine.decision.pack import load_pack, load_rulebase, rule_paths
 from engine.decision.ruleengine import RuleEngine
 from engine.decision.rulesource import RuleSource
 from engine.desk.desk import Desk
@@ -34,7 +34,7 @@ from engine.healing.detection import DetectionConfig, Detector
 from engine.healing.healer import Event, Healer
 from engine.healing.monitor import Monitor
 from engine.infra.simulation import SimulatedInfrastructure
-from engine.infra.telemetry import ScrapeSource, SimulationSource, TelemetrySource
+from engine.infra.telemetry import ScrapeSource, SimulationSource, Snapshot, TelemetrySource, checked
 from engine.infra.topology import Topology, load_topology
 from engine.learning.curation import Curation, RuleReview
 from engine.learning.ledger import LearningLedger, Policy, rule_parser, rule_validator
@@ -63,39 +63,13 @@ from knowledge.base import BuildReport, KnowledgeBase, Scoring, open_knowledge
 from knowledge.embedder import Embedder
 from knowledge.finetune import Recipe, tuned_model
 from knowledge.language import language_of
-from knowledge.playbooks import Playbook, Vocabulary, load_playbooks
-from rules.loader import load_rules
-from rules.model import RuleBase
-
-
-def vocabulary(topology: Topology) -> Vocabulary:
-    return Vocabulary(actions=action_targets(topology), metrics=topology.signals())
-
-
-def load_pack(settings: Settings) -> tuple[Topology, dict[str, Playbook]]:
-    """The tenant's topology and its playbooks, checked against each other."""
-    topology = load_topology(settings.infrastructure_file, {name: spec.needs for name, spec in ACTIONS.items()})
-    return topology, load_playbooks(settings.playbooks_dir, vocabulary(topology))
-
-
-def rule_paths(settings: Settings) -> list[Path]:
-    """The rule folders: the curated one and the learned one (created empty on first use)."""
-    settings.learned_rules_dir.mkdir(parents=True, exist_ok=True)
-    return [settings.rules_dir, settings.learned_rules_dir]
+from knowledge.playbooks import Playbook
 
 
 def load_policy(settings: Settings, topology: Topology, playbooks: Mapping[str, Playbook]) -> DecisionPolicy:
     """The escalation desk's decision policy file, checked against the playbooks and the services' metrics."""
     services = {name: tuple(spec.limits) for name, spec in topology.services.items()}
     return load_decision_policy(settings.decision_policy_file, playbooks, services)
-
-
-def load_rulebase(settings: Settings, topology: Topology, playbooks: Mapping[str, Playbook] | None = None,
-                  paths: list[Path] | None = None) -> RuleBase:
-    """The rule files (by default the configured folder and the active learned rules), checked against the
-    actions and playbooks."""
-    return load_rules(paths or rule_paths(settings), action_targets(topology),
-                      known_playbooks=frozenset(playbooks) if playbooks is not None else None)
 
 
 def open_index(settings: Settings, playbooks: dict[str, Playbook], force: bool = False,
@@ -225,7 +199,11 @@ class _Telemetry:
     def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
         """Samples for the rules' trends: the simulation's history, or one sample of a scraped source."""
         if isinstance(self.source, SimulationSource):
-            return self.simulated.recent(window_s, step_s)
+            # The same checks as every reading (a simulated leak past 100% is no sample for a trend either).
+            topology = self.simulated.topology
+            return [(at, {service: dict(values) for service, values in
+                          checked(Snapshot(at, sample), topology).metrics.items()})
+                    for at, sample in self.simulated.recent(window_s, step_s)]
         return [(self.clock(), self.observe())]
 
     def observe(self) -> dict[str, dict[str, float]]:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from core.settings import Settings, load_settings
+if TYPE_CHECKING:
+    from core.settings import Settings
 
 
 class Context:
@@ -13,6 +15,9 @@ class Context:
         self._settings: Settings | None = None
 
     def settings(self, **overrides: object) -> Settings:
+        # Imported here, not above: the settings bring pydantic, and `firstline --help` should not pay for it.
+        from core.settings import load_settings
+
         if overrides:
             return load_settings(self.config, **overrides)
         if self._settings is None:

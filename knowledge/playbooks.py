@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import string
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -15,7 +15,7 @@ from typing import Any
 
 from core.errors import PlaybookError, Problem
 from core.taxonomy import Kind, kind_of
-from core.yamlfile import Located, load_documents, load_schema, schema_problems, yaml_files
+from core.yamlfile import Located, capped, load_documents, load_schema, schema_problems, yaml_files
 
 SCHEMA_PATH = Path(__file__).parent / "schema" / "playbook.schema.json"
 REPLY_PLACEHOLDERS = frozenset({"done", "product", "title", "subject"})
@@ -82,12 +82,18 @@ class Playbook:
         return self.subject or derive_subject(self.title, self.description)
 
 
+# (action, target, params) -> (parameter, message) for each problem (engine.actions.catalogue.param_problems)
+ParamCheck = Callable[[str, str | None, Mapping[str, Any]], list[tuple[str, str]]]
+
+
 @dataclass(frozen=True)
 class Vocabulary:
-    """What the infrastructure offers, so playbooks naming unknown actions or metrics are refused at load."""
+    """What the infrastructure offers, so playbooks naming unknown actions or metrics, or giving an action
+    parameters it does not take or values out of bounds, are refused at load."""
 
     actions: Mapping[str, frozenset[str]]  # action -> the services it can target
     metrics: Mapping[str, frozenset[str]]  # service -> its metrics
+    params: ParamCheck | None = None
 
 
 def load_playbooks(directory: Path, vocabulary: Vocabulary | None = None) -> dict[str, Playbook]:
@@ -113,7 +119,7 @@ def load_playbooks(directory: Path, vocabulary: Vocabulary | None = None) -> dic
         if not errors:
             playbooks[playbook_id] = _record(doc)
     if problems:
-        raise PlaybookError(problems)
+        raise PlaybookError(capped(problems))
     return playbooks
 
 
@@ -196,6 +202,9 @@ def _vocabulary_problems(doc: Located, vocabulary: Vocabulary) -> list[Problem]:
         elif remedy["target"] not in targets:
             problems.append(doc.problem(["remedies", i, "target"], f"{remedy['action']} cannot target "
                                         f"{remedy['target']!r}; it can target: {', '.join(sorted(targets))}"))
+        if vocabulary.params is not None and targets is not None:
+            for name, message in vocabulary.params(remedy["action"], remedy["target"], remedy.get("params") or {}):
+                problems.append(doc.problem(["remedies", i, "params", *([name] if name else [])], message))
         rollback = remedy.get("rollback")
         if rollback and rollback not in vocabulary.actions:
             problems.append(doc.problem(["remedies", i, "rollback"], f"unknown action {rollback!r}"))

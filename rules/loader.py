@@ -10,14 +10,14 @@ import hashlib
 import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
 from core.errors import Problem, RuleError
-from core.yamlfile import Located, load_documents, load_schema, schema_problems, yaml_files
+from core.yamlfile import Located, capped, load_documents, load_schema, schema_problems, yaml_files
 from rules.model import (
     ACTION_VERBS,
     COMPARISONS,
@@ -43,13 +43,18 @@ BLOCKS = ("all", "any")
 PATTERN_KEYS = ("as", "within")
 
 
+# (action, target or None when a template names it, params) -> (parameter, message) for each problem
+ParamCheck = Callable[[str, str | None, Mapping[str, Any]], list[tuple[str, str]]]
+
+
 @dataclass(frozen=True)
 class Checks:
-    """What a rule may name besides facts: remediation actions and their targets, and playbook ids."""
+    """What a rule may name besides facts: remediation actions, their targets and parameters, and playbook ids."""
 
     vocabulary: Vocabulary = SUPPORT
     actions: Mapping[str, frozenset[str]] | None = None
     playbooks: frozenset[str] | None = None
+    params: ParamCheck | None = None
 
 
 def rule_files(paths: Iterable[Path]) -> tuple[list[Path], list[Problem]]:
@@ -71,9 +76,11 @@ def load_rules(
     known_actions: Mapping[str, frozenset[str]] | None = None,
     vocabulary: Vocabulary = SUPPORT,
     known_playbooks: frozenset[str] | None = None,
+    check_params: ParamCheck | None = None,
 ) -> RuleBase:
-    """Load rule files (or every `*.yaml` in given folders); raise RuleError listing every problem."""
-    checks = Checks(vocabulary, known_actions, known_playbooks)
+    """Load rule files (or every `*.yaml` in given folders); raise RuleError listing every problem. `check_params`
+    checks a `remediate`'s parameters (engine.actions.catalogue.param_problems with the topology)."""
+    checks = Checks(vocabulary, known_actions, known_playbooks, check_params)
     files, problems = rule_files(paths)
     documents, errors = load_documents(files)
     problems += errors
@@ -86,7 +93,7 @@ def load_rules(
                  for f in files if str(f) not in loaded]
     rules = _rules_of(documents, checks, problems)
     if problems:
-        raise RuleError(problems)
+        raise RuleError(capped(problems))
     return RuleBase(tuple(rules), _version(rules), vocabulary)
 
 
@@ -352,7 +359,19 @@ class _RuleParser:
             if isinstance(value, str):
                 self._template(value, bound, [*at, "params", key])
         self._known_action(args, at)
+        self._known_params(args, at)
         return {"name": args["name"], "target": args["target"], "params": dict(args.get("params") or {})}
+
+    def _known_params(self, args: dict, at: list) -> None:
+        """Parameters the action takes, with values in bounds; one filled from a fact is checked when it runs."""
+        check = self.checks.params
+        if check is None or PLACEHOLDER.search(args["name"]):
+            return
+        target = None if PLACEHOLDER.search(args["target"]) else args["target"]
+        params = {k: v for k, v in (args.get("params") or {}).items()
+                  if not (isinstance(v, str) and PLACEHOLDER.search(v))}
+        for name, message in check(args["name"], target, params):
+            self.problem([*at, "params", *([name] if name else [])], message)
 
     def _known_action(self, args: dict, at: list) -> None:
         known = self.checks.actions

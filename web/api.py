@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import queue
+import re
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -24,6 +25,7 @@ from web.errors import error_body
 from web.security import parsed_json
 
 API = "/api/v1"
+SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")  # a JSON escape of a UTF-16 surrogate, paired or not
 
 
 def _parts() -> Parts:
@@ -47,7 +49,21 @@ def json_body() -> dict[str, Any]:
     body = parsed_json(request)
     if not isinstance(body, dict):
         raise InputError("the body must be a JSON object, e.g. {\"text\": \"I can't log in\"}", code="invalid_body")
+    if SURROGATE_ESCAPE.search(request.get_data()) and not _unicode(body):
+        # A `\ud800` escape with no partner parses to a string no UTF-8 writer takes: the store, a YAML draft, an
+        # HMAC over the text would each fail deep inside (a 500). Refused here, once, for every JSON route.
+        raise InputError("the body has text that is not valid Unicode (an unpaired surrogate escape such as "
+                         "\\ud800); send the text as UTF-8", code="invalid_body")
     return body
+
+
+def _unicode(value: object) -> bool:
+    """Whether every string in `value`, keys included, can be written as UTF-8."""
+    try:
+        json.dumps(value, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def string_field(body: dict[str, Any], key: str = "text", required: bool = True) -> str | None:
@@ -113,12 +129,12 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
             raise InputError("an API token already says who you are; /identity is for the chat in a browser",
                              code="invalid_body")
         body = json_body()
-        user_id = verify(identity_secret, body.get("user_id"), body.get("user_hash"))
+        user_id = verify(identity_secret, body.get("user_id"), _signature(body, "user_hash"))
         answer: dict[str, Any] = {"user_id": user_id, "verified": True}
         if body.get("email") is not None or body.get("email_hash") is not None:
             # The user's address, signed by the host app for this user (so a browser cannot name a stranger's):
             # a person's answer is e-mailed there if they have left the chat. A wrong signature refuses it all.
-            email = verify_email(identity_secret, user_id, body.get("email"), body.get("email_hash"))
+            email = verify_email(identity_secret, user_id, body.get("email"), _signature(body, "email_hash"))
             answer["email"] = _outreach().identities.remember(user_id, email)
         session["user_id"], session["verified"] = user_id, True
         return jsonify(answer)
@@ -218,6 +234,16 @@ def make_blueprint(workers: int, identity_secret: str = "") -> Blueprint:
         return jsonify(_after(done, escalation_id, decider))
 
     return api
+
+
+def _signature(body: dict[str, Any], key: str) -> object:
+    """`body[key]` as sent, refused when it is text with a character past ASCII: a hex digest has none, and
+    `hmac.compare_digest` raises TypeError on one instead of answering "no match"."""
+    value = body.get(key)
+    if isinstance(value, str) and not value.isascii():
+        raise InputError(f"`{key}` must be hex: the HMAC-SHA256 the host app computed under the shared identity "
+                         "secret", code="invalid_body")
+    return value
 
 
 def _after(done: dict[str, Any], escalation_id: str, decider: Decider) -> dict[str, Any]:

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from werkzeug.exceptions import HTTPException
 
-from core.errors import ConflictError, FirstlineError, InputError, RateLimitError
+from core.errors import ConflictError, FirstlineError, InputError, RateLimitError, StoreError
 
 STATUS_BY_CODE = {"not_found": 404, "forbidden": 403, "unauthorized": 401, "conflict": 409, "rate_limited": 429}
 
@@ -21,6 +21,11 @@ def error_body(error: Exception) -> tuple[dict[str, Any], int]:
         status = error.code or 500
         code = (error.name or "error").lower().replace(" ", "_")
         message = error.description or error.name
+    elif isinstance(error, StoreError):
+        # The store's own words name the data file and the SQL: for the log, not for whoever sent the request.
+        status, code = 500, "unavailable"
+        message = "the data store could not complete this request; it has been logged, please try again"
+        current_app.logger.error("store error: %s", error)
     elif isinstance(error, FirstlineError):
         status, code, message = 500, "unavailable", str(error)
     else:

@@ -50,7 +50,9 @@ def document() -> dict[str, Any]:
         "info": {"title": "Firstline API", "version": "1",
                  "description": "Conversations with the support assistant. Callers are identified by a signed "
                                 "session cookie or by `Authorization: Bearer TOKEN`; each sees only their own "
-                                "conversations. Every error is {\"error\": {\"code\", \"message\"}}."},
+                                "conversations. Every error is {\"error\": {\"code\", \"message\"}}. A request "
+                                "body past 1 MiB is refused with 413 (the Alertmanager receiver takes more). An "
+                                "operator's token opens the operators' routes only (403 on any other)."},
         "paths": {
             "/api/v1/health": {"get": _op("Liveness and the rule set's version", _json({"type": "object"}))},
             "/api/v1/openapi.json": {"get": _op("This document", _json({"type": "object"}))},
@@ -103,8 +105,30 @@ def document() -> dict[str, Any]:
             "/api/v1/alerts/alertmanager": {
                 "post": _op("Alertmanager webhook receiver (payload version 4; an operator's token): stored durably "
                             "before the 2xx, idempotent on fingerprint + startsAt, acts on firing alerts the telemetry "
-                            "bears out", _json({"type": "object"}),
-                            body={"type": "object", "required": ["version", "alerts"]}, security=True),
+                            "bears out. Bodies up to 10 MiB (413 past it); up to 1,000 alerts of a notification are "
+                            "stored one by one (firing first) and the rest counted per service; `truncatedAlerts` is "
+                            "kept; a missing or empty `fingerprint` is derived from the labels as Alertmanager does. "
+                            "Every refusal is logged and kept as a dead letter (its id in the "
+                            "X-Firstline-Dead-Letter header)", _json(_ref("AlertReceipt")),
+                            body={"type": "object", "required": ["version", "alerts"]}, security=True,
+                            extra={"responses": {"200": {"description": "Stored", **_json(_ref("AlertReceipt"))},
+                                                 "400": ERROR, "401": ERROR, "403": ERROR, "404": ERROR,
+                                                 "413": ERROR, "500": ERROR}}),
+            },
+            "/api/v1/alerts/dead-letters": {
+                "get": _op("Refused requests to the Alertmanager receiver, newest first (an operator's token): when, "
+                           "the sender's address, the status and reason, and the start of the body; `since` in epoch "
+                           "seconds, `limit` 1 to 1000 (50)",
+                           _json({"type": "object", "properties": {"dead_letters": {
+                               "type": "array", "items": _ref("DeadLetter")}}}), security=True,
+                           extra={"parameters": [{"name": "since", "in": "query", "required": False,
+                                                  "schema": {"type": "number"}},
+                                                 {"name": "limit", "in": "query", "required": False,
+                                                  "schema": {"type": "integer", "minimum": 1, "maximum": 1000}}]}),
+            },
+            "/api/v1/alerts/dead-letters/{letter_id}": {
+                "get": _op("One dead letter with all of its body that was kept (up to 256 KiB; an operator's token)",
+                           _json(_ref("DeadLetter")), params=("letter_id",), security=True),
             },
             **_desk_paths(),
             **_handoff_paths(),
@@ -123,6 +147,10 @@ def document() -> dict[str, Any]:
         for method, operation in operations.items():
             if method in ("post", "put", "delete") and path != "/api/v1/alerts/alertmanager":
                 operation["responses"]["429"] = ERROR
+            if method in ("post", "put"):  # a body past MAX_CONTENT_LENGTH (web/app.py), whatever it holds
+                operation["responses"].setdefault("413", ERROR)
+            # A token of a role the route is not for: an operator's anywhere else, anyone else's on the operators'.
+            operation["responses"].setdefault("403", ERROR)
     return found
 
 
@@ -199,7 +227,8 @@ def _curator_paths() -> dict[str, Any]:
             extra={"parameters": path_params + _query("old", "new", required=("old", "new"))})},
         "/api/v1/learned-rules/{name}/{verb}": {"post": _op(
             "Approve, reject, retire, shadow or revert (with `version`) a learned rule: a new version, "
-            "published to the running rule engine (curators)", _json(obj), body=change, security=True,
+            "published to the running rule engine (curators); 409 to shadow or approve a rule that failed "
+            "validation", _json(obj), body=change, security=True, conflict=True,
             extra={"parameters": [*path_params, verb]})},
         "/api/v1/playbooks": {"get": _op(
             "Playbooks with examples, decisions, resolutions and each remedy's confidence (curators)",
@@ -212,8 +241,9 @@ def _curator_paths() -> dict[str, Any]:
             body={"type": "object", "required": ["playbook"], "properties": {"playbook": {"type": "string"}}},
             params=("decision_id",), security=True)},
         "/api/v1/unmatched/{decision_id}/new": {"post": _op(
-            "Draft a new playbook from the message, for a curator to complete (curators)", _json(obj),
-            status="201", params=("decision_id",), security=True,
+            "Draft a new playbook from the message, for a curator to complete (curators); 409 when a playbook or "
+            "a draft of that id exists", _json(obj), status="201", params=("decision_id",), security=True,
+            conflict=True,
             body={"type": "object", "required": ["id", "category"], "properties": {
                 "id": {"type": "string"}, "title": {"type": "string"}, "category": {"type": "string"}}})},
     }
@@ -260,8 +290,25 @@ def _schemas() -> dict[str, Any]:
             "rows": {"type": "array", "items": {"type": "array", "items": {}}},
             "truncated": {"type": "boolean", "description": "more rows than `row_cap`, or more than `max_result_mb`: "
                           "only the first are here"},
-            "truncated_reason": {"type": ["string", "null"], "enum": ["row cap", "size", None]},
+            "truncated_reason": {"type": "string", "nullable": True, "enum": ["row cap", "size", None]},
             "row_cap": {"type": "integer"}, "max_result_mb": {"type": "number"}, "elapsed_ms": {"type": "number"}}},
+        "AlertReceipt": {"type": "object", "properties": {
+            "received": {"type": "integer", "description": "alerts in the body"},
+            "new": {"type": "integer", "description": "alerts not seen before (fingerprint + startsAt + status)"},
+            "firing": {"type": "integer", "description": "new firing alerts (the monitor is woken for them)"},
+            "stored": {"type": "integer", "description": "alerts stored one by one (at most 1,000)"},
+            "summarised": {"type": "integer", "description": "alerts past the cap, counted per service"},
+            "truncated": {"type": "integer", "description": "`truncatedAlerts` as Alertmanager sent it"},
+            "derived_fingerprints": {"type": "integer", "description": "fingerprints derived from the labels"}}},
+        "DeadLetter": {"type": "object", "properties": {
+            "id": {"type": "string"}, "received_at": {"type": "number", "description": "epoch seconds"},
+            "sender": {"type": "string", "description": "the client address"},
+            "caller": {"type": "string", "nullable": True, "description": "the operator token's user"},
+            "path": {"type": "string"}, "status": {"type": "integer"}, "code": {"type": "string"},
+            "reason": {"type": "string"}, "content_type": {"type": "string"},
+            "body_bytes": {"type": "integer", "description": "the body's size as sent"},
+            "kept_bytes": {"type": "integer", "description": "how much of it is kept (0 for a sender not let in)"},
+            "body": {"type": "string", "description": "the kept body as text (a preview in a listing)"}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},

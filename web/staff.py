@@ -91,6 +91,7 @@ def csrf_token() -> str:
 def check_csrf() -> None:
     """The posted form carries this browser's CSRF value, or InputError (400)."""
     sent = request.form.get("csrf", "")
-    if not sent or not hmac.compare_digest(sent, session.get("csrf", "")):
+    # compare_digest takes ASCII strings only: anything else is no value we made, and no 500
+    if not sent or not sent.isascii() or not hmac.compare_digest(sent, session.get("csrf", "")):
         raise InputError("the form expired or did not come from this site; reload the page and try again",
                          code="bad_csrf")

@@ -52,7 +52,7 @@ def verify(secret: str, user_id: object, signature: object) -> str:
     if not secret:
         raise UnauthorizedError("this server verifies no identities: its operator has not set identity_secret "
                                 "(FIRSTLINE_IDENTITY_SECRET), so chat continues unverified")
-    if not hmac.compare_digest(user_hash(secret, user_id), signature.strip().lower()):
+    if not signature.isascii() or not hmac.compare_digest(user_hash(secret, user_id), signature.strip().lower()):
         raise UnauthorizedError("the identity could not be verified: `user_hash` does not match `user_id`")
     return user_id
 
@@ -90,7 +90,8 @@ def verify_email(secret: str, user_id: str, email: object, signature: object) ->
                          "`email` under the shared identity secret (docs/notifications.md)", code="invalid_body")
     if not secret:  # `verify` refuses first; kept so this check stands on its own
         raise UnauthorizedError("this server verifies no identities: its operator has not set identity_secret")
-    if not hmac.compare_digest(email_hash(secret, user_id, address), signature.strip().lower()):
+    if not signature.isascii() or not hmac.compare_digest(email_hash(secret, user_id, address),
+                                                           signature.strip().lower()):
         raise UnauthorizedError("the e-mail address could not be verified: `email_hash` does not match `user_id` and "
                                 "`email` (HMAC-SHA256 of the id, a line feed and the address); nothing was changed")
     return address

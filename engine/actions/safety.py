@@ -12,6 +12,12 @@ all failed and the last of them is younger than `breaker_cooloff_s`; *half-open*
 exactly one trial through; a trial that succeeds closes it (the run of failures ends), one that fails opens it
 again (a newer failure).
 
+A problem that comes back after a remedy was verified as having fixed it (the same service and metric, within
+`recurrence_window_s` of the verification) makes that remedy a failure after all: the ledger marks it `failed`
+(`HealingLedger.record_recurrence`), so the breaker and the healing rules' `failed_recently` count it like any
+other. After `recurrence_limit` returns in a row the problem `keeps_coming_back`: its remedies stop and one
+hand-off takes it to a person until it is closed (engine/healing/healer.py, rules/builtin/healing.yaml).
+
 An action that changes the asking user's account (`ActionSpec.account`: unlocking it, resending its e-mail,
 signing it out, reconnecting its integrations, resetting its settings) runs only when the host app vouched for
 who is asking (`verified`); anyone can type "unlock my account" into a chat. That refusal comes before every
@@ -51,6 +57,8 @@ class SafetyPolicy:
     breaker_cooloff_s: float = 900.0
     action_timeout_s: float = 60.0
     verify_timeout_s: float = 300.0
+    recurrence_window_s: float = 3600.0
+    recurrence_limit: int = 2
 
     @classmethod
     def from_settings(cls, settings: Settings) -> SafetyPolicy:
@@ -58,7 +66,8 @@ class SafetyPolicy:
                    rate_limit=settings.rate_limit, rate_window_s=settings.rate_window_s,
                    max_concurrent=settings.max_concurrent_actions, breaker_failures=settings.breaker_failures,
                    breaker_cooloff_s=settings.breaker_cooloff_s, action_timeout_s=settings.remediation_timeout_s,
-                   verify_timeout_s=settings.verify_timeout_s)
+                   verify_timeout_s=settings.verify_timeout_s, recurrence_window_s=settings.recurrence_window_s,
+                   recurrence_limit=settings.recurrence_limit)
 
 
 class VerdictStatus(StrEnum):
@@ -95,6 +104,13 @@ def breaker_state(policy: SafetyPolicy, view: SafetyView, now: float) -> Breaker
     if now - view.last_failure_at < policy.breaker_cooloff_s:
         return Breaker.OPEN
     return Breaker.HALF_OPEN
+
+
+def keeps_coming_back(policy: SafetyPolicy, recurrences: int, handed_off: bool) -> bool:
+    """Has a problem come back after remediation too often for another remedy: `recurrences` times in a row (each
+    within `recurrence_window_s` of a verified fix) reaching `recurrence_limit`, or is it with a person already
+    (`handed_off`: its "keeps coming back" hand-off is still open)?"""
+    return handed_off or recurrences >= policy.recurrence_limit
 
 
 def decide(policy: SafetyPolicy, view: SafetyView, now: float, *, action: str = "",

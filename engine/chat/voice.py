@@ -16,9 +16,8 @@ import string
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import yaml
-
 from core.errors import ConfigurationError
+from core.yamlfile import load_mapping, shorten
 from engine.actions.catalogue import ACTIONS
 
 SITUATIONS = ("decline", "clarify", "escalate", "resolved", "unresolved", "not_fixed", "handoff", "dry_run",
@@ -191,12 +190,7 @@ def _number(n: int) -> str:
 
 
 def load_voice(path: Path, product: str) -> Voice:
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise ConfigurationError(f"cannot read the reply templates {path}: {error}") from None
-    if not isinstance(data, dict):
-        raise ConfigurationError(f"{path}: expected a mapping of situation -> list of templates")
+    data = load_mapping(path, "the reply templates", "situation -> list of templates")
     services = data.pop(SERVICES_KEY, None) or {}
     if not isinstance(services, dict) or not all(isinstance(k, str) and isinstance(v, str) and v.strip()
                                                   for k, v in services.items()):
@@ -208,8 +202,10 @@ def load_voice(path: Path, product: str) -> Voice:
     for situation, variants in data.items():
         if situation not in SITUATIONS and situation not in OPTIONAL and situation not in BUILT_IN:
             known = ", ".join((*SITUATIONS, *OPTIONAL, *BUILT_IN))
-            raise ConfigurationError(f"{path}: unknown situation {situation!r}; known: {known}")
+            raise ConfigurationError(f"{path}: unknown situation {shorten(situation)}; known: {known}")
         variants = [variants] if isinstance(variants, str) else variants
+        if not isinstance(variants, list) or not all(isinstance(text, str) for text in variants):
+            raise ConfigurationError(f"{path}: {situation}: expected a template or a list of templates (text)")
         allowed = FILLS[situation] | {"product", "title"} if situation in FILLS else PLACEHOLDERS
         if "subject" not in allowed:
             allowed -= {"title"}
@@ -217,8 +213,8 @@ def load_voice(path: Path, product: str) -> Voice:
             try:
                 names = {n for _, n, _, _ in string.Formatter().parse(text) if n is not None}
             except ValueError as error:
-                raise ConfigurationError(f"{path}: {situation}: bad template {text!r}: {error} (write {{{{ and }}}} "
-                                         "for literal braces)") from None
+                raise ConfigurationError(f"{path}: {situation}: bad template {shorten(text)}: {error} (write {{{{ "
+                                         "and }} for literal braces)") from None
             if names - PLACEHOLDERS:
                 raise ConfigurationError(f"{path}: {situation}: unknown placeholder(s) {sorted(names - PLACEHOLDERS)}")
             if names - allowed:

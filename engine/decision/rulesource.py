@@ -3,7 +3,9 @@
 Each decision calls `check()` first. At most once per `interval_s` it compares the files' names, sizes and
 modification times with what was loaded; if anything changed it loads the files again and, if they are
 valid, swaps the new version into the engine (decisions already running finish on the old one). Invalid
-files leave the running rules in place; the problems are kept in `last_error` and logged.
+files leave the running rules in place; the problems are kept in `last_error` and logged. The loader reads a
+file within fixed bounds (core/yamlfile.py: size, nesting, no aliases), so a hostile file costs little; and
+should loading fail in any other way, that too is logged and the running rules stay.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from core.errors import RuleError
+from core.errors import Problem, RuleError
 from engine.decision.ruleengine import RuleEngine
 from rules.loader import rule_files
 from rules.model import RuleBase
@@ -89,6 +91,13 @@ class RuleSource:
             self.last_error = error
             log.error("rule files changed but are invalid; still running version %s\n%s",
                       self.engine.rulebase.version, error)
+            return False
+        except Exception as error:  # whatever a file does, the server keeps its rules and goes on serving
+            where = ", ".join(map(str, self.paths))
+            self.last_error = RuleError([Problem(where, None, "", f"could not be loaded: {type(error).__name__}: "
+                                                 f"{str(error)[:200]}")])
+            log.exception("rule files changed but could not be loaded; still running version %s",
+                          self.engine.rulebase.version)
             return False
         self.last_error = None
         return True

@@ -13,6 +13,9 @@ checks before it is actionable (Nagios' soft-then-hard states):
 A series whose problem state changes too often over the last 21 checks is flapping (high and low thresholds,
 as Nagios does) and raises nothing actionable until it settles. Deploys are seen as a change of release number.
 The threshold-only baseline of the benchmark is the same detector with `predictive=False`.
+
+Only checked values are detected on (`engine.infra.telemetry.checked`: finite, in the metric's physical range);
+each sample the checks dropped is a `telemetry` signal (`problem_signals`) for an operator, never acted on.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.settings import Settings
-from engine.infra.telemetry import VERSION_METRIC, Snapshot
+from engine.infra.telemetry import VERSION_METRIC, Snapshot, checked
 from engine.infra.topology import Topology
 from engine.infra.trends import Fit, least_squares
 
@@ -42,6 +45,7 @@ class SignalKind(StrEnum):
     TREND = "trend"
     ALERT = "alert"
     DEPLOY = "deploy"
+    TELEMETRY = "telemetry"  # a sample dropped as broken (not finite, out of range, wrong type...): never acted on
 
 
 class SignalState(StrEnum):
@@ -83,14 +87,18 @@ class Signal:
     at: float
     eta_s: float | None = None  # trend: seconds until the limit is reached
     score: float | None = None  # anomaly: the z-score
-    fingerprint: str = ""  # alert: Alertmanager's fingerprint
+    fingerprint: str = ""  # alert: Alertmanager's fingerprint; telemetry: what the problem is from read to read
     detail: str = ""
+    reason: str = ""  # telemetry: why the sample was dropped (engine.infra.telemetry.ProblemReason)
 
     @property
     def actionable(self) -> bool:
-        return self.state is SignalState.HARD and self.kind is not SignalKind.DEPLOY
+        return self.state is SignalState.HARD and self.kind not in (SignalKind.DEPLOY, SignalKind.TELEMETRY)
 
     def describe(self) -> str:
+        if self.kind is SignalKind.TELEMETRY:
+            where = " ".join(p for p in (self.service, self.metric) if p) or "telemetry"
+            return f"{where}: sample dropped ({self.reason}): {self.detail}"
         if self.kind is SignalKind.TREND and self.eta_s is not None:
             return (f"{self.service} {self.metric} {self.value:g} heads for its limit {self.limit:g} "
                     f"in {self.eta_s / 60:.0f} min (trend)")
@@ -128,7 +136,9 @@ class Detector:
         self._deploys: dict[str, tuple[float, int, int]] = {}  # service -> (at, old, new)
 
     def update(self, snapshot: Snapshot) -> list[Signal]:
-        """Every current signal after this snapshot: soft, hard or flapping, and recent deploys."""
+        """Every current signal after this snapshot: soft, hard or flapping, and recent deploys. Values the
+        telemetry checks refuse are left out (a source checks them already; a snapshot made by hand may not)."""
+        snapshot = checked(snapshot, self.topology)
         signals: list[Signal] = []
         for service, values in snapshot.metrics.items():
             for metric, value in values.items():
@@ -270,8 +280,11 @@ class Detector:
             series.mean = value
             return
         delta = value - series.mean
+        var = (1 - EWMA_ALPHA) * (series.var + EWMA_ALPHA * delta * delta)
+        if not math.isfinite(var):
+            return  # a value so far off that its square overflows teaches nothing (and would blind the z-score)
         series.mean += EWMA_ALPHA * delta
-        series.var = (1 - EWMA_ALPHA) * (series.var + EWMA_ALPHA * delta * delta)
+        series.var = var
 
     def _update_flapping(self, series: _Series, problem: bool) -> None:
         series.problems.append(problem)
@@ -296,6 +309,15 @@ class Detector:
 
     def _below(self, metric: str) -> bool:
         return self.topology.metrics[metric].worse == "below"
+
+
+def problem_signals(snapshot: Snapshot) -> list[Signal]:
+    """One `telemetry` signal per sample or line the checks dropped from `snapshot`: service, metric, value (NaN
+    when there was none), reason and detail; never actionable."""
+    return [Signal(p.service, p.metric, SignalKind.TELEMETRY, SignalState.SOFT,
+                   math.nan if p.value is None else p.value, math.nan, snapshot.at, fingerprint=p.key,
+                   detail=p.message, reason=str(p.reason))
+            for p in snapshot.problems]
 
 
 def hard(signals: Iterable[Signal]) -> list[Signal]:

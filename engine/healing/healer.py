@@ -7,6 +7,11 @@ graph to their root cause, turned into facts, and run through the same rule engi
 verified on later ticks: its metric must come back in bounds, and stay there, before `verify_timeout_s`, or the
 actuator undoes it where it can and hands the problem to engineering. Every step is written to the ledger:
 signal, rule, action, verification, rollback, hand-off.
+
+A problem that comes back after a verified fix (a new episode on the same service and metric within
+`recurrence_window_s`) makes that fix a failure in the ledger, and the rules see its returns as a `signal` of kind
+`recurrence`: soft while under `recurrence_limit`, hard once it keeps coming back; then its remedies stop and one
+hand-off, deduplicated in the store, gives engineering the history.
 """
 
 from __future__ import annotations
@@ -15,19 +20,23 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import networkx as nx
 
 from engine.actions.actuator import MONITOR, ActionRequest, Actuator, Event, alert_requester
-from engine.actions.safety import SafetyPolicy
+from engine.actions.safety import SafetyPolicy, keeps_coming_back
 from engine.decision.ruleengine import Fact, RuleEngine
 from engine.healing.detection import Detector, Signal, SignalKind
+from engine.healing.incidents import Storms
 from engine.infra.telemetry import VERSION_METRIC
 from engine.infra.topology import Topology
-from engine.store.healing import HealingLedger, RemediationRow
+from engine.store.alert_intake import AlertIntake
+from engine.store.healing import HealingLedger, Recurrence, RemediationRow
 
 ROLLBACK_ACTION = "rollback_deploy"  # the remedy of a recent deploy
+RECURRENCE = "recurrence"  # the kind of the `signal` fact of a problem that came back after remediation
 log = logging.getLogger("firstline.healing")
 __all__ = ["ROLLBACK_ACTION", "Event", "Healer"]
 
@@ -60,6 +69,7 @@ class Healer:
         self.on_event = on_event
         # Which signals are already in the audit trail: only a new episode (a signal turning hard) is recorded.
         self._episodes: dict[tuple[str, str, str], _Episode] = {}
+        self.storms = Storms(AlertIntake(ledger), topology, emit=on_event)  # alert storms as one incident each
 
     # -- acting -------------------------------------------------------------------------------------
 
@@ -69,6 +79,7 @@ class Healer:
         self._end_episodes(signals)
         actionable = [s for s in signals if s.actionable]
         unhealthy = {s.service for s in signals if s.kind is not SignalKind.DEPLOY} | detector.suspects()
+        incident = self.storms.begin(now, unhealthy)  # many alerts at once: one incident, one escalation
         busy = {row.target for row in self.ledger.verifying()}
         roots = {s: self._root(s, unhealthy) for s in actionable}
         ids = {s: self._episode(s, roots[s]).signal_id for s in actionable}
@@ -80,6 +91,7 @@ class Healer:
         if fresh:
             attempts = self._decide_and_act(fresh, [s for s in signals if s.kind is SignalKind.DEPLOY], roots, ids, now)
         self.verify(detector)
+        self.storms.escalate(incident, now)  # once per storm, saying what was done
         return attempts
 
     def _decide_and_act(self, fresh: list[Signal], deploys: list[Signal], roots: dict[Signal, str],
@@ -169,6 +181,9 @@ class Healer:
         for service, metric in sorted(places):
             for rank, action in enumerate(self.topology.services[service].remedies.get(metric, ()), 1):
                 facts.append(self._remedy(rank, action, service, metric, now))
+            recurring = self._recurrence_fact(service, metric)
+            if recurring is not None:
+                facts.append(recurring)
         for deploy in deploys:
             facts.append(self._remedy(1, ROLLBACK_ACTION, deploy.service, VERSION_METRIC, now))
         return facts
@@ -188,6 +203,7 @@ class Healer:
             self._episodes[key] = episode
             self._emit(Event(signal.at, "detected", signal.describe() + (f"; root cause {root}" if root !=
                                                                          signal.service else "")))
+            self._came_back(signal, episode.signal_id)
         return episode
 
     def _end_episodes(self, signals: Sequence[Signal]) -> None:
@@ -196,13 +212,59 @@ class Healer:
             del self._episodes[key]
 
     def _escalate(self, bound: Any, summary: str, now: float) -> None:
+        if bound.get("kind") == RECURRENCE:
+            self._hand_off_recurring(str(bound.get("service")), str(bound.get("metric")), summary, now)
+            return
         key = (str(bound.get("service")), str(bound.get("metric")), str(bound.get("kind")))
         episode = self._episodes.get(key)
         if episode is None or episode.handed_off:
             return  # one hand-off per episode, however many ticks it lasts
         episode.handed_off = True
+        if self.storms.fold(summary or f"{key[0]} {key[1]}: no automated remedy", now):
+            return  # a storm is under way: its one escalation speaks for this too
         self.actuator.hand_off(episode.signal_id, summary or "a confirmed problem with no automated remedy",
                                {"signal": dict(bound)}, now)
+
+    # -- problems that come back after remediation ----------------------------------------------------
+
+    def _came_back(self, signal: Signal, signal_id: str) -> None:
+        """A new episode of a problem a remedy was verified as fixing within the window: that remedy failed."""
+        back = self.ledger.record_recurrence(signal.service, signal.metric, signal.at,
+                                             self.policy.recurrence_window_s, signal_id)
+        if back is not None:
+            self._emit(Event(signal.at, "recurred", f"{signal.service} {signal.metric} came back "
+                             f"{back.recurred_at - back.verified_at:.0f} s after {back.action} on {back.target} was "
+                             "verified; counted as a failure", back.action, back.target, "failed"))
+
+    def _recurrence_fact(self, service: str, metric: str) -> Fact | None:
+        """The problem's returns in a row after remediation, as a `signal` of kind `recurrence` (value: how many;
+        limit: how many are allowed): hard once it keeps coming back or its hand-off is still open, else soft.
+        None when it has not come back."""
+        open_id, since = self.ledger.recurring_handoff(service, metric)
+        streak = self.ledger.recurrence_streak(service, metric, since)
+        if not streak and open_id is None:
+            return None
+        hard = keeps_coming_back(self.policy, len(streak), open_id is not None)
+        return Fact("signal", {
+            "service": service, "metric": metric, "kind": RECURRENCE, "state": "hard" if hard else "soft",
+            "root_cause": True, "root": service, "value": len(streak), "limit": self.policy.recurrence_limit,
+            "eta_s": -1,
+        })
+
+    def _hand_off_recurring(self, service: str, metric: str, summary: str, now: float) -> None:
+        """One hand-off for a problem that keeps coming back, with each attempt and its return; the store refuses a
+        second while the first is open, however many ticks (or processes) ask."""
+        open_id, since = self.ledger.recurring_handoff(service, metric)
+        streak = self.ledger.recurrence_streak(service, metric, since)
+        if open_id is not None or not streak:
+            return
+        summary = summary or f"{service} {metric} keeps coming back after remediation"
+        text = f"{summary}: " + "; ".join(f"{i}) {_attempt(r)}" for i, r in enumerate(streak, 1))
+        diagnostics = {"recurrences": len(streak), "window_s": self.policy.recurrence_window_s,
+                       "history": [_history(r) for r in streak]}
+        source = streak[-1].signal_id or streak[-1].remediation_id
+        if self.ledger.record_recurring_handoff(service, metric, source, text, diagnostics, now) is not None:
+            self._emit(Event(now, "handoff", f"handed to engineering: {text}", status="created"))
 
     def _spike(self, fresh: list[Signal], service: str) -> Signal | None:
         return next((s for s in fresh if s.service == service and s.metric == "error_rate"), None)
@@ -211,3 +273,20 @@ class Healer:
         log.info("%s: %s", event.kind, event.summary)
         if self.on_event is not None:
             self.on_event(event)
+
+
+def _when(at: float) -> str:
+    return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _attempt(back: Recurrence) -> str:
+    return (f"{back.action} on {back.target} at {_when(back.started_at)}, verified at {_when(back.verified_at)}, "
+            f"back at {_when(back.recurred_at)} ({back.recurred_at - back.verified_at:.0f} s later)")
+
+
+def _history(back: Recurrence) -> dict[str, Any]:
+    """One attempt of a recurring problem's hand-off, for the engineers (JSON)."""
+    return {"remediation_id": back.remediation_id, "action": back.action, "target": back.target, "rule": back.rule,
+            "requester": back.requester, "started_at": _when(back.started_at),
+            "verified_at": _when(back.verified_at), "result": back.detail, "recurred_at": _when(back.recurred_at),
+            "came_back_after_s": round(back.recurred_at - back.verified_at), "signal_id": back.signal_id}

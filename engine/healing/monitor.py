@@ -3,6 +3,11 @@
 `tick()` is one pass and is what tests and simulated scenarios call, with a simulated clock. `start()` runs
 ticks on a daemon thread until `stop()` (clean: the current tick finishes first); `wake()` runs the next tick
 at once, which the Alertmanager receiver uses so an alert is acted on without waiting for the interval.
+
+Every snapshot is checked before anything reads it (`engine.infra.telemetry.checked`); the samples it drops are
+`telemetry` signals in the tick's report, logged as a warning (and sent as a `telemetry_problem` event) when a
+problem first appears and once more when it is over. They are never handed to the healer: a broken reading of
+one service neither counts as that service being unhealthy nor keeps the others from being remedied.
 """
 
 from __future__ import annotations
@@ -14,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import FirstlineError, TelemetryError
-from engine.healing.detection import Detector, Signal, SignalKind, SignalState
-from engine.healing.healer import Healer
-from engine.infra.telemetry import Snapshot, TelemetrySource
+from engine.healing.detection import Detector, Signal, SignalKind, SignalState, problem_signals
+from engine.healing.healer import Event, Healer
+from engine.infra.telemetry import Snapshot, TelemetrySource, checked
 from engine.store.healing import AlertRecord, HealingLedger, RemediationRow
 
 log = logging.getLogger("firstline.monitor")
@@ -29,6 +34,7 @@ class TickReport:
     signals: list[Signal] = field(default_factory=list)
     attempts: list[RemediationRow] = field(default_factory=list)
     error: str | None = None
+    problems: list[Signal] = field(default_factory=list)  # telemetry signals: samples dropped from the snapshot
 
 
 class Monitor:
@@ -60,6 +66,8 @@ class Monitor:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self._tick_lock = threading.Lock()
+        self._problems: dict[str, Signal] = {}  # telemetry problems seen on the last read, by fingerprint
+        self._problems_synced = False  # the store's open problems brought up to date since this monitor started
 
     def tick(self) -> TickReport:
         """One pass; a source that cannot be read is logged and skipped, and changes nothing."""
@@ -70,6 +78,9 @@ class Monitor:
             except TelemetryError as error:
                 log.warning("telemetry: %s", error)
                 return TickReport(now, None, error=str(error))
+            snapshot = checked(snapshot, self.detector.topology)
+            problems = problem_signals(snapshot)
+            self._report_problems(problems, now)
             if self.record_samples:
                 self.ledger.record_samples(snapshot.at, snapshot.metrics, self.source.name)
             detected = self.detector.update(snapshot)
@@ -77,7 +88,26 @@ class Monitor:
                 detected = [s for s in detected if s.kind is SignalKind.DEPLOY]
             signals = detected + self._alert_signals(now)
             attempts = self.healer.step(signals, self.detector)
-            return TickReport(now, snapshot, signals, attempts)
+            return TickReport(now, snapshot, signals, attempts, problems=problems)
+
+    def _report_problems(self, problems: list[Signal], now: float) -> None:
+        """Keep every telemetry problem in the store while it lasts (`telemetry_problems`: an operator reads
+        them with `firstline sql`), and log it when it first appears and when it is over, not on every tick in
+        between."""
+        current = {p.fingerprint: p for p in problems}
+        if problems or self._problems or not self._problems_synced:  # the first tick closes what ended meanwhile
+            self.ledger.record_telemetry_problems(self.source.name, problems, now)
+            self._problems_synced = True
+        for key, problem in current.items():
+            if key not in self._problems:
+                log.warning("telemetry problem from %s: %s", self.source.name, problem.describe())
+                if self.healer.on_event is not None:
+                    self.healer.on_event(Event(now, "telemetry_problem", problem.describe()))
+        for key, problem in self._problems.items():
+            if key not in current:
+                log.info("telemetry problem over: %s %s (%s)", problem.service or "-", problem.metric or "-",
+                         problem.reason)
+        self._problems = current
 
     def _alert_signals(self, now: float) -> list[Signal]:
         """Signals for the firing alerts the telemetry bears out. One it does not bear out yet stays pending

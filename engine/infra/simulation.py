@@ -10,6 +10,7 @@ number): a bad deploy raises it, a rollback restores it, and scale_out adds an i
 from __future__ import annotations
 
 import hashlib
+import math
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -140,7 +141,17 @@ class SimulatedInfrastructure:
             telemetry[name] = values
         for fault in faults:
             self._apply(fault, telemetry, now)
-        return {s: {m: round(v, 4) for m, v in values.items()} for s, values in telemetry.items()}
+        # A fault pushes a value past its limit, never past what the metric can physically be (a leak fills memory
+        # to 100%, not 101.2%): the checks would drop such a reading as broken, and the fault would go unseen.
+        return {s: {m: round(self._physical(m, v), 4) for m, v in values.items()} for s, values in telemetry.items()}
+
+    def _physical(self, metric: str, value: float) -> float:
+        spec = self.topology.metrics.get(metric)
+        if spec is None:
+            return value
+        low = -math.inf if spec.min is None else spec.min
+        high = math.inf if spec.max is None else spec.max
+        return min(max(value, low), high)
 
     def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
         """Samples over the last `window_s` seconds, every `step_s`, oldest first, ending now."""

@@ -11,6 +11,7 @@ part of the engine.
 from __future__ import annotations
 
 import json
+import math
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Protocol, TypeVar
 
-from engine.store.database import DuckDBStore
+from core.errors import ConflictError
+from engine.store.database import DuckDBStore, Statement
 
 COLUMNS = ("id, signal_id, rule, action, target, params, adapter, status, detail, started_at, finished_at, "
            "verify_service, verify_metric, verify_by, rollback, requester, subject")
@@ -82,6 +84,9 @@ class SignalLike(Protocol):
 
     @property
     def detail(self) -> str: ...
+
+    @property
+    def reason(self) -> str: ...
 
     def describe(self) -> str: ...
 
@@ -194,6 +199,33 @@ class RemediationRow:
     subject: str = ""
 
 
+RECURRING = "keeps_coming_back"  # the diagnostics key ({"service", "metric"}) of a recurring problem's hand-off
+
+
+@dataclass(frozen=True)
+class Recurrence:
+    """A remediation verified as having fixed its problem, after which the problem came back (so it failed)."""
+
+    remediation_id: str
+    action: str
+    target: str
+    rule: str | None
+    requester: str
+    service: str
+    metric: str
+    started_at: float
+    verified_at: float
+    recurred_at: float
+    detail: str  # what the action did, how it was verified, and that the problem came back
+    signal_id: str | None  # the signal the problem came back as
+
+
+def _value_text(value: float) -> str | None:
+    if math.isnan(value):
+        return None
+    return ("+Inf" if value > 0 else "-Inf") if math.isinf(value) else repr(value)
+
+
 class HealingLedger:
     """The healing ledger on the DuckDB database."""
 
@@ -212,6 +244,37 @@ class HealingLedger:
         # One vectorised insert per snapshot: row-by-row inserts would dominate a simulated hour.
         self.store.transaction([("INSERT INTO telemetry SELECT ?, ?, unnest(?), unnest(?), unnest(?)",
                            (at, source, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]))])
+
+    def record_telemetry_problems(self, source: str, seen: Sequence[SignalLike], now: float) -> None:
+        """The problems of one read of `source` (epoch s `now`): each in `seen` opens a row (or refreshes its open
+        row's `last_seen`); an open row of `source` not seen now is over (a restart in between closes it too).
+        The value is kept as text ("+Inf"; NULL when there was none)."""
+        statements: list[Statement] = []
+        for problem in seen:
+            key = problem.fingerprint
+            statements += [
+                ("UPDATE telemetry_problems SET last_seen = ? WHERE problem_key = ? AND source = ? "
+                 "AND ended_at IS NULL", (now, key, source)),
+                ("INSERT INTO telemetry_problems SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL WHERE NOT EXISTS "
+                 "(SELECT 1 FROM telemetry_problems WHERE problem_key = ? AND source = ? AND ended_at IS NULL)",
+                 (key, source, problem.service, problem.metric, _value_text(problem.value), problem.reason,
+                  problem.detail, now, now, key, source)),
+            ]
+        statements.append(("UPDATE telemetry_problems SET ended_at = ? WHERE source = ? AND ended_at IS NULL AND "
+                           "NOT list_contains(?::VARCHAR[], problem_key)",
+                           (now, source, [p.fingerprint for p in seen])))
+        self.store.transaction(statements)
+
+    def telemetry_problems(self, open_only: bool = False, limit: int = 100) -> list[dict[str, Any]]:
+        """The latest telemetry problems, newest first: key, source, service, metric, value (text), reason,
+        detail, first_seen, last_seen, ended_at (None while it lasts)."""
+        where = "WHERE ended_at IS NULL " if open_only else ""
+        rows = self.store.execute(
+            "SELECT problem_key, source, service, metric, value, reason, detail, first_seen, last_seen, ended_at "
+            f"FROM telemetry_problems {where}ORDER BY last_seen DESC LIMIT ?", (limit,))
+        names = ("key", "source", "service", "metric", "value", "reason", "detail", "first_seen", "last_seen",
+                 "ended_at")
+        return [dict(zip(names, row, strict=True)) for row in rows]
 
     def series(self, service: str, metric: str, since: float, limit: int = 5000) -> list[tuple[float, float]]:
         """[(epoch s, value)] of one metric of one service from `since`, oldest first; at most the latest
@@ -232,8 +295,11 @@ class HealingLedger:
 
     # -- alerts -------------------------------------------------------------------------------------
 
-    def record_alerts(self, alerts: Sequence[AlertRecord], now: float) -> list[AlertRecord]:
+    def record_alerts(self, alerts: Sequence[AlertRecord], now: float,
+                      also: Callable[[int], tuple[str, Sequence[Any]]] | None = None) -> list[AlertRecord]:
         """Store every notification not seen before (fingerprint + startsAt + status); return the new ones.
+        `also(new)`, given how many are new, is one more statement for the same transaction (the notification's
+        figures, engine/store/alert_intake.py).
 
         Alertmanager retries on 5xx and repeats notifications, so a repeat must change nothing.
         """
@@ -243,10 +309,12 @@ class HealingLedger:
                 (a.fingerprint, a.starts_at, a.status))]
             unique = list({(a.fingerprint, a.starts_at, a.status): a for a in new}.values())
             # Only firing alerts are ever acted on; a resolved one is stored as already handled.
-            self.store.transaction([("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                               (a.fingerprint, a.starts_at, a.status, now, a.alertname, a.service, a.metric,
-                                json.dumps(a.labels), json.dumps(a.annotations),
-                                None if a.status == "firing" else now)) for a in unique])
+            statements: list[tuple[str, Sequence[Any]]] = [
+                ("INSERT INTO alerts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                 (a.fingerprint, a.starts_at, a.status, now, a.alertname, a.service, a.metric,
+                  json.dumps(a.labels), json.dumps(a.annotations), None if a.status == "firing" else now))
+                for a in unique]
+            self.store.transaction(statements + ([also(len(unique))] if also is not None else []))
         return unique
 
     def pending_alerts(self) -> list[AlertRecord]:
@@ -377,3 +445,91 @@ class HealingLedger:
         self.store.transaction([("INSERT INTO handoffs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            (self.new_id(), source_id, "", MONITOR_USER, "engineering", summary,
                             json.dumps(diagnostics, default=str), "open", now))])
+
+    # -- problems that come back after remediation ---------------------------------------------------
+
+    def record_recurrence(self, service: str, metric: str, at: float, window_s: float,
+                          signal_id: str | None) -> Recurrence | None:
+        """The problem on (service, metric) is seen again at `at` (epoch s): if the last remediation run for a
+        signal of it (the monitor's or an alert's; a chat's answers a user, not a detected problem) was verified as
+        fixing it at most `window_s` before, it failed after all. Its row turns `failed` (finished at `at`, the
+        detail saying why, so the breaker and `failed_since` count it) and the recurrence is kept, once however
+        many signals report the return. Returns it, or None when nothing verified came undone."""
+        executed = ", ".join(f"'{s}'" for s in EXECUTED)
+        rows = self.store.execute(
+            "SELECT id, status, finished_at FROM remediations WHERE verify_service = ? AND verify_metric = ? "
+            f"AND signal_id IS NOT NULL AND status IN ({executed}) ORDER BY started_at DESC, id DESC LIMIT 1",
+            (service, metric))
+        if not rows or rows[0][1] != S.SUCCEEDED or rows[0][2] is None:
+            return None
+        remediation_id, _, verified_at = rows[0]
+        if not verified_at <= at <= verified_at + window_s:
+            return None
+        note = f"; came back {at - verified_at:.0f} s after it was verified: counted as a failure"
+        try:
+            self.store.transaction(
+                [("INSERT INTO recurrences VALUES (?, ?, ?, ?, ?, ?)",
+                  (remediation_id, service, metric, verified_at, at, signal_id))],
+                guard=("UPDATE remediations SET status = ?, finished_at = ?, detail = detail || ? "
+                       "WHERE id = ? AND status = ? RETURNING id",
+                       (S.FAILED, at, note, remediation_id, S.SUCCEEDED), "already counted as come back"))
+        except ConflictError:
+            return None  # another signal of the same return counted it a moment ago
+        return self._recurrences("x.remediation_id = ?", (remediation_id,))[0]
+
+    def recurrence_streak(self, service: str, metric: str, since: float = 0.0) -> list[Recurrence]:
+        """How the problem on (service, metric) came back in a row, oldest first: the remediations run for its
+        signals that started after `since`, from the newest back to the last one that held (verified and not come
+        back) or failed outright (that one already went to a person)."""
+        finished = ", ".join(f"'{s}'" for s in FINISHED)
+        rows = self.store.execute(
+            "SELECT r.id, x.remediation_id IS NOT NULL FROM remediations r "
+            "LEFT JOIN recurrences x ON x.remediation_id = r.id WHERE r.verify_service = ? AND r.verify_metric = ? "
+            f"AND r.signal_id IS NOT NULL AND r.status IN ({finished}) AND r.started_at > ? "
+            "ORDER BY r.started_at DESC, r.id DESC LIMIT 200",
+            (service, metric, since))
+        streak = []
+        for remediation_id, recurred in rows:
+            if not recurred:
+                break
+            streak.append(remediation_id)
+        if not streak:
+            return []
+        marks = ", ".join("?" * len(streak))
+        return self._recurrences(f"x.remediation_id IN ({marks})", streak)
+
+    def recurring_handoff(self, service: str, metric: str) -> tuple[str | None, float]:
+        """The "keeps coming back" hand-off of the problem on (service, metric): the id of the open one (None if
+        none is open), and when the latest closed one was made (0 if none): returns before it are not counted
+        again."""
+        rows = self.store.execute(
+            "SELECT arg_max(id, created_at) FILTER (WHERE status = 'open'), "
+            "coalesce(max(created_at) FILTER (WHERE status <> 'open'), 0) FROM handoffs "
+            f"WHERE user_id = ? AND json_extract_string(diagnostics, '$.{RECURRING}.service') = ? "
+            f"AND json_extract_string(diagnostics, '$.{RECURRING}.metric') = ?", (MONITOR_USER, service, metric))
+        return (rows[0][0], float(rows[0][1])) if rows else (None, 0.0)
+
+    def record_recurring_handoff(self, service: str, metric: str, source_id: str, summary: str,
+                                 diagnostics: dict[str, Any], now: float) -> str | None:
+        """Hand the problem on (service, metric) that keeps coming back to engineering, unless its hand-off is
+        still open: one per problem however often it returns, checked and written in one statement. Returns the
+        new hand-off's id, or None when one is open already."""
+        handoff_id = self.new_id()
+        body = json.dumps({RECURRING: {"service": service, "metric": metric}, **diagnostics}, default=str)
+        with self._lock:
+            written = self.store.transaction([(
+                "INSERT INTO handoffs (id, decision_id, conversation_id, user_id, team, summary, diagnostics, status, "
+                "created_at) SELECT ?, ?, '', ?, 'engineering', ?, ?, 'open', ? WHERE NOT EXISTS (SELECT 1 FROM "
+                f"handoffs WHERE status = 'open' AND user_id = ? AND json_extract_string(diagnostics, "
+                f"'$.{RECURRING}.service') = ? AND json_extract_string(diagnostics, '$.{RECURRING}.metric') = ?) "
+                "RETURNING id",
+                (handoff_id, source_id, MONITOR_USER, summary, body, now, MONITOR_USER, service, metric))])
+        return handoff_id if written and written[0] else None
+
+    def _recurrences(self, where: str, params: Sequence[Any]) -> list[Recurrence]:
+        rows = self.store.execute(
+            "SELECT x.remediation_id, r.action, r.target, r.rule, r.requester, x.service, x.metric, r.started_at, "
+            "x.verified_at, x.recurred_at, r.detail, x.signal_id FROM recurrences x "
+            f"JOIN remediations r ON r.id = x.remediation_id WHERE {where} ORDER BY r.started_at, r.id", params)
+        return [Recurrence(r[0], r[1], r[2], r[3], r[4] or MONITOR_USER, r[5], r[6], r[7], r[8], r[9], r[10], r[11])
+                for r in rows]

@@ -237,6 +237,49 @@ CREATE TABLE IF NOT EXISTS handoff_closures (
 )
 """
 
+# Issue 18: the Alertmanager receiver loses nothing. Every refused request is kept as a dead letter an operator
+# can read (the raw body up to a bounded size, why, when and from where; engine/store/healing.py); every accepted
+# notification's own figures (alerts in it, stored, summarised past the per-notification cap, Alertmanager's
+# `truncatedAlerts`); and an alert storm is one incident with one escalation (engine/healing/incidents.py).
+ALERT_INTAKE = """
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id VARCHAR PRIMARY KEY, received_at DOUBLE NOT NULL, sender VARCHAR NOT NULL, caller VARCHAR,
+    path VARCHAR NOT NULL, status INTEGER NOT NULL, code VARCHAR NOT NULL, reason VARCHAR NOT NULL,
+    content_type VARCHAR NOT NULL, body_bytes BIGINT NOT NULL, kept_bytes INTEGER NOT NULL, body VARCHAR NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alert_notifications (
+    id VARCHAR PRIMARY KEY, received_at DOUBLE NOT NULL, sender VARCHAR NOT NULL, group_key VARCHAR NOT NULL,
+    receiver VARCHAR NOT NULL, status VARCHAR NOT NULL, alerts INTEGER NOT NULL, stored INTEGER NOT NULL,
+    new INTEGER NOT NULL, summarised INTEGER NOT NULL, summarised_firing INTEGER NOT NULL,
+    truncated INTEGER NOT NULL, derived INTEGER NOT NULL, summary JSON NOT NULL
+);
+CREATE TABLE IF NOT EXISTS incidents (
+    id VARCHAR PRIMARY KEY, kind VARCHAR NOT NULL, opened_at DOUBLE NOT NULL, since DOUBLE NOT NULL,
+    updated_at DOUBLE NOT NULL, closed_at DOUBLE, alerts INTEGER NOT NULL, summarised INTEGER NOT NULL,
+    truncated INTEGER NOT NULL, services JSON NOT NULL, root_causes JSON NOT NULL, handoff_id VARCHAR,
+    notes JSON NOT NULL
+)
+"""
+
+# Issue 18: a problem that came back after a remedy had been verified as fixing it. The remedy's row turns `failed`
+# (so the breaker and the next-remedy rule count it); this keeps when it had been verified, when the problem came
+# back and the signal it came back as, for the "keeps coming back" hand-off's history (engine/store/healing.py).
+RECURRENCES = """
+CREATE TABLE IF NOT EXISTS recurrences (
+    remediation_id VARCHAR PRIMARY KEY, service VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+    verified_at DOUBLE NOT NULL, recurred_at DOUBLE NOT NULL, signal_id VARCHAR
+)
+"""
+
+# Issue 18: telemetry samples the checks dropped, kept for the operator (one row per problem while it lasts).
+TELEMETRY_PROBLEMS = """
+CREATE TABLE IF NOT EXISTS telemetry_problems (
+    problem_key VARCHAR NOT NULL, source VARCHAR NOT NULL, service VARCHAR NOT NULL, metric VARCHAR NOT NULL,
+    value VARCHAR, reason VARCHAR NOT NULL, detail VARCHAR NOT NULL, first_seen DOUBLE NOT NULL,
+    last_seen DOUBLE NOT NULL, ended_at DOUBLE
+)
+"""
+
 # Files written before the schema was numbered were made by several modules, each adding columns as it grew;
 # on such a file the CREATEs above change nothing, and these bring the tables to the same shape.
 UNNUMBERED_COLUMNS = """
@@ -270,5 +313,11 @@ MIGRATIONS: tuple[Migration, ...] = (
     # Issue 17: a person's answer reaches a user who left (e-mail, and marked unseen in their conversation list).
     Migration(12, "reaching users later: contacts, presence, the notification outbox, closed hand-offs",
               REACHING_USERS),
+    # Issue 18: refused alert notifications kept, every notification's figures, alert storms as incidents.
+    Migration(13, "the alert receiver: dead letters, notifications, incidents", ALERT_INTAKE),
+    # Issue 18: a fault that keeps coming back after remediation goes to a person.
+    Migration(14, "problems that came back after a verified remedy", RECURRENCES),
+    # Issue 18: a dropped telemetry sample is reported and kept, never fed to detection.
+    Migration(15, "telemetry samples dropped by the checks", TELEMETRY_PROBLEMS),
 )
 LATEST = MIGRATIONS[-1].version

@@ -9,6 +9,7 @@ from core.errors import RuleError
 from engine.decision.ruleengine import Fact, RuleEngine
 from engine.decision.rulesource import RuleSource
 from rules.loader import load_rules
+from rules.model import RuleBase
 from tests.conftest import ManualClock
 
 RULE = "rules:\n  - {{name: {name}, when: {{all: [{{match: {{}}}}]}}, then: [{{{verb}: {{}}}}]}}\n"
@@ -108,3 +109,55 @@ def test_a_rule_base_too_big_for_durable_rules_is_refused_and_the_old_one_kept(f
     assert not source.check()
     assert "421 compiled rules test no literal match.playbook" in str(source.last_error)  # with first_rule
     assert fired(source) == ["first_rule"]
+
+
+# -- hostile files dropped into the folder: refused, logged, and the running rules stay -------------------------
+
+HOSTILE = {
+    "twice.yaml": ("rules:\n  - name: sneaky\n    when: {all: [{match: {}}]}\n    then: [{decline: {}}]\n"
+                   "    salience: 1\n    salience: 900\n", "twice.yaml:6: rules[0].salience: duplicate key 'salience': "
+                   "first on line 5"),
+    "laughs.yaml": ("l0: &l0 [a, a, a, a, a, a, a, a, a]\n" + "".join(
+        f"l{i}: &l{i} [{', '.join([f'*l{i - 1}'] * 9)}]\n" for i in range(1, 9)) + "rules: *l8\n",
+        "laughs.yaml:1: l0: anchors (&l0) are not allowed"),
+    "infinite.yaml": ("rules:\n  - name: scale_forever\n    when: {all: [{match: {}}]}\n"
+                      "    then: [{remediate: {name: scale_out, target: api, params: {replicas: .inf}}}]\n",
+                      "infinite.yaml:4: rules[0].then[0].remediate.params.replicas: '.inf' is not a finite number"),
+    "deep.yaml": ("rules: " + "[" * 40 + "]" * 40 + "\n", "deep.yaml:1: rules[0]"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_a_hostile_file_is_refused_and_the_running_rules_stay(folder, name, caplog):
+    clock = ManualClock(100.0)
+    source = source_for(folder, clock)
+    before = source.engine.rulebase.version
+    text, problem = HOSTILE[name]
+    put(folder / name, text)
+    clock.now += 1.5
+    with caplog.at_level("ERROR", logger="firstline.rules"):
+        assert not source.check()
+    assert source.engine.rulebase.version == before and fired(source) == ["first_rule"]
+    assert problem in str(source.last_error), source.last_error
+    (record,) = caplog.records
+    assert "still running version " + before in record.getMessage() and problem in record.getMessage()
+    assert len(record.getMessage()) < 2_000  # short, whatever the file holds
+    (folder / name).unlink()  # fixed: the next check goes back to a clean state
+    clock.now += 1.5
+    assert source.check() and source.last_error is None and fired(source) == ["first_rule"]
+
+
+def test_a_load_that_fails_in_any_other_way_keeps_the_running_rules(folder, caplog):
+    clock = ManualClock(100.0)
+    engine = RuleEngine(load_rules([folder]))
+
+    def exhausted() -> RuleBase:
+        raise MemoryError("out of memory")  # what the unbounded loader did with a billion laughs
+
+    source = RuleSource([folder], exhausted, engine, interval_s=1.0, clock=clock)
+    put(folder / "b.yaml", RULE.format(name="added_rule", verb="decline"))
+    clock.now += 1.5
+    with caplog.at_level("ERROR", logger="firstline.rules"):
+        assert not source.check()
+    assert fired(source) == ["first_rule"] and "MemoryError: out of memory" in str(source.last_error)
+    assert "could not be loaded; still running version" in caplog.records[0].getMessage()

@@ -1,5 +1,6 @@
 import pytest
 
+from core.errors import StoreError
 from web import create_app
 
 
@@ -152,3 +153,43 @@ def test_a_users_why_not_is_asked_of_the_facts_they_may_see(client, parts):
     metrics = sum(f["type"] == "metric" for f in trace["facts"])
     counted = {int(n) for n in re.findall(r"none of (\d+) metric facts", json.dumps(trace["why_not"]))}
     assert counted == {metrics}  # the hidden readings are not even counted
+
+
+def test_a_lone_surrogate_in_a_json_body_is_a_400_and_nothing_is_stored(client, parts):
+    # Found by the fuzz (test_api_fuzz.py): a `\ud800` escape with no partner parsed into a string DuckDB cannot
+    # encode, and rating a conversation with it answered 500 with the database's path in the message.
+    conversation = client.post("/api/v1/messages", json={"text": "I can't log in"}).get_json()["conversation_id"]
+    rated = client.post(f"/api/v1/conversations/{conversation}/feedback", content_type="application/json",
+                        data='{"rating": 4, "comment": "quick \\ud800"}')
+    assert rated.status_code == 400 and rated.get_json()["error"]["code"] == "invalid_body"
+    assert "not valid Unicode" in rated.get_json()["error"]["message"]
+    assert parts.store.execute("SELECT count(*) FROM feedback")[0][0] == 0
+    key = client.post("/api/v1/conversations", content_type="application/json", data='{"\\udc00": 1}')
+    assert key.status_code == 400  # keys too, on every route that reads a JSON body
+    paired = client.post(f"/api/v1/conversations/{conversation}/feedback", content_type="application/json",
+                         data='{"rating": 4, "comment": "quick \\ud83d\\ude00"}')  # an escaped emoji is fine
+    assert paired.status_code == 200
+
+
+def test_a_body_past_one_mib_is_413_in_the_error_shape_and_documented(client):
+    # Found by the fuzz: a message of 100,000 characters (the documented maximum) written as \u escapes is past
+    # the app's 1 MiB body limit, and the 413 was in no operation's responses.
+    too_big = client.post("/api/v1/messages", content_type="application/json",
+                          data='{"text": "' + "\\u00e9" * 200_000 + '"}')
+    assert too_big.status_code == 413 and too_big.get_json()["error"]["code"] == "request_entity_too_large"
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert all("413" in operation["responses"] for item in paths.values()
+               for method, operation in item.items() if method == "post")
+
+
+def test_a_store_failure_is_a_500_that_names_no_file_and_no_sql(client, parts, monkeypatch, caplog):
+    def broken(*_args, **_kwargs):
+        raise StoreError("could not write to /srv/firstline/var/firstline.duckdb: SELECT * FROM secrets")
+
+    monkeypatch.setattr(parts.dialogue, "conversations", broken)
+    response = client.get("/api/v1/conversations")
+    assert response.status_code == 500
+    body = response.get_json()["error"]
+    assert body["code"] == "unavailable" and "logged" in body["message"]
+    assert "duckdb" not in response.get_data(as_text=True) and "SELECT" not in response.get_data(as_text=True)
+    assert any("firstline.duckdb" in r.getMessage() for r in caplog.records)  # the operator still sees it

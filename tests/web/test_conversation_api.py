@@ -47,6 +47,33 @@ def test_every_route_is_in_the_openapi_document_and_nothing_else(app, client):
             assert names == set(re.findall(r"{(\w+)}", path)), path
 
 
+def test_the_document_is_openapi_3_0_where_a_type_is_one_name(client):
+    # OpenAPI 3.0 says `nullable: true`, not JSON Schema's `type: [..., "null"]` (the analysts' QueryResult had one).
+    def types(node):
+        if isinstance(node, dict):
+            yield from ([node["type"]] if "type" in node else [])
+            for value in node.values():
+                yield from types(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from types(value)
+
+    document = client.get("/api/v1/openapi.json").get_json()
+    assert document["openapi"].startswith("3.0")
+    assert all(isinstance(found, str) for found in types(document["components"]["schemas"]))
+    assert all(isinstance(found, str) for found in types(document["paths"]))
+
+
+def test_an_operators_token_on_a_chat_route_is_a_403_the_document_lists(app, client):
+    # Found by the fuzz (test_api_fuzz.py): GET /api/v1/health with an operator's token answered 403, a status
+    # the document listed only for the staff routes.
+    operator = parts_of(app).tokens.create("prometheus", Role.OPERATOR).token
+    refused = client.get("/api/v1/health", headers={"Authorization": f"Bearer {operator}"})
+    assert refused.status_code == 403 and "operator's token" in refused.get_json()["error"]["message"]
+    paths = client.get("/api/v1/openapi.json").get_json()["paths"]
+    assert all("403" in operation["responses"] for item in paths.values() for operation in item.values())
+
+
 def test_a_conversation_over_the_api(client):
     created = client.post("/api/v1/conversations")
     assert created.status_code == 201

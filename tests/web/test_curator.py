@@ -168,3 +168,13 @@ def test_a_session_left_idle_ends(tmp_path, knowledge, clock):
         assert client.get("/curator/").headers["Location"].endswith("/curator/login")
     finally:
         parts.close()
+
+
+@pytest.mark.parametrize("sent", ["é", "ünïcødé-value", "💥"])
+def test_a_csrf_value_past_ascii_is_refused_not_a_500(app, sent):
+    """hmac.compare_digest raises on non-ASCII strings: every staff form must answer 400, never 500."""
+    client = app.test_client()
+    for path in ("/curator/login", "/desk/login", "/analytics/login"):
+        client.get(path)
+        response = client.post(path, data={"name": "x", "password": "y", "csrf": sent})
+        assert response.status_code == 400 and b"reload the page" in response.data, path

@@ -59,6 +59,20 @@ def test_a_wrong_or_missing_signature_is_refused_logged_and_changes_nothing(app,
     assert actions.get("unlock_account") == "unverified"  # still anonymous
 
 
+def test_a_signature_past_ascii_is_a_400_not_a_500(app):
+    # Found by the fuzz (test_api_fuzz.py): hmac.compare_digest raises TypeError on a str with a non-ASCII
+    # character, so `"user_hash": "é"` (or such an `email_hash`) answered 500.
+    client = app.test_client()
+    signed = user_hash(SECRET, "u-1042")
+    for bad in ({"user_id": "u-1042", "user_hash": "é"}, {"user_id": "u-1042", "user_hash": signed + "é"},
+                {"user_id": "u-1042", "user_hash": signed, "email": "ann@example.org", "email_hash": "ü"}):
+        refused = client.post("/api/v1/identity", json=bad)
+        assert refused.status_code == 400 and refused.get_json()["error"]["code"] == "invalid_body", bad
+        assert "must be hex" in refused.get_json()["error"]["message"]
+    _, actions = ask(client, LOCKED)
+    assert actions.get("unlock_account") == "unverified"  # still anonymous
+
+
 def test_without_a_configured_secret_nobody_is_verified(tmp_path, knowledge):
     settings = make_settings(tmp_path)
     parts = build_parts(settings, knowledge=knowledge)

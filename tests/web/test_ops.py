@@ -44,6 +44,12 @@ def alerts_stored(parts) -> int:
     return parts.store.execute("SELECT count(*) FROM alerts")[0][0]
 
 
+def receipt(received: int, new: int, firing: int, **more: int) -> dict:
+    """The receiver's answer: these counts, and nothing summarised, truncated or derived unless said."""
+    return {"received": received, "new": new, "firing": firing, "stored": received,
+            **{"summarised": 0, "truncated": 0, "derived_fingerprints": 0, **more}}
+
+
 def test_metrics_are_prometheus_text_format(client):
     response = client.get("/metrics")
     assert response.status_code == 200 and response.content_type.startswith("text/plain; version=0.0.4")
@@ -56,9 +62,9 @@ def test_metrics_are_prometheus_text_format(client):
 def test_a_firing_alert_is_stored_once_and_acted_on_once(client, parts):
     parts.infrastructure.inject("memory_leak@api", ramp_s=0)  # what the alert says is really happening
     first = client.post(RECEIVER, json=FIRING)
-    assert first.status_code == 200 and first.get_json() == {"received": 1, "new": 1, "firing": 1}
+    assert first.status_code == 200 and first.get_json() == receipt(1, 1, 1)
     again = client.post(RECEIVER, json=FIRING)  # Alertmanager's retry or repeat
-    assert again.get_json() == {"received": 1, "new": 0, "firing": 0}
+    assert again.get_json() == receipt(1, 0, 0)
     assert alerts_stored(parts) == 1
     monitor = parts.healing.monitor
     monitor.tick()
@@ -75,7 +81,7 @@ def test_a_resolved_alert_is_recorded_and_never_acted_on(client, parts):
     resolved["status"] = resolved["alerts"][0]["status"] = "resolved"
     resolved["alerts"][0]["endsAt"] = "2026-11-24T06:50:00Z"
     response = client.post(RECEIVER, json=resolved)
-    assert response.get_json() == {"received": 1, "new": 1, "firing": 0}
+    assert response.get_json() == receipt(1, 1, 0)
     parts.healing.monitor.tick()
     assert alerts_stored(parts) == 1 and parts.healing.ledger.remediations() == []
 
@@ -101,7 +107,8 @@ def broken(change):
     ({"json": broken(lambda b: b.update(version="3"))}, "version"),
     ({"json": broken(lambda b: b.update(alerts=[]))}, "alerts"),
     ({"json": broken(lambda b: b.pop("groupKey"))}, "groupKey"),
-    ({"json": broken(lambda b: b["alerts"][0].pop("fingerprint"))}, "alerts[0].fingerprint"),
+    ({"json": broken(lambda b: b["alerts"][0].update(fingerprint=7))}, "alerts[0].fingerprint"),
+    ({"json": broken(lambda b: b.update(truncatedAlerts=-1))}, "truncatedAlerts"),
     ({"json": broken(lambda b: b["alerts"][0].update(startsAt="yesterday"))}, "alerts[0].startsAt"),
     ({"json": broken(lambda b: b["alerts"][0].update(status="burning"))}, "alerts[0].status"),
     ({"json": broken(lambda b: b["alerts"][0]["labels"].update(service=7))}, "alerts[0].labels"),
@@ -113,6 +120,8 @@ def test_a_malformed_webhook_is_a_clear_400_and_changes_nothing(client, parts, k
     error = response.get_json()["error"]
     assert error["code"] == "invalid_alert" and field in error["message"]
     assert alerts_stored(parts) == 0
+    kept = parts.store.execute("SELECT id, status, reason FROM dead_letters")  # Alertmanager will not retry it
+    assert kept == [(response.headers["X-Firstline-Dead-Letter"], 400, error["message"])]
 
 
 def test_the_monitor_thread_acts_on_a_new_alert_and_stops_cleanly(client, parts):

@@ -24,7 +24,7 @@ from engine.actions.adapters.redis_cache import RedisAdapter
 from engine.actions.adapters.shell import ShellAdapter
 from engine.actions.adapters.simulated import SimulatedAdapter
 from engine.actions.adapters.webhook import WebhookAdapter
-from engine.actions.catalogue import ACTIONS
+from engine.actions.catalogue import ACTIONS, param_problems
 from engine.infra.simulation import SimulatedInfrastructure
 from engine.infra.topology import Topology
 
@@ -64,23 +64,29 @@ class AdapterRouter:
         return self.adapter_for(action).name
 
     def execute(self, action: str, target: str, params: Mapping[str, Any]) -> str:
-        adapter = self._checked(action, target)
+        adapter = self._checked(action, target, params)
         return adapter.execute(action, target, params)
 
     def undo(self, action: str, target: str, params: Mapping[str, Any]) -> str | None:
-        adapter = self._checked(action, target)
+        adapter = self._checked(action, target, params)
         return adapter.undo(action, target, params)
 
     def close(self) -> None:
         for adapter in {id(a): a for a in [self.default, *self.routes.values()]}.values():
             adapter.close()
 
-    def _checked(self, action: str, target: str) -> Adapter:
-        # Targets come from the infrastructure file through the rules; anything else is refused here too.
+    def _checked(self, action: str, target: str, params: Mapping[str, Any]) -> Adapter:
+        # Targets come from the infrastructure file through the rules; anything else is refused here too. So are
+        # parameters the loaders did not see: a rule may fill one from a fact (`replicas: "{metric.value}"`).
         if action not in ACTIONS:
             raise RemediationError(f"unknown action {action!r}", action=action, target=target)
         if target not in self.topology.services:
             raise RemediationError(f"unknown service {target!r}", action=action, target=target)
+        problems = param_problems(action, target, params, self.topology)
+        if problems:
+            raise RemediationError("refusing the parameters: " + "; ".join(f"{name}: {message}" if name else message
+                                                                          for name, message in problems[:5]),
+                                   action=action, target=target)
         adapter = self.adapter_for(action)
         if not adapter.supports(action):
             raise RemediationError(f"the {adapter.name} adapter cannot run {action}; route it to another adapter "

@@ -1,7 +1,8 @@
 """The webhook adapter: each action is POSTed as JSON to a deploy system or orchestrator.
 
-Body: `{"action", "target", "params", "undo"}`. Any 2xx means done (its text is the detail); anything else,
-or no answer within the timeout, is a failed action.
+Body: `{"action", "target", "params", "undo"}`, strict JSON (no NaN or Infinity, which are not JSON: the router
+refuses such parameters first, and this refuses them again). Any 2xx means done (its text is the detail);
+anything else, or no answer within the timeout, is a failed action.
 """
 
 from __future__ import annotations
@@ -38,7 +39,12 @@ class WebhookAdapter:
         return None
 
     def _post(self, action: str, target: str, params: Mapping[str, Any], undo: bool) -> str:
-        body = json.dumps({"action": action, "target": target, "params": dict(params), "undo": undo}).encode()
+        try:
+            body = json.dumps({"action": action, "target": target, "params": dict(params), "undo": undo},
+                              allow_nan=False).encode()
+        except (TypeError, ValueError) as error:  # NaN or Infinity, or a value JSON has no form for
+            raise RemediationError(f"refusing to post {action} on {target}: its params are not plain JSON ({error})",
+                                   action=action, target=target) from None
         request = urllib.request.Request(self.url, data=body, method="POST",
                                          headers={"Content-Type": "application/json"})
         verb = "undo " + action if undo else action
