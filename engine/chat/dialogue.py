@@ -261,11 +261,11 @@ class Dialogue:
             return None
         return self._problem(turn)
 
-    def _problem(self, turn: _Turn, excluding: Collection[str] = ()) -> Answer:
+    def _problem(self, turn: _Turn, excluding: Collection[str] = (), match: Match | None = None) -> Answer:
         """A message about a (new) problem: the assistant decides, and the decision sets the next stage.
-        `excluding`: playbooks the user has said it is not."""
+        `excluding`: playbooks the user has said it is not; `match`: the message's match, if already made."""
         turn.state = ConversationState(turn=turn.state.turn, problem=turn.text)
-        match = self.knowledge.match(turn.text, turn.vector, excluding)
+        match = match or self.knowledge.match(turn.text, turn.vector, excluding)
         turn.state.candidates = [[c.playbook, c.category, c.score] for c in match.candidates]
         return self._decide(turn, match)
 
@@ -527,13 +527,14 @@ class Dialogue:
         said = reading.also or turn.text
         alone = self.knowledge.match(said, excluding=refused)
         combined = self.knowledge.match(told, excluding=refused)
+        chosen = combined
         if self.reader_judge(turn.state)(said) in (Topic.OTHER, Topic.LIKELY_OTHER) or (
                 combined.band is not Band.ANSWER and alone.band in (Band.ANSWER, Band.CLARIFY)
                 and alone.group != "out_of_scope"):
-            told = said
+            told, chosen = said, alone
         turn.vector = self.knowledge.embedder.encode_one(told)
         turn.message = replace(turn.message, text=told)
-        return self._problem(turn, refused)
+        return self._problem(turn, refused, chosen)  # the match made above, not a third one of the same text
 
     def _named_problems(self, text: str) -> list[list[str]]:
         """[playbook, text] for another problem named beside an answer, if the index knows it clearly."""
