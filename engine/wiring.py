@@ -65,6 +65,10 @@ from knowledge.finetune import Recipe, tuned_model
 from knowledge.language import language_of
 from knowledge.playbooks import Playbook
 
+# The chat's telemetry facts come from the monitor's stored readings while they are at most this many of its
+# intervals old: one missed read is tolerated, three mean the source is down (the monitor says why).
+STALE_READINGS = 3
+
 
 def load_policy(settings: Settings, topology: Topology, playbooks: Mapping[str, Playbook]) -> DecisionPolicy:
     """The escalation desk's decision policy file, checked against the playbooks and the services' metrics."""
@@ -188,23 +192,38 @@ def open_outreach(settings: Settings, clock: Callable[[], float] = time.time) ->
 
 
 class _Telemetry:
-    """What the chat's facts and the actuator's at-once verification read: the configured telemetry."""
+    """What the chat's facts and the actuator's at-once verification read: the configured telemetry.
 
-    def __init__(self, source: TelemetrySource, simulated: SimulatedInfrastructure,
-                 clock: Callable[[], float]) -> None:
+    The chat reads what the monitor last read and stored while the monitor runs (a turn never waits on a slow
+    or hanging exporter, and a scraped source gets trends from its stored history too); the actuator's
+    verification, and a process without a running monitor (`firstline ask`), read the source itself."""
+
+    def __init__(self, source: TelemetrySource, simulated: SimulatedInfrastructure, clock: Callable[[], float],
+                 ledger: HealingLedger, monitor_running: Callable[[], bool], stale_after_s: float) -> None:
         self.source = source
         self.simulated = simulated
         self.clock = clock
+        self.ledger = ledger
+        self.monitor_running = monitor_running
+        self.stale_after_s = stale_after_s  # older than this, the monitor's last reading says nothing about now
 
     def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
-        """Samples for the rules' trends: the simulation's history, or one sample of a scraped source."""
+        """Samples for the rules' trends, oldest first, never empty: the simulation's history; the monitor's
+        stored readings of a scraped source; or one reading of it when no monitor runs."""
+        now = self.clock()
         if isinstance(self.source, SimulationSource):
             # The same checks as every reading (a simulated leak past 100% is no sample for a trend either).
             topology = self.simulated.topology
             return [(at, {service: dict(values) for service, values in
                           checked(Snapshot(at, sample), topology).metrics.items()})
                     for at, sample in self.simulated.recent(window_s, step_s)]
-        return [(self.clock(), self.observe())]
+        if not self.monitor_running():
+            return [(now, self.observe())]
+        stored = self.ledger.snapshots(self.source.name, now - window_s)
+        if not stored or now - stored[-1][0] > self.stale_after_s:
+            # The monitor could not read the source lately (it logs why): no telemetry rather than stale values.
+            return [(now, {})]
+        return stored
 
     def observe(self) -> dict[str, dict[str, float]]:
         try:
@@ -233,7 +252,9 @@ def build_healing(settings: Settings, topology: Topology, infrastructure: Simula
     source = telemetry_source(settings, topology, infrastructure, clock)
     ledger = HealingLedger(store, new_id)
     policy = SafetyPolicy.from_settings(settings)
-    telemetry = _Telemetry(source, infrastructure, clock)
+    # The monitor is built last (it needs the healer, which needs the actuator, which needs the telemetry).
+    telemetry = _Telemetry(source, infrastructure, clock, ledger, lambda: monitor.running,
+                           STALE_READINGS * settings.monitor_interval_s)
     actuator = Actuator(router, ledger, topology, policy, telemetry.observe, clock, new_id, on_event)
     healer = Healer(topology, rules, actuator, ledger, policy, clock, on_event)
     detector = Detector(topology, DetectionConfig.from_settings(settings))

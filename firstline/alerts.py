@@ -9,9 +9,9 @@ answer `GET /api/v1/alerts/dead-letters` with an operator's token.
 
 from __future__ import annotations
 
-import json
 import re
 import time
+from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -23,12 +23,13 @@ from engine.store.alert_intake import (
     DEAD_LETTERS_SQL,
     INCIDENTS_SQL,
     DeadLetter,
+    Incident,
     dead_letter_from_row,
     incident_from_row,
 )
 from firstline.admin import analyst
 from firstline.analytics import QueryRefused
-from firstline.context import Context
+from firstline.context import Context, echo_json_or_lines
 
 _PERIOD = re.compile(r"(\d{1,6})([mhdw])")
 _SECONDS = {"m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -74,16 +75,7 @@ def alerts_group() -> None:
 def dead_letters_command(obj: Context, since: float, limit: int, as_json: bool) -> None:
     """Refused alert notifications, newest first: when, from where, the answer and why, the body's start."""
     letters = [dead_letter_from_row(r) for r in _rows(obj, DEAD_LETTERS_SQL, {"since": since, "limit": limit})]
-    if as_json:
-        click.echo(json.dumps({"dead_letters": [d.to_json() for d in letters]}, indent=2, ensure_ascii=False))
-        return
-    if not letters:
-        click.echo("no refused alert notifications in that period")
-    for letter in letters:
-        for line in _lines(letter):
-            click.echo(line)
-        if letter.body:
-            click.echo(f"    {_one_line(letter.body)}")
+    echo_json_or_lines(as_json, {"dead_letters": [d.to_json() for d in letters]}, _listing_lines(letters))
 
 
 @alerts_group.command("dead-letter")
@@ -100,12 +92,7 @@ def dead_letter_command(obj: Context, letter_id: str, as_json: bool, body_only: 
     if body_only:
         click.echo(letter.body, nl=False)
         return
-    if as_json:
-        click.echo(json.dumps(letter.to_json(), indent=2, ensure_ascii=False))
-        return
-    for line in _lines(letter):
-        click.echo(line)
-    click.echo(letter.body)
+    echo_json_or_lines(as_json, letter.to_json(), _letter_lines(letter))
 
 
 @alerts_group.command("incidents")
@@ -116,20 +103,39 @@ def dead_letter_command(obj: Context, letter_id: str, as_json: bool, body_only: 
 def incidents_command(obj: Context, since: float, limit: int, as_json: bool) -> None:
     """Alert storms made into one incident each, newest first: alerts, services, root causes, the hand-off."""
     found = [incident_from_row(r) for r in _rows(obj, INCIDENTS_SQL, {"since": since, "limit": limit})]
-    if as_json:
-        click.echo(json.dumps({"incidents": [i.to_json() for i in found]}, indent=2, ensure_ascii=False))
-        return
+    echo_json_or_lines(as_json, {"incidents": [i.to_json() for i in found]}, _incident_lines(found))
+
+
+def _listing_lines(letters: list[DeadLetter]) -> Iterator[str]:
+    """What `dead-letters` prints: each letter's lines and the start of its body, or one line saying there are
+    none."""
+    if not letters:
+        yield "no refused alert notifications in that period"
+    for letter in letters:
+        yield from _lines(letter)
+        if letter.body:
+            yield f"    {_one_line(letter.body)}"
+
+
+def _letter_lines(letter: DeadLetter) -> Iterator[str]:
+    """What `dead-letter` prints: the letter's lines, then all of its kept body."""
+    yield from _lines(letter)
+    yield letter.body
+
+
+def _incident_lines(found: list[Incident]) -> Iterator[str]:
+    """What `incidents` prints: three lines an incident, or one line saying there are none."""
     if not found:
-        click.echo("no incidents in that period")
+        yield "no incidents in that period"
     for incident in found:
         state = f"closed {_when(incident.closed_at)}" if incident.closed_at is not None else "open"
         services = ", ".join(f"{s or 'unnamed'} {n}" for s, n in sorted(incident.services.items(),
                                                                          key=lambda item: -item[1]))
-        click.echo(f"{incident.id}  {_when(incident.opened_at)}  {incident.kind}  {state}")
-        click.echo(f"    {incident.alerts} alerts ({incident.truncated} truncated by Alertmanager, "
-                   f"{incident.summarised} summarised) across {services}")
-        click.echo(f"    root causes: {', '.join(incident.root_causes) or '-'}; hand-off: "
-                   f"{incident.handoff_id or 'not yet'} (firstline handoffs show ID)")
+        yield f"{incident.id}  {_when(incident.opened_at)}  {incident.kind}  {state}"
+        yield (f"    {incident.alerts} alerts ({incident.truncated} truncated by Alertmanager, "
+               f"{incident.summarised} summarised) across {services}")
+        yield (f"    root causes: {', '.join(incident.root_causes) or '-'}; hand-off: "
+               f"{incident.handoff_id or 'not yet'} (firstline handoffs show ID)")
 
 
 def _lines(letter: DeadLetter) -> list[str]:

@@ -1,9 +1,14 @@
-"""What every command shares: the settings, read once and only when a command needs them."""
+"""What every command shares: the settings, read once and only when a command needs them, and how a command prints
+what it found, as JSON under `--json` or else as lines of text."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+import click
 
 if TYPE_CHECKING:
     from core.settings import Settings
@@ -23,3 +28,18 @@ class Context:
         if self._settings is None:
             self._settings = load_settings(self.config)
         return self._settings
+
+
+def echo_json_or_lines(as_json: bool, document: object, lines: Iterable[str], ensure_ascii: bool = False) -> None:
+    """Print `document` as JSON indented by two when `as_json` (a command's `--json`), else each of `lines` on a line
+    of its own.
+
+    `lines` is read only when it is printed: pass a generator, and `--json` formats no line (nor fails on a field
+    the text needs). `ensure_ascii` is `json.dumps`'s: off, so names print as typed; the older listings (tokens,
+    users) keep their escapes.
+    """
+    if as_json:
+        click.echo(json.dumps(document, indent=2, ensure_ascii=ensure_ascii))
+        return
+    for line in lines:
+        click.echo(line)

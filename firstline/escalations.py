@@ -7,7 +7,6 @@ desk's every rule: categories, no self-approval, reasons, approvers, expiry."""
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -20,7 +19,7 @@ from core.settings import Settings
 from engine.desk.desk import Decider, Desk, cli_decider
 from engine.wiring import Parts, build
 from firstline.admin import ServerAdmin, server_listening
-from firstline.context import Context
+from firstline.context import Context, echo_json_or_lines
 from web.admin import admin_socket_path
 
 # Ids are what the store makes (letters, digits, - and _); anything else names no request, and is refused here
@@ -132,21 +131,7 @@ def list_command(obj: Context, name: str, status: str, category: str | None, as_
     """The requests NAME may decide, open ones by deadline (soonest first)."""
     with desk_access(obj.settings()) as desk:
         rows = desk.queue(name, status, category)
-    if as_json:
-        click.echo(json.dumps({"escalations": rows}, indent=2, ensure_ascii=False))
-        return
-    if not rows:
-        click.echo(f"no {status} escalations" + (f" in {category}" if category else ""))
-    for row in rows:
-        left = _left(row["remaining_s"]) if row["remaining_s"] is not None else row["status"]
-        warn = f" [{row['warning']} of the time used]" if row["warning"] else ""
-        if row["status"] == "asked":
-            left += f" for the user to answer (your clock paused at {_left(row['decider_remaining_s'])})"
-        click.echo(f"{row['id']}  {row['category']:<21} {left}{warn}\n    {row['request']}\n    {_who(row['who'])}")
-        if row.get("decision"):
-            decision = row["decision"]
-            by = "" if decision["by"] == "system" else f" by {decision['by']}"
-            click.echo(f"    {decision['outcome']}{by} {_when(decision['at'])}: {decision['reason']}")
+    echo_json_or_lines(as_json, {"escalations": rows}, _queue_lines(rows, status, category))
 
 
 @escalations_group.command("show")
@@ -158,11 +143,7 @@ def show_command(obj: Context, name: str, escalation_id: str, as_json: bool) -> 
     """One request: the facts, the options, the recommendation, the precedents and the record."""
     with desk_access(obj.settings()) as desk:
         found = desk.detail(name, escalation_id)
-    if as_json:
-        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
-        return
-    for line in _detail_lines(found):
-        click.echo(line)
+    echo_json_or_lines(as_json, found, _detail_lines(found))
 
 
 @escalations_group.command("decide")
@@ -215,7 +196,25 @@ def _when(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _detail_lines(found: dict[str, Any]) -> list[str]:
+def _queue_lines(rows: list[dict[str, Any]], status: str, category: str | None) -> Iterator[str]:
+    """What `list` prints: each request with its time left, words and asker (and its decision once made), or one
+    line saying there are none."""
+    if not rows:
+        yield f"no {status} escalations" + (f" in {category}" if category else "")
+    for row in rows:
+        left = _left(row["remaining_s"]) if row["remaining_s"] is not None else row["status"]
+        warn = f" [{row['warning']} of the time used]" if row["warning"] else ""
+        if row["status"] == "asked":
+            left += f" for the user to answer (your clock paused at {_left(row['decider_remaining_s'])})"
+        yield f"{row['id']}  {row['category']:<21} {left}{warn}\n    {row['request']}\n    {_who(row['who'])}"
+        if row.get("decision"):
+            decision = row["decision"]
+            by = "" if decision["by"] == "system" else f" by {decision['by']}"
+            yield f"    {decision['outcome']}{by} {_when(decision['at'])}: {decision['reason']}"
+
+
+def _detail_lines(found: dict[str, Any]) -> Iterator[str]:
+    """What `show` prints (a generator: nothing is formatted under --json)."""
     e, f = found["escalation"], found["facts"]
     lines = [f"{e['topic']} ({e['category']}), {e['status']}" +
              (f", {_left(e['remaining_s'])}" if e["remaining_s"] is not None else ""), _who(e["who"]), "",
@@ -239,4 +238,4 @@ def _detail_lines(found: dict[str, Any]) -> list[str]:
     lines += ["", "Record:"] + [f"  {_when(r['at'])} {r['actor']}: {r['kind']} {r['outcome']} {r['reason']}".rstrip()
                                 for r in found["record"]]
     lines += ["", f"digest: {found['digest']}"]
-    return lines
+    yield from lines

@@ -24,7 +24,7 @@ from engine.access.users import UserBook
 from engine.desk.handoffs import STATUSES, HandoffDesk, cli_engineer
 from engine.store import StaffUsers, Tokens
 from firstline.admin import ServerAdmin, outreach_access
-from firstline.context import Context
+from firstline.context import Context, echo_json_or_lines
 
 _ID = re.compile(r"[A-Za-z0-9_-]{1,64}")  # what the store makes; anything else names no hand-off
 
@@ -107,14 +107,7 @@ def list_command(obj: Context, status: str, as_json: bool) -> None:
     """Hand-offs to engineering: id, when, the problem, whose conversation, and for closed ones who and the note."""
     with handoff_access(obj.settings()) as handoffs:
         rows = handoffs.listing(status)
-    if as_json:
-        click.echo(json.dumps({"handoffs": rows}, indent=2, ensure_ascii=False))
-        return
-    if not rows:
-        click.echo(f"no {'' if status == 'all' else status + ' '}hand-offs")
-    for row in rows:
-        for line in _lines(row):
-            click.echo(line)
+    echo_json_or_lines(as_json, {"handoffs": rows}, _listing_lines(rows, status))
 
 
 @handoffs_group.command("show")
@@ -125,12 +118,7 @@ def show_command(obj: Context, handoff_id: str, as_json: bool) -> None:
     """One hand-off with everything the automation found (its diagnostics)."""
     with handoff_access(obj.settings()) as handoffs:
         found = handoffs.detail(handoff_id)
-    if as_json:
-        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
-        return
-    for line in _lines(found):
-        click.echo(line)
-    click.echo(json.dumps(found["diagnostics"], indent=2, ensure_ascii=False))
+    echo_json_or_lines(as_json, found, _detail_lines(found))
 
 
 @handoffs_group.command("close")
@@ -146,6 +134,20 @@ def close_command(obj: Context, handoff_id: str, name: str, note: str) -> None:
     with handoff_access(obj.settings()) as handoffs:
         done = handoffs.close(name, handoff_id, note)
     click.echo(f"{done['id']}: {done['status']}. {done['message']}")
+
+
+def _listing_lines(rows: list[dict[str, Any]], status: str) -> Iterator[str]:
+    """What `list` prints: each hand-off's lines, or one line saying there are none."""
+    if not rows:
+        yield f"no {'' if status == 'all' else status + ' '}hand-offs"
+    for row in rows:
+        yield from _lines(row)
+
+
+def _detail_lines(found: dict[str, Any]) -> Iterator[str]:
+    """What `show` prints: the hand-off's lines, then its diagnostics as JSON."""
+    yield from _lines(found)
+    yield json.dumps(found["diagnostics"], indent=2, ensure_ascii=False)
 
 
 def _lines(row: dict[str, Any]) -> list[str]:

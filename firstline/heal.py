@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 
 from core.settings import Settings
+from core.stopping import terminate_as_interrupt
 from engine.decision.pack import load_pack, load_rulebase
 from engine.decision.ruleengine import RuleEngine
 from engine.healing.healer import Event
@@ -58,23 +59,24 @@ def _heal_live(settings: Settings, once: bool) -> None:
     def show(event: Event) -> None:
         click.echo(f"{time.strftime('%H:%M:%S', time.localtime(event.at))}  {event.kind:<20} {event.summary}")
 
-    healing, store = open_healing(settings, on_event=show)
-    try:
-        if once:
-            report = healing.monitor.tick()
-            state = report.error or f"{len(report.signals)} signals, {len(report.attempts)} actions"
-            click.echo(f"one pass over {healing.source.name} telemetry: {state}")
-            return
-        click.echo(f"watching {healing.source.name} telemetry every {settings.monitor_interval_s:g} s "
-                   f"(Ctrl+C to stop)")
-        healing.monitor.start()
-        while healing.monitor.running:
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        healing.close()
-        store.close()
+    with terminate_as_interrupt():  # SIGTERM as Ctrl+C, through the whole clean-up below
+        healing, store = open_healing(settings, on_event=show)
+        try:
+            if once:
+                report = healing.monitor.tick()
+                state = report.error or f"{len(report.signals)} signals, {len(report.attempts)} actions"
+                click.echo(f"one pass over {healing.source.name} telemetry: {state}")
+                return
+            click.echo(f"watching {healing.source.name} telemetry every {settings.monitor_interval_s:g} s "
+                       f"(Ctrl+C to stop)")
+            healing.monitor.start()
+            while healing.monitor.running:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            click.echo("stopping: finishing the current pass and closing the store", err=True)
+        finally:
+            healing.close()
+            store.close()
 
 
 def _clock(seconds: float | None) -> str:

@@ -5,7 +5,6 @@ folder with this command's settings (no model is loaded)."""
 from __future__ import annotations
 
 import contextlib
-import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -15,7 +14,7 @@ import click
 from core.settings import Settings
 from engine.notify.sender import Sender
 from firstline.admin import ServerAdmin, outreach_access
-from firstline.context import Context
+from firstline.context import Context, echo_json_or_lines
 
 
 class OutboxCalls(Protocol):
@@ -81,16 +80,7 @@ def status_command(obj: Context, as_json: bool) -> None:
     """Whether e-mail is on, notices per status, and the latest not sent with their last error."""
     with outbox_access(obj.settings()) as outbox:
         found = outbox.status()
-    if as_json:
-        click.echo(json.dumps(found, indent=2, ensure_ascii=False))
-        return
-    off = " (set FIRSTLINE_SMTP_HOST, FIRSTLINE_SMTP_FROM and FIRSTLINE_PUBLIC_URL to turn it on)"
-    click.echo(f"e-mail is {found['email']}" + ("" if found["email"] == "on" else off))
-    click.echo("  ".join(f"{status} {count}" for status, count in found["counts"].items()))
-    for row in found["recent"]:
-        when = f" next try {_when(row['next_at'])}" if row["next_at"] else ""
-        click.echo(f"{row['id']}  {row['kind']:<18} {row['status']:<8} attempts {row['attempts']}{when}  "
-                   f"user {row['user_id']}" + (f"\n    {row['last_error']}" if row["last_error"] else ""))
+    echo_json_or_lines(as_json, found, _status_lines(found))
 
 
 @notify_group.command("send")
@@ -112,6 +102,17 @@ def retry_command(obj: Context, notice_id: str | None) -> None:
     requeued = done["requeued"]
     click.echo(f"queued again: {', '.join(requeued)}" if requeued else
                "nothing to queue again" + (f": no failed notice {notice_id!r}" if notice_id else ""))
+
+
+def _status_lines(found: dict[str, Any]) -> Iterator[str]:
+    """What `status` prints: whether e-mail is on, the count per status, then the latest notices not sent."""
+    off = " (set FIRSTLINE_SMTP_HOST, FIRSTLINE_SMTP_FROM and FIRSTLINE_PUBLIC_URL to turn it on)"
+    yield f"e-mail is {found['email']}" + ("" if found["email"] == "on" else off)
+    yield "  ".join(f"{status} {count}" for status, count in found["counts"].items())
+    for row in found["recent"]:
+        when = f" next try {_when(row['next_at'])}" if row["next_at"] else ""
+        yield (f"{row['id']}  {row['kind']:<18} {row['status']:<8} attempts {row['attempts']}{when}  "
+               f"user {row['user_id']}" + (f"\n    {row['last_error']}" if row["last_error"] else ""))
 
 
 def _when(epoch_s: float) -> str:

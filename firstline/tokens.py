@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import json
-
 import click
 
 from engine.access.tokens import Role
 from firstline.admin import administration
-from firstline.context import Context
+from firstline.context import Context, echo_json_or_lines
 
 
 @click.group()
@@ -49,8 +47,6 @@ def token_list(obj: Context, as_json: bool) -> None:
     """Every token issued: id, user, role, and whether it is revoked (never the secret)."""
     with administration(obj.settings()) as admin:
         tokens = admin.list_tokens()
-    if as_json:
-        click.echo(json.dumps(tokens, indent=2))
-        return
-    for found in tokens:
-        click.echo(f"{found['id']}  {found['user_id']}  {found['role']}{'  revoked' if found['revoked'] else ''}")
+    lines = (f"{found['id']}  {found['user_id']}  {found['role']}{'  revoked' if found['revoked'] else ''}"
+             for found in tokens)
+    echo_json_or_lines(as_json, tokens, lines, ensure_ascii=True)

@@ -6,7 +6,6 @@ pipe) its first line is the password, so it never appears in the command line or
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from core.taxonomy import BUSINESS
 from engine.access.tokens import Role
 from engine.access.users import STAFF_ROLES, check_categories, check_name, check_role
 from firstline.admin import administration
-from firstline.context import Context
+from firstline.context import Context, echo_json_or_lines
 
 CATEGORY = click.option("--category", "category", multiple=True, metavar="CATEGORY",
                         help=f"A business category the decider may decide (repeatable): {', '.join(BUSINESS)}.")
@@ -97,12 +96,8 @@ def listing(obj: Context, as_json: bool) -> None:
     """Every staff user: name, role, the categories a decider may decide (or all), and whether disabled."""
     with administration(obj.settings()) as admin:
         users = admin.list_users()
-    if as_json:
-        click.echo(json.dumps(users, indent=2))
-        return
-    for found in users:
-        click.echo(user_line(found))
-    if not users:
+    echo_json_or_lines(as_json, users, (user_line(found) for found in users), ensure_ascii=True)
+    if not users and not as_json:
         click.echo("no staff users; `firstline user create NAME --role decider` makes one", err=True)
 
 

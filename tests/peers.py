@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Self
 
 import pytest
 
@@ -74,7 +75,37 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-class HTTPPeer:
+class QuietHandler(BaseHTTPRequestHandler):
+    """A request handler that logs nothing: pytest's output stays the test's own."""
+
+    def log_message(self, *args: object) -> None:
+        return
+
+
+class LoopbackServer:
+    """A real HTTP server on 127.0.0.1 at a free port, answering with `handler` on daemon threads: `url` is its
+    address with `path`; `with` serves it and shuts it down (closing its socket)."""
+
+    def __init__(self, handler: type[BaseHTTPRequestHandler], path: str = "") -> None:
+        self.path = path
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.server.daemon_threads = True  # closing does not wait for a request still being answered
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
+
+    def __enter__(self) -> Self:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class HTTPPeer(LoopbackServer):
     """A real HTTP server on 127.0.0.1 that records JSON POSTs and answers with a status; `hold` makes it hang
     until `release()` (to test time limits and concurrency without sleeping in the test)."""
 
@@ -87,7 +118,7 @@ class HTTPPeer:
             self.released.set()
         peer = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(QuietHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 peer.requests.append(json.loads(body or b"{}"))
@@ -98,25 +129,42 @@ class HTTPPeer:
                 self.end_headers()
                 self.wfile.write(b"done" if peer.status < 300 else b"refused")
 
-            def log_message(self, *args) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-
-    def __enter__(self) -> HTTPPeer:
-        self.thread.start()
-        return self
+        super().__init__(Handler, "/hook")
 
     def release(self) -> None:
         self.released.set()
 
-    def __exit__(self, *exc) -> None:
-        self.released.set()
-        self.server.shutdown()
-        self.server.server_close()
+    def __exit__(self, *exc: object) -> None:
+        self.released.set()  # a request still held is answered now, not left hanging for 30 s
+        super().__exit__(*exc)
+
+
+class Exporter(LoopbackServer):
+    """A real /metrics endpoint on 127.0.0.1: every GET gets `status` with `body` as `content_type`, and is
+    counted in `reads`; a test changes them between scrapes with `serve`."""
+
+    TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
+
+    def __init__(self, body: bytes | str = b"") -> None:
+        self.reads = 0
+        self._lock = threading.Lock()
+        self.serve(body)
+        exporter = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                with exporter._lock:
+                    exporter.reads += 1
+                    status, content_type, body = exporter.status, exporter.content_type, exporter.body
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+        super().__init__(Handler, "/metrics")
+
+    def serve(self, body: str | bytes, status: int = 200, content_type: str = TEXT_FORMAT) -> None:
+        with self._lock:
+            self.body = body.encode("utf-8") if isinstance(body, str) else body
+            self.status, self.content_type = status, content_type

@@ -7,7 +7,7 @@ from typing import Any
 from flask import current_app
 from werkzeug.exceptions import HTTPException
 
-from core.errors import ConflictError, FirstlineError, InputError, RateLimitError, StoreError
+from core.errors import ConflictError, FirstlineError, InputError, RateLimitError, StoreError, TelemetryError
 
 STATUS_BY_CODE = {"not_found": 404, "forbidden": 403, "unauthorized": 401, "conflict": 409, "rate_limited": 429}
 
@@ -26,6 +26,10 @@ def error_body(error: Exception) -> tuple[dict[str, Any], int]:
         status, code = 500, "unavailable"
         message = "the data store could not complete this request; it has been logged, please try again"
         current_app.logger.error("store error: %s", error)
+    elif isinstance(error, TelemetryError):
+        # Only /metrics lets it out (for an operator): its source is down or sent nothing usable, which is not a
+        # fault of this server; Prometheus marks the target down and scrapes again next interval.
+        status, code, message = 503, "telemetry_unavailable", str(error)
     elif isinstance(error, FirstlineError):
         status, code, message = 500, "unavailable", str(error)
     else:

@@ -81,7 +81,7 @@ def ops_blueprint(parts: Parts, require_operator: bool = True) -> Blueprint:
             raise InputError("send the Alertmanager webhook body as JSON (Content-Type: application/json)",
                              code="invalid_alert")
         try:
-            payload = parsed_json(request)
+            payload = parsed_json(request, code="invalid_alert")
         except RequestEntityTooLarge:
             raise RequestEntityTooLarge(
                 f"the body is {request.content_length or 'more than that'} bytes; the Alertmanager receiver takes at "

@@ -18,6 +18,8 @@
 
 from __future__ import annotations
 
+import json
+
 from flask import Flask, Request, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
 from itsdangerous import BadSignature
@@ -127,11 +129,20 @@ def json_depth(raw: bytes) -> int:
     return deepest
 
 
-def parsed_json(req: Request) -> object:
-    """The request's JSON (None when it is not JSON); InputError when it nests deeper than MAX_JSON_DEPTH."""
+def parsed_json(req: Request, code: str = "invalid_body") -> object:
+    """The request's JSON (None when the body is empty); InputError (`code`) when it is not valid JSON, saying
+    where, or nests deeper than MAX_JSON_DEPTH. The encoding is detected as JSON allows (UTF-8, -16, -32)."""
     raw = req.get_data(cache=True)
+    if not raw.strip():
+        return None
     # Fewer brackets than the limit cannot nest deeper than it: most bodies skip the byte-by-byte walk.
     if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and json_depth(raw) > MAX_JSON_DEPTH:
         raise InputError(f"the JSON body nests deeper than {MAX_JSON_DEPTH} levels; no request here needs that",
-                         code="invalid_body")
-    return req.get_json(silent=True)
+                         code=code)
+    try:
+        return json.loads(raw)
+    except UnicodeDecodeError:
+        raise InputError("the body is not valid UTF-8; send JSON encoded as UTF-8", code=code) from None
+    except json.JSONDecodeError as error:
+        raise InputError(f"the body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}",
+                         code=code) from None

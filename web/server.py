@@ -19,6 +19,7 @@ from waitress.server import BaseWSGIServer
 
 from core.errors import ConfigurationError
 from core.settings import Settings
+from core.stopping import terminate_as_interrupt
 from engine.desk.expiry import ExpiryTimer
 from engine.notify.sender import SenderTimer
 from engine.wiring import Parts, build
@@ -86,6 +87,13 @@ def _bind(host: str, port: int, key: str, make: Callable[[], BaseWSGIServer]) ->
 
 
 def run_server(settings: Settings) -> None:
+    """Serve until Ctrl+C (SIGINT) or SIGTERM (`kill`, systemd, docker stop); either stops the timers and the
+    monitor after their current pass, and closes the store (a checkpoint, so the DuckDB file is whole)."""
+    with terminate_as_interrupt():  # from the start: a stop during the model's warm-up closes the store too
+        _serve(settings)
+
+
+def _serve(settings: Settings) -> None:
     parts = build(settings, progress=True)
     listeners, expiry, notify = None, None, None
     try:
@@ -103,9 +111,10 @@ def run_server(settings: Settings) -> None:
                    f"{listeners.url(listeners.main)}/  (Ctrl+C to stop)")
         if listeners.ops is not None:
             click.echo(f"/metrics and the Alertmanager receiver are on {listeners.url(listeners.ops)}/")
-        listeners.main.run()
-    except KeyboardInterrupt:
-        pass
+        listeners.main.run()  # returns on Ctrl+C or SIGTERM (waitress takes the KeyboardInterrupt and closes)
+        click.echo("stopping: finishing the current work and closing the store", err=True)
+    except KeyboardInterrupt:  # during the start-up
+        click.echo("stopping before serving: closing the store", err=True)
     finally:
         if expiry is not None:
             expiry.stop()

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from core.errors import RemediationError
-from engine.actions.catalogue import ACTIONS
+from engine.actions.catalogue import ACTIONS, param_problems, refusal_of_params
 from engine.actions.safety import JOINED, Attempt, SafetyPolicy, begin
 from engine.infra.topology import Topology
 from engine.store.healing import HealingLedger, RemediationRow, RemediationStatus
@@ -143,6 +143,15 @@ class Actuator:
         if spec is None:
             return ActionOutcome(request, None, RemediationStatus.FAILED, f"unknown action {request.action!r}", started,
                                  started)
+        problems = param_problems(request.action, request.target, request.params, self.topology)
+        if problems:
+            # A rule filled a parameter from a fact (`replicas: "{metric.value}"`) with something no adapter should
+            # run: refused before the gate, so it spends no cooldown or rate allowance and nothing odd is stored.
+            reason = refusal_of_params(problems)
+            log.warning("%s on %s (rule %s): %s", request.action, request.target, request.rule, reason)
+            self._emit(Event(started, "acted", f"{request.action} on {request.target}: refused ({reason})",
+                             request.action, request.target, RemediationStatus.FAILED))
+            return ActionOutcome(request, None, RemediationStatus.FAILED, reason, started, started)
         if spec.per_user and not request.subject:
             request = replace(request, subject=request.requester)  # never one user's fix held back by another's
         policy = self.policy if dry_run is None else replace(self.policy, dry_run=dry_run)

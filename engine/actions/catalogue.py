@@ -137,6 +137,12 @@ def param_problems(action: str, target: str | None, params: Mapping[str, Any],
     return problems
 
 
+def refusal_of_params(problems: list[tuple[str, str]]) -> str:
+    """The one-line refusal of `param_problems`' findings (the first five), for logs, events and errors."""
+    return "refusing the parameters: " + "; ".join(f"{name}: {message}" if name else message
+                                                     for name, message in problems[:5])
+
+
 def _kind_problem(param: Param, value: Any) -> str | None:
     if param.kind == "name":
         if not isinstance(value, str) or not NAME.match(value):

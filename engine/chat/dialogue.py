@@ -28,7 +28,7 @@ from core.errors import InputError, NotFoundError
 from core.taxonomy import BUSINESS
 from engine.chat.assistant import Answer, Assistant, Message, clean_message
 from engine.chat.topics import index_judge
-from engine.chat.understanding import Judge, Option, Question, Reading, ReplyIntent, ReplyReader, Topic
+from engine.chat.understanding import YES_BUT_ELSE, Judge, Option, Question, Reading, ReplyIntent, ReplyReader, Topic
 from engine.chat.voice import either
 from engine.learning.loop import JudgedFix, LearningLoop
 from engine.store.conversations import ConversationRow, Conversations
@@ -306,7 +306,7 @@ class Dialogue:
             return self._decide(turn, self._confirmed(turn.state, turn.state.options[0]))
         if reading.intent is ReplyIntent.CORRECTION:
             # "no, it's the calendar sync" refuses the guess; "yes, but on my phone" keeps it in the running
-            refused = () if reading.cue == "yes, but it is something else" else turn.state.options[:1]
+            refused = () if reading.cue == YES_BUT_ELSE else turn.state.options[:1]
             return self._corrected(turn, reading, refused)
         if reading.intent is ReplyIntent.NO:
             rest = [p for p in turn.state.options[1:] if p not in turn.state.tried]
@@ -387,6 +387,8 @@ class Dialogue:
         return self._decide(turn, self._confirmed(state, state.playbook))
 
     def _awaiting(self, turn: _Turn) -> Answer | None:
+        """A message while a person has the user's request: the answer to a decider's question, if one was asked;
+        else a correction that takes the request back, another problem, an off-topic question, or asking after it."""
         escalation = self.escalations.get(turn.state.escalation_id or "")
         if escalation is None or escalation.status not in UNDECIDED:
             # Decided or expired while the user's own turn held the state: what they write now is a new start.
@@ -398,10 +400,11 @@ class Dialogue:
                 return self._problem_first(turn, escalation)
             self._answer_to_team(turn, escalation)
             return None
-        reading = self._read(turn, Question.CONFIRM)
-        if reading.intent is ReplyIntent.CORRECTION and reading.cue != "yes, but it is something else":
+        # Nothing was asked, so a "yes" or a "no" answers nothing: `understood` is "correction" when the request is
+        # taken back, "new_problem" when another problem is started below, and None otherwise.
+        reading = self._read(turn, Question.WAITING)
+        if reading.intent is ReplyIntent.CORRECTION:
             return self._withdrawn(turn, escalation, reading)
-        turn.understood = None
         match = self.knowledge.match(turn.text, turn.vector)
         if self._names_a_problem(match):
             return self._new_problem(turn)

@@ -14,11 +14,12 @@ question was asked (`Question`) and reads the reply with a small grammar over th
   complaint that the `judge` (the playbook index, in the dialogue) says is about another problem.
 
 Then per question: after a fix, working and broken together is "partly", broken alone is "no", working alone
-is "yes"; for a guess, a no followed by what the problem really is is a correction. Hedges ("maybe"),
-deferrals ("let me check"), bare acknowledgements ("ok", "thanks") and questions back answer nothing: the
-reading is None and the caller asks again with buttons. The reader never guesses "yes": a fix counts as
-confirmed only when the reply says it works. Measured on replies written by people who never saw the
-vocabulary: `python bench/replies.py`.
+is "yes"; for a guess, a no followed by what the problem really is is a correction. While a person has a
+request nothing is asked, and only a refusal means anything: it takes the request back. Hedges
+("maybe"), deferrals ("let me check"), bare acknowledgements ("ok", "thanks") and questions back answer
+nothing: the reading is None and the caller asks again with buttons. The reader never guesses "yes": a fix
+counts as confirmed only when the reply says it works. Measured on replies written by people who never saw
+the vocabulary: `python bench/replies.py`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,7 @@ class Question(StrEnum):
     CHOOSE = "choose"  # which of these?
     RATE = "rate"  # was I helpful, 1 to 5?
     SETTLED = "settled"  # a person answered: does that answer your question?
+    WAITING = "waiting"  # nothing asked: a person has the request, and anything the user writes may take it back
 
 
 class ReplyIntent(StrEnum):
@@ -104,6 +106,8 @@ class Reading:
         return self.intent.value if self.intent else None
 
 
+YES_BUT_ELSE = "yes, but it is something else"  # the cue of a correction that agrees first: no refusal
+REFUSED = "not this, that"  # the cue of a correction that refuses what was said ("no, it's the calendar sync")
 CONTRASTS = frozenset({"but", "though", "tho", "although", "however", "except", "whereas", "yet"})
 INTERROGATIVES = frozenset({"how", "what", "which", "where", "when", "why", "who", "whats", "wdym", "can", "could",
                             "should", "do", "does", "did", "is", "are", "am", "will", "would"})
@@ -198,15 +202,16 @@ class ReplyReader:
         also = " ".join(c.text for c in aside)
         if question is Question.VERIFY:
             reading = _verify(core, also, judged)
-        elif question is Question.CONFIRM:
-            reading = _confirm(core, also, judged)
-        else:
+        elif question is Question.SETTLED:
             reading = _settled(core, also, judged)
+        else:  # a guess, or a request passed to a person: both are what the assistant took the problem for
+            reading = _confirm(core, also, judged)
         if reading.intent is None and any(c.another for c in every):
             # "I have another problem": nothing answered, and something new announced
-            return Reading(ReplyIntent.CORRECTION if question is Question.CONFIRM else ReplyIntent.NEW_PROBLEM,
-                           "another matter", also=also)
-        return reading
+            corrects = question in (Question.CONFIRM, Question.WAITING)
+            reading = Reading(ReplyIntent.CORRECTION if corrects else ReplyIntent.NEW_PROBLEM, "another matter",
+                              also=also)
+        return _taken_back(reading) if question is Question.WAITING else reading
 
     def about_progress(self, text: str) -> bool:
         """Does the message ask how a pending request is getting on ("any news?", "when will I hear back")?"""
@@ -609,7 +614,7 @@ def _verify(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Readi
         return Reading(None, "not checked yet", also=also)
     corrected = _pointed(core, judged, contrast_only=1 in said) if not any(s.still for s in senses) else ""
     if corrected:
-        return Reading(ReplyIntent.CORRECTION, "not this, that", also=corrected)
+        return Reading(ReplyIntent.CORRECTION, REFUSED, also=corrected)
     if partial:
         return Reading(ReplyIntent.PARTLY, "better, not all", also=also)
     if -1 in said:
@@ -676,7 +681,7 @@ def _confirm(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Read
     if first.affirm and not first.has("hedge") and not first.has("not_about_it"):
         contrasts = [s for c, s in core[1:] if c.contrast]
         if any(s.has("pointing") or s.has("correcting") for s in contrasts) or also:
-            return Reading(ReplyIntent.CORRECTION, "yes, but it is something else", also=also)
+            return Reading(ReplyIntent.CORRECTION, YES_BUT_ELSE, also=also)
         return Reading(ReplyIntent.YES, "yes")
     denied = first.deny or first.has("negated_state") or first.has("not_about_it")
     if denied or first.has("correcting") or pointing:
@@ -684,7 +689,7 @@ def _confirm(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Read
                  and not first.has("negated_state")) or any(_names_something(s) for s in rest) \
             or (first.deny and _names_something(first))
         if named or pointing or also:
-            return Reading(ReplyIntent.CORRECTION, "not this, that", also=also)
+            return Reading(ReplyIntent.CORRECTION, REFUSED, also=also)
         return Reading(ReplyIntent.NO, "no")
     if any(s.has("not_about_it") for s in senses):
         return Reading(ReplyIntent.NO, "not about that")
@@ -704,6 +709,17 @@ def _confirm(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Read
     if any(s.works for s in senses):
         return Reading(ReplyIntent.NO, "that works")
     return Reading(None, "no answer")
+
+
+def _taken_back(reading: Reading) -> Reading:
+    """While a person has the request: a refusal of what it was passed on as ("no, it's the calendar sync", "wrong
+    one, the export fails") takes it back; nothing else is an answer, for nothing was asked. A complaint about
+    something else ("my password reset email never came", "I have another problem") is another problem beside the
+    request, which stays with the person; so do a correction that agrees first ("yes, but I meant for my whole
+    team"), a yes, a no and a question about progress: the caller takes those as messages of their own."""
+    if reading.intent is ReplyIntent.CORRECTION and reading.cue == REFUSED:
+        return reading
+    return Reading(None, "not taken back")
 
 
 def _settled(core: list[tuple[Clause, Sense]], also: str, judged: Judge) -> Reading:

@@ -14,7 +14,7 @@ A series whose problem state changes too often over the last 21 checks is flappi
 as Nagios does) and raises nothing actionable until it settles. Deploys are seen as a change of release number.
 The threshold-only baseline of the benchmark is the same detector with `predictive=False`.
 
-Only checked values are detected on (`engine.infra.telemetry.checked`: finite, in the metric's physical range);
+Only checked values are detected on (`engine.infra.samples.checked`: finite, in the metric's physical range);
 each sample the checks dropped is a `telemetry` signal (`problem_signals`) for an operator, never acted on.
 """
 
@@ -28,8 +28,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from core.settings import Settings
-from engine.infra.telemetry import VERSION_METRIC, Snapshot, checked
-from engine.infra.topology import Topology
+from engine.infra.samples import Snapshot, checked
+from engine.infra.topology import VERSION_METRIC, Topology
 from engine.infra.trends import Fit, least_squares
 
 FLAP_CHECKS = 21  # Nagios' window
@@ -89,7 +89,7 @@ class Signal:
     score: float | None = None  # anomaly: the z-score
     fingerprint: str = ""  # alert: Alertmanager's fingerprint; telemetry: what the problem is from read to read
     detail: str = ""
-    reason: str = ""  # telemetry: why the sample was dropped (engine.infra.telemetry.ProblemReason)
+    reason: str = ""  # telemetry: why the sample was dropped (engine.infra.samples.ProblemReason)
 
     @property
     def actionable(self) -> bool:
@@ -196,6 +196,11 @@ class Detector:
     def latest(self, service: str, metric: str) -> float | None:
         series = self._series.get((service, metric))
         return series.samples[-1][1] if series and series.samples else None
+
+    def last_deploy(self, service: str) -> float | None:
+        """When `service` last ran a new version (epoch s), as far as this detector has seen; None if never."""
+        deploy = self._deploys.get(service)
+        return deploy[0] if deploy is not None else None
 
     def recent_deploys(self, now: float) -> dict[str, tuple[float, int, int]]:
         return {s: d for s, d in self._deploys.items() if now - d[0] <= self.config.deploy_window_s}

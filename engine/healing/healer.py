@@ -82,7 +82,7 @@ class Healer:
         incident = self.storms.begin(now, unhealthy)  # many alerts at once: one incident, one escalation
         busy = {row.target for row in self.ledger.verifying()}
         roots = {s: self._root(s, unhealthy) for s in actionable}
-        ids = {s: self._episode(s, roots[s]).signal_id for s in actionable}
+        ids = {s: self._episode(s, roots[s], detector.last_deploy(s.service)).signal_id for s in actionable}
         # An action waiting for verification owns its service and everything that depends on it: callers of a
         # database being fixed look sick for a little longer, and must not get a remedy of their own for that.
         fresh = [s for s in actionable
@@ -195,7 +195,7 @@ class Healer:
 
     # -- audit --------------------------------------------------------------------------------------
 
-    def _episode(self, signal: Signal, root: str) -> _Episode:
+    def _episode(self, signal: Signal, root: str, deployed_at: float | None) -> _Episode:
         key = (signal.service, signal.metric, signal.kind.value)
         episode = self._episodes.get(key)
         if episode is None:
@@ -203,7 +203,7 @@ class Healer:
             self._episodes[key] = episode
             self._emit(Event(signal.at, "detected", signal.describe() + (f"; root cause {root}" if root !=
                                                                          signal.service else "")))
-            self._came_back(signal, episode.signal_id)
+            self._came_back(signal, episode.signal_id, deployed_at)
         return episode
 
     def _end_episodes(self, signals: Sequence[Signal]) -> None:
@@ -227,10 +227,11 @@ class Healer:
 
     # -- problems that come back after remediation ----------------------------------------------------
 
-    def _came_back(self, signal: Signal, signal_id: str) -> None:
-        """A new episode of a problem a remedy was verified as fixing within the window: that remedy failed."""
+    def _came_back(self, signal: Signal, signal_id: str, deployed_at: float | None) -> None:
+        """A new episode of a problem a remedy was verified as fixing within the window: that remedy failed,
+        unless the service has run a new version since (`deployed_at`): the new release is the new cause."""
         back = self.ledger.record_recurrence(signal.service, signal.metric, signal.at,
-                                             self.policy.recurrence_window_s, signal_id)
+                                             self.policy.recurrence_window_s, signal_id, deployed_at)
         if back is not None:
             self._emit(Event(signal.at, "recurred", f"{signal.service} {signal.metric} came back "
                              f"{back.recurred_at - back.verified_at:.0f} s after {back.action} on {back.target} was "

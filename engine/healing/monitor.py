@@ -4,7 +4,7 @@
 ticks on a daemon thread until `stop()` (clean: the current tick finishes first); `wake()` runs the next tick
 at once, which the Alertmanager receiver uses so an alert is acted on without waiting for the interval.
 
-Every snapshot is checked before anything reads it (`engine.infra.telemetry.checked`); the samples it drops are
+Every snapshot is checked before anything reads it (`engine.infra.samples.checked`); the samples it drops are
 `telemetry` signals in the tick's report, logged as a warning (and sent as a `telemetry_problem` event) when a
 problem first appears and once more when it is over. They are never handed to the healer: a broken reading of
 one service neither counts as that service being unhealthy nor keeps the others from being remedied.
@@ -114,6 +114,7 @@ class Monitor:
         (the sender may see the problem a little before our readings do) until `alert_wait_s` has passed; then it
         is closed without action."""
         signals = []
+        handled = []
         for alert in self.ledger.pending_alerts():
             signal = self._signal(alert, now)
             if alert.resolved:
@@ -130,7 +131,8 @@ class Monitor:
                             self.alert_wait_s)
             else:
                 signals.append(signal)
-            self.ledger.alert_handled(alert, now)
+            handled.append(alert)
+        self.ledger.alerts_handled(handled, now)  # before any is acted on: a crash after never acts twice
         return signals
 
     def _signal(self, alert: AlertRecord, now: float) -> Signal | None:

@@ -77,7 +77,7 @@ class _File(BaseModel):
 
 @dataclass(frozen=True)
 class MetricSpec:
-    """What a sample of one metric may be; telemetry that is not is dropped and reported (engine/infra/telemetry.py)."""
+    """What a sample of one metric may be; telemetry that is not is dropped and reported (engine/infra/samples.py)."""
 
     name: str
     unit: str

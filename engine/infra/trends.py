@@ -3,7 +3,7 @@
 Rules test these as fields of `metric` facts (`trend`, `slope_per_min`, `time_to_limit_s`), so a curator can
 write "memory rising and at its limit within 30 minutes" without any arithmetic in the rule file.
 
-Samples come checked (engine/infra/telemetry.py); a sample that is not a finite number is still left out here,
+Samples come checked (engine/infra/samples.py); a sample that is not a finite number is still left out here,
 and a fit that does not come out finite is no fit, so a broken reading can never become a slope or a deadline.
 """
 

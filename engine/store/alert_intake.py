@@ -3,7 +3,8 @@ and alert storms kept as incidents.
 
 Alertmanager never retries a 4xx, so a refused notification would otherwise be gone without trace: every refusal is
 a row of `dead_letters` (why, when, from which address, and the raw body up to `DEAD_LETTER_BODY_BYTES`), of which
-the newest `DEAD_LETTERS_KEPT` are kept. An accepted notification is a row of `alert_notifications`, written in the
+the newest `DEAD_LETTERS_KEPT` are kept (refusals of senders who were not let in are kept apart and fewer, so they
+cannot push the others out). An accepted notification is a row of `alert_notifications`, written in the
 same transaction as its alerts, with what was stored one by one, what was only counted (past the per-notification
 cap) and Alertmanager's own `truncatedAlerts`. An incident is one alert storm: its figures, its root causes and
 the one hand-off that told a person about it (`engine/healing/incidents.py` decides when; this keeps it).
@@ -24,7 +25,11 @@ from core.errors import ConflictError
 from engine.store.healing import MONITOR_USER, AlertRecord, HealingLedger
 
 DEAD_LETTER_BODY_BYTES = 256 * 1024  # the most of a refused body kept; the size sent is always recorded
-DEAD_LETTERS_KEPT = 1000  # the newest dead letters kept; older ones are dropped as new ones come
+DEAD_LETTERS_KEPT = 1000  # the newest dead letters of senders let in; older ones are dropped as new ones come
+# Refusals of senders not let in (401/403: no token, a made-up or revoked one, another role's) are kept apart and
+# fewer, so a stranger hammering the receiver cannot push a real sender's refused notifications out.
+STRANGER_LETTERS_KEPT = 200
+STRANGER_STATUSES = (401, 403)
 PREVIEW_CHARS = 160  # of a dead letter's body, in a listing
 STORM = "alert_storm"  # the kind of an incident made of many alerts across services at once
 
@@ -190,16 +195,20 @@ class AlertIntake:
 
     def refuse(self, *, sender: str, caller: str | None, path: str, status: int, code: str, reason: str,
                content_type: str, body: bytes, body_bytes: int, now: float) -> str:
-        """Keep a refused request (the first `DEAD_LETTER_BODY_BYTES` of `body`) and drop the oldest beyond
-        `DEAD_LETTERS_KEPT`, in one transaction. Returns the dead letter's id."""
+        """Keep a refused request (the first `DEAD_LETTER_BODY_BYTES` of `body`) and drop the oldest of its class
+        beyond what is kept (`DEAD_LETTERS_KEPT`; `STRANGER_LETTERS_KEPT` for a 401/403), in one transaction.
+        Returns the dead letter's id."""
         kept = body[:DEAD_LETTER_BODY_BYTES]
         letter_id = self.ledger.new_id()
+        stranger = status in STRANGER_STATUSES
+        same_class = f"status {'' if stranger else 'NOT '}IN {STRANGER_STATUSES}"
         self.store.transaction([
             ("INSERT INTO dead_letters VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
              (letter_id, now, sender, caller, path, status, code, reason, content_type, max(body_bytes, len(body)),
               len(kept), kept.decode("utf-8", errors="replace"))),
-            ("DELETE FROM dead_letters WHERE id NOT IN (SELECT id FROM dead_letters "
-             "ORDER BY received_at DESC, id DESC LIMIT ?)", (DEAD_LETTERS_KEPT,)),
+            (f"DELETE FROM dead_letters WHERE {same_class} AND id NOT IN (SELECT id FROM dead_letters "
+             f"WHERE {same_class} ORDER BY received_at DESC, id DESC LIMIT ?)",
+             (STRANGER_LETTERS_KEPT if stranger else DEAD_LETTERS_KEPT,)),
         ])
         return letter_id
 

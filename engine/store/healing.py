@@ -276,6 +276,19 @@ class HealingLedger:
                  "ended_at")
         return [dict(zip(names, row, strict=True)) for row in rows]
 
+    def snapshots(self, source: str, since: float, limit: int = 240) -> list[tuple[float, dict[str, dict[str, float]]]]:
+        """The snapshots read from `source` since `since` (epoch s), oldest first, each as (epoch s, service ->
+        metric -> value); at most the latest `limit` (an hour of readings every 15 s is 240)."""
+        rows = self.store.execute(
+            "SELECT observed_at, service, metric, value FROM telemetry WHERE source = ? AND observed_at IN "
+            "(SELECT DISTINCT observed_at FROM telemetry WHERE source = ? AND observed_at >= ? "
+            "ORDER BY observed_at DESC LIMIT ?) ORDER BY observed_at",
+            (source, source, since, limit))
+        readings: dict[float, dict[str, dict[str, float]]] = {}
+        for at, service, metric, value in rows:
+            readings.setdefault(float(at), {}).setdefault(service, {})[metric] = float(value)
+        return list(readings.items())
+
     def series(self, service: str, metric: str, since: float, limit: int = 5000) -> list[tuple[float, float]]:
         """[(epoch s, value)] of one metric of one service from `since`, oldest first; at most the latest
         `limit` samples (a month of one-a-minute samples is 43,200: a trend needs far fewer)."""
@@ -319,7 +332,7 @@ class HealingLedger:
 
     def pending_alerts(self) -> list[AlertRecord]:
         """Firing alerts not yet handled, oldest first; one whose resolution has arrived meanwhile is left out
-        (it is marked handled by `alert_handled` like the rest)."""
+        (it is marked handled by `alerts_handled` like the rest)."""
         rows = self.store.execute(
             "SELECT a.fingerprint, a.starts_at, a.status, a.alertname, a.service, a.metric, a.labels, a.annotations, "
             "a.received_at, EXISTS (SELECT 1 FROM alerts r WHERE r.fingerprint = a.fingerprint "
@@ -328,10 +341,17 @@ class HealingLedger:
         return [AlertRecord(r[0], r[1], r[2], r[3], r[4], r[5], json.loads(r[6]), json.loads(r[7]), r[8],
                             resolved=bool(r[9])) for r in rows]
 
-    def alert_handled(self, alert: AlertRecord, now: float) -> None:
+    def alerts_handled(self, alerts: Sequence[AlertRecord], now: float) -> None:
+        """Mark `alerts` handled at `now` (epoch s), all in one statement: a storm's thousand alerts are one
+        commit, not a thousand."""
+        if not alerts:
+            return
         self.store.transaction([
-            ("UPDATE alerts SET handled_at = ? WHERE fingerprint = ? AND starts_at = ? AND status = ?",
-             (now, alert.fingerprint, alert.starts_at, alert.status))])
+            ("UPDATE alerts SET handled_at = ? FROM (SELECT unnest(?::VARCHAR[]) AS fingerprint, "
+             "unnest(?::VARCHAR[]) AS starts_at, unnest(?::VARCHAR[]) AS status) AS done "
+             "WHERE alerts.fingerprint = done.fingerprint AND alerts.starts_at = done.starts_at "
+             "AND alerts.status = done.status",
+             (now, [a.fingerprint for a in alerts], [a.starts_at for a in alerts], [a.status for a in alerts]))])
 
     # -- safety state and attempts -----------------------------------------------------------------
 
@@ -392,7 +412,9 @@ class HealingLedger:
             self.store.transaction([(f"INSERT INTO remediations ({COLUMNS}) VALUES "
                                "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                                (attempt.id, attempt.signal_id, attempt.rule, attempt.action, attempt.target,
-                                json.dumps(attempt.params), attempt.adapter, status, detail, now, finished,
+                                # Checked finite by the actuator; never `Infinity`, which is no JSON.
+                                json.dumps(attempt.params, allow_nan=False), attempt.adapter, status, detail, now,
+                                finished,
                                 verify[0], verify[1], None, None, attempt.requester, attempt.subject))])
         return verdict
 
@@ -449,12 +471,14 @@ class HealingLedger:
     # -- problems that come back after remediation ---------------------------------------------------
 
     def record_recurrence(self, service: str, metric: str, at: float, window_s: float,
-                          signal_id: str | None) -> Recurrence | None:
+                          signal_id: str | None, deployed_at: float | None = None) -> Recurrence | None:
         """The problem on (service, metric) is seen again at `at` (epoch s): if the last remediation run for a
         signal of it (the monitor's or an alert's; a chat's answers a user, not a detected problem) was verified as
         fixing it at most `window_s` before, it failed after all. Its row turns `failed` (finished at `at`, the
         detail saying why, so the breaker and `failed_since` count it) and the recurrence is kept, once however
-        many signals report the return. Returns it, or None when nothing verified came undone."""
+        many signals report the return. Not if the service ran a new version after the fix was verified
+        (`deployed_at`, epoch s): a second bad release after a rollback is a new fault, and the rollback worked.
+        Returns it, or None when nothing verified came undone."""
         executed = ", ".join(f"'{s}'" for s in EXECUTED)
         rows = self.store.execute(
             "SELECT id, status, finished_at FROM remediations WHERE verify_service = ? AND verify_metric = ? "
@@ -464,6 +488,8 @@ class HealingLedger:
             return None
         remediation_id, _, verified_at = rows[0]
         if not verified_at <= at <= verified_at + window_s:
+            return None
+        if deployed_at is not None and verified_at < deployed_at <= at:
             return None
         note = f"; came back {at - verified_at:.0f} s after it was verified: counted as a failure"
         try:

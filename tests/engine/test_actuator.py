@@ -160,3 +160,17 @@ def test_a_fix_another_user_just_had_is_not_called_mine(chat):
     assert "already took care" not in second.reply and second.reply.startswith("Someone else reported this")
     mine = chat.assistant.answer(SLOW, "ed", first.conversation_id)
     assert mine.reply.startswith("I already took care of this")
+
+
+def test_parameters_a_rule_filled_badly_are_refused_before_the_gate_and_never_stored(chat):
+    # A rule may fill a parameter from a fact (`replicas: "{metric.value}"`): an infinite, fractional, negative or
+    # unknown one is refused without running, without spending the target's cooldown, and nothing is written.
+    actuator = chat.healing.actuator
+    for params in ({"replicas": float("inf")}, {"replicas": 2.5}, {"replicas": -1}, {"replicas": float("nan")},
+                   {"force": True}):
+        refused = actuator.run(ActionRequest("scale_out", "api", "monitor", params=params, rule="made_up"))
+        assert refused.status == RemediationStatus.FAILED and refused.attempt_id is None
+        assert refused.detail.startswith("refusing the parameters:"), refused.detail
+    assert remediations(chat) == []
+    ran = actuator.run(ActionRequest("scale_out", "api", "monitor", params={"replicas": 3}))
+    assert ran.status != "skipped"  # the refusals above held nothing back

@@ -254,3 +254,28 @@ def test_dead_letters_keep_a_bounded_body_and_only_the_newest(tmp_path, monkeypa
         assert intake.dead_letter(ids[0]) is None
     finally:
         store.close()
+
+
+def test_strangers_refusals_cannot_push_a_real_senders_dead_letters_out(tmp_path, monkeypatch):
+    import engine.store.alert_intake as intake_module
+
+    monkeypatch.setattr(intake_module, "DEAD_LETTERS_KEPT", 3)
+    monkeypatch.setattr(intake_module, "STRANGER_LETTERS_KEPT", 2)
+    clock = ManualClock()
+    store = DuckDBStore(tmp_path / "letters.duckdb", clock)
+    intake = AlertIntake(HealingLedger(store, sequential_ids()))
+
+    def refuse(status: int, caller: str | None) -> str:
+        clock.advance(1)
+        return intake.refuse(sender="192.0.2.7", caller=caller, path="/p", status=status, code="x", reason="r",
+                             content_type="application/json", body=b"{}", body_bytes=2, now=clock())
+
+    try:
+        real = [refuse(400, "alertmanager"), refuse(413, "alertmanager")]
+        strangers = [refuse(401 if i % 2 else 403, None) for i in range(50)]
+        kept = {d.id for d in intake.dead_letters(limit=100)}
+        assert kept == set(real) | set(strangers[-2:])
+        more = [refuse(422, "alertmanager") for _ in range(3)]  # the real sender's own class rolls over alone
+        assert {d.id for d in intake.dead_letters(limit=100)} == set(more) | set(strangers[-2:])
+    finally:
+        store.close()

@@ -3,8 +3,9 @@ import pytest
 from core.settings import PROJECT_ROOT
 from engine.healing.detection import DetectionConfig, Detector, SignalKind, SignalState
 from engine.healing.scenarios import EPOCH, SimClock
+from engine.infra.samples import Snapshot
 from engine.infra.simulation import SimulatedInfrastructure
-from engine.infra.telemetry import SimulationSource, Snapshot
+from engine.infra.telemetry import SimulationSource
 from engine.infra.topology import load_topology
 from engine.infra.trends import least_squares
 

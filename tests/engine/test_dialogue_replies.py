@@ -1,11 +1,13 @@
 """The dialogue reads replies as people write them: only a clear "it works" teaches the index or counts as a
 success; non-answers keep the question open; a second problem named beside an answer is taken up; choices by
-ordinal, ratings in words, a declined rating, and an off-topic question while a person decides."""
+ordinal, ratings in words, a declined rating, and an off-topic question while a person decides; a request passed
+to a person by mistake is taken back by a correction, and by nothing else."""
 
 import pytest
 
 from core.errors import ConflictError
 from engine.chat.dialogue import Stage
+from engine.chat.understanding import Question, Reading, ReplyReader
 from engine.desk.desk import Decider
 from engine.desk.handoffs import Engineer
 from tests.conftest import build_parts, make_settings
@@ -19,6 +21,24 @@ def chat(tmp_path, knowledge):
     parts = build_parts(make_settings(tmp_path), knowledge=knowledge)
     yield parts
     parts.close()
+
+
+class RecordingReader(ReplyReader):
+    """The dialogue's own reader, noting the question each message is read as."""
+
+    def __init__(self, reader: ReplyReader) -> None:
+        super().__init__(reader.lexicon, reader.embedder)
+        self.questions: list[Question] = []
+
+    def read(self, text: str, question: Question, **kwargs) -> Reading:
+        self.questions.append(question)
+        return super().read(text, question, **kwargs)
+
+
+def questions_read(chat) -> list[Question]:
+    """From now on, the questions the dialogue reads messages as (the list grows as it does)."""
+    chat.dialogue.reader = RecordingReader(chat.dialogue.reader)
+    return chat.dialogue.reader.questions
 
 
 def learned(chat, text):
@@ -138,8 +158,10 @@ def test_pointing_at_the_same_problem_is_still_a_no(chat, reply):
     ("I need more storage", "no, I meant the file upload fails", "file_upload_fails"),
 ])
 def test_a_request_passed_to_a_person_by_mistake_can_be_taken_back(chat, request_text, correction, meant):
+    questions = questions_read(chat)
     raised, corrected = talk(chat, "kim", request_text, correction)
     assert raised.stage is Stage.AWAITING_DECISION
+    assert questions == [Question.WAITING]  # nothing was asked: read only for taking the request back
     (status,) = chat.store.execute("SELECT status FROM escalations")
     assert status == ("withdrawn",)
     assert corrected.understood == "correction" and "taken back" in corrected.replies[0]
@@ -149,6 +171,29 @@ def test_a_request_passed_to_a_person_by_mistake_can_be_taken_back(chat, request
     assert kinds[-1] == "withdrawn"
     with pytest.raises(ConflictError, match="took this request back"):
         chat.desk.decide(chat.store.execute("SELECT id FROM escalations")[0][0], Decider("dana"), "approved", "ok")
+
+
+@pytest.mark.parametrize("reply", ["yes, but I meant for my whole team", "any news on my request?"])
+def test_agreeing_or_asking_after_a_request_leaves_it_with_the_person(chat, reply):
+    """ "Yes, but ..." reads as a correction after "is that right?", which refuses nothing; while a person has the
+    request it takes nothing back, and neither does asking how it is getting on."""
+    questions = questions_read(chat)
+    raised, said = talk(chat, "lin", "Can we get a non-profit discount?", reply)
+    assert raised.stage is Stage.AWAITING_DECISION and questions == [Question.WAITING]
+    assert said.stage is Stage.AWAITING_DECISION and said.understood is None
+    assert chat.store.execute("SELECT status FROM escalations") == [("open",)]
+    assert "still with our team" in " ".join(said.replies)
+
+
+@pytest.mark.parametrize("reply", ["my password reset email never came", "I have another problem, the csv export "
+                                             "fails"])
+def test_another_problem_while_a_person_has_the_request_is_taken_up_and_the_request_kept(chat, reply):
+    """Naming another problem is no refusal of the request ("no, it's ..." is): both go on."""
+    raised, said = talk(chat, "max", "Can we get a non-profit discount?", reply)
+    assert raised.stage is Stage.AWAITING_DECISION
+    assert said.understood != "correction" and said.answer is not None and said.answer.playbook
+    assert chat.store.execute("SELECT status FROM escalations") == [("open",)]
+    assert not any("taken back" in r for r in said.replies)
 
 
 # -- questions beside or instead of an answer -------------------------------------------------------------------

@@ -303,19 +303,49 @@ def test_the_rules_decide_what_a_return_means(rules, state, failed, expected, ki
     assert decided == expected
 
 
-def test_a_return_is_counted_once_however_many_signals_report_it(tmp_path):
-    clock = ManualClock()
-    watching = Watching(make_settings(tmp_path / "data"), clock)
+@pytest.fixture
+def fixed_once(tmp_path):
+    """The pool filled up once and a remedy was verified as fixing it: the monitor's ledger and that remedy."""
+    watching = Watching(make_settings(tmp_path / "data"), ManualClock())
     watching.flap()
     ledger = watching.healing.ledger
     [fixed] = ledger.remediations()
     assert fixed.status == "succeeded"
-    first = ledger.record_recurrence(*POOL, clock() + 60, 3600, "signal-a")
-    again = ledger.record_recurrence(*POOL, clock() + 61, 3600, "signal-b")  # an alert and a breach, say
+    yield ledger, fixed
+    watching.close()
+
+
+def test_a_return_is_counted_once_however_many_signals_report_it(fixed_once):
+    ledger, fixed = fixed_once
+    first = ledger.record_recurrence(*POOL, fixed.finished_at + 60, 3600, "signal-a")
+    again = ledger.record_recurrence(*POOL, fixed.finished_at + 61, 3600, "signal-b")  # an alert and a breach, say
     assert first is not None and first.remediation_id == fixed.id and again is None
     assert [r.remediation_id for r in ledger.recurrence_streak(*POOL)] == [fixed.id]
     assert ledger.remediation(fixed.id).status == "failed"
+
+
+def test_a_second_bad_release_after_a_rollback_is_rolled_back_too_not_counted_against_the_first(tmp_path):
+    # The rollback worked; the error spike came back because a new bad version shipped: a new fault, a new rollback.
+    clock = ManualClock()
+    watching = Watching(make_settings(tmp_path / "data"), clock)
+    watching.tick(1)
+    for _ in range(3):
+        watching.infrastructure.inject("bad_deploy@api")
+        watching.tick(6)
+    rows = watching.healing.ledger.remediations()
+    assert [(r.action, r.status) for r in rows] == [("rollback_deploy", "succeeded")] * 3
+    assert "recurred" not in [e.kind for e in watching.events] and watching.handoffs() == []
     watching.close()
+
+
+def test_a_return_counts_against_the_fix_unless_a_new_version_shipped_in_between(fixed_once):
+    ledger, fixed = fixed_once
+    verified = fixed.finished_at
+    assert ledger.record_recurrence(*POOL, verified + 120, 3600, "s1", deployed_at=verified + 60) is None
+    assert ledger.remediation(fixed.id).status == "succeeded"
+    # A release before the fix was verified (the fix may have been that release) does not excuse the return.
+    back = ledger.record_recurrence(*POOL, verified + 120, 3600, "s2", deployed_at=verified - 30)
+    assert back is not None and ledger.remediation(fixed.id).status == "failed"
 
 
 def test_a_fix_a_chat_user_asked_for_is_not_judged_by_a_later_problem(tmp_path):

@@ -8,8 +8,9 @@ from engine.healing.detection import DetectionConfig, Detector
 from engine.healing.healer import Healer
 from engine.healing.monitor import Monitor
 from engine.healing.scenarios import SimClock
+from engine.infra.prometheus_text import exposition, parse_exposition
 from engine.infra.simulation import SimulatedInfrastructure
-from engine.infra.telemetry import ScrapeSource, SimulationSource, exposition, parse_exposition
+from engine.infra.telemetry import ScrapeSource, SimulationSource
 from engine.infra.topology import load_topology
 from engine.store import DuckDBStore
 from engine.store.healing import HealingLedger

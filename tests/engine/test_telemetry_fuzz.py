@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 
 from core.errors import TelemetryError
 from core.settings import PROJECT_ROOT
-from engine.infra.telemetry import MAX_PROBLEMS, CounterRates, ProblemReason, parse_exposition, read_exposition
+from engine.infra.prometheus_text import MAX_PROBLEMS, parse_exposition, read_exposition
+from engine.infra.rates import CounterRates
+from engine.infra.samples import ProblemReason
 from engine.infra.topology import load_topology
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml")

@@ -5,8 +5,6 @@ stored, never detected on, and never stops remediation of anything else."""
 from __future__ import annotations
 
 import logging
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -20,56 +18,18 @@ from engine.decision.ruleengine import RuleEngine
 from engine.healing.detection import DetectionConfig, Detector, SignalKind
 from engine.healing.healer import Healer
 from engine.healing.monitor import Monitor
+from engine.infra.samples import ProblemReason
 from engine.infra.simulation import SimulatedInfrastructure
-from engine.infra.telemetry import ProblemReason, ScrapeSource
+from engine.infra.telemetry import ScrapeSource
 from engine.infra.topology import load_topology
 from engine.store import DuckDBStore
 from engine.store.healing import HealingLedger
 from rules.loader import load_rules
 from tests.conftest import ManualClock
+from tests.peers import Exporter
 
 TOPOLOGY = load_topology(PROJECT_ROOT / "data" / "infrastructure.yaml",
                          {name: spec.needs for name, spec in ACTIONS.items()})
-
-
-class Exporter:
-    """A real /metrics endpoint on 127.0.0.1 that serves `body` to every GET; a test changes `body` between
-    scrapes."""
-
-    def __init__(self, body: bytes | str = b"") -> None:
-        self.body = body.encode("utf-8") if isinstance(body, str) else body
-        exporter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                body = exporter.body
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                return
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/metrics"
-
-    def serve(self, body: str | bytes) -> None:
-        self.body = body.encode("utf-8") if isinstance(body, str) else body
-
-    def __enter__(self) -> Exporter:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
 
 @pytest.fixture(scope="module")

@@ -13,17 +13,11 @@ import pytest
 from core.errors import ConfigurationError, TelemetryError
 from core.settings import PROJECT_ROOT
 from engine.healing.detection import DetectionConfig, Detector, SignalKind, SignalState, problem_signals
+from engine.infra.prometheus_text import parse_exposition, read_exposition
+from engine.infra.rates import CounterRates, histogram_quantile
+from engine.infra.samples import ProblemReason, Snapshot, checked
 from engine.infra.simulation import SimulatedInfrastructure
-from engine.infra.telemetry import (
-    CounterRates,
-    ProblemReason,
-    SimulationSource,
-    Snapshot,
-    checked,
-    histogram_quantile,
-    parse_exposition,
-    read_exposition,
-)
+from engine.infra.telemetry import SimulationSource
 from engine.infra.topology import load_topology
 from engine.infra.trends import least_squares, slope, trend
 from tests.conftest import ManualClock

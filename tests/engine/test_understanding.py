@@ -12,6 +12,7 @@ from bench.replies import score_set
 from core.errors import ConfigurationError
 from engine.chat.lexicon import load_lexicon
 from engine.chat.understanding import (
+    REFUSED,
     Option,
     Question,
     ReplyIntent,
@@ -178,6 +179,31 @@ def test_a_persons_answer_settles_it_or_not():
         ["no, I still need the extra seats", "not really"], NO)
     assert intents(["ok", "hmm let me think"], q) == dict.fromkeys(["ok", "hmm let me think"], None)
     assert read("also, how do I change my billing email?", q).intent is ReplyIntent.NEW_PROBLEM
+
+
+# -- while a person has the request: nothing asked -----------------------------------------------------------
+
+def test_while_a_person_has_the_request_only_a_correction_means_anything():
+    q = Question.WAITING
+    taken_back = ["no, it's the calendar sync", "no, I meant the file upload fails",
+                  "wrong one, the export is what fails"]
+    assert intents(taken_back, q) == dict.fromkeys(taken_back, ReplyIntent.CORRECTION)
+    kept = ["yes, but I meant the reminders", "any news on my request?", "how long will it take?", "yes", "no",
+            "ok thanks", "what do you mean?", "I have another problem", "also my invoice pdf won't open"]
+    assert {t: (r.intent, r.understood) for t in kept for r in [read(t, q)]} == dict.fromkeys(kept, (None, None))
+
+
+def test_taking_a_request_back_is_refusing_the_guess_it_was_passed_on_as():
+    """A request goes to a person because the assistant took the problem for a business one, a guess the user
+    never confirmed: a reply takes it back exactly where, after "is that right?", it would refuse the guess with
+    a no (a complaint about something else there names the problem instead; here it is another problem)."""
+    examples = load_reply_examples(ROOT / "data" / "reply_examples.yaml")
+    texts = [t for texts in examples.values() for t in texts] + NOT_WORKING
+    for judge in (None, other):
+        for text in texts:
+            guess = read(text, Question.CONFIRM, judge)
+            refused = guess.intent is ReplyIntent.CORRECTION and guess.cue == REFUSED
+            assert (read(text, Question.WAITING, judge).intent is ReplyIntent.CORRECTION) == refused, text
 
 
 def test_asking_after_a_request_is_told_from_anything_else():

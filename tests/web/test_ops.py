@@ -102,7 +102,10 @@ def broken(change):
 
 @pytest.mark.parametrize(("kwargs", "field"), [
     ({"data": "not json", "content_type": "text/plain"}, "JSON"),
-    ({"data": "{broken", "content_type": "application/json"}, "JSON object"),
+    ({"data": "{broken", "content_type": "application/json"}, "not valid JSON: Expecting property name"),
+    ({"data": '{"version": "4",}', "content_type": "application/json"}, "not valid JSON"),
+    ({"data": '{"version": "4"} trailing', "content_type": "application/json"}, "not valid JSON: Extra data"),
+    ({"data": b'{"version": "\xff"}', "content_type": "application/json"}, "not valid UTF-8"),
     ({"json": ["a", "list"]}, "JSON object"),
     ({"json": broken(lambda b: b.update(version="3"))}, "version"),
     ({"json": broken(lambda b: b.update(alerts=[]))}, "alerts"),

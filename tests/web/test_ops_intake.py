@@ -84,13 +84,15 @@ def over_the_limit() -> bytes:
 
 
 @pytest.mark.parametrize(("kwargs", "status", "code", "reason"), [
-    ({"data": b"{broken", "content_type": "application/json"}, 400, "invalid_alert", "JSON object"),
+    ({"data": b"{broken", "content_type": "application/json"}, 400, "invalid_alert", "not valid JSON"),
     ({"data": b"version=4", "content_type": "application/x-www-form-urlencoded"}, 400, "invalid_alert", "as JSON"),
     ({"json": {**FIRING, "alerts": [{**FIRING["alerts"][0], "startsAt": "soon"}]}}, 400, "invalid_alert",
      "alerts[0].startsAt"),
     ({"data": json.dumps(FIRING).replace('"api"', '"\\ud800"').encode(), "content_type": "application/json"}, 400,
      "invalid_alert", "not valid Unicode"),
-    ({"data": b"\xff\xfe not utf-8", "content_type": "application/json"}, 400, "invalid_alert", "JSON object"),
+    ({"data": b"\xff\xfe not utf-8", "content_type": "application/json"}, 400, "invalid_alert", "not valid"),
+    ({"data": b'{"version": "4", "x": "\xc3("}', "content_type": "application/json"}, 400, "invalid_alert",
+     "not valid UTF-8"),
     ({"data": over_the_limit(), "content_type": "application/json"}, 413, "request_entity_too_large",
      f"takes at most {MAX_BODY_BYTES:,} bytes"),
 ])

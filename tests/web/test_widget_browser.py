@@ -9,9 +9,7 @@ then the reply in view, and after a reload an earlier reply still has its techni
 (docs/chat-desktop.png, docs/chat-phone.png, docs/widget.png) go to the folder SCREENSHOTS_DIR names."""
 
 import os
-import threading
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -19,6 +17,7 @@ import pytest
 
 from engine.access.identity import user_hash
 from tests.conftest import build_parts, make_settings
+from tests.peers import LoopbackServer, QuietHandler
 from tests.web.test_browser import ARGS, CHROMIUM, _browser_or_skip, wait_in_page
 from web.server import BackgroundServer, make_server
 
@@ -65,7 +64,7 @@ def _shots(tmp_path: Path) -> Path:
     return Path(folder) if folder else tmp_path
 
 
-class _HostPage(BaseHTTPRequestHandler):
+class _HostPage(QuietHandler):
     """A product's own page: its text, the widget's tag and a policy that trusts Firstline's origin for the script
     and the frame only (everything else from itself, no style at all)."""
 
@@ -91,26 +90,18 @@ class _HostPage(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
-
 
 @pytest.fixture
 def served(tmp_path, knowledge):
-    host = ThreadingHTTPServer(("127.0.0.1", 0), type("Host", (_HostPage,), {}))
-    host_url = f"http://127.0.0.1:{host.server_address[1]}"
-    thread = threading.Thread(target=host.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    settings = make_settings(tmp_path, port=0, threads=4, simulation_faults=["slow_queries"],
-                             monitor_enabled=False, identity_secret=SECRET, widget_origins=[host_url])
-    parts = build_parts(settings, knowledge=knowledge)
-    server = BackgroundServer(make_server(settings, parts)).start()
-    host.RequestHandlerClass.firstline = server.url
-    yield host_url, server.url, parts
-    server.stop()
-    parts.close()
-    host.shutdown()
-    host.server_close()
+    with LoopbackServer(type("Host", (_HostPage,), {})) as host:  # a subclass per run: `firstline` is set on it
+        settings = make_settings(tmp_path, port=0, threads=4, simulation_faults=["slow_queries"],
+                                 monitor_enabled=False, identity_secret=SECRET, widget_origins=[host.url])
+        parts = build_parts(settings, knowledge=knowledge)
+        server = BackgroundServer(make_server(settings, parts)).start()
+        host.server.RequestHandlerClass.firstline = server.url
+        yield host.url, server.url, parts
+        server.stop()
+        parts.close()
 
 
 def say(chat, text):

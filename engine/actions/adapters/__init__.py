@@ -24,7 +24,7 @@ from engine.actions.adapters.redis_cache import RedisAdapter
 from engine.actions.adapters.shell import ShellAdapter
 from engine.actions.adapters.simulated import SimulatedAdapter
 from engine.actions.adapters.webhook import WebhookAdapter
-from engine.actions.catalogue import ACTIONS, param_problems
+from engine.actions.catalogue import ACTIONS, param_problems, refusal_of_params
 from engine.infra.simulation import SimulatedInfrastructure
 from engine.infra.topology import Topology
 
@@ -84,9 +84,7 @@ class AdapterRouter:
             raise RemediationError(f"unknown service {target!r}", action=action, target=target)
         problems = param_problems(action, target, params, self.topology)
         if problems:
-            raise RemediationError("refusing the parameters: " + "; ".join(f"{name}: {message}" if name else message
-                                                                          for name, message in problems[:5]),
-                                   action=action, target=target)
+            raise RemediationError(refusal_of_params(problems), action=action, target=target)
         adapter = self.adapter_for(action)
         if not adapter.supports(action):
             raise RemediationError(f"the {adapter.name} adapter cannot run {action}; route it to another adapter "

@@ -1,0 +1,138 @@
+"""Telemetry samples once read: one checked snapshot shape, and the checks every source goes through.
+
+Every source yields a `Snapshot`: each service's metrics (the names of the infrastructure file), the release
+number deployed on it, and the problems found on the way. Every path goes through the same checks against the
+metric declarations (`MetricSpec`): a sample that is not finite, outside its metric's physical range, not whole
+where it must be, or of another type than declared (engine/infra/prometheus_text.py, where types are seen) is
+dropped and reported as a `TelemetryProblem`, never read. Several samples for one service's metric are resolved
+by the metric's `duplicates` rule (`pick`), never by their order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from engine.infra.topology import VERSION_METRIC, MetricSpec, Topology
+
+__all__ = ["ProblemReason", "Snapshot", "TelemetryProblem", "as_float", "checked", "pick", "refusal"]
+
+
+class ProblemReason(StrEnum):
+    """Why a sample, or a line, was dropped."""
+
+    MALFORMED = "malformed"  # not Prometheus text format
+    NOT_FINITE = "not_finite"  # NaN or an infinity
+    OUT_OF_RANGE = "out_of_range"  # outside the metric's declared min..max
+    NOT_WHOLE = "not_whole"  # a fraction where the declaration says whole numbers (a release number)
+    WRONG_TYPE = "wrong_type"  # a counter, histogram or summary where another type is declared
+    BAD_HISTOGRAM = "bad_histogram"  # buckets without +Inf, with a bad bound, or falling
+    DUPLICATE = "duplicate"  # the same series more than once with different values
+    AMBIGUOUS = "ambiguous"  # several different samples for one service and `duplicates: refuse`
+    NO_SERVICE = "no_service"  # a sample of a declared metric without a service label
+    TOO_LARGE = "too_large"  # the scrape body was cut at MAX_SCRAPE_BYTES
+    TOO_MANY = "too_many"  # more problems than MAX_PROBLEMS in one read
+
+
+@dataclass(frozen=True)
+class TelemetryProblem:
+    """A sample or line that was dropped, and why. `service` and `metric` are empty when the line names none of
+    ours; `value` is None when there was no number to read."""
+
+    service: str
+    metric: str
+    value: float | None
+    reason: ProblemReason
+    detail: str
+    line: int | None = None  # 1-based line of the scrape body
+
+    @property
+    def key(self) -> str:
+        """What identifies this problem from one read to the next (the value and the line number may change)."""
+        if self.metric:
+            return f"{self.reason}:{self.service}:{self.metric}"
+        return f"{self.reason}:{self.detail}"
+
+    @property
+    def message(self) -> str:
+        return self.detail + (f" (line {self.line})" if self.line is not None else "")
+
+    def describe(self) -> str:
+        return f"{' '.join(p for p in (self.service, self.metric) if p) or 'scrape'}: {self.message}"
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """Every metric of every service at one moment, the version deployed on each service, and the samples that
+    were dropped on the way (`problems`)."""
+
+    at: float
+    metrics: Mapping[str, Mapping[str, float]]
+    versions: Mapping[str, int] = field(default_factory=dict)
+    problems: tuple[TelemetryProblem, ...] = ()
+
+
+# -- the checks every path goes through ---------------------------------------------------------------
+
+
+def refusal(spec: MetricSpec, value: float) -> tuple[ProblemReason, str] | None:
+    """Why `value` cannot be a reading of the metric `spec` declares, or None when it can."""
+    found = spec.outside(value)
+    return None if found is None else (ProblemReason(found[0]), found[1])
+
+
+def checked(snapshot: Snapshot, topology: Topology) -> Snapshot:
+    """`snapshot` with every value the declarations refuse dropped and reported; values of services or metrics
+    the infrastructure file does not list are left out. Checking a checked snapshot changes nothing."""
+    problems = list(snapshot.problems)
+    metrics: dict[str, dict[str, float]] = {}
+    for service, values in snapshot.metrics.items():
+        limits = topology.services[service].limits if service in topology.services else {}
+        for metric, value in values.items():
+            if metric not in limits:
+                continue
+            number = as_float(value)
+            refused = refusal(topology.metrics[metric], number)
+            if refused is None:
+                metrics.setdefault(service, {})[metric] = number
+            else:
+                problems.append(TelemetryProblem(service, metric, number, refused[0], refused[1]))
+    versions: dict[str, int] = {}
+    for service, release in snapshot.versions.items():
+        if service not in topology.services:
+            continue
+        number = as_float(release)
+        refused = refusal(topology.version, number)
+        if refused is None:
+            versions[service] = int(number)
+        else:
+            problems.append(TelemetryProblem(service, VERSION_METRIC, number, refused[0], refused[1]))
+    return Snapshot(snapshot.at, metrics, versions, tuple(problems))
+
+
+def as_float(value: object) -> float:
+    """A sample as a float: NaN for what is not a number, an infinity for an integer too large for a float."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return math.nan
+    try:
+        return float(value)
+    except OverflowError:
+        return math.inf if value > 0 else -math.inf
+
+
+def pick(spec: MetricSpec, values: Iterable[float]) -> float | None:
+    """One value from several samples of one service's metric, by the metric's `duplicates` rule: the worst (the
+    furthest the `worse` way), the highest, the lowest, or None when they differ and the rule is `refuse`."""
+    distinct = sorted(set(values))
+    if not distinct:
+        return None
+    rule = spec.duplicates
+    if rule == "worst":
+        rule = "lowest" if spec.worse == "below" else "highest"
+    if rule == "highest":
+        return distinct[-1]
+    if rule == "lowest":
+        return distinct[0]
+    return distinct[0] if len(distinct) == 1 else None

@@ -1,0 +1,88 @@
+"""`firstline serve` and `firstline heal` as processes: stopped by SIGTERM (kill, systemd, docker stop) as by
+Ctrl+C, each finishes its work and closes the store, leaving a whole DuckDB file and no write-ahead log to replay."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import urllib.request
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tests.peers import wait_until
+
+SERVING = re.compile(r"serving .* on (http://127\.0\.0\.1:\d+)/")
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, session_settings, knowledge) -> Path:  # knowledge: the session's index is built
+    for part in ("index", "cache"):
+        if (session_settings.data_dir / part).is_dir():
+            shutil.copytree(session_settings.data_dir / part, tmp_path / part)
+    return tmp_path
+
+
+def start(data_dir: Path, command: str = "serve", ready: re.Pattern[str] = SERVING) -> tuple[subprocess.Popen, str]:
+    """`firstline COMMAND` on `data_dir`, once it printed `ready`; returns it and what `ready` captured."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
+    env.update({"FIRSTLINE_DATA_DIR": str(data_dir), "FIRSTLINE_PORT": "0", "FIRSTLINE_MONITOR_INTERVAL_S": "0.2",
+                "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    process = subprocess.Popen([sys.executable, "-m", "firstline", command], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    assert process.stdout is not None
+    for line in process.stdout:  # ends when the process does: then the assertion below says why
+        found = ready.search(line)
+        if found:
+            return process, found.group(1)
+    process.wait(timeout=30)
+    pytest.fail(f"firstline {command} did not start: {process.stderr.read() if process.stderr else ''}")
+
+
+def stopped(process: subprocess.Popen, stop: signal.Signals) -> str:
+    """Send `stop`, wait for the exit; its standard error."""
+    try:
+        process.send_signal(stop)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    return err
+
+
+def wal(database: Path) -> Path:
+    return Path(f"{database}.wal")
+
+
+def assert_closed_cleanly(process: subprocess.Popen, err: str, database: Path) -> None:
+    assert process.returncode == 0, err
+    assert "Traceback" not in err and "stopping" in err
+    assert not wal(database).exists()  # closed: checkpointed, nothing left to replay
+    with duckdb.connect(str(database), read_only=True) as connection:
+        assert connection.execute("SELECT count(*) FROM telemetry").fetchone()[0] > 0  # what the monitor wrote
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT])
+def test_a_stop_signal_closes_the_servers_store_and_exits_cleanly(data_dir, stop):
+    process, url = start(data_dir)
+    try:
+        with urllib.request.urlopen(url + "/api/v1/health", timeout=30) as response:
+            assert json.loads(response.read())["status"] == "ok"
+        # The monitor's readings are in the log, not yet in the file: a kill now would leave them to replay.
+        assert wait_until(lambda: wal(data_dir / "firstline.duckdb").exists(), 60)
+    finally:
+        err = stopped(process, stop)
+    assert_closed_cleanly(process, err, data_dir / "firstline.duckdb")
+
+
+def test_sigterm_stops_the_monitor_alone_as_ctrl_c_does(tmp_path):
+    process, _ = start(tmp_path, "heal", re.compile(r"(watching) simulation telemetry"))
+    assert wait_until(lambda: wal(tmp_path / "firstline.duckdb").exists(), 60)
+    assert_closed_cleanly(process, stopped(process, signal.SIGTERM), tmp_path / "firstline.duckdb")
