@@ -102,11 +102,13 @@ def _serve(settings: Settings) -> None:
         if settings.monitor_enabled and parts.healing is not None:
             parts.healing.monitor.start()  # stopped by parts.close() below
         if parts.desk is not None:
-            expiry = ExpiryTimer(parts.desk).start()  # unanswered business requests close on time, page or not
+            expiry = ExpiryTimer(parts.desk)  # unanswered business requests close on time, page or not
+            expiry.start()  # (made first, started after: a stop in between still finds it to stop)
         if parts.outreach is not None:
             # A person's answer reaches a user who left: the outbox is worked through from the start (what a crash
             # left pending goes out now), then every notify_interval_s.
-            notify = SenderTimer(parts.outreach.sender, settings.notify_interval_s).start()
+            notify = SenderTimer(parts.outreach.sender, settings.notify_interval_s)
+            notify.start()
         click.echo(f"Firstline is serving {parts.assistant.voice.product} support on "
                    f"{listeners.url(listeners.main)}/  (Ctrl+C to stop)")
         if listeners.ops is not None:

@@ -40,5 +40,5 @@ class ExpiryTimer:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.ident is not None:  # started (a stop may come before)
             self._thread.join(timeout=5)

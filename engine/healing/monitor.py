@@ -157,9 +157,10 @@ class Monitor:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
+        # A stop (Ctrl+C, SIGTERM) can come between making the thread and starting it: nothing to wait for then.
+        if self._thread is not None and self._thread.ident is not None:
             self._thread.join()
-            self._thread = None
+        self._thread = None
 
     @property
     def running(self) -> bool:

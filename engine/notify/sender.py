@@ -208,5 +208,5 @@ class SenderTimer:
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
+        if self._thread is not None and self._thread.ident is not None:  # started (a stop may come before)
             self._thread.join(timeout=5)
