@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from core.errors import ConfigurationError
 from core.taxonomy import BUSINESS
@@ -26,10 +26,13 @@ DEFAULT_CONFIG_FILE = Path("firstline.toml")
 ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
+MAX_DURATION_S = 366 * 86400.0  # the longest any `_s` setting may be
+
+
 class Settings(BaseModel):
     """Firstline's configuration. Defaults give the embedded setup: everything under one data folder."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, allow_inf_nan=False)
 
     data_dir: Path = Field(Path("var"), description="Folder for the DuckDB file, the faiss index and learned rules.")
     playbooks_dir: Path = Field(PROJECT_ROOT / "data" / "playbooks", description="Folder of playbook YAML files.")
@@ -217,7 +220,8 @@ class Settings(BaseModel):
         "text-format scrape of `scrape_url`."
     )
     scrape_url: str = Field("", description="A `/metrics` URL in Prometheus text format, for telemetry_source=scrape.")
-    scrape_timeout_s: float = Field(5.0, gt=0, description="Seconds a scrape may take before it counts as failed.")
+    scrape_timeout_s: float = Field(5.0, gt=0, description="Seconds a scrape may take in all (connecting and the "
+                                    "whole body) before it counts as failed.")
     confirm_checks: int = Field(
         3, ge=1, le=100, description="Consecutive checks a threshold breach, anomaly or prediction must hold before "
         "it is acted on (soft, then hard)."
@@ -325,6 +329,24 @@ class Settings(BaseModel):
         14 * 86400.0, gt=0, description="How long the link in a notification e-mail opens the conversation as its "
         "user in any browser (a widget user's too), in seconds; after that it says it has expired."
     )
+
+    @field_validator("*")
+    @classmethod
+    def _a_duration_fits_a_clock(cls, value: object, info: ValidationInfo) -> object:
+        # Timers and sockets take at most a few billion seconds (`threading.TIMEOUT_MAX`; a larger timeout is an
+        # OverflowError inside the monitor's thread); nothing here is meant to be longer than a year.
+        if (info.field_name or "").endswith("_s") and isinstance(value, float | int) and value > MAX_DURATION_S:
+            raise ValueError(f"at most a year ({MAX_DURATION_S:,.0f} seconds)")
+        return value
+
+    @field_validator("scrape_url")
+    @classmethod
+    def _scrape_url(cls, value: str) -> str:
+        # Only HTTP: urllib would also open file:// (a local file's lines would end up in logs and 503 bodies).
+        if value and not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", value):
+            raise ValueError(f"must be an http:// or https:// URL of a /metrics page, e.g. "
+                             f"http://127.0.0.1:9100/metrics; got {value[:80]!r}")
+        return value
 
     @field_validator("widget_origins")
     @classmethod

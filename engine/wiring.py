@@ -105,6 +105,19 @@ class Healing:
         self.monitor.stop()
         self.router.close()
 
+    def current(self) -> Snapshot:
+        """The telemetry now, for /metrics: while the monitor runs, its last reading if it is recent (a scrape of
+        /metrics never waits on the source, nor holds a server thread while it hangs); else a read of the source.
+        TelemetryError when there is none."""
+        if not self.monitor.running:
+            return self.source.read()
+        reading = self.monitor.last_snapshot
+        stale_after_s = STALE_READINGS * self.monitor.interval_s
+        if reading is None or self.monitor.clock() - reading.at > stale_after_s or self.monitor.last_error:
+            why = self.monitor.last_error or f"no reading in the last {stale_after_s:g} s"
+            raise TelemetryError(f"{self.source.name}: {why}", source=self.source.name)
+        return reading
+
 
 def open_healing(settings: Settings, on_event: Callable[[Event], None] | None = None,
                  clock: Callable[[], float] = time.time) -> tuple[Healing, DuckDBStore]:
@@ -199,12 +212,12 @@ class _Telemetry:
     verification, and a process without a running monitor (`firstline ask`), read the source itself."""
 
     def __init__(self, source: TelemetrySource, simulated: SimulatedInfrastructure, clock: Callable[[], float],
-                 ledger: HealingLedger, monitor_running: Callable[[], bool], stale_after_s: float) -> None:
+                 ledger: HealingLedger, monitor: Callable[[], Monitor], stale_after_s: float) -> None:
         self.source = source
         self.simulated = simulated
         self.clock = clock
         self.ledger = ledger
-        self.monitor_running = monitor_running
+        self.monitor = monitor  # late-bound: the monitor is built after the actuator that reads this
         self.stale_after_s = stale_after_s  # older than this, the monitor's last reading says nothing about now
 
     def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
@@ -217,20 +230,29 @@ class _Telemetry:
             return [(at, {service: dict(values) for service, values in
                           checked(Snapshot(at, sample), topology).metrics.items()})
                     for at, sample in self.simulated.recent(window_s, step_s)]
-        if not self.monitor_running():
-            return [(now, self.observe())]
+        if not self.monitor().running:
+            return [(now, self.observe() or {})]
         stored = self.ledger.snapshots(self.source.name, now - window_s)
         if not stored or now - stored[-1][0] > self.stale_after_s:
             # The monitor could not read the source lately (it logs why): no telemetry rather than stale values.
             return [(now, {})]
         return stored
 
-    def observe(self) -> dict[str, dict[str, float]]:
+    def observe(self) -> dict[str, dict[str, float]] | None:
+        """A reading of the source now, for a check right after an action; None when it cannot be read (the
+        caller goes on without it rather than failing a user's turn). While the monitor runs and has had no
+        reading lately, the source is down: None at once, rather than a user's turn waiting out its timeout."""
+        monitor = self.monitor()
+        if monitor.running and not isinstance(self.source, SimulationSource):
+            if monitor.last_error is not None:
+                return None  # its last read failed (and was logged): this one would wait on the same source
+            if not self.ledger.snapshots(self.source.name, self.clock() - self.stale_after_s, limit=1):
+                return None
         try:
             return {service: dict(values) for service, values in self.source.read().metrics.items()}
         except TelemetryError as error:
-            logging.getLogger("firstline.telemetry").warning("chat telemetry: %s", error)
-            return {}  # the chat goes on without telemetry rather than failing the user's turn
+            logging.getLogger("firstline.telemetry").warning("telemetry for a check after an action: %s", error)
+            return None
 
 
 def telemetry_source(settings: Settings, topology: Topology, infrastructure: SimulatedInfrastructure,
@@ -253,7 +275,7 @@ def build_healing(settings: Settings, topology: Topology, infrastructure: Simula
     ledger = HealingLedger(store, new_id)
     policy = SafetyPolicy.from_settings(settings)
     # The monitor is built last (it needs the healer, which needs the actuator, which needs the telemetry).
-    telemetry = _Telemetry(source, infrastructure, clock, ledger, lambda: monitor.running,
+    telemetry = _Telemetry(source, infrastructure, clock, ledger, lambda: monitor,
                            STALE_READINGS * settings.monitor_interval_s)
     actuator = Actuator(router, ledger, topology, policy, telemetry.observe, clock, new_id, on_event)
     healer = Healer(topology, rules, actuator, ledger, policy, clock, on_event)

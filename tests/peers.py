@@ -141,13 +141,16 @@ class HTTPPeer(LoopbackServer):
 
 class Exporter(LoopbackServer):
     """A real /metrics endpoint on 127.0.0.1: every GET gets `status` with `body` as `content_type`, and is
-    counted in `reads`; a test changes them between scrapes with `serve`."""
+    counted in `reads`; a test changes them between scrapes with `serve`. Faults of the wire: `announce` sends
+    that Content-Length whatever the body (None: none, the body ends when the connection closes); `trickle_s`
+    sends the body a byte at a time with that pause, until `stop_trickling` is set (the exit sets it)."""
 
     TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 
     def __init__(self, body: bytes | str = b"") -> None:
         self.reads = 0
         self._lock = threading.Lock()
+        self.stop_trickling = threading.Event()
         self.serve(body)
         exporter = self
 
@@ -156,15 +159,31 @@ class Exporter(LoopbackServer):
                 with exporter._lock:
                     exporter.reads += 1
                     status, content_type, body = exporter.status, exporter.content_type, exporter.body
+                    announce, trickle_s = exporter.announce, exporter.trickle_s
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(body)))
+                if announce != -1:
+                    self.send_header("Content-Length", str(len(body) if announce is None else announce))
+                self.send_header("Connection", "close")
                 self.end_headers()
-                self.wfile.write(body)
+                if not trickle_s:
+                    self.wfile.write(body)
+                    return
+                for byte in body:
+                    if exporter.stop_trickling.wait(trickle_s):
+                        return
+                    self.wfile.write(bytes([byte]))
+                    self.wfile.flush()
 
         super().__init__(Handler, "/metrics")
 
-    def serve(self, body: str | bytes, status: int = 200, content_type: str = TEXT_FORMAT) -> None:
+    def serve(self, body: str | bytes, status: int = 200, content_type: str = TEXT_FORMAT, *,
+              announce: int | None = None, trickle_s: float = 0.0) -> None:
+        """What the next reads get; `announce`: a Content-Length to send instead of the body's (-1: send none)."""
         with self._lock:
             self.body = body.encode("utf-8") if isinstance(body, str) else body
-            self.status, self.content_type = status, content_type
+            self.status, self.content_type, self.announce, self.trickle_s = status, content_type, announce, trickle_s
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop_trickling.set()
+        super().__exit__(*exc)

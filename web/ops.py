@@ -69,8 +69,7 @@ def ops_blueprint(parts: Parts, require_operator: bool = True) -> Blueprint:
     @ops.get("/metrics")
     def metrics():
         healing = _healing(parts)
-        snapshot = healing.source.read()
-        return Response(exposition(snapshot, healing.healer.topology), content_type=CONTENT_TYPE)
+        return Response(exposition(healing.current(), healing.healer.topology), content_type=CONTENT_TYPE)
 
     @ops.post(ALERTMANAGER_PATH)
     def alertmanager():

@@ -120,7 +120,7 @@ class Actuator:
         ledger: HealingLedger,
         topology: Topology,
         policy: SafetyPolicy,
-        observe: Callable[[], dict[str, dict[str, float]]],
+        observe: Callable[[], dict[str, dict[str, float]] | None],  # None: the telemetry cannot be read now
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] = lambda: uuid.uuid4().hex,
         on_event: Callable[[Event], None] | None = None,
@@ -206,9 +206,15 @@ class Actuator:
             status = RemediationStatus.VERIFYING
             self.ledger.finish(attempt.id, status, detail, finished, finished + self.policy.verify_timeout_s)
         else:
-            problem = self._verification_problem(request)
-            if problem is None:
-                detail = f"{detail}; verified"
+            telemetry = self.observe()
+            problem = None if telemetry is None else self._verification_problem(request, telemetry)
+            if telemetry is None and request.verify is not None:
+                # Its metric cannot be read now: the monitor's next readings settle it, as for its own actions.
+                status, detail = RemediationStatus.VERIFYING, f"{detail}; not verified yet: telemetry unreadable"
+                self.ledger.finish(attempt.id, status, detail, finished, finished + self.policy.verify_timeout_s)
+            elif problem is None:
+                checked = "verified" if telemetry is not None else "not verified: telemetry unreadable"
+                detail = f"{detail}; {checked}"
                 self.ledger.finish(attempt.id, status, detail, finished)
             else:
                 status, detail = RemediationStatus.FAILED, f"{detail}; verification failed: {problem}"
@@ -259,8 +265,8 @@ class Actuator:
         detail = f"joined {row.action} on {row.target} asked for {ago:.0f} s earlier by {row.requester}: {row.detail}"
         return ActionOutcome(request, attempt_id, status, detail, started, self.clock(), joined=True, by=by)
 
-    def _verification_problem(self, request: ActionRequest) -> str | None:
-        telemetry = self.observe()
+    def _verification_problem(self, request: ActionRequest, telemetry: Mapping[str, Mapping[str, float]]
+                              ) -> str | None:
         everything = [(request.target, metric) for metric in telemetry.get(request.target, {})]
         checks = [request.verify] if request.verify else everything
         for service, metric in checks:

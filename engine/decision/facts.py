@@ -34,9 +34,7 @@ class Asking:
 
 
 class Infrastructure(Protocol):
-    """What the facts read of the infrastructure: current metrics, and recent samples for trends."""
-
-    def observe(self) -> dict[str, dict[str, float]]: ...
+    """What the facts read of the infrastructure: recent samples, the latest last, for its state and trends."""
 
     def recent(self, window_s: float, step_s: float) -> list[tuple[float, dict[str, dict[str, float]]]]:
         """Samples over the last `window_s` seconds, oldest first (a metrics store's range query)."""

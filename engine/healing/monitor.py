@@ -68,6 +68,10 @@ class Monitor:
         self._tick_lock = threading.Lock()
         self._problems: dict[str, Signal] = {}  # telemetry problems seen on the last read, by fingerprint
         self._problems_synced = False  # the store's open problems brought up to date since this monitor started
+        # The last reading and the last failure, for /metrics to show without a read of its own (a display, not
+        # a decision: decisions read the stored samples).
+        self.last_snapshot: Snapshot | None = None
+        self.last_error: str | None = None
 
     def tick(self) -> TickReport:
         """One pass; a source that cannot be read is logged and skipped, and changes nothing."""
@@ -77,8 +81,10 @@ class Monitor:
                 snapshot = self.source.read()
             except TelemetryError as error:
                 log.warning("telemetry: %s", error)
+                self.last_error = str(error)
                 return TickReport(now, None, error=str(error))
             snapshot = checked(snapshot, self.detector.topology)
+            self.last_snapshot, self.last_error = snapshot, None
             problems = problem_signals(snapshot)
             self._report_problems(problems, now)
             if self.record_samples:

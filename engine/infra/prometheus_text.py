@@ -89,7 +89,8 @@ def _lines(text: str | bytes, reader: _Reader, max_bytes: int) -> Iterable[str]:
             text = text[:text.rfind(b"\n", 0, max_bytes) + 1]
             reader.problem("", "", None, ProblemReason.TOO_LARGE,
                            f"the body is larger than {max_bytes} bytes: read up to its last whole line there")
-        for number, raw in enumerate(text.split(b"\n"), 1):
+        raws = text.split(b"\n")
+        for number, raw in enumerate(_whole_lines(raws, reader), 1):
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as error:
@@ -97,6 +98,17 @@ def _lines(text: str | bytes, reader: _Reader, max_bytes: int) -> Iterable[str]:
                 yield ""
     else:
         yield from text.split("\n")
+
+
+def _whole_lines(lines: list[bytes], reader: _Reader) -> list[bytes]:
+    """The lines of a body as received, without a last one the body ends inside: the format ends every line with
+    a line feed, so what follows the last one is what a connection closed early left (`41` cut to `4` would read
+    as a real value). Text handed in as `str` was not received, and is read to its end."""
+    if lines and lines[-1].strip():
+        reader.problem("", "", None, ProblemReason.CUT_SHORT, f"the body ends inside line {len(lines)} (no line "
+                       "feed after it): the connection closed early; that line is not read", len(lines))
+        return lines[:-1]
+    return lines
 
 
 _Sample = tuple[float, int]  # a value and its line

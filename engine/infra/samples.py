@@ -33,6 +33,7 @@ class ProblemReason(StrEnum):
     AMBIGUOUS = "ambiguous"  # several different samples for one service and `duplicates: refuse`
     NO_SERVICE = "no_service"  # a sample of a declared metric without a service label
     TOO_LARGE = "too_large"  # the scrape body was cut at MAX_SCRAPE_BYTES
+    CUT_SHORT = "cut_short"  # the body ends inside a line (the connection closed early): that line is not read
     TOO_MANY = "too_many"  # more problems than MAX_PROBLEMS in one read
 
 

@@ -14,6 +14,7 @@ The names the rest of Firstline imports from here are re-exported, so `engine.in
 
 from __future__ import annotations
 
+import http.client
 import time
 import urllib.error
 import urllib.request
@@ -38,6 +39,9 @@ from engine.infra.topology import VERSION_METRIC, Topology
 __all__ = ["CONTENT_TYPE", "MAX_PROBLEMS", "MAX_SCRAPE_BYTES", "PREFIX", "VERSION_METRIC", "CounterRates",
            "ProblemReason", "ScrapeSource", "SimulationSource", "Snapshot", "TelemetryProblem", "TelemetrySource",
            "checked", "exposition", "histogram_quantile", "parse_exposition", "pick", "read_exposition", "refusal"]
+
+READ_CHUNK_BYTES = 64 * 1024  # a scrape's body is read in pieces of at most this, the deadline checked between
+
 
 class TelemetrySource(Protocol):
     """Anything that can be read for a checked snapshot now. Raises TelemetryError when it cannot."""
@@ -79,9 +83,32 @@ class ScrapeSource:
         self.rates = CounterRates()  # the counters' recent readings, for their rates
 
     def read(self) -> Snapshot:
+        """One scrape; TelemetryError when it fails, takes longer than `timeout_s` in all (a body trickling in a
+        byte at a time is cut off too, at most one more socket wait later), or ends before its Content-Length."""
+        deadline = time.monotonic() + self.timeout_s
         try:
             with urllib.request.urlopen(self.url, timeout=self.timeout_s) as response:
-                body = response.read(self.max_bytes + 1)
-        except (urllib.error.URLError, OSError, ValueError) as error:
-            raise TelemetryError(f"cannot scrape {self.url}: {error}", source=self.url) from None
+                body = _body(response, deadline, self.max_bytes + 1)
+        except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
+            raise TelemetryError(f"cannot scrape {self.url}: {error or type(error).__name__}",
+                                 source=self.url) from None
         return parse_exposition(body, self.topology, self.clock(), self.url, self.rates, self.max_bytes)
+
+
+def _body(response: http.client.HTTPResponse, deadline: float, limit: int) -> bytes:
+    """Up to `limit` bytes of the response's body, read as they come: TimeoutError once `deadline` (monotonic s)
+    has passed, IncompleteRead when the connection closes before the announced Content-Length."""
+    chunks: list[bytes] = []
+    size = 0
+    while size < limit:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the body was still coming in after the scrape timeout ({size:,} bytes read)")
+        chunk = response.read1(min(READ_CHUNK_BYTES, limit - size))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    body = b"".join(chunks)
+    if size < limit and response.length:  # bytes still owed: the sender stopped part way
+        raise http.client.IncompleteRead(body, response.length)
+    return body

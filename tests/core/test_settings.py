@@ -66,6 +66,22 @@ def test_out_of_range_value_is_refused():
         load(answer_precision=1.5)
 
 
+@pytest.mark.parametrize(("key", "value", "said"), [
+    ("FIRSTLINE_MONITOR_INTERVAL_S", "inf", "finite"),  # was an OverflowError in the monitor's thread
+    ("FIRSTLINE_SCRAPE_TIMEOUT_S", "1e12", "at most a year"),  # was an OverflowError on every tick
+    ("FIRSTLINE_VERIFY_TIMEOUT_S", "-inf", "finite"),
+    ("FIRSTLINE_RECURRENCE_WINDOW_S", "nan", "finite"),
+    ("FIRSTLINE_ANSWER_PRECISION", "nan", "finite"),
+    ("FIRSTLINE_NOTIFY_LINK_TTL_S", "31622401", "at most a year"),
+    ("FIRSTLINE_SCRAPE_URL", "file:///etc/passwd", "http:// or https://"),  # its lines were shown in 503 bodies
+    ("FIRSTLINE_SCRAPE_URL", "notaurl", "http:// or https://"),
+])
+def test_a_value_nothing_could_use_is_refused_naming_the_key(key, value, said):
+    with pytest.raises(ConfigurationError) as caught:
+        load({key: value})
+    assert key in str(caught.value) and said in str(caught.value)
+
+
 def test_missing_named_config_file_is_an_error(tmp_path):
     with pytest.raises(ConfigurationError, match="does not exist"):
         load(config_file=tmp_path / "nope.toml")

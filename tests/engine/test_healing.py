@@ -6,7 +6,7 @@ import duckdb
 import pytest
 
 from core.settings import PROJECT_ROOT
-from engine.actions.actuator import Actuator
+from engine.actions.actuator import ActionRequest, Actuator
 from engine.actions.adapters import AdapterRouter
 from engine.actions.adapters.simulated import SimulatedAdapter
 from engine.actions.adapters.webhook import WebhookAdapter
@@ -209,4 +209,18 @@ def test_an_error_spike_right_after_a_deploy_is_rolled_back(tmp_path, rules):
     assert [(r.action, r.target, r.rule) for r in rows] == [
         ("rollback_deploy", "api", "error_spike_after_a_deploy_is_rolled_back")]
     assert stack.infrastructure.versions()["api"] == release
+    stack.close()
+
+
+def test_a_fix_checked_at_once_while_telemetry_cannot_be_read_is_never_called_verified(tmp_path, rules):
+    stack = Stack(tmp_path, rules)
+    stack.actuator.observe = lambda: None  # the source is down, or hangs: no reading now
+    stack.infrastructure.inject("slow_queries@database", ramp_s=0)
+    watched = stack.actuator.run(ActionRequest("kill_slow_queries", "database", "conversation:c1",
+                                               verify=("database", "slow_queries"), settle_now=True))
+    assert watched.status == "verifying" and "not verified yet" in watched.detail  # the monitor settles it later
+    [row] = stack.ledger.remediations()
+    assert row.status == "verifying" and row.verify_by is not None
+    unwatched = stack.actuator.run(ActionRequest("rebuild_cache", "cache", "conversation:c2", settle_now=True))
+    assert unwatched.status == "succeeded" and unwatched.detail.endswith("not verified: telemetry unreadable")
     stack.close()

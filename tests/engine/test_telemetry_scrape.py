@@ -5,9 +5,11 @@ stored, never detected on, and never stops remediation of anything else."""
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 
+from core.errors import TelemetryError
 from core.settings import PROJECT_ROOT
 from engine.actions.actuator import Actuator
 from engine.actions.adapters import AdapterRouter
@@ -64,6 +66,32 @@ def test_one_scrape_with_a_bom_a_broken_exporter_and_bad_values_still_reads_ever
         ("api", "error_rate", ProblemReason.OUT_OF_RANGE),
         ("queue", "failed_jobs", ProblemReason.WRONG_TYPE),
     }
+
+
+def test_a_body_trickling_in_is_cut_off_at_the_scrape_timeout(exporter, clock):
+    # Each byte comes within the socket's timeout, so only a deadline on the whole read ends it.
+    exporter.serve('firstline_cpu_pct{service="api"} 97\n' * 50, trickle_s=0.05)
+    source = ScrapeSource(exporter.url, TOPOLOGY, timeout_s=0.5, clock=clock)
+    started = time.monotonic()
+    with pytest.raises(TelemetryError, match="still coming in after the scrape timeout"):
+        source.read()
+    assert time.monotonic() - started < 0.5 + 0.5 + 2  # the timeout, one more socket wait, and slack for a busy CI
+
+
+def test_a_body_shorter_than_its_content_length_is_a_failed_scrape(exporter, clock):
+    exporter.serve('firstline_cpu_pct{service="api"} 97\nfirstline_memory_pct{service="web"} 4', announce=200)
+    with pytest.raises(TelemetryError, match=r"IncompleteRead\(\d+ bytes read, \d+ more expected\)"):
+        ScrapeSource(exporter.url, TOPOLOGY, timeout_s=5, clock=clock).read()
+
+
+@pytest.mark.parametrize("cut", ['firstline_cpu_pct{service="api"} 9', 'firstline_cpu_pct{service="ap',
+                                 "firstline_cpu_pct"])
+def test_a_body_that_ends_inside_a_line_never_reads_that_line(exporter, clock, cut):
+    # Without a Content-Length the body ends where the connection closed: "97" cut to "9" is no reading.
+    exporter.serve('firstline_memory_pct{service="web"} 41\n' + cut, announce=-1)
+    snapshot = ScrapeSource(exporter.url, TOPOLOGY, timeout_s=5, clock=clock).read()
+    assert snapshot.metrics == {"web": {"memory_pct": 41.0}}
+    assert [(p.reason, p.line) for p in snapshot.problems] == [(ProblemReason.CUT_SHORT, 2)]
 
 
 def test_a_scraped_counter_is_a_rate_from_one_scrape_to_the_next(exporter, clock, tmp_path):

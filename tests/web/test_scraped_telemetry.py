@@ -102,3 +102,30 @@ def test_without_a_running_monitor_a_turn_reads_the_source_itself(tmp_path, know
         assert exporter.reads == before + 1 and metrics["database"]["slow_queries"] >= 0
     finally:
         parts.close()
+
+
+def test_while_the_monitor_runs_metrics_shows_its_reading_and_never_waits_on_the_source(tmp_path, knowledge,
+                                                                                      exporter):
+    clock = ManualClock()
+    parts, settings = scraping(tmp_path, knowledge, exporter.url, clock, monitor_interval_s=3600)
+    try:
+        monitor = parts.healing.monitor
+        monitor.act_on_detection = False
+        monitor.start()
+        assert wait_until(lambda: monitor.last_snapshot is not None, 30)
+        client = create_app(settings, parts).test_client()
+        reads = exporter.reads
+        assert client.get("/metrics").status_code == 200 and exporter.reads == reads  # the monitor's reading
+        # The exporter now trickles its body a byte at a time: the monitor's next read fails at its deadline...
+        exporter.serve(exported(), trickle_s=0.2)
+        monitor.wake()
+        assert wait_until(lambda: monitor.last_error is not None, 30)
+        assert "scrape timeout" in monitor.last_error
+        # ... and /metrics says so at once, holding no server thread on the source.
+        response = client.get("/metrics")
+        assert response.status_code == 503 and "scrape timeout" in response.get_json()["error"]["message"]
+        # A chat turn's check after an action does not wait on it either: the monitor's last read failed.
+        reads = exporter.reads
+        assert parts.healing.telemetry.observe() is None and exporter.reads == reads
+    finally:
+        parts.close()
