@@ -127,10 +127,12 @@ def _identify() -> None:
         tokens = current_app.extensions["firstline"].tokens
         identity = tokens.identify(token.strip()) if scheme.lower() == "bearer" else None
         if identity is None:
+            role = " --role operator" if operations else ""  # Prometheus' or Alertmanager's token, by the path
             raise UnauthorizedError("the API token is not valid (malformed, unknown or revoked); create one with "
-                                    "`firstline token create --user NAME`")
+                                    f"`firstline token create --user NAME{role}`")
         if identity.role is Role.OPERATOR and not operations:
-            raise ForbiddenError("an operator's token reads /metrics and posts Alertmanager alerts, nothing else")
+            raise ForbiddenError("an operator's token reads /metrics, posts Alertmanager alerts and reads their dead "
+                                 "letters, nothing else")
         # The operator issued this token for this user: that is the vouching an account action needs.
         g.user_id, g.role, g.channel, g.verified = identity.user_id, identity.role, "api", True
         return

@@ -161,6 +161,7 @@ def test_anyone_elses_token_gets_403_and_a_made_up_token_401(stranger, parts, ro
     assert refused.status_code == 403 and refused.get_json()["error"]["code"] == "forbidden"
     made_up = stranger.get("/metrics", headers={"Authorization": "Bearer fl_abcdef123456_notasecret"})
     assert made_up.status_code == 401
+    assert "--role operator" in made_up.get_json()["error"]["message"]  # a user's token would get 403 next
     basic = stranger.get("/metrics", headers={"Authorization": "Basic cHJvbWV0aGV1czpzZWNyZXQ="})
     assert basic.status_code == 401
     assert alerts_stored(parts) == 0
