@@ -7,20 +7,22 @@ store), brings an open one up to date, or closes it once `window_s` has passed w
 remedies themselves are the healer's, as for any signal: only the root causes, through the actuator's rate limit,
 concurrency cap and breaker. After acting, `escalate` hands the incident to engineering once, however many ticks or
 restarts it lasts (the hand-off's id is kept on the incident in the same transaction): how many alerts, which
-services, the root causes the dependency graph gives, how many were truncated, and what was done. While the
-incident is open, the healer's other escalations are folded into it (`fold`) instead of reaching a person one by
-one.
+services, the root causes the dependency graph gives, how many were truncated, and what the healer did (chat users'
+own remedies of the same minutes are theirs, not the storm's). Later ticks keep that one hand-off up to date while
+no engineer has closed it (alerts that kept coming, remedies and their outcome, the storm's end), rather than
+writing a second. While the incident is open, the healer's other escalations are folded into it (`fold`) instead
+of reaching a person one by one.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.actions.actuator import Event
+from engine.actions.actuator import Event, conversation_requester
 from engine.infra.topology import Topology
 from engine.store.alert_intake import AlertIntake, AlertWindow, Incident
 from engine.store.healing import RemediationRow
@@ -29,6 +31,7 @@ STORM_ALERTS = 50  # firing alerts within the window that make a storm ...
 STORM_SERVICES = 2  # ... naming at least this many services
 STORM_WINDOW_S = 300.0  # the window, in seconds; a storm ends once a window passes with no new firing alert
 LISTED_ACTIONS = 10  # actions named in the escalation; the rest are counted
+CONVERSATION_PREFIX = conversation_requester("")  # the requester of a chat user's remedy starts with this
 log = logging.getLogger("firstline.healing")
 
 
@@ -65,6 +68,7 @@ class Storms:
                 self.intake.close_incident(incident.id, now)
                 self._event(now, f"alert storm {incident.id} is over: no new firing alert for "
                                  f"{self.policy.window_s:g} s ({window.total} alerts in all)")
+                self.refresh(replace(incident, closed_at=now), now)
                 return None
             self.intake.update_incident(incident.id, window, self.root_causes(window, unhealthy), now)
             return self.intake.open_incident()
@@ -99,18 +103,38 @@ class Storms:
         return True
 
     def escalate(self, incident: Incident | None, now: float) -> str | None:
-        """Hand `incident` to engineering unless it already went: the summary of the storm and what was done about
-        it so far. Returns the new hand-off's id, or None."""
-        if incident is None or incident.handoff_id is not None:
+        """Hand `incident` to engineering unless it already went, with the summary of the storm and what was done
+        about it so far; if it went, bring that hand-off up to date (`refresh`). Returns the new hand-off's id, or
+        None."""
+        if incident is None:
             return None
         current = self.intake.open_incident()  # with what was folded into it while acting
         incident = current if current is not None and current.id == incident.id else incident
-        done = [r for r in self.intake.ledger.remediations() if r.started_at >= incident.since]
-        summary, diagnostics = self.describe(incident, done)
+        if incident.handoff_id is not None:
+            self.refresh(incident, now)
+            return None
+        summary, diagnostics = self.describe(incident, self.done(incident))
         handoff_id = self.intake.escalate_incident(incident.id, summary, diagnostics, now)
         if handoff_id is not None:
             self._event(now, f"handed to engineering: {summary}", kind="handoff", status="created")
         return handoff_id
+
+    def refresh(self, incident: Incident, now: float) -> bool:
+        """Rewrite the incident's hand-off with its figures at `now`, if it has one that no engineer has closed
+        and anything in its summary changed. True if it was rewritten."""
+        if incident.handoff_id is None:
+            return False
+        summary, diagnostics = self.describe(incident, self.done(incident))
+        refreshed = self.intake.refresh_handoff(incident.handoff_id, summary, {**diagnostics, "updated_at": _when(now)})
+        if refreshed:
+            log.info("alert storm %s: hand-off %s brought up to date (%d alerts)", incident.id, incident.handoff_id,
+                     incident.alerts)
+        return refreshed
+
+    def done(self, incident: Incident) -> list[RemediationRow]:
+        """What the healer did since the storm began: chat users' remedies of the same minutes are not the storm's."""
+        return [r for r in self.intake.ledger.remediations_since(incident.since)
+                if not r.requester.startswith(CONVERSATION_PREFIX)]
 
     def describe(self, incident: Incident, done: Sequence[RemediationRow]) -> tuple[str, dict[str, Any]]:
         """The escalation's one-paragraph summary and its diagnostics (JSON) for `incident`."""
@@ -118,8 +142,10 @@ class Storms:
         unknown = sorted(s for s in _named(incident.services) if s not in self.topology.services)
         stored = incident.alerts - incident.summarised - incident.truncated
         counts = ", ".join(f"{service or 'unnamed'} {count}" for service, count in services)
+        state = (f"over at {_when(incident.closed_at)} (no new firing alert for {self.policy.window_s:g} s)"
+                 if incident.closed_at is not None else "still under way")
         parts = [f"Alert storm: {incident.alerts} firing alerts since {_when(incident.since)} across "
-                 f"{len(_named(incident.services))} services ({counts})",
+                 f"{len(_named(incident.services))} services ({counts}), {state}",
                  f"{stored} received one by one, {incident.summarised} counted past a notification's cap, "
                  f"{incident.truncated} truncated by Alertmanager"]
         roots = ", ".join(incident.root_causes) or "none found (no alerting service is in the infrastructure file)"
@@ -134,6 +160,7 @@ class Storms:
             parts.append(f"{len(incident.notes)} other escalation(s) folded in: {'; '.join(incident.notes[:5])}")
         diagnostics = {
             "incident": incident.id, "kind": incident.kind, "since": _when(incident.since),
+            "closed_at": _when(incident.closed_at) if incident.closed_at is not None else None,
             "alerts": incident.alerts, "received": stored, "summarised": incident.summarised,
             "truncated": incident.truncated, "services": dict(services), "unknown_services": unknown,
             "root_causes": list(incident.root_causes), "notes": list(incident.notes),

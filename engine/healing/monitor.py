@@ -118,28 +118,45 @@ class Monitor:
     def _alert_signals(self, now: float) -> list[Signal]:
         """Signals for the firing alerts the telemetry bears out. One it does not bear out yet stays pending
         (the sender may see the problem a little before our readings do) until `alert_wait_s` has passed; then it
-        is closed without action."""
+        is closed without action. What is not acted on is logged once per reason and tick, with a count: a storm
+        of a thousand alerts is a few lines, not a thousand."""
         signals = []
         handled = []
+        passed_over = _PassedOver()
         for alert in self.ledger.pending_alerts():
-            signal = self._signal(alert, now)
+            unusable = self._unusable(alert)
+            signal = None if unusable else self._signal(alert, now)
             if alert.resolved:
-                log.info("alert %s (%s) resolved before it was acted on", alert.alertname, alert.fingerprint)
+                passed_over.add(logging.INFO, "resolved before it was acted on", alert)
             elif signal is None:
-                log.warning("alert %s (%s) names no known service and metric (labels service=, metric=); "
-                            "recorded, not acted on", alert.alertname, alert.fingerprint)
+                passed_over.add(logging.WARNING, f"{unusable}; recorded, not acted on", alert)
             elif not self.detector.corroborates(signal.service, signal.metric):
                 if now - alert.received_at < self.alert_wait_s:
                     continue  # looked at again next tick
-                log.warning("alert %s (%s) on %s %s was never borne out by telemetry (latest %s, limit %s) in "
-                            "%.0f s; recorded, not acted on", alert.alertname, alert.fingerprint, signal.service,
-                            signal.metric, self.detector.latest(signal.service, signal.metric), signal.limit,
-                            self.alert_wait_s)
+                passed_over.add(logging.WARNING, f"on {signal.service} {signal.metric} never borne out by telemetry "
+                                f"(latest {self.detector.latest(signal.service, signal.metric)}, limit "
+                                f"{signal.limit}) in {self.alert_wait_s:.0f} s; recorded, not acted on", alert)
             else:
                 signals.append(signal)
             handled.append(alert)
         self.ledger.alerts_handled(handled, now)  # before any is acted on: a crash after never acts twice
+        passed_over.log()
         return signals
+
+    def _unusable(self, alert: AlertRecord) -> str | None:
+        """Why `alert` cannot be acted on, in the words an operator fixes the alerting rule with; None if it can."""
+        services = self.healer.topology.services
+        if not alert.service:
+            return "names no service (label service=)"
+        service = services.get(alert.service)
+        if service is None:
+            return f"names service {alert.service!r}, which is not in the infrastructure file"
+        known = ", ".join(sorted(service.limits)) or "none"
+        if not alert.metric:
+            return f"on {service.name} names no metric (label metric=; its metrics: {known})"
+        if alert.metric not in service.limits:
+            return f"names metric {alert.metric!r}, which {service.name} has no limit for (its metrics: {known})"
+        return None
 
     def _signal(self, alert: AlertRecord, now: float) -> Signal | None:
         service = self.healer.topology.services.get(alert.service or "")
@@ -182,3 +199,25 @@ class Monitor:
                 log.exception("monitor tick failed")
             self._wake.wait(self.interval_s)
             self._wake.clear()
+
+
+NAMED_ALERTS = 3  # alerts named in a log line of alerts passed over for one reason; the rest are counted
+
+
+class _PassedOver:
+    """The alerts of one tick that were not acted on, by reason, for one log line per reason."""
+
+    def __init__(self) -> None:
+        self.reasons: dict[tuple[int, str], list[AlertRecord]] = {}
+
+    def add(self, level: int, reason: str, alert: AlertRecord) -> None:
+        self.reasons.setdefault((level, reason), []).append(alert)
+
+    def log(self) -> None:
+        for (level, reason), alerts in self.reasons.items():
+            named = ", ".join(f"{a.alertname} ({a.fingerprint})" for a in alerts[:NAMED_ALERTS])
+            if len(alerts) == 1:
+                log.log(level, "alert %s %s", named, reason)
+            else:
+                more = f" and {len(alerts) - NAMED_ALERTS} more" if len(alerts) > NAMED_ALERTS else ""
+                log.log(level, "%d alerts %s%s %s", len(alerts), named, more, reason)

@@ -221,9 +221,21 @@ def load_topology(path: Path, actions: Mapping[str, str | None] | None = None) -
         specs.get(VERSION_METRIC, DEFAULT_VERSION),
     )
     if not nx.is_directed_acyclic_graph(topology.graph):
-        cycle = nx.find_cycle(topology.graph)
-        raise ConfigurationError(f"{path}: services depend on each other in a cycle: {cycle}")
+        raise ConfigurationError(f"infrastructure file problems:\n  {_cycle_problem(doc, topology)}")
     return topology
+
+
+def _cycle_problem(doc, topology: Topology) -> Problem:
+    """The first dependency cycle, as `a -> b -> a`, at the `depends_on` of its first service in the file (a cycle
+    has no root cause: the walk in `root_causes` would have no deepest service to stop at)."""
+    edges = nx.find_cycle(topology.graph)
+    chain = [edge[0] for edge in edges] + [edges[0][0]]
+    order = list(topology.services)
+    first = min(chain[:-1], key=order.index)
+    start = chain.index(first)
+    chain = chain[start:-1] + chain[:start] + [first]
+    return doc.problem(["services", first, "depends_on"],
+                       f"services depend on each other in a cycle: {' -> '.join(chain)}")
 
 
 def _metric_problems(doc, name: str, metric: _MetricSpec) -> list[Problem]:

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.errors import ConflictError
+from engine.store.handoffs import OPEN
 from engine.store.healing import MONITOR_USER, AlertRecord, HealingLedger
 
 DEAD_LETTER_BODY_BYTES = 256 * 1024  # the most of a refused body kept; the size sent is always recorded
@@ -279,6 +280,14 @@ class AlertIntake:
         except ConflictError:
             return None
         return handoff_id
+
+    def refresh_handoff(self, handoff_id: str, summary: str, diagnostics: Mapping[str, Any]) -> bool:
+        """Bring an incident's hand-off up to date with `summary` and `diagnostics`, while no engineer has closed
+        it and only if the summary changed (a tick with nothing new writes nothing). True if it was rewritten."""
+        written = self.store.transaction([(
+            "UPDATE handoffs SET summary = ?, diagnostics = ? WHERE id = ? AND status = ? AND summary <> ? "
+            "RETURNING id", (summary, json.dumps(dict(diagnostics), default=str), handoff_id, OPEN, summary))])
+        return bool(written and written[0])
 
     def _named(self, sql: str, params: Mapping[str, object]) -> list[tuple]:
         # The console's `:name` form, as DuckDB's `$name` (the statements are ours: no colon elsewhere in them).

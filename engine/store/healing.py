@@ -459,6 +459,10 @@ class HealingLedger:
                                (r[10], r[11]) if r[10] else None, r[12], r[13], r[14] or "monitor", r[15] or "")
                 for r in rows]
 
+    def remediations_since(self, since: float) -> list[RemediationRow]:
+        """The remediations started at or after `since` (epoch s), oldest first."""
+        return self._rows("started_at >= ?", (since,))
+
     def remediation(self, attempt_id: str) -> RemediationRow | None:
         rows = self._rows("id = ?", (attempt_id,))
         return rows[0] if rows else None

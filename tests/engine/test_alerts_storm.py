@@ -7,7 +7,7 @@ import json
 import pytest
 
 from core.settings import PROJECT_ROOT
-from engine.actions.actuator import Actuator
+from engine.actions.actuator import ActionRequest, Actuator, conversation_requester
 from engine.actions.adapters import AdapterRouter
 from engine.actions.adapters.simulated import SimulatedAdapter
 from engine.actions.catalogue import ACTIONS, action_targets
@@ -55,8 +55,8 @@ class Stack:
     def start(self) -> None:
         """The healer and monitor afresh on the same store, as after a restart."""
         router = AdapterRouter(SimulatedAdapter(self.infrastructure), {}, TOPOLOGY)
-        actuator = Actuator(router, self.ledger, TOPOLOGY, self.policy, self.infrastructure.observe, self.clock,
-                            on_event=self.events.append)
+        self.actuator = actuator = Actuator(router, self.ledger, TOPOLOGY, self.policy, self.infrastructure.observe,
+                                            self.clock, on_event=self.events.append)
         self.healer = Healer(TOPOLOGY, self.rules, actuator, self.ledger, self.policy, self.clock,
                              on_event=self.events.append)
         self.detector = Detector(TOPOLOGY, DetectionConfig())
@@ -65,6 +65,10 @@ class Stack:
 
     def post(self, payload: dict, sender: str = "10.0.0.5") -> None:
         self.intake.record_notification(parse_alertmanager(payload), sender, self.clock())
+
+    def handoff(self) -> tuple[str, str, dict]:
+        (only,) = self.handoffs()
+        return only
 
     def run(self, minutes: float) -> None:
         for _ in range(int(minutes * 4)):
@@ -217,3 +221,54 @@ def test_two_ticks_never_open_two_incidents_or_two_hand_offs(stack):
     assert opened[0] is not None and opened[1] is not None and opened[0].id == opened[1].id
     assert sum(s.escalate(o, now) is not None for s, o in zip(storms, opened, strict=True)) == 1
     assert len(stack.incidents()) == 1 and len(stack.handoffs()) == 1
+
+
+def test_the_one_hand_off_is_kept_up_to_date_while_the_storm_goes_on_and_says_when_it_is_over(stack):
+    stack.infrastructure.inject("slow_queries@database", ramp_s=0)
+    stack.post(storm(120, tag="a"))
+    stack.run(1)
+    handoff_id, first, _ = stack.handoff()
+    assert "120 firing alerts" in first and "still under way" in first
+    stack.post(storm(700, tag="b", truncated=30))  # a minute later, many more of the same storm
+    stack.run(1)
+    same_id, summary, diagnostics = stack.handoff()
+    assert same_id == handoff_id and "850 firing alerts" in summary and "30 truncated by Alertmanager" in summary
+    assert diagnostics["alerts"] == 850 and diagnostics["updated_at"] and diagnostics["closed_at"] is None
+    assert [e.kind for e in stack.events].count("handoff") == 1  # brought up to date, not handed off again
+    stack.run(StormPolicy().window_s / 60 + 1)
+    (incident,) = stack.incidents()
+    _, over, diagnostics = stack.handoff()
+    assert incident.closed_at is not None and "over at " in over and "still under way" not in over
+    assert diagnostics["closed_at"] is not None
+
+
+def test_a_hand_off_an_engineer_closed_is_never_rewritten(stack):
+    stack.post(storm(120, tag="a"))
+    stack.run(1)
+    handoff_id, summary, _ = stack.handoff()
+    stack.store.execute("UPDATE handoffs SET status = 'closed by sam' WHERE id = ?", (handoff_id,))
+    stack.post(storm(300, tag="b"))
+    stack.run(StormPolicy().window_s / 60 + 2)
+    assert stack.handoff()[1] == summary
+
+
+def test_a_tick_with_nothing_new_writes_nothing_to_the_hand_off(stack):
+    stack.post(storm(120, tag="a"))
+    stack.run(1)
+    handoff_id = stack.handoff()[0]
+    storms = Storms(AlertIntake(stack.ledger), TOPOLOGY)
+    incident = storms.intake.open_incident()
+    assert storms.refresh(incident, stack.clock()) is False  # the same summary: no write
+    assert incident.handoff_id == handoff_id
+
+
+def test_a_chat_users_remedy_in_the_same_minutes_is_not_listed_as_the_storms(stack):
+    stack.infrastructure.inject("slow_queries@database", ramp_s=0)
+    stack.post(storm(120))
+    stack.actuator.run(ActionRequest("rebuild_cache", "cache", conversation_requester("c-42")))
+    stack.run(2)
+    chat = [r for r in stack.ledger.remediations() if r.requester == conversation_requester("c-42")]
+    assert [r.action for r in chat] == ["rebuild_cache"]
+    _, summary, diagnostics = stack.handoff()
+    assert "rebuild_cache" not in summary and "kill_slow_queries on database" in summary
+    assert [a["action"] for a in diagnostics["actions"]] == ["kill_slow_queries"]

@@ -471,6 +471,26 @@ def test_a_declaration_that_cannot_hold_is_refused_with_its_line(tmp_path, chang
     assert f"{path}:" in str(raised.value)
 
 
+@pytest.mark.parametrize(("depends", "first", "chain"), [
+    ({"web": ["api"], "api": ["db"], "db": ["web"]}, "web", "web -> api -> db -> web"),
+    ({"web": [], "api": ["db"], "db": ["api"]}, "api", "api -> db -> api"),
+    ({"web": ["web"], "api": [], "db": []}, "web", "web -> web"),
+])
+def test_a_dependency_cycle_is_refused_with_its_line_and_the_chain(tmp_path, depends, first, chain):
+    lines = ["product: Cycles", "metrics:", "  cpu_pct: {unit: percent, worse: above, min: 0, max: 100}", "services:"]
+    for name, on in depends.items():
+        lines += [f"  {name}:", f"    depends_on: [{', '.join(on)}]", "    metrics:",
+                  "      cpu_pct: {baseline: 20, limit: 90}"]
+    path = tmp_path / "infrastructure.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(ConfigurationError) as raised:
+        load_topology(path)
+    line = lines.index(f"  {first}:") + 2  # the `depends_on:` line under it, counted from 1
+    assert f"{path}:{line}: services.{first}.depends_on: services depend on each other in a cycle: {chain}" \
+        in str(raised.value)
+    assert "(" not in str(raised.value).split("cycle:")[1]  # no Python tuples
+
+
 @pytest.mark.parametrize("fault", ["memory_leak@database", "pool_exhaustion@database", "memory_leak@api"])
 def test_a_simulated_fault_at_full_strength_stays_a_physical_reading(fault):
     """A fault pushes its metric past the limit, never past what it can be: a leak at full strength reads 100%, is

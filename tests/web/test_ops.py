@@ -86,12 +86,37 @@ def test_a_resolved_alert_is_recorded_and_never_acted_on(client, parts):
     assert alerts_stored(parts) == 1 and parts.healing.ledger.remediations() == []
 
 
-def test_an_alert_about_nothing_we_know_is_kept_but_not_acted_on(client, parts, caplog):
+@pytest.mark.parametrize(("labels", "said"), [
+    ({"service": "printer", "metric": "toner_pct"}, "names service 'printer', which is not in the infrastructure file"),
+    ({"metric": "memory_pct"}, "names no service (label service=)"),
+    ({"service": "api"}, "on api names no metric (label metric=; its metrics: "),
+    ({"service": "api", "metric": "slow_queries"}, "names metric 'slow_queries', which api has no limit for "
+                                                   "(its metrics: "),
+])
+def test_an_alert_about_nothing_we_know_is_kept_but_not_acted_on_and_says_which_label(client, parts, caplog, labels,
+                                                                                      said):
     unknown = copy.deepcopy(FIRING)
-    unknown["alerts"][0]["labels"] = {"alertname": "DiskFull", "service": "printer"}
+    unknown["alerts"][0]["labels"] = {"alertname": "DiskFull", **labels}
     assert client.post(RECEIVER, json=unknown).status_code == 200
     parts.healing.monitor.tick()
-    assert parts.healing.ledger.remediations() == [] and "names no known service" in caplog.text
+    assert parts.healing.ledger.remediations() == [] and alerts_stored(parts) == 1
+    assert f"alert DiskFull (a1b2c3d4e5f60718) {said}" in caplog.text
+
+
+def test_many_alerts_passed_over_for_one_reason_are_one_log_line(client, parts, caplog):
+    """A storm of alerts on a service the infrastructure file does not know: counted in one line per reason,
+    not a line each (a storm of thousands filled the log)."""
+    many = copy.deepcopy(FIRING)
+    many["alerts"] = [{**FIRING["alerts"][0], "fingerprint": f"{n:016x}",
+                       "labels": {"alertname": f"Disk{n % 2}", "service": f"printer-{n % 2}", "metric": "toner_pct"}}
+                      for n in range(60)]
+    assert client.post(RECEIVER, json=many).status_code == 200
+    caplog.clear()
+    parts.healing.monitor.tick()
+    lines = [r.getMessage() for r in caplog.records if r.name == "firstline.monitor"]
+    assert len(lines) == 2, lines
+    assert {line.split(" (")[0] for line in lines} == {"30 alerts Disk0", "30 alerts Disk1"}
+    assert all(" and 27 more names service 'printer-" in line for line in lines)
 
 
 def broken(change):
