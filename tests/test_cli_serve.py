@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -86,6 +87,20 @@ def test_a_stop_signal_closes_the_servers_store_and_exits_cleanly(data_dir, stop
         err = stopped(process, stop)
     assert_closed_cleanly(process, err, data_dir / "firstline.duckdb")
     assert stored(data_dir / "firstline.duckdb", "SELECT count(*) FROM conversations") == 1
+
+
+@pytest.mark.parametrize("stops", [[signal.SIGINT] * 3, [signal.SIGTERM, signal.SIGINT, signal.SIGTERM]])
+def test_a_stop_pressed_again_during_the_clean_up_is_waited_for(data_dir, stops):
+    """Ctrl+C three times in quick succession (or a supervisor repeating SIGTERM): one clean stop, not the process
+    ended by the signal half-way through closing the store (exit -2 before)."""
+    process, _ = start(data_dir)
+    try:
+        for stop in stops[:-1]:
+            process.send_signal(stop)
+            time.sleep(0.05)
+    finally:
+        err = stopped(process, stops[-1])
+    assert_closed_cleanly(process, err, data_dir / "firstline.duckdb")
 
 
 def test_sigterm_stops_the_monitor_alone_as_ctrl_c_does(tmp_path):

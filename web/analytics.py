@@ -47,7 +47,7 @@ from engine.store.analyst import AnalystQueries, QueryResult, json_value
 from engine.wiring import Parts
 from web.api import API, json_body, string_field
 from web.charts import TILE_SIZE, WIDE_SIZE, Plan, daily_series, draw, plan
-from web.errors import error_body, retry_after
+from web.errors import error_body, error_headers
 from web.staff import add_sign_in_pages, check_csrf, csrf_token, signed_in
 
 PERIODS = ("7d", "30d", "90d")
@@ -248,7 +248,7 @@ def make_analytics_blueprint() -> Blueprint:
             result = query.run()
         except InputError as error:  # 400; 429 (and Retry-After) when the console is busy
             return (_console_page(query, error=str(error), timed_out=error.code == "query_timeout"),
-                    _status(error), retry_after(error))
+                    _status(error), error_headers(error))
         return _console_page(query, result=result)
 
     @pages.get("/console.csv")

@@ -19,7 +19,7 @@ from web.curator import make_curator_blueprint
 from web.curator_api import make_curator_api
 from web.desk import make_desk_blueprint
 from web.engineering import make_engineering_api
-from web.errors import error_body, retry_after
+from web.errors import error_body, error_headers
 from web.limits import as_rate_limit_error, install_limits
 from web.links import follow_link, refused_notice
 from web.openapi import document
@@ -130,7 +130,8 @@ def _identify() -> None:
             role = " --role operator" if operations else ""  # Prometheus' or Alertmanager's token, by the path
             raise UnauthorizedError("the API token is not valid (malformed, unknown or revoked); create one with "
                                     f"`firstline token create --user NAME{role}`")
-        if identity.role is Role.OPERATOR and not operations:
+        # A path or method no route takes is told so (404, 405 with Allow), whoever asks: nothing runs for it.
+        if identity.role is Role.OPERATOR and not operations and request.routing_exception is None:
             raise ForbiddenError("an operator's token reads /metrics, posts Alertmanager alerts and reads their dead "
                                  "letters, nothing else")
         # The operator issued this token for this user: that is the vouching an account action needs.
@@ -162,9 +163,9 @@ def _error_response(error: Exception):
                                    request.remote_addr, body["error"]["code"])
     if request.path.startswith("/analytics/") and request.path.endswith(".csv"):
         # A download that failed: the message as plain text (what a browser or curl shows in place of the file).
-        return Response(body["error"]["message"] + "\n", status, retry_after(error), mimetype="text/plain")
+        return Response(body["error"]["message"] + "\n", status, error_headers(error), mimetype="text/plain")
     if request.path.startswith("/analytics/") and request.path.endswith(".json"):
-        return jsonify(body), status, retry_after(error)  # the JSON twins answer in the one error shape
+        return jsonify(body), status, error_headers(error)  # the JSON twins answer in the one error shape
     if not request.path.startswith(API) and (status == 404 or
                                              request.path.startswith(("/curator", "/desk", "/analytics"))):
         title = {400: "That did not work", 401: "Please sign in", 403: "Not allowed", 409: "That changed meanwhile",
@@ -174,6 +175,7 @@ def _error_response(error: Exception):
             back = ("/desk/", "Back to the desk") if request.path.startswith("/desk") else ("/curator/", "Back")
         if request.path.startswith("/analytics"):
             back = ("/analytics/", "Back to the metrics")
-        return render_template("error.html", message=body["error"]["message"], title=title, back=back), status
-    return jsonify(body), status, retry_after(error)
+        return (render_template("error.html", message=body["error"]["message"], title=title, back=back), status,
+                error_headers(error))
+    return jsonify(body), status, error_headers(error)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import current_app
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
 
 from core.errors import ConflictError, FirstlineError, InputError, RateLimitError, StoreError, TelemetryError
 
@@ -38,6 +38,11 @@ def error_body(error: Exception) -> tuple[dict[str, Any], int]:
     return {"error": {"code": code, "message": message}}, status
 
 
-def retry_after(error: Exception) -> dict[str, str]:
-    """The Retry-After header a rate-limited request gets."""
-    return {"Retry-After": str(error.retry_after_s)} if isinstance(error, RateLimitError) else {}
+def error_headers(error: Exception) -> dict[str, str]:
+    """The headers an error's answer needs beside its body: Retry-After for a rate-limited request, Allow for a
+    method the route does not take (RFC 9110 15.5.6: a 405 must say which methods it does)."""
+    if isinstance(error, RateLimitError):
+        return {"Retry-After": str(error.retry_after_s)}
+    if isinstance(error, MethodNotAllowed) and error.valid_methods:
+        return {"Allow": ", ".join(sorted(error.valid_methods))}
+    return {}

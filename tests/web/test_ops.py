@@ -250,3 +250,24 @@ def test_an_alert_resolved_before_it_was_looked_at_is_not_acted_on(client, parts
     client.post(RECEIVER, json=resolved)
     parts.healing.monitor.tick()
     assert parts.healing.ledger.remediations() == [] and parts.healing.ledger.pending_alerts() == []
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("GET", RECEIVER, {"POST"}), ("PUT", RECEIVER, {"POST"}), ("DELETE", "/metrics", {"GET", "HEAD"}),
+    ("PATCH", "/api/v1/alerts/dead-letters", {"GET", "HEAD"}),
+])
+def test_a_wrong_method_with_an_operators_token_is_405_naming_the_allowed_ones(client, method, path, allowed):
+    response = client.open(path, method=method)
+    assert response.status_code == 405, response.get_data(as_text=True)
+    assert response.get_json()["error"]["code"] == "method_not_allowed"
+    assert set(response.headers["Allow"].replace(" ", "").split(",")) - {"OPTIONS"} == allowed
+
+
+def test_an_operators_token_still_opens_nothing_but_the_operators_routes(client):
+    assert client.post("/api/v1/messages", json={"message": "hello"}).status_code == 403
+    assert client.get("/api/v1/no-such-thing").status_code == 404
+
+
+def test_a_page_given_a_method_it_does_not_take_says_which_it_does(stranger):
+    response = stranger.put("/")
+    assert response.status_code == 405 and "GET" in response.headers["Allow"]
