@@ -220,9 +220,14 @@ class Recurrence:
     signal_id: str | None  # the signal the problem came back as
 
 
-def _value_text(value: float) -> str | None:
+NOT_FINITE = "not_finite"  # engine.infra.samples.ProblemReason.NOT_FINITE, the reason a sample's own NaN is dropped
+
+
+def _value_text(value: float, reason: str) -> str | None:
+    """A dropped sample's value as Prometheus writes it; None when there was no number (the signal's NaN then
+    stands for "none", so only a `not_finite` NaN is the sample's own)."""
     if math.isnan(value):
-        return None
+        return "NaN" if reason == NOT_FINITE else None
     return ("+Inf" if value > 0 else "-Inf") if math.isinf(value) else repr(value)
 
 
@@ -246,18 +251,19 @@ class HealingLedger:
                            (at, source, [r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows]))])
 
     def record_telemetry_problems(self, source: str, seen: Sequence[SignalLike], now: float) -> None:
-        """The problems of one read of `source` (epoch s `now`): each in `seen` opens a row (or refreshes its open
-        row's `last_seen`); an open row of `source` not seen now is over (a restart in between closes it too).
-        The value is kept as text ("+Inf"; NULL when there was none)."""
+        """The problems of one read of `source` (epoch s `now`): each in `seen` opens a row, or brings its open row
+        up to date (`last_seen`, and the value and detail as last read: a problem that lasts may change its
+        figures); an open row of `source` not seen now is over (a restart in between closes it too). The value is
+        kept as text as Prometheus writes it ("+Inf", "NaN"; NULL when there was none)."""
         statements: list[Statement] = []
         for problem in seen:
-            key = problem.fingerprint
+            key, value = problem.fingerprint, _value_text(problem.value, problem.reason)
             statements += [
-                ("UPDATE telemetry_problems SET last_seen = ? WHERE problem_key = ? AND source = ? "
-                 "AND ended_at IS NULL", (now, key, source)),
+                ("UPDATE telemetry_problems SET last_seen = ?, value = ?, detail = ? WHERE problem_key = ? "
+                 "AND source = ? AND ended_at IS NULL", (now, value, problem.detail, key, source)),
                 ("INSERT INTO telemetry_problems SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL WHERE NOT EXISTS "
                  "(SELECT 1 FROM telemetry_problems WHERE problem_key = ? AND source = ? AND ended_at IS NULL)",
-                 (key, source, problem.service, problem.metric, _value_text(problem.value), problem.reason,
+                 (key, source, problem.service, problem.metric, value, problem.reason,
                   problem.detail, now, now, key, source)),
             ]
         statements.append(("UPDATE telemetry_problems SET ended_at = ? WHERE source = ? AND ended_at IS NULL AND "

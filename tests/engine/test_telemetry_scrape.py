@@ -185,13 +185,35 @@ def test_a_broken_latency_upstream_does_not_stop_the_database_from_being_fixed(t
         (kept,) = stack.ledger.telemetry_problems()
         assert (kept["service"], kept["metric"], kept["reason"], kept["ended_at"]) == (
             "web", "latency_p95_ms", reason, None)
-        assert kept["value"] == {"+Inf": "+Inf", "-Inf": "-Inf", "NaN": None}.get(latency, repr(float(latency)))
+        assert kept["value"] == {"+Inf": "+Inf", "NaN": "NaN"}.get(latency, repr(float(latency)))
         # The exporter is fixed: the problem is over, and said so once.
         exporter.serve('firstline_latency_p95_ms{service="web"} 230\nfirstline_slow_queries{service="database"} 1\n')
         assert all(r.problems == [] for r in stack.ticks(2))
         assert sum("telemetry problem over: web latency_p95_ms" in r.message for r in caplog.records) == 1
         (ended,) = stack.ledger.telemetry_problems()
         assert ended["ended_at"] is not None and stack.ledger.telemetry_problems(open_only=True) == []
+    stack.close()
+
+
+def test_a_problem_that_lasts_keeps_one_row_with_its_latest_value_and_detail(tmp_path, rules, exporter, clock):
+    stack = Stack(tmp_path, rules, exporter, clock)
+    for latency in ("-5", "-70", "NaN"):
+        exporter.serve(f'firstline_latency_p95_ms{{service="web"}} {latency}\n' + HEALTHY)
+        stack.ticks(1)
+    rows = stack.ledger.telemetry_problems()
+    assert [(r["reason"], r["value"], r["ended_at"] is None) for r in rows] == [
+        ("not_finite", "NaN", True), ("out_of_range", "-70.0", False)]
+    assert rows[1]["detail"].startswith("-70 is below the physical minimum 0")  # the latest wording, not -5's
+    assert rows[1]["first_seen"] < rows[1]["last_seen"]
+    stack.close()
+
+
+def test_a_line_with_no_number_keeps_no_value(tmp_path, rules, exporter, clock):
+    stack = Stack(tmp_path, rules, exporter, clock)
+    exporter.serve('firstline_latency_p95_ms{service="web"} fast\n' + HEALTHY)
+    stack.ticks(1)
+    (row,) = stack.ledger.telemetry_problems()
+    assert (row["reason"], row["value"]) == ("malformed", None)
     stack.close()
 
 
