@@ -54,6 +54,11 @@ class Settings(BaseModel):
     host: str = Field("127.0.0.1", description="Address the web server listens on.")
     port: int = Field(8000, ge=0, le=65535, description="Port the web server listens on (0 picks a free one).")
     threads: int = Field(8, ge=1, le=256, description="Worker threads of the web server.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Least severe log line `serve` and `heal` write to standard error (time, level, logger, "
+        "message): `info` shows every remediation, hand-off, rules reload and problem that ended; `warning` only "
+        "what needs a look."
+    )
     dry_run: bool = Field(False, description="Plan remediations and record them, but run none.")
     answer_precision: float = Field(
         0.95, gt=0.5, lt=1.0, description="Precision the answer band is calibrated to reach on held-out examples."
@@ -338,6 +343,11 @@ class Settings(BaseModel):
         if (info.field_name or "").endswith("_s") and isinstance(value, float | int) and value > MAX_DURATION_S:
             raise ValueError(f"at most a year ({MAX_DURATION_S:,.0f} seconds)")
         return value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _level_in_any_case(cls, value: object) -> object:
+        return value.strip().lower() if isinstance(value, str) else value  # INFO, as Python's logging spells it
 
     @field_validator("scrape_url")
     @classmethod

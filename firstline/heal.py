@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from core.logs import configure_logging
 from core.settings import Settings
 from core.stopping import terminate_as_interrupt
 from engine.decision.pack import load_pack, load_rulebase
@@ -59,6 +60,8 @@ def _heal_live(settings: Settings, once: bool) -> None:
     def show(event: Event) -> None:
         click.echo(f"{time.strftime('%H:%M:%S', time.localtime(event.at))}  {event.kind:<20} {event.summary}")
 
+    # Its timeline above already shows each event the healer logs at INFO: the log adds only what needs a look.
+    configure_logging("warning" if settings.log_level in ("debug", "info") else settings.log_level)
     with terminate_as_interrupt():  # SIGTERM as Ctrl+C, through the whole clean-up below
         healing, store = open_healing(settings, on_event=show)
         try:

@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -30,11 +31,13 @@ def data_dir(tmp_path: Path, session_settings, knowledge) -> Path:  # knowledge:
     return tmp_path
 
 
-def start(data_dir: Path, command: str = "serve", ready: re.Pattern[str] = SERVING) -> tuple[subprocess.Popen, str]:
-    """`firstline COMMAND` on `data_dir`, once it printed `ready`; returns it and what `ready` captured."""
+def start(data_dir: Path, command: str = "serve", ready: re.Pattern[str] = SERVING,
+          **settings: str) -> tuple[subprocess.Popen, str]:
+    """`firstline COMMAND` on `data_dir` with `settings` (FIRSTLINE_ variables), once it printed `ready`; returns
+    it and what `ready` captured."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
     env.update({"FIRSTLINE_DATA_DIR": str(data_dir), "FIRSTLINE_PORT": "0", "FIRSTLINE_MONITOR_INTERVAL_S": "0.2",
-                "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+                "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **settings})
     process = subprocess.Popen([sys.executable, "-m", "firstline", command], env=env, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     assert process.stdout is not None
@@ -101,6 +104,25 @@ def test_a_stop_pressed_again_during_the_clean_up_is_waited_for(data_dir, stops)
     finally:
         err = stopped(process, stops[-1])
     assert_closed_cleanly(process, err, data_dir / "firstline.duckdb")
+
+
+@pytest.mark.parametrize("level", ["", "WARNING", "error"])
+def test_the_server_logs_when_what_and_how_bad_at_the_level_set(data_dir, level):
+    process, url = start(data_dir, **({"FIRSTLINE_LOG_LEVEL": level} if level else {}))
+    try:
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(url + "/metrics", timeout=60)  # no operator's token: refused, and logged
+        refused.value.close()
+        assert refused.value.code == 401
+    finally:
+        err = stopped(process, signal.SIGTERM)
+    lines = [line for line in err.splitlines() if "refused GET /metrics" in line]
+    if level == "error":
+        assert lines == [], err
+    else:
+        (line,) = lines
+        assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} WARNING web\.app: refused GET /metrics from "
+                            r"127\.0\.0\.1: unauthorized", line), line
 
 
 def test_sigterm_stops_the_monitor_alone_as_ctrl_c_does(tmp_path):

@@ -18,6 +18,7 @@ from waitress import create_server
 from waitress.server import BaseWSGIServer
 
 from core.errors import ConfigurationError
+from core.logs import configure_logging
 from core.settings import Settings
 from core.stopping import terminate_as_interrupt
 from engine.desk.expiry import ExpiryTimer
@@ -89,6 +90,7 @@ def _bind(host: str, port: int, key: str, make: Callable[[], BaseWSGIServer]) ->
 def run_server(settings: Settings) -> None:
     """Serve until Ctrl+C (SIGINT) or SIGTERM (`kill`, systemd, docker stop); either stops the timers and the
     monitor after their current pass, and closes the store (a checkpoint, so the DuckDB file is whole)."""
+    configure_logging(settings.log_level)  # before the app exists: Flask adds no handler of its own then
     with terminate_as_interrupt():  # from the start: a stop during the model's warm-up closes the store too
         _serve(settings)
 

@@ -75,6 +75,7 @@ def test_out_of_range_value_is_refused():
     ("FIRSTLINE_NOTIFY_LINK_TTL_S", "31622401", "at most a year"),
     ("FIRSTLINE_SCRAPE_URL", "file:///etc/passwd", "http:// or https://"),  # its lines were shown in 503 bodies
     ("FIRSTLINE_SCRAPE_URL", "notaurl", "http:// or https://"),
+    ("FIRSTLINE_LOG_LEVEL", "verbose", "'debug', 'info', 'warning' or 'error'"),
 ])
 def test_a_value_nothing_could_use_is_refused_naming_the_key(key, value, said):
     with pytest.raises(ConfigurationError) as caught:
@@ -155,3 +156,8 @@ def test_the_settings_command_never_prints_a_secret(tmp_path, monkeypatch, capsy
     assert "s3cr3t" not in out and "cookie-signing-key" not in out
     values = {row["key"]: row["value"] for row in json.loads(out)}
     assert values["identity_secret"] == "(set)" and values["secret_key"] == "(set)"
+
+
+@pytest.mark.parametrize(("written", "level"), [("INFO", "info"), (" Warning ", "warning"), ("debug", "debug")])
+def test_a_log_level_is_taken_in_any_case(written, level):
+    assert load({"FIRSTLINE_LOG_LEVEL": written}).log_level == level
