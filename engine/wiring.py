@@ -241,7 +241,9 @@ class _Telemetry:
     def observe(self) -> dict[str, dict[str, float]] | None:
         """A reading of the source now, for a check right after an action; None when it cannot be read (the
         caller goes on without it rather than failing a user's turn). While the monitor runs and has had no
-        reading lately, the source is down: None at once, rather than a user's turn waiting out its timeout."""
+        reading lately, the source is down: None at once, rather than a user's turn waiting out its timeout. A
+        source that fails here first (it began hanging between two ticks) costs this one turn its timeout, and
+        wakes the monitor, whose failed read spares the turns after it."""
         monitor = self.monitor()
         if monitor.running and not isinstance(self.source, SimulationSource):
             if monitor.last_error is not None:
@@ -252,6 +254,8 @@ class _Telemetry:
             return {service: dict(values) for service, values in self.source.read().metrics.items()}
         except TelemetryError as error:
             logging.getLogger("firstline.telemetry").warning("telemetry for a check after an action: %s", error)
+            if monitor.running:
+                monitor.wake()  # it reads again now and records the failure: the next turns do not wait on it
             return None
 
 

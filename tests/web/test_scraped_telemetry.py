@@ -129,3 +129,19 @@ def test_while_the_monitor_runs_metrics_shows_its_reading_and_never_waits_on_the
         assert parts.healing.telemetry.observe() is None and exporter.reads == reads
     finally:
         parts.close()
+
+
+def test_a_source_that_fails_between_ticks_costs_one_turn_and_the_monitor_is_told(tmp_path, knowledge, exporter):
+    parts, _ = scraping(tmp_path, knowledge, exporter.url, monitor_interval_s=3600)
+    try:
+        monitor = parts.healing.monitor
+        monitor.act_on_detection = False
+        monitor.start()  # one read now, the next in an hour
+        assert wait_until(lambda: monitor.last_snapshot is not None, 30) and monitor.last_error is None
+        exporter.serve(b"<html>maintenance</html>", content_type="text/html")  # broken between two ticks
+        assert parts.healing.telemetry.observe() is None  # this turn read it and found it broken ...
+        assert wait_until(lambda: monitor.last_error is not None, 30)  # ... and woke the monitor, not in an hour
+        reads = exporter.reads
+        assert parts.healing.telemetry.observe() is None and exporter.reads == reads  # the next turn: no wait
+    finally:
+        parts.close()
