@@ -27,27 +27,28 @@ def terminate_as_interrupt() -> Iterator[None]:
     """Within the block, the first SIGINT or SIGTERM raises KeyboardInterrupt in the main thread and any later one
     is ignored with a line on standard error; after the block, silently to the end of the process: the command is
     ending, and a signal that came while the interpreter shuts down would otherwise end it by the signal. Without
-    a stop, the previous handlers are put back after the block. Only the main thread may set signal handlers
-    (ValueError otherwise), which is where commands run."""
-    previous = {number: signal.signal(number, _interrupt) for number in STOP_SIGNALS}
+    a stop, the previous handlers are put back after the block. A signal ignored on entry is left ignored. Only the
+    main thread may set signal handlers (ValueError otherwise), which is where commands run."""
+    # A signal ignored on entry stays ignored: a shell starts `firstline serve &` with SIGINT ignored, so that a
+    # Ctrl+C meant for the script does not stop its background jobs.
+    previous = {number: signal.getsignal(number) for number in STOP_SIGNALS}
+    listened = [number for number, handler in previous.items() if handler is not signal.SIG_IGN]
+    for number in listened:
+        signal.signal(number, _interrupt)
     try:
         yield
     finally:
-        stopped = signal.getsignal(signal.SIGINT) is not _interrupt
-        for number, handler in previous.items():
+        stopped = any(signal.getsignal(number) is _already_stopping for number in listened)
+        for number in listened:
             # After a stop, SIG_IGN rather than a Python handler: the interpreter puts SIG_DFL back in place of
             # Python handlers as it shuts down, and a signal then would end the process by the signal (exit -2).
-            signal.signal(number, signal.SIG_IGN if stopped else handler)
-
-
-def stopping() -> bool:
-    """Whether a stop signal has come in a `terminate_as_interrupt` block of this process (the command is ending)."""
-    return signal.getsignal(signal.SIGINT) in (_already_stopping, signal.SIG_IGN)
+            signal.signal(number, signal.SIG_IGN if stopped else previous[number])
 
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     for number in STOP_SIGNALS:
-        signal.signal(number, _already_stopping)
+        if signal.getsignal(number) is _interrupt:
+            signal.signal(number, _already_stopping)
     raise KeyboardInterrupt
 
 

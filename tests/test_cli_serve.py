@@ -38,8 +38,11 @@ def start(data_dir: Path, command: str = "serve", ready: re.Pattern[str] = SERVI
     env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
     env.update({"FIRSTLINE_DATA_DIR": str(data_dir), "FIRSTLINE_PORT": "0", "FIRSTLINE_MONITOR_INTERVAL_S": "0.2",
                 "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **settings})
+    # As started from a terminal: a test run in the background (`make test &`) has SIGINT ignored, which the
+    # child would inherit, and a server started so rightly leaves it ignored (tests/core/test_stopping.py).
     process = subprocess.Popen([sys.executable, "-m", "firstline", command], env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+                               stderr=subprocess.PIPE, text=True,
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdout is not None
     for line in process.stdout:  # ends when the process does: then the assertion below says why
         found = ready.search(line)
