@@ -314,12 +314,22 @@ def build(
         infrastructure.inject(fault)
     router = build_router(settings, infrastructure, topology)  # an unknown adapter stops start-up here
     store = DuckDBStore(settings.database_path, clock)  # before the model: a locked file should fail fast
+    try:
+        return _wire(settings, progress, clock, knowledge, new_id, topology, playbooks, rulebase, decision_policy,
+                     voice, reply_words, infrastructure, router, store)
+    except BaseException:  # a stop (Ctrl+C, SIGTERM) during the model's load too: nothing is left open
+        store.close()
+        router.close()
+        raise
+
+
+def _wire(settings: Settings, progress: bool, clock: Callable[[], float], knowledge: KnowledgeBase | None,
+          new_id: Callable[[], str], topology: Topology, playbooks, rulebase, decision_policy: DecisionPolicy,
+          voice: Voice, reply_words, infrastructure: SimulatedInfrastructure, router: AdapterRouter,
+          store: DuckDBStore) -> Parts:
+    """`build`'s second half, on the open store: the model, the index and every part that uses them."""
     if knowledge is None:
-        try:
-            knowledge, report = open_index(settings, playbooks, progress=progress)
-        except BaseException:
-            store.close()
-            raise
+        knowledge, report = open_index(settings, playbooks, progress=progress)
     else:
         report = BuildReport(False, len(knowledge.index), len(knowledge.playbooks), knowledge.index.kind, 0.0,
                              knowledge.calibration)
@@ -329,11 +339,7 @@ def build(
     engine = RuleEngine(rulebase)
     rule_source = RuleSource(rule_paths(settings), lambda: load_rulebase(settings, topology, playbooks), engine,
                              settings.rules_reload_s, clock)
-    try:
-        healing = build_healing(settings, topology, infrastructure, store, engine, clock, router, new_id=new_id)
-    except BaseException:
-        store.close()
-        raise
+    healing = build_healing(settings, topology, infrastructure, store, engine, clock, router, new_id=new_id)
     assistant = Assistant(
         knowledge=knowledge,
         rules=engine,

@@ -142,6 +142,7 @@ def _fail(message: str) -> None:
 
 
 def _log_exception() -> Path:
+    from core.logs import LOG_FORMAT
     from core.settings import load_settings  # pydantic: only on this rare path, not at every start
 
     try:
@@ -150,8 +151,18 @@ def _log_exception() -> Path:
         folder = Path("var") / "logs"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "firstline.log"
-    logging.basicConfig(filename=path, level=logging.ERROR)
-    logging.getLogger("firstline").error("unhandled error\n%s", traceback.format_exc())
+    # A handler of its own, not basicConfig: `serve` has set up logging to the terminal by now, and the
+    # traceback belongs in the file the message names, not on the terminal.
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
+    crash = logging.getLogger("firstline.crash")
+    crash.propagate = False
+    crash.addHandler(handler)
+    try:
+        crash.error("unhandled error\n%s", traceback.format_exc())
+    finally:
+        crash.removeHandler(handler)
+        handler.close()
     return path
 
 

@@ -96,3 +96,20 @@ def test_each_listed_command_is_the_one_its_entry_names():
         assert command is not None and command.name == name, name
         assert command.get_short_help_str(10**6) == line, f"{name}: the line in COMMANDS differs from its help"
     assert cli.list_commands(ctx) == sorted(COMMANDS) == sorted(cli.commands)
+
+
+def test_an_internal_error_is_one_line_and_its_traceback_is_in_the_file_it_names(tmp_path):
+    """Even after `serve` set up its log lines on the terminal (basicConfig was then a no-op: the file named was
+    never written and the traceback reached the terminal)."""
+    body = ("import sys\nfrom core.logs import configure_logging\nfrom firstline import cli\n"
+            "configure_logging('info')\n"
+            "def boom(*args, **kwargs):\n    raise RuntimeError('boom')\n"
+            "cli.cli.main = boom\nsys.exit(cli.main(['settings']))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
+    env["FIRSTLINE_DATA_DIR"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, env=env, cwd=PROJECT_ROOT,
+                          timeout=120)
+    log = tmp_path / "logs" / "firstline.log"
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert f"firstline: error: internal error: RuntimeError: boom (details in {log})" in done.stderr
+    assert "RuntimeError: boom" in log.read_text(encoding="utf-8") and "Traceback" in log.read_text(encoding="utf-8")

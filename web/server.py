@@ -96,9 +96,10 @@ def run_server(settings: Settings) -> None:
 
 
 def _serve(settings: Settings) -> None:
-    parts = build(settings, progress=True)
+    parts: Parts | None = None
     listeners, expiry, notify = None, None, None
     try:
+        parts = build(settings, progress=True)  # closes what it opened if stopped half-way (the model's load)
         listeners = make_server(settings, parts)
         parts.assistant.knowledge.embedder.encode_one("warm up")  # load the model now, not on a user's turn
         if settings.monitor_enabled and parts.healing is not None:
@@ -126,7 +127,8 @@ def _serve(settings: Settings) -> None:
             notify.stop()
         if listeners is not None:
             listeners.close_admin_socket()
-        parts.close()
+        if parts is not None:
+            parts.close()
 
 
 class BackgroundServer:

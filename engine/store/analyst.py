@@ -296,7 +296,7 @@ class AnalystQueries:
                 raise InputError(f"the query ran past the {self.time_limit_s:g} s limit and was stopped; narrow it "
                                  "(a WHERE on a time column, fewer joins) or ask for a longer "
                                  "analyst_time_limit_s", code=TIMEOUT_CODE) from None
-            raise InputError("the query was interrupted before it finished") from None
+            raise InputError(INTERRUPTED) from None
         except duckdb.Error as error:
             raise InputError(_cleaned(error, names)) from None
         except RecursionError:  # a value nested too deeply to measure
@@ -526,9 +526,18 @@ def _scan(sql: str) -> tuple[str, list[str]]:
     return "".join(out), names
 
 
+INTERRUPTED = "the query was interrupted before it finished"
+STORE_CLOSED = "the store was closed (the server is stopping); the query did not run"
+
+
 def _cleaned(error: duckdb.Error, names: list[str]) -> str:
     """DuckDB's message without blank lines or a traceback: the kind, what, and where ("LINE 1: ... ^"), with
-    the parameters shown as the analyst wrote them."""
+    the parameters shown as the analyst wrote them; an interruption (the store closing under the query) and a
+    closed store said plainly."""
+    if isinstance(error, duckdb.InterruptException):
+        return INTERRUPTED
+    if isinstance(error, duckdb.ConnectionException):
+        return STORE_CLOSED
     lines = [line.rstrip() for line in str(error).splitlines() if line.strip()][:6]
     if names:
         written = re.compile(r"\$(" + "|".join(re.escape(n) for n in names) + r")\b")

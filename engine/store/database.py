@@ -58,6 +58,9 @@ def _rollback(cursor: duckdb.DuckDBPyConnection) -> None:
         cursor.execute("ROLLBACK")
 
 
+CLOSE_WAIT_S = 30.0  # how long closing waits for calls still running on the connection (a turn's write, say)
+
+
 class DuckDBStore:
     """The embedded database: one DuckDB file, one connection per process, a cursor per thread."""
 
@@ -80,6 +83,7 @@ class DuckDBStore:
         self._write_lock = threading.Lock()
         self._local = threading.local()
         self._cursors: list[duckdb.DuckDBPyConnection] = []
+        self._readers: set[duckdb.DuckDBPyConnection] = set()  # `reader()` cursors in use: interrupted on close
         try:
             self._migrate()
             # The metric views follow the code, not the file: a changed definition replaces the old on open.
@@ -102,9 +106,13 @@ class DuckDBStore:
         """A cursor of its own on the one connection, closed after: for a read that may be interrupted (the
         analysts' console) without touching the cursor this thread writes with, nor its DuckDB variables."""
         cursor = self._connection.cursor()
+        with self._write_lock:
+            self._readers.add(cursor)
         try:
             yield cursor
         finally:
+            with self._write_lock:
+                self._readers.discard(cursor)
             cursor.close()
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
@@ -175,9 +183,22 @@ class DuckDBStore:
                      (migration.version, migration.description, self.clock()))])
 
     def close(self) -> None:
-        """Close every thread's cursor and the file; the store cannot be used afterwards."""
-        with self._write_lock:
-            for cursor in self._cursors:
-                cursor.close()
-            self._cursors.clear()
-        self._connection.close()
+        """Close every thread's cursor and the file; the store cannot be used afterwards. A reader still running
+        (an analyst's query when the server is stopped) is interrupted: its caller gets DuckDB's InterruptException.
+        DuckDB refuses to close a connection while a call runs on it, rather than waiting; this waits up to
+        CLOSE_WAIT_S for the calls to end, then raises StoreError."""
+        deadline = time.monotonic() + CLOSE_WAIT_S
+        while True:
+            with self._write_lock:
+                for reader in self._readers:
+                    reader.interrupt()
+                try:
+                    for cursor in self._cursors:
+                        cursor.close()
+                    self._cursors.clear()
+                    self._connection.close()
+                    return
+                except duckdb.Error as error:  # "connection is busy with another call"
+                    if time.monotonic() > deadline:
+                        raise StoreError(f"cannot close the store: {error}") from None
+            time.sleep(0.05)  # outside the lock: the interrupted reader takes it to say it is done
