@@ -166,7 +166,7 @@ def _error_response(error: Exception):
         return Response(body["error"]["message"] + "\n", status, error_headers(error), mimetype="text/plain")
     if request.path.startswith("/analytics/") and request.path.endswith(".json"):
         return jsonify(body), status, error_headers(error)  # the JSON twins answer in the one error shape
-    if not request.path.startswith(API) and (status == 404 or
+    if not _under_api(request.path) and (status == 404 or
                                              request.path.startswith(("/curator", "/desk", "/analytics"))):
         title = {400: "That did not work", 401: "Please sign in", 403: "Not allowed", 409: "That changed meanwhile",
                  429: "Too many attempts"}.get(status, "Not found" if status == 404 else "Something went wrong")
@@ -179,3 +179,8 @@ def _error_response(error: Exception):
                 error_headers(error))
     return jsonify(body), status, error_headers(error)
 
+
+
+def _under_api(path: str) -> bool:
+    """Whether `path` is the JSON API's (any version, and /api itself): its errors are JSON, never a page."""
+    return path == "/api" or path.startswith("/api/")

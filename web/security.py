@@ -19,6 +19,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 from flask import Flask, Request, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface, SessionMixin
@@ -144,5 +145,9 @@ def parsed_json(req: Request, code: str = "invalid_body") -> object:
     except UnicodeDecodeError:
         raise InputError("the body is not valid UTF-8; send JSON encoded as UTF-8", code=code) from None
     except json.JSONDecodeError as error:
-        raise InputError(f"the body is not valid JSON: {error.msg} at line {error.lineno}, column {error.colno}",
+        what = error.msg.removesuffix(" at")  # "Invalid control character at": the place follows
+        raise InputError(f"the body is not valid JSON: {what} at line {error.lineno}, column {error.colno}",
                          code=code) from None
+    except ValueError:  # Python refuses integers of more than sys.get_int_max_str_digits() digits (CVE-2020-10735)
+        raise InputError(f"the body has a number of more than {sys.get_int_max_str_digits():,} digits; no request "
+                         "here needs one", code=code) from None

@@ -31,7 +31,16 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from core.errors import TelemetryError
 from engine.infra.rates import CounterRates, histogram_quantile
-from engine.infra.samples import ProblemReason, Snapshot, TelemetryProblem, as_float, pick, refusal
+from engine.infra.samples import (
+    MAX_SERIES_CHARS,
+    ProblemReason,
+    Snapshot,
+    TelemetryProblem,
+    as_float,
+    pick,
+    refusal,
+    shape,
+)
 from engine.infra.topology import VERSION_METRIC, MetricSpec, Topology
 
 __all__ = ["CONTENT_TYPE", "MAX_PROBLEMS", "MAX_SCRAPE_BYTES", "PREFIX", "exposition", "parse_exposition",
@@ -94,7 +103,8 @@ def _lines(text: str | bytes, reader: _Reader, max_bytes: int) -> Iterable[str]:
             try:
                 yield raw.decode("utf-8")
             except UnicodeDecodeError as error:
-                reader.problem("", "", None, ProblemReason.MALFORMED, f"not UTF-8 ({error.reason})", number)
+                reader.problem("", "", None, ProblemReason.MALFORMED, f"not UTF-8 ({error.reason})", number,
+                               series=reader.series(raw.decode("utf-8", "replace")))
                 yield ""
     else:
         yield from text.split("\n")
@@ -139,8 +149,8 @@ class _Reader:
         self._reported: set[str] = set()
 
     def problem(self, service: str, metric: str, value: float | None, reason: ProblemReason, detail: str,
-                line: int | None = None, once: bool = False) -> None:
-        found = TelemetryProblem(service, metric, value, reason, detail, line)
+                line: int | None = None, once: bool = False, series: str = "") -> None:
+        found = TelemetryProblem(service, metric, value, reason, detail, line, series)
         if once:
             if found.key in self._reported:
                 return
@@ -156,7 +166,7 @@ class _Reader:
             return
         if len(line) > MAX_LINE_CHARS:
             self.problem("", "", None, ProblemReason.MALFORMED, f"a line of {len(line)} characters "
-                         f"(at most {MAX_LINE_CHARS}): {line[:60]!r}...", number)
+                         f"(at most {MAX_LINE_CHARS}): {line[:60]!r}...", number, series=self.series(line))
             return
         if line.startswith("#"):
             parts = line.split(None, 3)
@@ -169,10 +179,15 @@ class _Reader:
             samples = [s for family in text_string_to_metric_families(line) for s in family.samples]
         except Exception as error:  # noqa: BLE001 - whatever it raised, this line is not Prometheus text
             self.problem("", "", None, ProblemReason.MALFORMED,
-                         f"not Prometheus text format ({type(error).__name__}): {line[:120]!r}", number)
+                         f"not Prometheus text format ({type(error).__name__}): {line[:120]!r}", number,
+                         series=self.series(line))
             return
         for sample in samples:
             self.sample(number, sample.name, sample.labels, as_float(sample.value))
+
+    def series(self, line: str) -> str:
+        """A broken line without its values, for its problem's key (`_series`)."""
+        return _series(line, self.topology.services)
 
     def sample(self, number: int, name: str, labels: Mapping[str, str], value: float) -> None:
         if not name.startswith(PREFIX):
@@ -367,6 +382,47 @@ def _foreign_and_whole(line: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+# A broken line's parts, read leniently: its name, then {labels} as far as they can be read. Quoted strings may be
+# left open by the end of the line; a label's value may be unquoted. No input can make these backtrack.
+_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*+")
+_GARBLED = re.compile(r"[^\s{]*+")
+_QUOTED = r'"(?>[^"\\]|\\.)*+(?:"|\\?+$)'
+_ELEMENT = re.compile(rf'[ \t]*+(?:(?P<label>[a-zA-Z_][a-zA-Z0-9_]*+|{_QUOTED})[ \t]*+=[ \t]*+'
+                      rf'(?P<value>{_QUOTED}|[^,}}\s]*+)|(?P<name>{_QUOTED}))[ \t]*+,?+')
+
+
+def _series(line: str, services: Mapping[str, object]) -> str:
+    """What identifies a broken line from one read to the next without its values, for its problem's key: its
+    metric name and its sorted label names (`node_load1{host,job}`), the values left out but the service's when it
+    is one the infrastructure file lists (`firstline_cpu_pct{instance,service="web"}`: as many as there are
+    services, and a person tells them apart); cut at MAX_SERIES_CHARS. A name garbled past its first characters
+    keeps the rest up to a space or a brace with every number written 0 (`cpu%`, `load=0`); a line of labels
+    with no name is known by those (`{job}`). A line with neither (`<html>...`) is known by its shape: every
+    number written 0, cut short (`samples.shape`). So one broken series is one key however its numbers change,
+    and two series with other names or label names are two."""
+    line = line[:MAX_LINE_CHARS]
+    found = _NAME.match(line)
+    name, at = (found.group(), found.end()) if found else ("", 0)
+    if found and at < len(line) and not line[at].isspace() and line[at] != "{":
+        garbled = _GARBLED.match(line, at)
+        assert garbled is not None  # it matches the empty string
+        name, at = name + shape(garbled.group(), MAX_SERIES_CHARS), garbled.end()
+    labels: set[str] = set()
+    if at < len(line) and line[at] == "{":
+        at += 1
+        while (element := _ELEMENT.match(line, at)) is not None and sum(map(len, labels)) < MAX_SERIES_CHARS:
+            at = element.end()
+            if element["name"] is not None:
+                name = name or element["name"]
+                continue
+            label, value = element["label"], element["value"]
+            known = label == "service" and len(value) > 1 and value[0] == value[-1] == '"' and value[1:-1] in services
+            labels.add(f"{label}={value}" if known else label)
+    if not name and not labels:
+        return shape(line)
+    return (name + (f"{{{','.join(sorted(labels))}}}" if labels else ""))[:MAX_SERIES_CHARS]
 
 
 def _bound(text: str | None) -> float | None:

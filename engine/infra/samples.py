@@ -6,18 +6,28 @@ metric declarations (`MetricSpec`): a sample that is not finite, outside its met
 where it must be, or of another type than declared (engine/infra/prometheus_text.py, where types are seen) is
 dropped and reported as a `TelemetryProblem`, never read. Several samples for one service's metric are resolved
 by the metric's `duplicates` rule (`pick`), never by their order.
+
+A problem's `key` is what makes it "the same problem" from one read to the next (the monitor reports a key when it
+appears and when it is over; the store keeps one row per key while it lasts), so it never holds a sample's value,
+a timestamp or a count: an exporter whose broken lines change their numbers on every scrape keeps the same keys,
+as many as it has broken series, never a new set per scrape.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
 from engine.infra.topology import VERSION_METRIC, MetricSpec, Topology
 
-__all__ = ["ProblemReason", "Snapshot", "TelemetryProblem", "as_float", "checked", "pick", "refusal"]
+__all__ = ["MAX_SERIES_CHARS", "MAX_SHAPE_CHARS", "ProblemReason", "Snapshot", "TelemetryProblem", "as_float",
+           "checked", "pick", "refusal", "shape"]
+
+MAX_SERIES_CHARS = 200  # a broken line's name and label names in its key are cut here
+MAX_SHAPE_CHARS = 60  # a line with no name is known by this much of its shape
 
 
 class ProblemReason(StrEnum):
@@ -37,10 +47,15 @@ class ProblemReason(StrEnum):
     TOO_MANY = "too_many"  # more problems than MAX_PROBLEMS in one read
 
 
+# Problems of the whole body: at most one of each per read, and their details carry counts and sizes.
+_ONE_PER_READ = frozenset({ProblemReason.TOO_LARGE, ProblemReason.CUT_SHORT, ProblemReason.TOO_MANY})
+
+
 @dataclass(frozen=True)
 class TelemetryProblem:
     """A sample or line that was dropped, and why. `service` and `metric` are empty when the line names none of
-    ours; `value` is None when there was no number to read."""
+    ours; `value` is None when there was no number to read; `series` is what identifies such a line without its
+    values (engine/infra/prometheus_text.py: its name and label names, or the shape of a line with no name)."""
 
     service: str
     metric: str
@@ -48,13 +63,25 @@ class TelemetryProblem:
     reason: ProblemReason
     detail: str
     line: int | None = None  # 1-based line of the scrape body
+    series: str = ""
 
     @property
     def key(self) -> str:
-        """What identifies this problem from one read to the next (the value and the line number may change)."""
+        """What identifies this problem from one read to the next, whatever the numbers the exporter writes; the
+        value, the line number and the detail (what a person reads, kept as last seen) may change under it:
+
+        - a problem of the whole body (`too_large`, `cut_short`, `too_many`): its reason alone; there is one per
+          read at most, and the sizes and counts in its detail change from one read to the next;
+        - a problem of one of our metrics: reason, service and metric (`out_of_range:web:cpu_pct`): a service
+          the infrastructure file lists (or none) and a metric it declares, so as many keys as those;
+        - a line that names none of our metrics (`malformed`): reason and `series`, the line without its values
+          (`malformed:node_load1{host}`), so one key per broken series however its values change; a problem made
+          elsewhere without one is known by the shape of its detail (`shape`: every number written 0)."""
+        if self.reason in _ONE_PER_READ:
+            return str(self.reason)
         if self.metric:
             return f"{self.reason}:{self.service}:{self.metric}"
-        return f"{self.reason}:{self.detail}"
+        return f"{self.reason}:{self.series[:MAX_SERIES_CHARS] or shape(self.detail)}"
 
     @property
     def message(self) -> str:
@@ -137,3 +164,15 @@ def pick(spec: MetricSpec, values: Iterable[float]) -> float | None:
     if rule == "lowest":
         return distinct[0]
     return distinct[0] if len(distinct) == 1 else None
+
+
+# A number as it may be written in a line: signs, digits, fraction, exponent; or a NaN or an infinity that is not
+# part of a word. Possessive quantifiers and atomic groups: no input makes it backtrack.
+_NUMBER = re.compile(r"[-+]*+(?:[0-9]++(?:\.[0-9]*+)?+|\.[0-9]++)(?:[eE][-+]?+[0-9]++)?+"
+                     r"|(?<![A-Za-z])[-+]*+(?>[Ii][Nn][Ff](?>[Ii][Nn][Ii][Tt][Yy])?+|[Nn][Aa][Nn])(?![A-Za-z])")
+
+
+def shape(text: str, limit: int = MAX_SHAPE_CHARS) -> str:
+    """`text` with every number written 0, cut at `limit` characters once that is done (so a longer number does
+    not move the cut): what stays of a line from one read to the next when only its numbers change."""
+    return _NUMBER.sub("0", text[:MAX_SERIES_CHARS * 8])[:limit]

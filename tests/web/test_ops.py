@@ -271,3 +271,9 @@ def test_an_operators_token_still_opens_nothing_but_the_operators_routes(client)
 def test_a_page_given_a_method_it_does_not_take_says_which_it_does(stranger):
     response = stranger.put("/")
     assert response.status_code == 405 and "GET" in response.headers["Allow"]
+
+
+@pytest.mark.parametrize("path", ["/api", "/api/", "/api/v2/messages", "/api/v1"])
+def test_an_unknown_path_under_the_api_is_a_json_error(stranger, path):
+    response = stranger.get(path)
+    assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"

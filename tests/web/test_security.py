@@ -77,6 +77,21 @@ def test_json_nested_100000_deep_is_a_400_not_a_500(client, parts, path):
     assert "nests deeper" in response.get_json()["error"]["message"]
 
 
+@pytest.mark.parametrize("path", ["/api/v1/messages", "/api/v1/conversations", "/api/v1/alerts/alertmanager"])
+@pytest.mark.parametrize(("body", "said"), [
+    (b'{"text": "hi", "x": 1' + b"0" * 5000 + b"}", "a number of more than 4,300 digits"),
+    (b'{"truncatedAlerts": -' + b"9" * 4301 + b"}", "a number of more than 4,300 digits"),
+    (b'{"text": "a\x01b"}', "Invalid control character at line 1, column 12"),
+])
+def test_a_body_python_cannot_read_as_json_is_a_400_saying_why(client, parts, path, body, said):
+    headers = {"Content-Type": "application/json"}
+    if "alerts" in path:
+        headers["Authorization"] = f"Bearer {parts.tokens.create('prometheus', Role.OPERATOR).token}"
+    response = client.post(path, data=body, headers=headers)
+    assert response.status_code == 400, response.get_data(as_text=True)[:200]
+    assert said in response.get_json()["error"]["message"]
+
+
 def test_depth_counts_brackets_outside_strings_only():
     assert json_depth(b'{"a": [1, {"b": 2}]}') == 3
     text = b'{"t": "' + b"[" * 500 + b'"}'
