@@ -11,15 +11,29 @@ from __future__ import annotations
 
 import logging
 
+from core.text import printable
+
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 OWN_LOGGERS = ("firstline", "web")
 
 
+class OneLineFormatter(logging.Formatter):
+    """`LOG_FORMAT`, with every control character of the message escaped (`core.text.printable`): a message that
+    carries an alert's name or an exporter's line cannot forge a log line nor drive the terminal. A traceback
+    (exc_info) still follows on lines of its own."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = printable(record.message)
+        return super().formatMessage(record)
+
+
 def configure_logging(level: str) -> None:
     """Send log lines of `level` ("debug", "info", "warning" or "error") and above from Firstline's loggers, and
-    warnings from the rest, to standard error in `LOG_FORMAT`."""
+    warnings from the rest, to standard error in `LOG_FORMAT`, one line per message (`OneLineFormatter`)."""
     if logging.getLogger().handlers:
         return  # set up already (pytest, an application embedding Firstline): its levels and handlers are kept
-    logging.basicConfig(level=logging.WARNING, format=LOG_FORMAT)
+    handler = logging.StreamHandler()  # standard error
+    handler.setFormatter(OneLineFormatter(LOG_FORMAT))
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
     for name in OWN_LOGGERS:
         logging.getLogger(name).setLevel(level.upper())

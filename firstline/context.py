@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 
 import click
 
+from core.text import terminal_safe
+
 if TYPE_CHECKING:
     from core.settings import Settings
 
@@ -42,4 +44,4 @@ def echo_json_or_lines(as_json: bool, document: object, lines: Iterable[str], en
         click.echo(json.dumps(document, indent=2, ensure_ascii=ensure_ascii))
         return
     for line in lines:
-        click.echo(line)
+        click.echo(terminal_safe(line))  # a label or body from outside cannot drive the terminal

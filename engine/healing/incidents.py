@@ -22,6 +22,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from core.text import printable
 from engine.actions.actuator import Event, conversation_requester
 from engine.infra.topology import Topology
 from engine.store.alert_intake import AlertIntake, AlertWindow, Incident
@@ -31,6 +32,11 @@ STORM_ALERTS = 50  # firing alerts within the window that make a storm ...
 STORM_SERVICES = 2  # ... naming at least this many services
 STORM_WINDOW_S = 300.0  # the window, in seconds; a storm ends once a window passes with no new firing alert
 LISTED_ACTIONS = 10  # actions named in the escalation; the rest are counted
+LISTED_SERVICES = 20  # services named with their alert counts in the escalation's text; the rest are counted
+DIAGNOSED_SERVICES = 100  # services (and actions) in its diagnostics
+DIAGNOSED_ACTIONS = 100
+NAME_CHARS = 60  # a service name from an alert's labels is cut to this (and its control characters escaped)
+NOTE_CHARS = 300  # an escalation folded into the storm, likewise
 CONVERSATION_PREFIX = conversation_requester("")  # the requester of a chat user's remedy starts with this
 log = logging.getLogger("firstline.healing")
 
@@ -137,11 +143,16 @@ class Storms:
                 if not r.requester.startswith(CONVERSATION_PREFIX)]
 
     def describe(self, incident: Incident, done: Sequence[RemediationRow]) -> tuple[str, dict[str, Any]]:
-        """The escalation's one-paragraph summary and its diagnostics (JSON) for `incident`."""
+        """The escalation's one-paragraph summary and its diagnostics (JSON) for `incident`, of a bounded size
+        however many services the alerts named (the busiest LISTED_SERVICES in the text, DIAGNOSED_SERVICES in
+        the diagnostics, the rest counted; each name cut to NAME_CHARS)."""
         services = _by_count(incident.services)
         unknown = sorted(s for s in _named(incident.services) if s not in self.topology.services)
         stored = incident.alerts - incident.summarised - incident.truncated
-        counts = ", ".join(f"{service or 'unnamed'} {count}" for service, count in services)
+        counts = ", ".join(f"{_name(service)} {count}" for service, count in services[:LISTED_SERVICES])
+        if len(services) > LISTED_SERVICES:
+            others = services[LISTED_SERVICES:]
+            counts += f" and {len(others)} more with {sum(count for _, count in others)} alerts"
         state = (f"over at {_when(incident.closed_at)} (no new firing alert for {self.policy.window_s:g} s)"
                  if incident.closed_at is not None else "still under way")
         parts = [f"Alert storm: {incident.alerts} firing alerts since {_when(incident.since)} across "
@@ -151,21 +162,28 @@ class Storms:
         roots = ", ".join(incident.root_causes) or "none found (no alerting service is in the infrastructure file)"
         parts.append(f"root cause by the dependency graph: {roots}")
         if unknown:
-            parts.append(f"not in the infrastructure file: {', '.join(unknown[:10])}")
+            more = f" and {len(unknown) - 10} more" if len(unknown) > 10 else ""
+            parts.append(f"not in the infrastructure file: {', '.join(_name(s) for s in unknown[:10])}{more}")
         listed = [f"{r.action} on {r.target} ({r.status})" for r in done[:LISTED_ACTIONS]]
         more = f" and {len(done) - LISTED_ACTIONS} more" if len(done) > LISTED_ACTIONS else ""
         parts.append(f"done so far: {'; '.join(listed) + more}" if done else "done so far: nothing (no remedy was "
                      "allowed or none applies)")
         if incident.notes:
-            parts.append(f"{len(incident.notes)} other escalation(s) folded in: {'; '.join(incident.notes[:5])}")
+            parts.append(f"{len(incident.notes)} other escalation(s) folded in: "
+                         f"{'; '.join(printable(note, NOTE_CHARS) for note in incident.notes[:5])}")
+        others = services[DIAGNOSED_SERVICES:]
         diagnostics = {
             "incident": incident.id, "kind": incident.kind, "since": _when(incident.since),
             "closed_at": _when(incident.closed_at) if incident.closed_at is not None else None,
             "alerts": incident.alerts, "received": stored, "summarised": incident.summarised,
-            "truncated": incident.truncated, "services": dict(services), "unknown_services": unknown,
-            "root_causes": list(incident.root_causes), "notes": list(incident.notes),
+            "truncated": incident.truncated,
+            "services": {_name(service): count for service, count in services[:DIAGNOSED_SERVICES]},
+            "other_services": {"services": len(others), "alerts": sum(count for _, count in others)},
+            "unknown_services": [_name(s) for s in unknown[:DIAGNOSED_SERVICES]],
+            "root_causes": list(incident.root_causes), "notes": [printable(n, NOTE_CHARS) for n in incident.notes[:20]],
             "actions": [{"id": r.id, "action": r.action, "target": r.target, "status": str(r.status),
-                         "rule": r.rule, "detail": r.detail, "started_at": _when(r.started_at)} for r in done],
+                         "rule": r.rule, "detail": r.detail, "started_at": _when(r.started_at)}
+                        for r in done[:DIAGNOSED_ACTIONS]],
         }
         return "; ".join(parts), diagnostics
 
@@ -185,3 +203,7 @@ def _by_count(services: Mapping[str, int]) -> list[tuple[str, int]]:
 
 def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _name(service: str) -> str:
+    return printable(service, NAME_CHARS) if service else "unnamed"

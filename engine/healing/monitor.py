@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from core.errors import FirstlineError, TelemetryError
+from core.text import printable
 from engine.healing.detection import Detector, Signal, SignalKind, SignalState, problem_signals
 from engine.healing.healer import Event, Healer
 from engine.infra.telemetry import Snapshot, TelemetrySource, checked
@@ -150,12 +151,13 @@ class Monitor:
             return "names no service (label service=)"
         service = services.get(alert.service)
         if service is None:
-            return f"names service {alert.service!r}, which is not in the infrastructure file"
+            return f"names service '{printable(alert.service, LABEL_CHARS)}', which is not in the infrastructure file"
         known = ", ".join(sorted(service.limits)) or "none"
         if not alert.metric:
             return f"on {service.name} names no metric (label metric=; its metrics: {known})"
         if alert.metric not in service.limits:
-            return f"names metric {alert.metric!r}, which {service.name} has no limit for (its metrics: {known})"
+            return (f"names metric '{printable(alert.metric, LABEL_CHARS)}', which {service.name} has no limit for "
+                    f"(its metrics: {known})")
         return None
 
     def _signal(self, alert: AlertRecord, now: float) -> Signal | None:
@@ -202,10 +204,13 @@ class Monitor:
 
 
 NAMED_ALERTS = 3  # alerts named in a log line of alerts passed over for one reason; the rest are counted
+REASON_LINES = 10  # reasons logged one line each per tick; the rest are counted in one more line
+LABEL_CHARS = 80  # a label value (alert name, fingerprint, service, metric) is cut to this in a log line
 
 
 class _PassedOver:
-    """The alerts of one tick that were not acted on, by reason, for one log line per reason."""
+    """The alerts of one tick that were not acted on, by reason, for one log line per reason and at most
+    REASON_LINES + 1 lines a tick: a storm of alerts each naming a service of its own is a few lines too."""
 
     def __init__(self) -> None:
         self.reasons: dict[tuple[int, str], list[AlertRecord]] = {}
@@ -214,10 +219,18 @@ class _PassedOver:
         self.reasons.setdefault((level, reason), []).append(alert)
 
     def log(self) -> None:
-        for (level, reason), alerts in self.reasons.items():
-            named = ", ".join(f"{a.alertname} ({a.fingerprint})" for a in alerts[:NAMED_ALERTS])
+        by_size = sorted(self.reasons.items(), key=lambda item: -len(item[1]))
+        for (level, reason), alerts in by_size[:REASON_LINES]:
+            named = ", ".join(f"{printable(a.alertname, LABEL_CHARS)} ({printable(a.fingerprint, LABEL_CHARS)})"
+                              for a in alerts[:NAMED_ALERTS])
             if len(alerts) == 1:
                 log.log(level, "alert %s %s", named, reason)
             else:
                 more = f" and {len(alerts) - NAMED_ALERTS} more" if len(alerts) > NAMED_ALERTS else ""
                 log.log(level, "%d alerts %s%s %s", len(alerts), named, more, reason)
+        rest = by_size[REASON_LINES:]
+        if rest:
+            level = max(level for (level, _), _ in rest)
+            log.log(level, "%d more alerts for %d other reasons (other services or metrics the infrastructure file "
+                    "does not have, or alerts not borne out); recorded, not acted on",
+                    sum(len(alerts) for _, alerts in rest), len(rest))

@@ -24,6 +24,7 @@ logging.getLogger("firstline.monitor").warning("telemetry problem from scrape: w
 logging.getLogger("web.app").warning("refused GET /metrics from 127.0.0.1: unauthorized")
 logging.getLogger("firstline.monitor").debug("tick")
 logging.getLogger("sentence_transformers.SentenceTransformer").info("Load pretrained SentenceTransformer")
+logging.getLogger("firstline.monitor").error("alert %s", "Disk\\n2026-12-07 00:00:00,000 CRITICAL forged\\x1b[2J")
 """
 
 
@@ -35,10 +36,11 @@ def emitted(level: str) -> list[str]:
 
 
 @pytest.mark.parametrize(("level", "shown"), [
-    ("debug", ["INFO firstline.actuator", "WARNING firstline.monitor", "WARNING web.app", "DEBUG firstline.monitor"]),
-    ("info", ["INFO firstline.actuator", "WARNING firstline.monitor", "WARNING web.app"]),
-    ("warning", ["WARNING firstline.monitor", "WARNING web.app"]),
-    ("error", []),
+    ("debug", ["INFO firstline.actuator", "WARNING firstline.monitor", "WARNING web.app", "DEBUG firstline.monitor",
+               "ERROR firstline.monitor"]),
+    ("info", ["INFO firstline.actuator", "WARNING firstline.monitor", "WARNING web.app", "ERROR firstline.monitor"]),
+    ("warning", ["WARNING firstline.monitor", "WARNING web.app", "ERROR firstline.monitor"]),
+    ("error", ["ERROR firstline.monitor"]),
 ])
 def test_each_line_says_when_how_bad_and_where_and_only_ours_below_warnings(level, shown):
     lines = emitted(level)
@@ -56,3 +58,8 @@ def test_logging_set_up_already_is_left_as_it_is():
         assert root.handlers == [*handlers, handler] and own.level == level
     finally:
         root.removeHandler(handler)
+
+
+def test_a_message_carrying_a_line_break_or_a_terminal_escape_stays_one_line():
+    (line,) = [line for line in emitted("error")]
+    assert line.endswith("alert Disk\\n2026-12-07 00:00:00,000 CRITICAL forged\\x1b[2J") and "\x1b" not in line

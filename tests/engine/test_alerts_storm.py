@@ -272,3 +272,19 @@ def test_a_chat_users_remedy_in_the_same_minutes_is_not_listed_as_the_storms(sta
     _, summary, diagnostics = stack.handoff()
     assert "rebuild_cache" not in summary and "kill_slow_queries on database" in summary
     assert [a["action"] for a in diagnostics["actions"]] == ["kill_slow_queries"]
+
+
+def test_a_storm_over_hundreds_of_services_has_a_hand_off_of_bounded_size(stack):
+    from engine.healing.incidents import DIAGNOSED_SERVICES, LISTED_SERVICES
+
+    places = [(f"svc-{n:03d}-" + "x" * 2000 + "\n\x1b[2J", "latency_p95_ms") for n in range(300)]
+    stack.post(storm(600, places))
+    stack.run(1)
+    _, summary, diagnostics = stack.handoff()
+    assert "600 firing alerts" in summary and "across 300 services" in summary
+    assert f"and {300 - LISTED_SERVICES} more with {2 * (300 - LISTED_SERVICES)} alerts" in summary
+    assert len(summary) < 5_000 and "\n" not in summary and "\x1b" not in summary
+    assert len(diagnostics["services"]) == DIAGNOSED_SERVICES
+    assert diagnostics["other_services"] == {"services": 300 - DIAGNOSED_SERVICES,
+                                             "alerts": 2 * (300 - DIAGNOSED_SERVICES)}
+    assert len(json.dumps(diagnostics)) < 20_000

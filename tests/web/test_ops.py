@@ -277,3 +277,23 @@ def test_a_page_given_a_method_it_does_not_take_says_which_it_does(stranger):
 def test_an_unknown_path_under_the_api_is_a_json_error(stranger, path):
     response = stranger.get(path)
     assert response.status_code == 404 and response.get_json()["error"]["code"] == "not_found"
+
+
+def test_alerts_each_naming_a_service_of_its_own_are_a_few_short_lines(client, parts, caplog):
+    """500 alerts, each with its own 2,000-character service name carrying a forged log line and a terminal
+    escape: at most REASON_LINES + 1 lines, each short, with no line break or control character of theirs."""
+    from engine.healing.monitor import REASON_LINES
+
+    many = copy.deepcopy(FIRING)
+    many["alerts"] = [{**FIRING["alerts"][0], "fingerprint": f"{n:016x}" + "f" * 5000,
+                       "labels": {"alertname": f"Disk\n2026-12-07 CRITICAL forged {n}\x1b[2J",
+                                  "service": f"svc-{n}-" + "x" * 2000 + "\n\x07", "metric": "disk_pct"}}
+                      for n in range(500)]
+    assert client.post(RECEIVER, json=many).status_code == 200
+    caplog.clear()
+    parts.healing.monitor.tick()
+    lines = [r.getMessage() for r in caplog.records if r.name == "firstline.monitor"]
+    assert len(lines) == REASON_LINES + 1, lines
+    assert all(len(line) < 1000 and "\n" not in line and "\x1b" not in line and "\x07" not in line
+               for line in lines)
+    assert lines[-1].startswith(f"{500 - REASON_LINES} more alerts for {500 - REASON_LINES} other reasons")
