@@ -36,7 +36,7 @@ def test_a_listing_keeps_its_own_line_breaks_but_no_terminal_control():
 @given(st.text())
 def test_nothing_printable_returns_breaks_a_line_or_drives_a_terminal(text):
     for shown in (printable(text), printable(text, 50)):
-        assert not any(ord(c) < 0x20 and c != "\t" or 0x7f <= ord(c) <= 0x9f or c in "\u2028\u2029" for c in shown)
+        assert not any((ord(c) < 0x20 and c != "\t") or 0x7f <= ord(c) <= 0x9f or c in "\u2028\u2029" for c in shown)
     assert "\x1b" not in terminal_safe(text) and "\r" not in terminal_safe(text)
 
 
