@@ -133,3 +133,10 @@ def test_sigterm_stops_the_monitor_alone_as_ctrl_c_does(tmp_path):
     assert wait_until(lambda: wal(tmp_path / "firstline.duckdb").exists(), 60)  # the schema, at least, is written
     assert_closed_cleanly(process, stopped(process, signal.SIGTERM), tmp_path / "firstline.duckdb")
     assert stored(tmp_path / "firstline.duckdb", "SELECT count(*) FROM schema_version") >= 1
+
+
+def test_serving_with_the_monitor_off_says_that_alerts_wait_for_one(data_dir):
+    process, _ = start(data_dir, FIRSTLINE_MONITOR_ENABLED="false")
+    err = stopped(process, signal.SIGTERM)
+    assert_closed_cleanly(process, err, data_dir / "firstline.duckdb")
+    assert "the monitor is off (FIRSTLINE_MONITOR_ENABLED=false): alerts the receiver takes are stored" in err

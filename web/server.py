@@ -104,6 +104,10 @@ def _serve(settings: Settings) -> None:
         parts.assistant.knowledge.embedder.encode_one("warm up")  # load the model now, not on a user's turn
         if settings.monitor_enabled and parts.healing is not None:
             parts.healing.monitor.start()  # stopped by parts.close() below
+        elif parts.healing is not None:
+            click.echo("the monitor is off (FIRSTLINE_MONITOR_ENABLED=false): alerts the receiver takes are stored, "
+                       "and nothing acts on them until a monitor runs (`firstline heal`, or serve with it on)",
+                       err=True)
         if parts.desk is not None:
             expiry = ExpiryTimer(parts.desk)  # unanswered business requests close on time, page or not
             expiry.start()  # (made first, started after: a stop in between still finds it to stop)

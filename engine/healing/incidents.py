@@ -70,14 +70,17 @@ class Storms:
         incident = self.intake.open_incident()
         if incident is not None:
             window = self.intake.window(incident.since)
-            if window.last_at is None or now - window.last_at > self.policy.window_s:
-                self.intake.close_incident(incident.id, now)
-                self._event(now, f"alert storm {incident.id} is over: no new firing alert for "
-                                 f"{self.policy.window_s:g} s ({window.total} alerts in all)")
-                self.refresh(replace(incident, closed_at=now), now)
+            before, after = self.intake.gap(incident.since, incident.updated_at)
+            if before is not None and after is not None and after - before > self.policy.window_s:
+                # It ended while no monitor looked (a restart, a server with the monitor off), and the alerts
+                # since are another storm's, or none.
+                self._close(incident, before, window, now)
+            elif window.last_at is None or now - window.last_at > self.policy.window_s:
+                self._close(incident, window.last_at if window.last_at is not None else now, window, now)
                 return None
-            self.intake.update_incident(incident.id, window, self.root_causes(window, unhealthy), now)
-            return self.intake.open_incident()
+            else:
+                self.intake.update_incident(incident.id, window, self.root_causes(window, unhealthy), now)
+                return self.intake.open_incident()
         window = self.intake.window(now - self.policy.window_s)
         if not self.is_storm(window):
             return None
@@ -87,6 +90,15 @@ class Storms:
             self._event(now, f"alert storm {opened.id}: {window.total} firing alerts across "
                              f"{len(_named(window.services))} services; root causes {', '.join(roots) or 'unknown'}")
         return opened
+
+    def _close(self, incident: Incident, last_alert_at: float, window: AlertWindow, now: float) -> None:
+        """Close `incident` as over a window after its last alert (not at `now`: after a restart or a gap, the
+        moment it was noticed may be long after), and say so in its hand-off."""
+        over_at = min(now, last_alert_at + self.policy.window_s)
+        self.intake.close_incident(incident.id, over_at)
+        self._event(now, f"alert storm {incident.id} is over: no new firing alert for {self.policy.window_s:g} s "
+                         f"after {_when(last_alert_at)} ({incident.alerts} alerts in all)")
+        self.refresh(replace(incident, closed_at=over_at), now)
 
     def is_storm(self, window: AlertWindow) -> bool:
         return window.total >= self.policy.alerts and len(_named(window.services)) >= self.policy.services

@@ -95,6 +95,7 @@ class AlertWindow:
     truncated: int
     services: Mapping[str, int]  # alerts per service ("" = alerts naming none)
     last_at: float | None  # when the latest firing alert was received
+    first_at: float | None = None  # when the earliest was
 
     @property
     def total(self) -> int:
@@ -163,17 +164,17 @@ class AlertIntake:
     def window(self, since: float) -> AlertWindow:
         """The firing alerts received since `since` (epoch s)."""
         services: dict[str, int] = {}
-        stored, last_at = 0, None
-        for service, count, last in self.store.execute(
-                "SELECT coalesce(service, ''), count(*), max(received_at) FROM alerts "
+        stored, seen = 0, []
+        for service, count, first, last in self.store.execute(
+                "SELECT coalesce(service, ''), count(*), min(received_at), max(received_at) FROM alerts "
                 "WHERE status = 'firing' AND received_at >= ? GROUP BY 1", (since,)):
             services[service] = services.get(service, 0) + int(count)
             stored += int(count)
-            last_at = max(last_at or last, last)
+            seen += [first, last]
         summarised = truncated = 0
-        for status, firing, cut, summary, last in self.store.execute(
+        for status, firing, cut, summary, first, last in self.store.execute(
                 "SELECT arg_max(status, received_at), arg_max(summarised_firing, received_at), "
-                "arg_max(truncated, received_at), arg_max(summary, received_at), max(received_at) "
+                "arg_max(truncated, received_at), arg_max(summary, received_at), min(received_at), max(received_at) "
                 "FROM alert_notifications WHERE received_at >= ? GROUP BY group_key", (since,)):
             summarised += int(firing)
             for service, count in _object(summary).items():
@@ -181,8 +182,21 @@ class AlertIntake:
             if status == "firing":  # the alerts left out of a firing notification are taken to be firing
                 truncated += int(cut)
             if firing or (status == "firing" and cut):
-                last_at = max(last_at or last, last)
-        return AlertWindow(since, stored, summarised, truncated, services, last_at)
+                seen += [first, last]
+        return AlertWindow(since, stored, summarised, truncated, services, max(seen, default=None),
+                           min(seen, default=None))
+
+    def gap(self, since: float, looked_at: float) -> tuple[float | None, float | None]:
+        """Around `looked_at` (the last time a monitor looked at an open incident), among the firing alerts
+        received since `since`: the latest received until then and the earliest after it, each None if none. A
+        gap between the two longer than a storm's window is a storm that ended while no monitor ran."""
+        row = self.store.execute(
+            "SELECT max(received) FILTER (WHERE received <= ?), min(received) FILTER (WHERE received > ?) FROM ("
+            "SELECT received_at AS received FROM alerts WHERE status = 'firing' AND received_at >= ? UNION ALL "
+            "SELECT received_at FROM alert_notifications WHERE received_at >= ? "
+            "AND (summarised_firing > 0 OR (status = 'firing' AND truncated > 0)))",
+            (looked_at, looked_at, since, since))[0]
+        return (None if row[0] is None else float(row[0])), (None if row[1] is None else float(row[1]))
 
     def glance(self, kind: str = STORM) -> tuple[float | None, bool]:
         """When the latest firing alert arrived (None if none ever did), and whether an incident of `kind` is open:
@@ -240,7 +254,8 @@ class AlertIntake:
         written = self.store.transaction([(
             "INSERT INTO incidents SELECT ?, ?, ?, ?, ?, NULL, ?, ?, ?, ?, ?, NULL, '[]' "
             "WHERE NOT EXISTS (SELECT 1 FROM incidents WHERE kind = ? AND closed_at IS NULL) RETURNING id",
-            (incident_id, kind, now, window.since, now, window.total, window.summarised, window.truncated,
+            (incident_id, kind, now, window.first_at or window.since, now, window.total, window.summarised,
+             window.truncated,
              json.dumps(dict(window.services)), json.dumps(list(root_causes)), kind))])
         if not (written and written[0]):
             return None

@@ -16,7 +16,7 @@ from engine.decision.ruleengine import RuleEngine
 from engine.healing.alerts import parse_alertmanager
 from engine.healing.detection import DetectionConfig, Detector
 from engine.healing.healer import Healer
-from engine.healing.incidents import StormPolicy, Storms
+from engine.healing.incidents import StormPolicy, Storms, _when
 from engine.healing.monitor import Monitor
 from engine.healing.scenarios import SimClock
 from engine.infra.simulation import SimulatedInfrastructure
@@ -288,3 +288,32 @@ def test_a_storm_over_hundreds_of_services_has_a_hand_off_of_bounded_size(stack)
     assert diagnostics["other_services"] == {"services": 300 - DIAGNOSED_SERVICES,
                                              "alerts": 2 * (300 - DIAGNOSED_SERVICES)}
     assert len(json.dumps(diagnostics)) < 20_000
+
+
+def test_a_storm_is_dated_from_its_first_alert_and_over_a_window_after_its_last(stack):
+    first_at = stack.clock()
+    stack.post(storm(120))
+    stack.run(1)
+    (incident,) = stack.incidents()
+    assert incident.since == first_at
+    assert f"since {_when(first_at)}" in stack.handoff()[1]
+    last_at = stack.clock()
+    stack.post(storm(10, tag="late"))
+    stack.clock.now += 3600  # no tick for an hour (the server was down): the storm ended long before
+    stack.run(0.25)
+    (incident,) = stack.incidents()
+    assert incident.closed_at == last_at + StormPolicy().window_s
+    assert f"over at {_when(last_at + StormPolicy().window_s)}" in stack.handoff()[1]
+
+
+def test_a_storm_that_ended_while_no_monitor_ran_is_not_merged_with_the_next(stack):
+    stack.post(storm(120, tag="first"))
+    stack.run(1)
+    last_at = stack.clock() - 15
+    stack.clock.now += 1200  # twenty minutes with no monitor (a server with the monitor off, a restart) ...
+    stack.post(storm(120, tag="second", places=[("web", "latency_p95_ms"), ("auth", "latency_p95_ms")]))
+    stack.run(1)  # ... and the first tick after it sees the new alerts
+    first, second = sorted(stack.incidents(), key=lambda i: i.opened_at)
+    assert first.closed_at is not None and first.closed_at <= last_at + 15 + StormPolicy().window_s
+    assert first.alerts == 120 and second.alerts == 120 and second.closed_at is None
+    assert [d["incident"] for _, _, d in stack.handoffs()] == [first.id, second.id]
