@@ -17,6 +17,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from core.errors import ConfigurationError
+from core.redaction import redacted_setting, redacted_url
 from core.taxonomy import BUSINESS
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -354,8 +355,9 @@ class Settings(BaseModel):
     def _scrape_url(cls, value: str) -> str:
         # Only HTTP: urllib would also open file:// (a local file's lines would end up in logs and 503 bodies).
         if value and not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", value):
-            raise ValueError(f"must be an http:// or https:// URL of a /metrics page, e.g. "
-                             f"http://127.0.0.1:9100/metrics; got {value[:80]!r}")
+            # No "got ...": load_settings adds the value itself (echoing it here too showed it twice).
+            raise ValueError("must be an http:// or https:// URL of a /metrics page, e.g. "
+                             "http://127.0.0.1:9100/metrics")
         return value
 
     @field_validator("widget_origins")
@@ -365,7 +367,7 @@ class Settings(BaseModel):
         for origin in value:
             if not ORIGIN.fullmatch(origin):
                 raise ValueError(f"each widget origin must be scheme://host[:port] with no path, e.g. "
-                                 f"https://app.example.com; got {origin!r}")
+                                 f"https://app.example.com; got {redacted_url(origin)!r}")
         # As browsers write an origin: lower case, without the scheme's own port.
         return tuple(re.sub(r"^(https://.*):443$|^(http://.*):80$", r"\1\2", origin.lower()) for origin in value)
 
@@ -439,8 +441,9 @@ def load_settings(
         first = error.errors()[0]
         key = str(first["loc"][0]) if first["loc"] else "?"
         source = values.get(key, (None, "default"))[1]
+        given = redacted_setting(key, first.get("input"))  # a refused URL may still carry a password or a token
         raise ConfigurationError(
-            f"setting {key!r} (from {source}): {first['msg']}; got {first.get('input')!r}. "
+            f"setting {key!r} (from {source}): {first['msg']}; got {given!r}. "
             "Run `firstline settings` to see every key with its type and default.",
             key=key,
         ) from None

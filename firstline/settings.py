@@ -6,6 +6,7 @@ import json
 
 import click
 
+from core.redaction import redacted_setting
 from core.settings import SECRETS, describe
 from firstline.context import Context
 
@@ -27,4 +28,4 @@ def settings_command(obj: Context, as_json: bool) -> None:
 def _shown(key: str, value: object) -> object:
     if key in SECRETS:
         return "(set)" if value else "(not set)"
-    return value
+    return redacted_setting(key, value)  # a password or token in a URL or connection string is a secret too

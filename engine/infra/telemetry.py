@@ -22,6 +22,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from core.errors import TelemetryError
+from core.redaction import redacted_url, scrubbed, split_credentials
 from engine.infra.prometheus_text import (
     CONTENT_TYPE,
     MAX_PROBLEMS,
@@ -69,13 +70,16 @@ class SimulationSource:
 
 
 class ScrapeSource:
-    """A Prometheus text-format `/metrics` URL, read over HTTP and parsed line by line."""
+    """A Prometheus text-format `/metrics` URL, read over HTTP and parsed line by line. A `user:password@` in the
+    URL is sent as HTTP Basic auth; the URL is shown (`shown`) without its password and query-string values."""
 
     name = "scrape"
 
     def __init__(self, url: str, topology: Topology, timeout_s: float = 5.0,
                  clock: Callable[[], float] = time.time, max_bytes: int = MAX_SCRAPE_BYTES) -> None:
         self.url = url
+        self.shown = redacted_url(url)  # how the URL reads in errors, logs and 503 bodies: no password, no tokens
+        self.request_url, self.authorization = split_credentials(url)  # user:password@ goes as Basic auth
         self.topology = topology
         self.timeout_s = timeout_s
         self.clock = clock
@@ -87,12 +91,17 @@ class ScrapeSource:
         byte at a time is cut off too, at most one more socket wait later), or ends before its Content-Length."""
         deadline = time.monotonic() + self.timeout_s
         try:
-            with urllib.request.urlopen(self.url, timeout=self.timeout_s) as response:
+            request = urllib.request.Request(self.request_url)
+            if self.authorization:  # unredirected: not sent on to where a redirect points
+                request.add_unredirected_header("Authorization", self.authorization)
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:
                 body = _body(response, deadline, self.max_bytes + 1)
         except (urllib.error.URLError, OSError, ValueError, http.client.HTTPException) as error:
-            raise TelemetryError(f"cannot scrape {self.url}: {error or type(error).__name__}",
-                                 source=self.url) from None
-        return parse_exposition(body, self.topology, self.clock(), self.url, self.rates, self.max_bytes)
+            if isinstance(error, urllib.error.HTTPError):
+                error.close()  # it holds the answer's connection open (an unclosed socket per failed scrape)
+            why = scrubbed(str(error), self.url) or type(error).__name__  # urllib may echo the URL
+            raise TelemetryError(f"cannot scrape {self.shown}: {why}", source=self.shown) from None
+        return parse_exposition(body, self.topology, self.clock(), self.shown, self.rates, self.max_bytes)
 
 
 def _body(response: http.client.HTTPResponse, deadline: float, limit: int) -> bytes:

@@ -158,6 +158,37 @@ def test_the_settings_command_never_prints_a_secret(tmp_path, monkeypatch, capsy
     assert values["identity_secret"] == "(set)" and values["secret_key"] == "(set)"
 
 
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("FIRSTLINE_SCRAPE_URL", "http://prom:Sc3cretPw@127.0.0.1:9100/metrics?token=QT0KEN",
+     "http://prom:***@127.0.0.1:9100/metrics?token=***"),
+    ("FIRSTLINE_WEBHOOK_URL", "https://hooks.example.com/fix?key=Wh00kKey", "https://hooks.example.com/fix?key=***"),
+    ("FIRSTLINE_REDIS_URL", "redis://:R3disPass@127.0.0.1:6379/0", "redis://:***@127.0.0.1:6379/0"),
+    ("FIRSTLINE_POSTGRES_DSN", "postgresql://fix:Pg5ecret@127.0.0.1/test", "postgresql://fix:***@127.0.0.1/test"),
+    ("FIRSTLINE_POSTGRES_DSN", "host=127.0.0.1 dbname=test password='Pg 5ecret' user=fix",
+     "host=127.0.0.1 dbname=test password=*** user=fix"),
+])
+def test_the_settings_command_shows_urls_and_connection_strings_without_their_secrets(tmp_path, monkeypatch, capsys,
+                                                                                      key, value, shown):
+    import json
+
+    from firstline.cli import main
+
+    monkeypatch.setenv("FIRSTLINE_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(key, value)
+    assert main(["settings", "--json"]) == 0
+    out = capsys.readouterr().out
+    values = {row["env"]: row["value"] for row in json.loads(out)}
+    assert values[key] == shown
+    assert not any(secret in out for secret in ("Sc3cretPw", "QT0KEN", "Wh00kKey", "R3disPass", "Pg5ecret", "5ecret"))
+
+
+def test_a_refused_url_is_echoed_without_its_password():
+    with pytest.raises(ConfigurationError) as caught:
+        load({"FIRSTLINE_SCRAPE_URL": "ftp://prom:Sc3cretPw@127.0.0.1/metrics"})
+    assert "Sc3cretPw" not in str(caught.value) and "ftp://prom:***@127.0.0.1/metrics" in str(caught.value)
+    assert str(caught.value).count("got ") == 1
+
+
 @pytest.mark.parametrize(("written", "level"), [("INFO", "info"), (" Warning ", "warning"), ("debug", "debug")])
 def test_a_log_level_is_taken_in_any_case(written, level):
     assert load({"FIRSTLINE_LOG_LEVEL": written}).log_level == level
