@@ -56,9 +56,9 @@ class Settings(BaseModel):
     port: int = Field(8000, ge=0, le=65535, description="Port the web server listens on (0 picks a free one).")
     threads: int = Field(8, ge=1, le=256, description="Worker threads of the web server.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", description="Least severe log line `serve` and `heal` write to standard error (time, level, logger, "
+        "info", description="Least severe log line `serve` writes to standard error (time, level, logger, "
         "message): `info` shows every remediation, hand-off, rules reload and problem that ended; `warning` only "
-        "what needs a look."
+        "what needs a look. `heal` logs warnings and worse (its timeline shows the rest)."
     )
     dry_run: bool = Field(False, description="Plan remediations and record them, but run none.")
     answer_precision: float = Field(
@@ -348,7 +348,11 @@ class Settings(BaseModel):
     @field_validator("log_level", mode="before")
     @classmethod
     def _level_in_any_case(cls, value: object) -> object:
-        return value.strip().lower() if isinstance(value, str) else value  # INFO, as Python's logging spells it
+        if not isinstance(value, str):
+            return value
+        level = value.strip().lower()  # INFO, as Python's logging spells it
+        # `warn` as Python's logging also takes it; an empty variable as unset (the default).
+        return {"warn": "warning", "": "info"}.get(level, level)
 
     @field_validator("scrape_url")
     @classmethod

@@ -98,7 +98,9 @@ class Signal:
     def describe(self) -> str:
         if self.kind is SignalKind.TELEMETRY:
             where = " ".join(p for p in (self.service, self.metric) if p) or "telemetry"
-            return f"{where}: sample dropped ({self.reason}): {self.detail}"
+            # Of duplicates, one may still be read (the worst, by the metric's rule): "dropped" would mislead.
+            what = "samples disagree" if self.reason == "duplicate" else "sample dropped"
+            return f"{where}: {what} ({self.reason}): {self.detail}"
         if self.kind is SignalKind.TREND and self.eta_s is not None:
             return (f"{self.service} {self.metric} {self.value:g} heads for its limit {self.limit:g} "
                     f"in {self.eta_s / 60:.0f} min (trend)")

@@ -13,6 +13,7 @@ one service neither counts as that service being unhealthy nor keeps the others 
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +27,7 @@ from engine.infra.telemetry import Snapshot, TelemetrySource, checked
 from engine.store.healing import AlertRecord, HealingLedger, RemediationRow
 
 log = logging.getLogger("firstline.monitor")
+OUTAGE_REMINDER_S = 600.0  # while the source cannot be read the same way, the warning is repeated this often
 
 
 @dataclass
@@ -73,6 +75,8 @@ class Monitor:
         # a decision: decisions read the stored samples).
         self.last_snapshot: Snapshot | None = None
         self.last_error: str | None = None
+        self._outage: tuple[float, int] | None = None  # since when the source cannot be read, and failed reads
+        self._warned_at = -math.inf  # when the outage was last logged
 
     def tick(self) -> TickReport:
         """One pass; a source that cannot be read is logged and skipped, and changes nothing."""
@@ -81,10 +85,14 @@ class Monitor:
             try:
                 snapshot = self.source.read()
             except TelemetryError as error:
-                log.warning("telemetry: %s", error)
-                self.last_error = str(error)
+                self._report_outage(str(error), now)
                 return TickReport(now, None, error=str(error))
             snapshot = checked(snapshot, self.detector.topology)
+            if self._outage is not None:
+                since, reads = self._outage
+                log.info("telemetry: %s readable again after %.0f s (%d failed reads)", self.source.name,
+                         now - since, reads)
+                self._outage = None
             self.last_snapshot, self.last_error = snapshot, None
             problems = problem_signals(snapshot)
             self._report_problems(problems, now)
@@ -96,6 +104,18 @@ class Monitor:
             signals = detected + self._alert_signals(now)
             attempts = self.healer.step(signals, self.detector)
             return TickReport(now, snapshot, signals, attempts, problems=problems)
+
+    def _report_outage(self, error: str, now: float) -> None:
+        """Log a source that cannot be read when it starts failing or fails another way, then at most every
+        OUTAGE_REMINDER_S while it lasts (a warning each tick filled the log: 240 an hour at 15 s), and once when
+        it is readable again (in `tick`)."""
+        since, reads = self._outage if self._outage is not None else (now, 0)
+        self._outage = (since, reads + 1)
+        if error != self.last_error or now - self._warned_at >= OUTAGE_REMINDER_S:
+            still = f" (still, for {now - since:.0f} s and {reads + 1} reads)" if reads else ""
+            log.warning("telemetry: %s%s", error, still)
+            self._warned_at = now
+        self.last_error = error
 
     def _report_problems(self, problems: list[Signal], now: float) -> None:
         """Keep every telemetry problem in the store while it lasts (`telemetry_problems`: an operator reads

@@ -189,6 +189,7 @@ def test_a_refused_url_is_echoed_without_its_password():
     assert str(caught.value).count("got ") == 1
 
 
-@pytest.mark.parametrize(("written", "level"), [("INFO", "info"), (" Warning ", "warning"), ("debug", "debug")])
+@pytest.mark.parametrize(("written", "level"), [("INFO", "info"), (" Warning ", "warning"), ("debug", "debug"),
+                                               ("WARN", "warning"), ("", "info")])
 def test_a_log_level_is_taken_in_any_case(written, level):
     assert load({"FIRSTLINE_LOG_LEVEL": written}).log_level == level

@@ -240,3 +240,25 @@ def test_impossible_values_are_neither_stored_nor_past_any_limit(tmp_path, rules
     assert stack.store.execute("SELECT count(*) FROM signals") == [(0,)]
     assert all(len(r.problems) == 1 and r.problems[0].service == "api" for r in reports)
     stack.close()
+
+
+def test_a_source_that_stays_down_is_logged_when_it_fails_now_and_then_and_when_it_is_back(tmp_path, rules, exporter,
+                                                                                           clock, caplog):
+    """A warning each tick filled the log (240 an hour at 15 s); now: once, a reminder every ten minutes, and
+    once when it can be read again."""
+    from engine.healing.monitor import OUTAGE_REMINDER_S
+
+    stack = Stack(tmp_path, rules, exporter, clock)
+    exporter.serve(b"internal error", status=500)
+    with caplog.at_level(logging.INFO, logger="firstline.monitor"):
+        reports = stack.ticks(int(OUTAGE_REMINDER_S / 15) + 2)  # ten and a half minutes of 15 s ticks
+        assert all(r.error is not None for r in reports)
+        warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+        assert len(warned) == 2 and "500" in warned[0] and "(still, for 60" in warned[1]
+        exporter.serve(HEALTHY)
+        assert stack.ticks(2)[-1].error is None
+        back = [r.getMessage() for r in caplog.records if "readable again" in r.getMessage()]
+        assert back == [f"telemetry: scrape readable again after {15 * (len(reports)):.0f} s ({len(reports)} failed "
+                        "reads)"]
+        assert stack.monitor.last_error is None
+    stack.close()

@@ -343,6 +343,8 @@ def test_the_same_series_twice_is_resolved_by_the_rule_whatever_the_order(values
     assert len(results) == 1  # line order decides nothing
     [(found, problems)] = results
     assert found == expected and (service, metric, ProblemReason.DUPLICATE) in problems
+    (said,) = [s.describe() for s in problem_signals(read(text + HEALTHY)) if s.reason == "duplicate"]
+    assert said.startswith(f"{service} {metric}: samples disagree (duplicate): ")  # one of them may be read
 
 
 def test_instances_of_a_service_give_its_worst_and_a_rolling_deploy_its_newest_release():
