@@ -35,7 +35,8 @@ def redacted_url(url: str) -> str:
     `***` (the user name and the keys kept), scheme, host, port and path as they are.
 
     `http://user:pw@host:9100/metrics?token=t&x` reads `http://user:***@host:9100/metrics?token=***&***`: a
-    piece of the query without `=` could itself be a token, so it is hidden too. A URL that cannot be told apart
+    piece of the query without `=` could itself be a token, so it is hidden too, as is a user name given without
+    a password (`https://TOKEN@host/` reads `https://***@host/`). A URL that cannot be told apart
     safely (urllib refuses it, its port is not a number, or an `@` stands in its path while its host part has
     none, as when a password holds an unescaped `/` or when there is no `//`) reads `<unparseable URL>`.
     """
@@ -46,7 +47,9 @@ def redacted_url(url: str) -> str:
             return UNPARSEABLE
         userinfo, at, hostport = parts.netloc.rpartition("@")
         user, colon, password = userinfo.partition(":")
-        netloc = f"{user}{colon}{REDACTED if password else ''}{at}{hostport}"
+        # A user name alone may be the secret itself (`https://TOKEN@host/`, as many services hand out): hidden.
+        shown = f"{user}:{REDACTED}" if password else (REDACTED if user else f"{user}{colon}")
+        netloc = f"{shown}{at}{hostport}"
         return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, _hidden(parts.query),
                                         _hidden(parts.fragment)))
     except (ValueError, TypeError, AttributeError):  # not a URL urllib can split, or not a string at all

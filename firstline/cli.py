@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import sys
 import traceback
 from collections.abc import Mapping
@@ -142,15 +143,30 @@ def _fail(message: str) -> None:
 
 
 def _log_exception() -> Path:
-    from core.logs import LOG_FORMAT
+    """Write the traceback being handled to `DATA_DIR/logs/firstline.log`, or, when that cannot be written (a file
+    where the folder should be, a read-only disk), to a file of its own in the system's temporary folder; the path
+    written. Never raises: it is the last line of defence."""
+    import tempfile
+
     from core.settings import load_settings  # pydantic: only on this rare path, not at every start
 
+    text = traceback.format_exc()
     try:
         folder = load_settings().data_dir / "logs"
     except FirstlineError:
         folder = Path("var") / "logs"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "firstline.log"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        return _append_crash(folder / "firstline.log", text)
+    except OSError:
+        handle, name = tempfile.mkstemp(prefix="firstline-crash-", suffix=".log")
+        os.close(handle)
+        return _append_crash(Path(name), text)
+
+
+def _append_crash(path: Path, text: str) -> Path:
+    from core.logs import LOG_FORMAT
+
     # A handler of its own, not basicConfig: `serve` has set up logging to the terminal by now, and the
     # traceback belongs in the file the message names, not on the terminal.
     handler = logging.FileHandler(path, encoding="utf-8")
@@ -159,7 +175,7 @@ def _log_exception() -> Path:
     crash.propagate = False
     crash.addHandler(handler)
     try:
-        crash.error("unhandled error\n%s", traceback.format_exc())
+        crash.error("unhandled error\n%s", text)
     finally:
         crash.removeHandler(handler)
         handler.close()

@@ -239,3 +239,9 @@ def test_account_set_feeds_the_rules_account_fact_and_bad_input_is_one_clear_lin
     facts = (answer.trace or {})["facts"]
     assert [f["fields"] for f in facts if f["type"] == "account"] == [{"plan": "enterprise", "seats": 250,
                                                                        "role": "admin"}]
+
+
+@pytest.mark.parametrize("host", ["256.1.1.1", "not a host!"])
+def test_a_host_that_is_no_address_is_one_clear_line(session_settings, knowledge, host):
+    result = firstline("serve", "--host", host, "--port", "0", data_dir=session_settings.data_dir)
+    assert_one_line_error(result, f"cannot listen on {host}:0", "not an address of this machine", "--host")

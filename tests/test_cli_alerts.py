@@ -8,7 +8,7 @@ import time
 import pytest
 
 from engine.store import DuckDBStore
-from engine.store.alert_intake import AlertIntake, AlertWindow
+from engine.store.alert_intake import AlertIntake, AlertWindow, Incident
 from engine.store.healing import HealingLedger
 from tests.conftest import sequential_ids
 from tests.web.test_admin import cli  # noqa: F401 - the in-process command line fixture
@@ -85,3 +85,14 @@ def test_no_database_is_refused_not_created(cli, tmp_path):  # noqa: F811
     ran = cli("alerts", "dead-letters", data_dir=tmp_path / "typo")
     assert ran.returncode == 2 and "no database at" in ran.stderr.decode()
     assert not (tmp_path / "typo").exists()
+
+
+def test_an_incident_over_hundreds_of_odd_services_lists_in_three_short_lines():
+    from firstline.alerts import _incident_lines
+
+    services = {f"svc-{n:03d}-" + "x" * 2000 + "\n\x1b[31mforged": 2 for n in range(500)}
+    incident = Incident("i1", "alert_storm", 0.0, 0.0, 0.0, None, 1000, 0, 0, services, ("database",), None, ())
+    lines = list(_incident_lines([incident]))
+    assert len(lines) == 3 and sum(len(line) for line in lines) < 3_000, [len(line) for line in lines]
+    assert "and 480 more with 960 alerts" in lines[1]
+    assert not any("\n" in line or "\x1b" in line for line in lines)

@@ -113,3 +113,17 @@ def test_an_internal_error_is_one_line_and_its_traceback_is_in_the_file_it_names
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"firstline: error: internal error: RuntimeError: boom (details in {log})" in done.stderr
     assert "RuntimeError: boom" in log.read_text(encoding="utf-8") and "Traceback" in log.read_text(encoding="utf-8")
+
+
+def test_an_internal_error_when_its_log_folder_cannot_be_made_still_says_where_the_details_are(tmp_path):
+    (tmp_path / "logs").write_text("a file where the folder should be", encoding="utf-8")
+    body = ("import sys\nfrom firstline import cli\n"
+            "def boom(*args, **kwargs):\n    raise RuntimeError('boom')\n"
+            "cli.cli.main = boom\nsys.exit(cli.main(['settings']))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FIRSTLINE_")}
+    env.update({"FIRSTLINE_DATA_DIR": str(tmp_path), "TMPDIR": str(tmp_path)})
+    done = subprocess.run([sys.executable, "-c", body], capture_output=True, text=True, env=env, cwd=PROJECT_ROOT,
+                          timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    (written,) = tmp_path.glob("firstline-crash-*.log")
+    assert f"(details in {written})" in done.stderr and "RuntimeError: boom" in written.read_text(encoding="utf-8")

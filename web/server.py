@@ -77,8 +77,15 @@ def parse_listen(value: str) -> tuple[str, int]:
 
 
 def _bind(host: str, port: int, key: str, make: Callable[[], BaseWSGIServer]) -> BaseWSGIServer:
+    setting = "--host or FIRSTLINE_HOST" if key == "port" else "FIRSTLINE_OPS_LISTEN"
     try:
         return make()
+    except ValueError:  # waitress: the host is neither an address nor a name it can resolve (256.1.1.1, a typo)
+        raise ConfigurationError(
+            f"cannot listen on {host}:{port}: that is not an address of this machine nor a name that resolves to "
+            f"one; use an IP address such as 127.0.0.1 or 0.0.0.0 with {setting}",
+            key="host" if key == "port" else key,
+        ) from None
     except OSError as error:
         raise ConfigurationError(
             f"cannot listen on {host}:{port}: {error.strerror}. Stop whatever uses that port, or choose another "

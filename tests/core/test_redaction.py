@@ -19,9 +19,10 @@ from core.settings import Settings, load_settings
 @pytest.mark.parametrize(("url", "shown"), [
     ("http://127.0.0.1:9100/metrics", "http://127.0.0.1:9100/metrics"),
     ("https://exporter.example.com/metrics", "https://exporter.example.com/metrics"),
-    ("http://user@127.0.0.1:9100/metrics", "http://user@127.0.0.1:9100/metrics"),
+    ("http://user@127.0.0.1:9100/metrics", "http://***@127.0.0.1:9100/metrics"),  # a user alone may be a token
+    ("https://ghp_T0ken@hooks.example.com/fix", "https://***@hooks.example.com/fix"),
     ("http://user:ScS3cret@127.0.0.1:18200/metrics?token=QTOK", "http://user:***@127.0.0.1:18200/metrics?token=***"),
-    ("http://user:@h/", "http://user:@h/"),
+    ("http://user:@h/", "http://***@h/"),
     ("http://:S3cret@h/", "http://:***@h/"),
     ("http://u:p%40ss%3Aw0rd@h/", "http://u:***@h/"),
     ("http://u:p@ss@h/x", "http://u:***@h/x"),  # an unescaped "@": the last one ends the userinfo, as urllib reads it
