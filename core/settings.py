@@ -24,6 +24,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[1]
 ENV_PREFIX = "FIRSTLINE_"
 CONFIG_ENV = "FIRSTLINE_CONFIG"
 DEFAULT_CONFIG_FILE = Path("firstline.toml")
+HTTP_URL = re.compile(r"(?i:https?)://[^/\s?#]+(/\S*)?")  # a URL urllib opens over HTTP, and nothing else
 ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
@@ -358,10 +359,19 @@ class Settings(BaseModel):
     @classmethod
     def _scrape_url(cls, value: str) -> str:
         # Only HTTP: urllib would also open file:// (a local file's lines would end up in logs and 503 bodies).
-        if value and not re.fullmatch(r"https?://[^/\s?#]+(/\S*)?", value):
+        if value and not HTTP_URL.fullmatch(value):
             # No "got ...": load_settings adds the value itself (echoing it here too showed it twice).
             raise ValueError("must be an http:// or https:// URL of a /metrics page, e.g. "
                              "http://127.0.0.1:9100/metrics")
+        return value
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: str) -> str:
+        # Only HTTP, as for the scrape: urllib would also "post" to ftp:// or read file://.
+        if value and not HTTP_URL.fullmatch(value):
+            raise ValueError("must be an http:// or https:// URL the actions are POSTed to, e.g. "
+                             "https://deploy.example.com/firstline")
         return value
 
     @field_validator("widget_origins")

@@ -9,8 +9,11 @@ import re
 
 # C0 controls (newline and carriage return included, tab kept), DEL and C1 controls (0x9b is a terminal's CSI),
 # and the Unicode line and paragraph separators some terminals and log viewers break lines on.
-_CONTROL = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029]")
-_TERMINAL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # the same but line feed
+# Also the invisible and direction-changing format characters (zero-width spaces and joiners, bidi marks,
+# embeddings, overrides and isolates), with which a value can look like another or reorder the text around it.
+_FORMAT = "\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u2069\ufeff"
+_CONTROL = re.compile(f"[\x00-\x08\x0a-\x1f\x7f-\x9f\u2028\u2029{_FORMAT}]")
+_TERMINAL = re.compile(f"[\x00-\x08\x0b-\x1f\x7f-\x9f{_FORMAT}]")  # the same but line feed and line separators
 
 
 def printable(text: object, limit: int | None = None) -> str:

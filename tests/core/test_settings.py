@@ -76,6 +76,8 @@ def test_out_of_range_value_is_refused():
     ("FIRSTLINE_SCRAPE_URL", "file:///etc/passwd", "http:// or https://"),  # its lines were shown in 503 bodies
     ("FIRSTLINE_SCRAPE_URL", "notaurl", "http:// or https://"),
     ("FIRSTLINE_LOG_LEVEL", "verbose", "'debug', 'info', 'warning' or 'error'"),
+    ("FIRSTLINE_WEBHOOK_URL", "ftp://deploy.example.com/hook", "http:// or https://"),
+    ("FIRSTLINE_WEBHOOK_URL", "file:///etc/passwd", "http:// or https://"),
 ])
 def test_a_value_nothing_could_use_is_refused_naming_the_key(key, value, said):
     with pytest.raises(ConfigurationError) as caught:
@@ -193,3 +195,8 @@ def test_a_refused_url_is_echoed_without_its_password():
                                                ("WARN", "warning"), ("", "info")])
 def test_a_log_level_is_taken_in_any_case(written, level):
     assert load({"FIRSTLINE_LOG_LEVEL": written}).log_level == level
+
+
+@pytest.mark.parametrize("key", ["FIRSTLINE_SCRAPE_URL", "FIRSTLINE_WEBHOOK_URL"])
+def test_an_http_url_is_taken_in_any_case_of_its_scheme(key):
+    assert load({key: "HTTP://127.0.0.1:9100/metrics"}) is not None

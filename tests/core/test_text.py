@@ -19,6 +19,8 @@ from core.text import printable, terminal_safe
     ("tab\tkept", "tab\tkept"),
     ("line\u2028sep", "line\\u2028sep"),
     ("ünïcode ✓", "ünïcode ✓"),
+    ("admin\u202egpj.exe", "admin\\u202egpj.exe"),  # a right-to-left override
+    ("we\u200bb", "we\\u200bb"),  # a zero-width space: "web" that is not web
 ])
 def test_control_characters_are_escaped_and_the_rest_kept(text, shown):
     assert printable(text) == shown
