@@ -25,6 +25,10 @@ ENV_PREFIX = "FIRSTLINE_"
 CONFIG_ENV = "FIRSTLINE_CONFIG"
 DEFAULT_CONFIG_FILE = Path("firstline.toml")
 HTTP_URL = re.compile(r"(?i:https?)://[^/\s?#]+(/\S*)?")  # a URL urllib opens over HTTP, and nothing else
+HTTP_URL_USES = {  # what each URL setting is for, with an example, for its refusal
+    "scrape_url": "of a /metrics page, e.g. http://127.0.0.1:9100/metrics",
+    "webhook_url": "the actions are POSTed to, e.g. https://deploy.example.com/firstline",
+}
 ORIGIN = re.compile(r"https?://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+)(:[0-9]{1,5})?")
 
 
@@ -355,23 +359,13 @@ class Settings(BaseModel):
         # `warn` as Python's logging also takes it; an empty variable as unset (the default).
         return {"warn": "warning", "": "info"}.get(level, level)
 
-    @field_validator("scrape_url")
+    @field_validator("scrape_url", "webhook_url")
     @classmethod
-    def _scrape_url(cls, value: str) -> str:
-        # Only HTTP: urllib would also open file:// (a local file's lines would end up in logs and 503 bodies).
+    def _http_url(cls, value: str, info: ValidationInfo) -> str:
+        # Only HTTP: urllib would also open file:// (a local file's lines would end up in logs and 503 bodies) or
+        # "post" to ftp://. No "got ...": load_settings adds the value itself (echoing it here showed it twice).
         if value and not HTTP_URL.fullmatch(value):
-            # No "got ...": load_settings adds the value itself (echoing it here too showed it twice).
-            raise ValueError("must be an http:// or https:// URL of a /metrics page, e.g. "
-                             "http://127.0.0.1:9100/metrics")
-        return value
-
-    @field_validator("webhook_url")
-    @classmethod
-    def _webhook_url(cls, value: str) -> str:
-        # Only HTTP, as for the scrape: urllib would also "post" to ftp:// or read file://.
-        if value and not HTTP_URL.fullmatch(value):
-            raise ValueError("must be an http:// or https:// URL the actions are POSTed to, e.g. "
-                             "https://deploy.example.com/firstline")
+            raise ValueError(f"must be an http:// or https:// URL {HTTP_URL_USES[info.field_name or '']}")
         return value
 
     @field_validator("widget_origins")

@@ -18,8 +18,7 @@ from typing import Any
 import click
 
 from core.errors import InputError
-from core.text import printable
-from engine.healing.incidents import LISTED_SERVICES, NAME_CHARS
+from engine.healing.incidents import listed_services
 from engine.store.alert_intake import (
     DEAD_LETTER_SQL,
     DEAD_LETTERS_SQL,
@@ -131,12 +130,7 @@ def _incident_lines(found: list[Incident]) -> Iterator[str]:
         yield "no incidents in that period"
     for incident in found:
         state = f"closed {_when(incident.closed_at)}" if incident.closed_at is not None else "open"
-        busiest = sorted(incident.services.items(), key=lambda item: -item[1])
-        services = ", ".join(f"{printable(s, NAME_CHARS) if s else 'unnamed'} {n}"
-                             for s, n in busiest[:LISTED_SERVICES])
-        if len(busiest) > LISTED_SERVICES:  # a storm over hundreds of odd services printed a megabyte
-            rest = busiest[LISTED_SERVICES:]
-            services += f" and {len(rest)} more with {sum(n for _, n in rest)} alerts"
+        services = listed_services(incident.services)  # hundreds of odd services printed a megabyte
         yield f"{incident.id}  {_when(incident.opened_at)}  {incident.kind}  {state}"
         yield (f"    {incident.alerts} alerts ({incident.truncated} truncated by Alertmanager, "
                f"{incident.summarised} summarised) across {services}")

@@ -74,9 +74,9 @@ class Storms:
             if before is not None and after is not None and after - before > self.policy.window_s:
                 # It ended while no monitor looked (a restart, a server with the monitor off), and the alerts
                 # since are another storm's, or none.
-                self._close(incident, before, window, now)
+                self._close(incident, before, now)
             elif window.last_at is None or now - window.last_at > self.policy.window_s:
-                self._close(incident, window.last_at if window.last_at is not None else now, window, now)
+                self._close(incident, window.last_at if window.last_at is not None else now, now)
                 return None
             else:
                 self.intake.update_incident(incident.id, window, self.root_causes(window, unhealthy), now)
@@ -91,7 +91,7 @@ class Storms:
                              f"{len(_named(window.services))} services; root causes {', '.join(roots) or 'unknown'}")
         return opened
 
-    def _close(self, incident: Incident, last_alert_at: float, window: AlertWindow, now: float) -> None:
+    def _close(self, incident: Incident, last_alert_at: float, now: float) -> None:
         """Close `incident` as over a window after its last alert (not at `now`: after a restart or a gap, the
         moment it was noticed may be long after), and say so in its hand-off."""
         over_at = min(now, last_alert_at + self.policy.window_s)
@@ -161,10 +161,7 @@ class Storms:
         services = _by_count(incident.services)
         unknown = sorted(s for s in _named(incident.services) if s not in self.topology.services)
         stored = incident.alerts - incident.summarised - incident.truncated
-        counts = ", ".join(f"{_name(service)} {count}" for service, count in services[:LISTED_SERVICES])
-        if len(services) > LISTED_SERVICES:
-            others = services[LISTED_SERVICES:]
-            counts += f" and {len(others)} more with {sum(count for _, count in others)} alerts"
+        counts = listed_services(incident.services)
         state = (f"over at {_when(incident.closed_at)} (no new firing alert for {self.policy.window_s:g} s)"
                  if incident.closed_at is not None else "still under way")
         parts = [f"Alert storm: {incident.alerts} firing alerts since {_when(incident.since)} across "
@@ -215,6 +212,17 @@ def _by_count(services: Mapping[str, int]) -> list[tuple[str, int]]:
 
 def _when(at: float) -> str:
     return datetime.fromtimestamp(at, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def listed_services(services: Mapping[str, int]) -> str:
+    """`services` (name -> alerts) as text of a bounded size, busiest first: the first LISTED_SERVICES with their
+    counts, each name escaped and cut to NAME_CHARS, the rest counted ("and 480 more with 960 alerts")."""
+    busiest = _by_count(services)
+    text = ", ".join(f"{_name(service)} {count}" for service, count in busiest[:LISTED_SERVICES])
+    if len(busiest) > LISTED_SERVICES:
+        others = busiest[LISTED_SERVICES:]
+        text += f" and {len(others)} more with {sum(count for _, count in others)} alerts"
+    return text
 
 
 def _name(service: str) -> str:

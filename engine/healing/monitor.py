@@ -180,13 +180,13 @@ class Monitor:
                     f"(its metrics: {known})")
         return None
 
-    def _signal(self, alert: AlertRecord, now: float) -> Signal | None:
-        service = self.healer.topology.services.get(alert.service or "")
-        if service is None or alert.metric is None or alert.metric not in service.limits:
-            return None
-        value = self.detector.latest(service.name, alert.metric)
-        return Signal(service.name, alert.metric, SignalKind.ALERT, SignalState.HARD,
-                      value if value is not None else 0.0, service.limits[alert.metric], now,
+    def _signal(self, alert: AlertRecord, now: float) -> Signal:
+        """The signal of an alert `_unusable` found nothing wrong with (a known service, a metric it limits)."""
+        service = self.healer.topology.services[alert.service or ""]
+        metric = alert.metric or ""
+        value = self.detector.latest(service.name, metric)
+        return Signal(service.name, metric, SignalKind.ALERT, SignalState.HARD,
+                      value if value is not None else 0.0, service.limits[metric], now,
                       fingerprint=alert.fingerprint, detail=alert.alertname)
 
     # -- the thread ---------------------------------------------------------------------------------

@@ -7,32 +7,14 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from core.settings import PROJECT_ROOT
-from engine.decision.ruleengine import RuleEngine
 from engine.infra.prometheus_text import MAX_PROBLEMS, read_exposition
 from engine.infra.samples import ProblemReason, TelemetryProblem
-from rules.loader import load_rules
-from tests.engine.test_telemetry_scrape import HEALTHY, TOPOLOGY, Stack
-from tests.peers import Exporter
+from tests.engine.test_telemetry_scrape import HEALTHY, TOPOLOGY, Stack, exporter, rules  # noqa: F401 - fixtures
 
 STARTED = 1_700_000_000.0
-
-
-@pytest.fixture(scope="module")
-def rules() -> RuleEngine:
-    from engine.actions.catalogue import action_targets
-
-    return RuleEngine(load_rules([PROJECT_ROOT / "rules" / "builtin"], action_targets(TOPOLOGY)))
-
-
-@pytest.fixture
-def exporter():
-    with Exporter() as running:
-        yield running
 
 
 def broken(at: float, count: int = 60) -> str:
@@ -94,7 +76,7 @@ def test_a_problem_made_without_a_series_is_keyed_on_the_shape_of_its_detail():
 # -- through the monitor, on a loopback exporter -----------------------------------------------------
 
 
-def test_the_monitor_keeps_one_row_per_broken_line_while_its_values_change(tmp_path, rules, exporter, clock, caplog):
+def test_the_monitor_keeps_one_row_per_broken_line_while_its_values_change(tmp_path, rules, exporter, clock, caplog):  # noqa: F811 - the fixtures imported above
     stack = Stack(tmp_path, rules, exporter, clock)
     rows = []
     with caplog.at_level(logging.INFO, logger="firstline.monitor"):
